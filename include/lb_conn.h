@@ -1,0 +1,125 @@
+/*
+ * lb_conn: the connection table shared by all worker threads.
+ *
+ * Each connection is reachable under two tuples: the client's packet as it
+ * arrives (orig: client -> VIP) and the backend's reply as it arrives
+ * (reply: backend -> client), so a packet of either direction is found with
+ * one hash lookup, whichever worker thread receives it.
+ *
+ * Memory: the pool of connections is allocated once (the capacity limit);
+ * inserting takes one from a free list, so the packet path never allocates.
+ *
+ * Locking, in this order only:
+ *   stripe locks  protect the bucket chains (bucket b uses stripe b % S)
+ *   conn->lock    protects the connection's mutable state (tcp, expiry,
+ *                 counters); tuples, service and backend never change while
+ *                 the connection is in the table and may be read unlocked
+ *   wheel lock    protects the expiry wheel
+ * A connection is freed only by lb_table_expire(), which holds the stripe
+ * locks of both its buckets and then its own lock. So a thread that holds a
+ * connection's lock may release the stripe lock it found it through: the
+ * connection cannot be freed until it lets go of the connection.
+ */
+#ifndef LB_CONN_H
+#define LB_CONN_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lb_addr.h"
+#include "lb_backend.h"
+#include "lb_tcp.h"
+#include "lb_wheel.h"
+
+struct lb_conn_node {
+	struct lb_conn_node *next;
+	uint32_t bucket;
+	uint8_t dir;		/* which of the conn's two nodes this is */
+};
+
+/* Connection flags. */
+#define LB_CONN_F_SYNCED	0x01	/* came from the peer over the sync channel */
+
+struct lb_conn {
+	struct lb_conn_node node[2];	/* by direction; stripe locks */
+	struct lb_wheel_node timer;	/* wheel lock */
+	/* Immutable while in the table. */
+	struct lb_tuple tuple[2];	/* [ORIG] client->VIP, [REPLY] backend->client */
+	uint32_t service_id;
+	struct lb_backend *backend;
+	uint64_t created_ms;
+	/* Mutable under lock. */
+	pthread_spinlock_t lock;
+	struct lb_tcp tcp;
+	uint32_t flags;
+	uint64_t expires_ms;
+	uint64_t last_seen_ms;
+	uint64_t last_sync_ms;		/* when its state was last replicated */
+	uint64_t pkts[2];
+	uint64_t bytes[2];
+};
+
+/* What identifies a new connection; copied into it by lb_table_insert(). */
+struct lb_conn_key {
+	struct lb_tuple orig;
+	struct lb_tuple reply;
+	uint32_t service_id;
+	struct lb_backend *backend;
+};
+
+struct lb_table;
+
+/*
+ * Creates a table for at most capacity connections. seed keys the tuple hash.
+ * Returns NULL and sets errno (EINVAL, ENOMEM).
+ */
+struct lb_table *lb_table_new(size_t capacity, uint32_t seed, uint64_t now_ms);
+
+/* Frees the table and every connection in it; NULL is fine. */
+void lb_table_free(struct lb_table *table);
+
+/*
+ * Finds the connection a packet with tuple t belongs to. Returns it locked,
+ * with *dir set to the direction t travels in, or NULL. Release it with
+ * lb_conn_unlock().
+ */
+struct lb_conn *lb_table_lookup(struct lb_table *table, const struct lb_tuple *t,
+				enum lb_dir *dir);
+
+/*
+ * Inserts a connection expiring at expires_ms. Returns 0 and the new
+ * connection locked in *out, its mutable state zeroed; the caller fills it
+ * before unlocking. Otherwise:
+ *   -EEXIST      the orig tuple is taken; *out is that connection, locked
+ *   -EADDRINUSE  another connection already has the reply tuple
+ *   -ENOSPC      the table is full
+ */
+int lb_table_insert(struct lb_table *table, const struct lb_conn_key *key,
+		    uint64_t now_ms, uint64_t expires_ms, struct lb_conn **out);
+
+static inline void lb_conn_unlock(struct lb_conn *c)
+{
+	pthread_spin_unlock(&c->lock);
+}
+
+/*
+ * Removes connections whose expiry is at or before now_ms, at most budget of
+ * them. fn is called for each, with the connection unreachable for anyone
+ * else, just before it returns to the pool. Connections whose expiry moved
+ * are put back on the wheel. One thread at a time. Returns the number removed.
+ */
+size_t lb_table_expire(struct lb_table *table, uint64_t now_ms, size_t budget,
+		       void (*fn)(struct lb_conn *c, void *arg), void *arg);
+
+/*
+ * Calls fn on every connection, locked; fn must not call into the table.
+ * Connections inserted or removed meanwhile may or may not be seen.
+ */
+void lb_table_foreach(struct lb_table *table,
+		      void (*fn)(const struct lb_conn *c, void *arg), void *arg);
+
+size_t lb_table_count(const struct lb_table *table);
+size_t lb_table_capacity(const struct lb_table *table);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * lb_tcp: stateful tracking of one TCP connection, as a middlebox sees it.
+ *
+ * State machine (one transition function, lb_tcp_track()):
+ *
+ *   NONE --SYN(orig)--> SYN_SENT --SYN/ACK(reply)--> SYN_RECV
+ *   SYN_RECV --ACK(orig) of the SYN/ACK--> ESTABLISHED
+ *   ESTABLISHED --FIN--> FIN_WAIT --ACK of it--> CLOSE_WAIT
+ *   FIN_WAIT|CLOSE_WAIT --FIN(other side)--> LAST_ACK --both acked--> TIME_WAIT
+ *   any --acceptable RST--> CLOSE
+ *   TIME_WAIT|CLOSE --new SYN(orig)--> SYN_SENT (tuple reuse)
+ *
+ * The closing states are derived from which sides have sent a FIN and which
+ * FINs were acknowledged, so they can only move forward.
+ *
+ * Window tracking follows G. van Rooij, "Real Stateful TCP Packet Filtering
+ * in IP Filter" (2001). Per direction we keep
+ *   end     highest sequence number sent plus its length (with SYN and FIN)
+ *   maxend  highest end the receiver has allowed (its ack + window)
+ *   maxwin  largest window the sender advertised (scaled)
+ *   wscale  the sender's window scale, 0 unless both ends offered it
+ * and accept a segment (seq, end, ack) from sender S to receiver R only when
+ *   I   seq <= S.maxend                      not beyond what R allowed
+ *   II  end >= S.end - R.maxwin              not older than one window
+ *   III ack <= R.end                         does not ack unsent data
+ *   IV  ack >= R.end - max(S.maxwin, 66000)  not an ancient ack
+ * All comparisons are modulo 2^32.
+ */
+#ifndef LB_TCP_H
+#define LB_TCP_H
+
+#include <stdint.h>
+
+#include "lb_pkt.h"
+
+enum lb_tcp_state {
+	LB_TCP_NONE = 0,
+	LB_TCP_SYN_SENT,
+	LB_TCP_SYN_RECV,
+	LB_TCP_ESTABLISHED,
+	LB_TCP_FIN_WAIT,
+	LB_TCP_CLOSE_WAIT,
+	LB_TCP_LAST_ACK,
+	LB_TCP_TIME_WAIT,
+	LB_TCP_CLOSE,
+	LB_TCP_STATE_COUNT
+};
+
+enum lb_dir {
+	LB_DIR_ORIG = 0,	/* client -> service */
+	LB_DIR_REPLY = 1,	/* backend -> client */
+};
+
+enum lb_tcp_result {
+	LB_TCP_ACCEPT = 0,
+	LB_TCP_BAD_FLAGS,	/* a flag combination no stack sends */
+	LB_TCP_OUT_OF_WINDOW,	/* fails one of the four window checks */
+	LB_TCP_BAD_RST,		/* RST whose sequence is not acceptable */
+	LB_TCP_BAD_HANDSHAKE,	/* SYN/ACK or final ACK acks the wrong number */
+	LB_TCP_BAD_STATE,	/* a segment the state does not allow */
+	LB_TCP_RESULT_COUNT
+};
+
+/* Per-direction flags. */
+#define LB_TCP_PF_SEEN		0x01	/* this side has sent its SYN */
+#define LB_TCP_PF_WSCALE	0x02	/* its SYN carried a window scale option */
+#define LB_TCP_PF_FIN		0x04	/* it has sent a FIN */
+#define LB_TCP_PF_FIN_ACKED	0x08	/* and the other side acked it */
+
+struct lb_tcp_peer {
+	uint32_t end;
+	uint32_t maxend;
+	uint32_t maxwin;
+	uint8_t wscale;
+	uint8_t flags;
+};
+
+struct lb_tcp {
+	uint8_t state;			/* enum lb_tcp_state */
+	uint32_t isn[2];		/* initial sequence numbers, by direction */
+	struct lb_tcp_peer peer[2];	/* by direction of the sender */
+};
+
+/* Starts tracking from a connection's first SYN (client side). */
+void lb_tcp_init(struct lb_tcp *t, const struct lb_pkt_info *syn);
+
+/*
+ * Checks a segment travelling in direction dir. When acceptable, advances the
+ * state and the window bounds and returns LB_TCP_ACCEPT; otherwise returns
+ * the reason and changes nothing.
+ */
+enum lb_tcp_result lb_tcp_track(struct lb_tcp *t, enum lb_dir dir,
+				const struct lb_pkt_info *pi);
+
+/* True when flags form a combination that real stacks send. */
+int lb_tcp_flags_valid(uint8_t flags);
+
+/* Lower-case names for logs, counters and lbctl. */
+const char *lb_tcp_state_name(enum lb_tcp_state s);
+const char *lb_tcp_result_name(enum lb_tcp_result r);
+
+/* Sequence number comparisons modulo 2^32. */
+static inline int lb_seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int lb_seq_leq(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+static inline int lb_seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
+static inline int lb_seq_geq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * lb_conf: reading lbd.conf with libconfig into plain structs.
+ *
+ *   daemon:   { workers = 2; queue = 0; control = "/run/lbd.sock"; ... };
+ *   timeouts: { established = 900; ... };
+ *   services = ( { vip = "198.18.0.100"; port = 80; scheduler = "wlc";
+ *                  backends = ( { address = "198.18.1.11"; weight = 1; } ); } );
+ */
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lb_conf.h"
+#include "lb_sched.h"
+
+struct reader {
+	const char *path;
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct reader *r, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	if (r->failed)
+		return -1;	/* keep the first error: it is the real one */
+	r->failed = 1;
+	n = snprintf(r->err, r->errlen, "%s:%d: ", r->path, s ? config_setting_source_line(s) : 0);
+	if (n < 0 || (size_t)n >= r->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Refuses members of group g that are not in the NULL-terminated list. */
+static int check_keys(struct reader *r, const config_setting_t *g, const char *const *known)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(m);
+		int ok = 0;
+
+		for (const char *const *k = known; *k && !ok; k++)
+			ok = name && strcmp(name, *k) == 0;
+		if (!ok)
+			return fail(r, m, "unknown setting '%s' in '%s'", name ? name : "?",
+				    config_setting_name(g) ? config_setting_name(g) : "service");
+	}
+	return 0;
+}
+
+/* Reads an optional integer member into *out within [lo, hi]. */
+static int get_uint(struct reader *r, const config_setting_t *g, const char *name,
+		    long long lo, long long hi, unsigned *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	long long v;
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return fail(r, s, "'%s' must be an integer", name);
+	v = config_setting_get_int64(s);
+	if (v < lo || v > hi)
+		return fail(r, s, "'%s' must be between %lld and %lld, not %lld", name, lo, hi, v);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Reads a string member; required ones that are missing are errors. */
+static int get_str(struct reader *r, const config_setting_t *g, const char *name,
+		   int required, const char **out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+
+	if (!s) {
+		if (required)
+			return fail(r, g, "missing '%s'", name);
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(r, s, "'%s' must be a string", name);
+	*out = config_setting_get_string(s);
+	return 0;
+}
+
+static int get_addr(struct reader *r, const config_setting_t *g, const char *name,
+		    struct lb_addr *out)
+{
+	const char *text = NULL;
+
+	if (get_str(r, g, name, 1, &text) < 0)
+		return -1;
+	if (lb_addr_parse(out, text) < 0)
+		return fail(r, config_setting_get_member(g, name),
+			    "'%s' is not an IPv4 or IPv6 address: '%s'", name, text);
+	return 0;
+}
+
+static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_conf *c)
+{
+	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
+					     "chain", "max_conns", "max_persist", NULL };
+	const char *control = c->daemon.control, *chain = c->daemon.chain;
+	unsigned max_conns = (unsigned)c->engine.max_conns;
+	unsigned max_persist = (unsigned)c->engine.max_persist;
+
+	if (check_keys(r, g, keys) < 0 ||
+	    get_uint(r, g, "workers", 1, LB_ENGINE_MAX_WORKERS - 2, &c->daemon.workers) < 0 ||
+	    get_uint(r, g, "queue", 0, 65000, &c->daemon.queue) < 0 ||
+	    get_uint(r, g, "queue_maxlen", 16, 1 << 20, &c->daemon.queue_maxlen) < 0 ||
+	    get_uint(r, g, "max_conns", 1, 1 << 26, &max_conns) < 0 ||
+	    get_uint(r, g, "max_persist", 1, 1 << 24, &max_persist) < 0 ||
+	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0)
+		return -1;
+	if (strlen(control) >= sizeof(c->daemon.control))
+		return fail(r, config_setting_get_member(g, "control"), "'control' path too long");
+	if (strlen(chain) == 0 || strlen(chain) > 20 || strspn(chain,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(chain))
+		return fail(r, config_setting_get_member(g, "chain"),
+			    "'chain' must be 1-20 letters, digits or '_'");
+	memmove(c->daemon.control, control, strlen(control) + 1);
+	memmove(c->daemon.chain, chain, strlen(chain) + 1);
+	c->engine.max_conns = max_conns;
+	c->engine.max_persist = max_persist;
+	return 0;
+}
+
+static int read_timeouts(struct reader *r, const config_setting_t *g, struct lb_conf *c)
+{
+	const char *keys[LB_TCP_STATE_COUNT];
+
+	for (int s = 1; s < LB_TCP_STATE_COUNT; s++)
+		keys[s - 1] = lb_tcp_state_name(s);
+	keys[LB_TCP_STATE_COUNT - 1] = NULL;
+	if (check_keys(r, g, keys) < 0)
+		return -1;
+	for (int s = 1; s < LB_TCP_STATE_COUNT; s++)
+		if (get_uint(r, g, lb_tcp_state_name(s), 1, 30 * 86400, &c->engine.timeout_s[s]) < 0)
+			return -1;
+	return 0;
+}
+
+static int read_backend(struct reader *r, const config_setting_t *g,
+			const struct lb_service_conf *svc, struct lb_backend_conf *be)
+{
+	static const char *const keys[] = { "address", "port", "weight", "max_conns", NULL };
+	unsigned port = svc->port, weight = 1, max_conns = 0;
+
+	if (!config_setting_is_group(g))
+		return fail(r, g, "a backend must be a group { address = ...; }");
+	if (check_keys(r, g, keys) < 0 || get_addr(r, g, "address", &be->addr) < 0 ||
+	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
+	    get_uint(r, g, "weight", 0, 65535, &weight) < 0 ||
+	    get_uint(r, g, "max_conns", 0, 1 << 26, &max_conns) < 0)
+		return -1;
+	if (be->addr.family != svc->vip.family)
+		return fail(r, g, "backend and VIP must be of the same address family");
+	be->port = (uint16_t)port;
+	be->weight = weight;
+	be->max_conns = max_conns;
+	return 0;
+}
+
+static int read_backends(struct reader *r, const config_setting_t *svc_g,
+			 struct lb_service_conf *svc)
+{
+	const config_setting_t *list = config_setting_get_member(svc_g, "backends");
+	int n;
+
+	if (!list)
+		return 0;	/* a service with no backend refuses connections */
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return fail(r, list, "'backends' must be a list ( {...}, {...} )");
+	n = config_setting_length(list);
+	svc->backends = calloc((size_t)n + 1, sizeof(*svc->backends));
+	if (!svc->backends)
+		return fail(r, list, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *b = config_setting_get_elem(list, (unsigned)i);
+		struct lb_backend_conf *be = &svc->backends[i];
+
+		if (read_backend(r, b, svc, be) < 0)
+			return -1;
+		for (int j = 0; j < i; j++)
+			if (svc->backends[j].port == be->port &&
+			    lb_addr_equal(&svc->backends[j].addr, &be->addr))
+				return fail(r, b, "backend listed twice in this service");
+		svc->nbackends = (size_t)i + 1;
+	}
+	return 0;
+}
+
+static int read_service(struct reader *r, const config_setting_t *g, struct lb_service_conf *svc)
+{
+	static const char *const keys[] = { "vip", "port", "scheduler", "persistence",
+					    "backends", NULL };
+	const char *sched = "wlc";
+	unsigned port = 0, persistence = 0;
+
+	if (!config_setting_is_group(g))
+		return fail(r, g, "a service must be a group { vip = ...; port = ...; }");
+	if (check_keys(r, g, keys) < 0 || get_addr(r, g, "vip", &svc->vip) < 0 ||
+	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
+	    get_str(r, g, "scheduler", 0, &sched) < 0 ||
+	    get_uint(r, g, "persistence", 0, 30 * 86400, &persistence) < 0)
+		return -1;
+	if (port == 0)
+		return fail(r, g, "missing 'port'");
+	if (!lb_sched_name_valid(sched))
+		return fail(r, config_setting_get_member(g, "scheduler"),
+			    "unknown scheduler '%s' (rr, wrr, lc, wlc, sh, mh)", sched);
+	svc->port = (uint16_t)port;
+	snprintf(svc->scheduler, sizeof(svc->scheduler), "%s", sched);
+	svc->persistence_s = persistence;
+	return read_backends(r, g, svc);
+}
+
+static int read_services(struct reader *r, const config_setting_t *list, struct lb_conf *c)
+{
+	int n;
+
+	if (!config_setting_is_list(list))
+		return fail(r, list, "'services' must be a list ( {...}, {...} )");
+	n = config_setting_length(list);
+	c->services = calloc((size_t)n + 1, sizeof(*c->services));
+	if (!c->services)
+		return fail(r, list, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		struct lb_service_conf *svc = &c->services[i];
+
+		c->nservices = (size_t)i + 1;
+		if (read_service(r, g, svc) < 0)
+			return -1;
+		for (int j = 0; j < i; j++)
+			if (c->services[j].port == svc->port &&
+			    lb_addr_equal(&c->services[j].vip, &svc->vip))
+				return fail(r, g, "service VIP:port defined twice");
+	}
+	return 0;
+}
+
+static void set_defaults(struct lb_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->daemon.workers = 1;
+	c->daemon.queue_maxlen = 8192;
+	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
+	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");
+	lb_engine_conf_defaults(&c->engine);
+}
+
+static int read_root(struct reader *r, const config_t *cfg, struct lb_conf *c)
+{
+	static const char *const keys[] = { "daemon", "timeouts", "services", NULL };
+	const config_setting_t *root = config_root_setting(cfg), *s;
+
+	if (check_keys(r, root, keys) < 0)
+		return -1;
+	if ((s = config_setting_get_member(root, "daemon")) &&
+	    (!config_setting_is_group(s) || read_daemon(r, s, c) < 0))
+		return fail(r, s, "'daemon' must be a group { ... }");
+	if ((s = config_setting_get_member(root, "timeouts")) &&
+	    (!config_setting_is_group(s) || read_timeouts(r, s, c) < 0))
+		return fail(r, s, "'timeouts' must be a group { ... }");
+	s = config_setting_get_member(root, "services");
+	if (!s)
+		return fail(r, root, "no 'services' list");
+	return read_services(r, s, c);
+}
+
+int lb_conf_load(const char *path, struct lb_conf *c, char *err, size_t errlen)
+{
+	struct reader r = { path, err, errlen, 0 };
+	config_t cfg;
+	int rc = 0;
+
+	set_defaults(c);
+	config_init(&cfg);
+	if (!config_read_file(&cfg, path)) {
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		else
+			snprintf(err, errlen, "%s:%d: %s",
+				 config_error_file(&cfg) ? config_error_file(&cfg) : path,
+				 config_error_line(&cfg), config_error_text(&cfg));
+		rc = -1;
+	} else if (read_root(&r, &cfg, c) < 0) {
+		rc = -1;
+	}
+	config_destroy(&cfg);
+	if (rc < 0) {
+		lb_conf_free(c);
+		set_defaults(c);
+	}
+	return rc;
+}
+
+void lb_conf_free(struct lb_conf *c)
+{
+	for (size_t i = 0; c->services && i < c->nservices; i++)
+		free(c->services[i].backends);
+	free(c->services);
+	c->services = NULL;
+	c->nservices = 0;
+}

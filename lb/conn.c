@@ -1,0 +1,340 @@
+/*
+ * lb_conn: the connection table; see include/lb_conn.h for the locking rules.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lb_conn.h"
+
+#define MAX_STRIPES 1024u
+#define WHEEL_SLOTS 4096u	/* at 1 s a tick: one revolution is 68 minutes */
+#define WHEEL_TICK_MS 1000u
+
+struct lb_table {
+	struct lb_conn_node **buckets;
+	size_t nbuckets;		/* power of two */
+	pthread_mutex_t *stripes;
+	size_t nstripes;		/* power of two, <= nbuckets */
+	uint32_t seed;
+
+	struct lb_conn *pool;
+	size_t capacity;
+	pthread_mutex_t pool_lock;
+	struct lb_conn *free_list;	/* linked through timer.next's slot */
+	atomic_size_t count;
+
+	pthread_mutex_t wheel_lock;
+	struct lb_wheel wheel;
+};
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+static struct lb_conn *conn_of_node(struct lb_conn_node *n)
+{
+	return (struct lb_conn *)((char *)(n - n->dir) - offsetof(struct lb_conn, node));
+}
+
+static struct lb_conn *conn_of_timer(struct lb_wheel_node *t)
+{
+	return (struct lb_conn *)((char *)t - offsetof(struct lb_conn, timer));
+}
+
+static int alloc_parts(struct lb_table *t)
+{
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	t->stripes = calloc(t->nstripes, sizeof(*t->stripes));
+	t->pool = calloc(t->capacity, sizeof(*t->pool));
+	if (!t->buckets || !t->stripes || !t->pool)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nstripes; i++)
+		pthread_mutex_init(&t->stripes[i], NULL);
+	/* Free list in address order, so a new table fills from the front. */
+	for (size_t i = t->capacity; i-- > 0;) {
+		pthread_spin_init(&t->pool[i].lock, PTHREAD_PROCESS_PRIVATE);
+		t->pool[i].node[0].next = (struct lb_conn_node *)t->free_list;
+		t->free_list = &t->pool[i];
+	}
+	return 0;
+}
+
+struct lb_table *lb_table_new(size_t capacity, uint32_t seed, uint64_t now_ms)
+{
+	struct lb_table *t;
+
+	if (capacity == 0 || capacity > (1u << 30)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->capacity = capacity;
+	t->nbuckets = pow2_at_least(capacity);
+	t->nstripes = t->nbuckets < MAX_STRIPES ? t->nbuckets : MAX_STRIPES;
+	t->seed = seed;
+	pthread_mutex_init(&t->pool_lock, NULL);
+	pthread_mutex_init(&t->wheel_lock, NULL);
+	if (alloc_parts(t) < 0 ||
+	    lb_wheel_init(&t->wheel, WHEEL_SLOTS, WHEEL_TICK_MS, now_ms) < 0) {
+		lb_table_free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return t;
+}
+
+void lb_table_free(struct lb_table *t)
+{
+	if (!t)
+		return;
+	if (t->stripes)
+		for (size_t i = 0; i < t->nstripes; i++)
+			pthread_mutex_destroy(&t->stripes[i]);
+	if (t->pool)
+		for (size_t i = 0; i < t->capacity; i++)
+			pthread_spin_destroy(&t->pool[i].lock);
+	pthread_mutex_destroy(&t->pool_lock);
+	pthread_mutex_destroy(&t->wheel_lock);
+	lb_wheel_fini(&t->wheel);
+	free(t->pool);
+	free(t->stripes);
+	free(t->buckets);
+	free(t);
+}
+
+static uint32_t bucket_of(const struct lb_table *t, const struct lb_tuple *tuple)
+{
+	return lb_tuple_hash(tuple, t->seed) & (uint32_t)(t->nbuckets - 1);
+}
+
+static pthread_mutex_t *stripe_of(struct lb_table *t, uint32_t bucket)
+{
+	return &t->stripes[bucket & (t->nstripes - 1)];
+}
+
+/* Finds the node for tuple in its bucket; the bucket's stripe must be held. */
+static struct lb_conn_node *find_node(struct lb_table *t, uint32_t bucket,
+				      const struct lb_tuple *tuple)
+{
+	for (struct lb_conn_node *n = t->buckets[bucket]; n; n = n->next)
+		if (lb_tuple_equal(&conn_of_node(n)->tuple[n->dir], tuple))
+			return n;
+	return NULL;
+}
+
+struct lb_conn *lb_table_lookup(struct lb_table *t, const struct lb_tuple *tuple,
+				enum lb_dir *dir)
+{
+	uint32_t b = bucket_of(t, tuple);
+	pthread_mutex_t *stripe = stripe_of(t, b);
+	struct lb_conn_node *n;
+	struct lb_conn *c = NULL;
+
+	pthread_mutex_lock(stripe);
+	n = find_node(t, b, tuple);
+	if (n) {
+		c = conn_of_node(n);
+		*dir = (enum lb_dir)n->dir;
+		pthread_spin_lock(&c->lock);
+	}
+	pthread_mutex_unlock(stripe);
+	return c;
+}
+
+/* Locks the stripes of two buckets in address order (once if they share one). */
+static void lock_pair(struct lb_table *t, uint32_t b0, uint32_t b1)
+{
+	pthread_mutex_t *s0 = stripe_of(t, b0), *s1 = stripe_of(t, b1);
+
+	if (s0 > s1) {
+		pthread_mutex_t *x = s0;
+
+		s0 = s1;
+		s1 = x;
+	}
+	pthread_mutex_lock(s0);
+	if (s1 != s0)
+		pthread_mutex_lock(s1);
+}
+
+static void unlock_pair(struct lb_table *t, uint32_t b0, uint32_t b1)
+{
+	pthread_mutex_t *s0 = stripe_of(t, b0), *s1 = stripe_of(t, b1);
+
+	pthread_mutex_unlock(s0);
+	if (s1 != s0)
+		pthread_mutex_unlock(s1);
+}
+
+static struct lb_conn *pool_get(struct lb_table *t)
+{
+	struct lb_conn *c;
+
+	pthread_mutex_lock(&t->pool_lock);
+	c = t->free_list;
+	if (c)
+		t->free_list = (struct lb_conn *)c->node[0].next;
+	pthread_mutex_unlock(&t->pool_lock);
+	return c;
+}
+
+static void pool_put(struct lb_table *t, struct lb_conn *c)
+{
+	pthread_mutex_lock(&t->pool_lock);
+	c->node[0].next = (struct lb_conn_node *)t->free_list;
+	t->free_list = c;
+	pthread_mutex_unlock(&t->pool_lock);
+}
+
+/* Fills a fresh connection and links it; both stripes held. */
+static void link_new(struct lb_table *t, struct lb_conn *c, const struct lb_conn_key *key,
+		     const uint32_t bucket[2], uint64_t now_ms, uint64_t expires_ms)
+{
+	pthread_spinlock_t lock = c->lock;
+
+	memset(c, 0, sizeof(*c));
+	c->lock = lock;
+	pthread_spin_lock(&c->lock);
+	c->tuple[LB_DIR_ORIG] = key->orig;
+	c->tuple[LB_DIR_REPLY] = key->reply;
+	c->service_id = key->service_id;
+	c->backend = key->backend;
+	c->created_ms = c->last_seen_ms = now_ms;
+	c->expires_ms = expires_ms;
+	for (int d = 0; d < 2; d++) {
+		c->node[d].dir = (uint8_t)d;
+		c->node[d].bucket = bucket[d];
+		c->node[d].next = t->buckets[bucket[d]];
+		t->buckets[bucket[d]] = &c->node[d];
+	}
+	atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+	pthread_mutex_lock(&t->wheel_lock);
+	lb_wheel_add(&t->wheel, &c->timer, expires_ms);
+	pthread_mutex_unlock(&t->wheel_lock);
+}
+
+int lb_table_insert(struct lb_table *t, const struct lb_conn_key *key,
+		    uint64_t now_ms, uint64_t expires_ms, struct lb_conn **out)
+{
+	uint32_t bucket[2] = { bucket_of(t, &key->orig), bucket_of(t, &key->reply) };
+	struct lb_conn_node *n;
+	struct lb_conn *c;
+	int err = 0;
+
+	*out = NULL;
+	lock_pair(t, bucket[0], bucket[1]);
+	/* Two workers may race to insert the same new connection (a SYN and
+	 * its retransmission): the loser finds the winner's entry here. */
+	n = find_node(t, bucket[0], &key->orig);
+	if (n && n->dir == LB_DIR_ORIG) {
+		*out = conn_of_node(n);
+		pthread_spin_lock(&(*out)->lock);
+		err = -EEXIST;
+	} else if (n || find_node(t, bucket[1], &key->reply)) {
+		err = -EADDRINUSE;
+	} else if (!(c = pool_get(t))) {
+		err = -ENOSPC;
+	} else {
+		link_new(t, c, key, bucket, now_ms, expires_ms);
+		*out = c;
+	}
+	unlock_pair(t, bucket[0], bucket[1]);
+	return err;
+}
+
+static void unlink_node(struct lb_table *t, struct lb_conn_node *node)
+{
+	struct lb_conn_node **pp = &t->buckets[node->bucket];
+
+	while (*pp && *pp != node)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = node->next;
+}
+
+/* Expires one collected connection, or re-arms it. Returns 1 if removed. */
+static int expire_one(struct lb_table *t, struct lb_conn *c, uint64_t now_ms,
+		      void (*fn)(struct lb_conn *c, void *arg), void *arg)
+{
+	uint32_t b0 = c->node[0].bucket, b1 = c->node[1].bucket;
+	uint64_t expires;
+
+	lock_pair(t, b0, b1);
+	pthread_spin_lock(&c->lock);
+	expires = c->expires_ms;
+	if (expires > now_ms) {
+		pthread_spin_unlock(&c->lock);
+		pthread_mutex_lock(&t->wheel_lock);
+		lb_wheel_add(&t->wheel, &c->timer, expires);
+		pthread_mutex_unlock(&t->wheel_lock);
+		unlock_pair(t, b0, b1);
+		return 0;
+	}
+	unlink_node(t, &c->node[0]);
+	unlink_node(t, &c->node[1]);
+	pthread_spin_unlock(&c->lock);
+	unlock_pair(t, b0, b1);
+	/* Unreachable now: no lookup can find it, so fn needs no lock. */
+	if (fn)
+		fn(c, arg);
+	atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+	pool_put(t, c);
+	return 1;
+}
+
+size_t lb_table_expire(struct lb_table *t, uint64_t now_ms, size_t budget,
+		       void (*fn)(struct lb_conn *c, void *arg), void *arg)
+{
+	struct lb_wheel_node *due, *next;
+	size_t removed = 0;
+
+	pthread_mutex_lock(&t->wheel_lock);
+	lb_wheel_collect(&t->wheel, now_ms, &due, budget);
+	pthread_mutex_unlock(&t->wheel_lock);
+	for (; due; due = next) {
+		next = due->next;
+		removed += (size_t)expire_one(t, conn_of_timer(due), now_ms, fn, arg);
+	}
+	return removed;
+}
+
+void lb_table_foreach(struct lb_table *t, void (*fn)(const struct lb_conn *c, void *arg),
+		      void *arg)
+{
+	/* Stripe by stripe: each lock is taken once for all its buckets. */
+	for (size_t s = 0; s < t->nstripes; s++) {
+		pthread_mutex_lock(&t->stripes[s]);
+		for (size_t b = s; b < t->nbuckets; b += t->nstripes) {
+			for (struct lb_conn_node *n = t->buckets[b]; n; n = n->next) {
+				struct lb_conn *c;
+
+				if (n->dir != LB_DIR_ORIG)
+					continue;	/* visit each connection once */
+				c = conn_of_node(n);
+				pthread_spin_lock(&c->lock);
+				fn(c, arg);
+				pthread_spin_unlock(&c->lock);
+			}
+		}
+		pthread_mutex_unlock(&t->stripes[s]);
+	}
+}
+
+size_t lb_table_count(const struct lb_table *t)
+{
+	return atomic_load_explicit(&((struct lb_table *)t)->count, memory_order_relaxed);
+}
+
+size_t lb_table_capacity(const struct lb_table *t)
+{
+	return t->capacity;
+}

@@ -1,0 +1,64 @@
+/*
+ * Private to the engine's files (engine.c, service.c): the engine's layout.
+ */
+#ifndef LB_ENGINE_IMPL_H
+#define LB_ENGINE_IMPL_H
+
+#include <pthread.h>
+
+#include "lb_engine.h"
+#include "lb_persist.h"
+#include "lb_sched.h"
+
+#define LB_ENGINE_MAX_BACKENDS 4096
+
+struct lb_service {
+	struct lb_addr vip;
+	uint16_t port;
+	uint32_t id;			/* stable across reloads */
+	uint32_t persistence_ms;
+	struct lb_backend **backends;
+	size_t nbackends;
+	struct lb_sched *sched;
+};
+
+/* One configuration generation, replaced whole by a reload. */
+struct lb_svcset {
+	struct lb_service *svcs;
+	size_t n;
+	uint32_t *index;		/* open addressing: service index + 1, 0 empty */
+	size_t index_size;		/* power of two */
+};
+
+struct lb_engine {
+	struct lb_engine_conf conf;
+	uint32_t timeout_ms[LB_TCP_STATE_COUNT];
+	struct lb_table *table;
+	struct lb_persist *persist;
+
+	/* Readers: workers creating connections, tick. Writer: reloads and
+	 * freeing drained backends, both from the control thread. */
+	pthread_rwlock_t svc_lock;
+	struct lb_svcset *svcset;
+	/* Written only by the control thread (under svc_lock as writer). */
+	struct lb_backend *backends[LB_ENGINE_MAX_BACKENDS];
+	uint32_t next_service_id;
+
+	pthread_mutex_t workers_lock;
+	struct lb_worker *workers[LB_ENGINE_MAX_WORKERS];
+	size_t nworkers;
+};
+
+/* Service of a VIP:port in the current set, or NULL; svc_lock held. */
+struct lb_service *lb_svcset_find(const struct lb_svcset *set, const struct lb_addr *vip,
+				  uint16_t port);
+
+/* Service with that id, or NULL; svc_lock held. */
+struct lb_service *lb_svcset_find_id(const struct lb_svcset *set, uint32_t id);
+
+void lb_svcset_free(struct lb_svcset *set);
+
+/* Frees drained backends that have no connection left; control thread. */
+size_t lb_engine_reclaim_backends(struct lb_engine *e);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * lbd's control commands: what `lbctl stats|conns|backends|reload` print.
+ * Formats are line-oriented "key=value" or "name value" so that shell tests
+ * and operators can pick fields with awk.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lbd.h"
+#include "log.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The kernel's per-queue counters for our queues (this network namespace). */
+static void kernel_queue_stats(struct lbd *d, FILE *out)
+{
+	FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "r");
+	unsigned num, portid, total, mode, range, qdropped, udropped;
+	char line[256];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%u %u %u %u %u %u %u", &num, &portid, &total, &mode, &range,
+			   &qdropped, &udropped) != 7)
+			continue;
+		if (num < d->conf.daemon.queue || num >= d->conf.daemon.queue + d->nqueues)
+			continue;
+		fprintf(out, "nfq%u_waiting %u\nnfq%u_queue_dropped %u\nnfq%u_user_dropped %u\n",
+			num, total, num, qdropped, num, udropped);
+	}
+	fclose(f);
+}
+
+void lbd_cmd_stats(struct lbd *d, FILE *out)
+{
+	uint64_t c[LB_CNT_COUNT];
+
+	lb_engine_counters(d->engine, c);
+	fprintf(out, "conns %zu\nconns_max %zu\n", lb_engine_conn_count(d->engine),
+		d->conf.engine.max_conns);
+	for (int i = 0; i < LB_CNT_COUNT; i++)
+		fprintf(out, "%s %llu\n", lb_counter_name(i), (unsigned long long)c[i]);
+	for (unsigned i = 0; i < d->nqueues; i++) {
+		const struct lbd_queue_stats *s = lbd_queue_stats(d->queues[i]);
+		unsigned n = lbd_queue_num(d->queues[i]);
+
+		fprintf(out, "nfq%u_batches %llu\nnfq%u_recv_errors %llu\nnfq%u_send_errors %llu\n"
+			     "nfq%u_verdicts_lost %llu\nnfq%u_bad_messages %llu\n",
+			n, (unsigned long long)atomic_load(&s->batches),
+			n, (unsigned long long)atomic_load(&s->recv_errors),
+			n, (unsigned long long)atomic_load(&s->send_errors),
+			n, (unsigned long long)atomic_load(&s->verdicts_lost),
+			n, (unsigned long long)atomic_load(&s->bad_messages));
+	}
+	kernel_queue_stats(d, out);
+}
+
+struct conns_ctx {
+	FILE *out;
+	uint64_t now_ms;
+};
+
+static void print_conn(const struct lb_conn *c, void *arg)
+{
+	struct conns_ctx *x = arg;
+	const struct lb_tcp_peer *o = &c->tcp.peer[LB_DIR_ORIG], *r = &c->tcp.peer[LB_DIR_REPLY];
+	char client[64], vip[64], be[64];
+	long long left = (long long)c->expires_ms - (long long)x->now_ms;
+
+	lb_addr_format_port(&c->tuple[LB_DIR_ORIG].src, c->tuple[LB_DIR_ORIG].sport, client,
+			    sizeof(client));
+	lb_addr_format_port(&c->tuple[LB_DIR_ORIG].dst, c->tuple[LB_DIR_ORIG].dport, vip,
+			    sizeof(vip));
+	lb_addr_format_port(&c->tuple[LB_DIR_REPLY].src, c->tuple[LB_DIR_REPLY].sport, be,
+			    sizeof(be));
+	fprintf(x->out,
+		"client=%s vip=%s backend=%s state=%s expires=%lld.%03lld "
+		"orig_end=%u orig_maxend=%u orig_maxwin=%u orig_wscale=%u "
+		"reply_end=%u reply_maxend=%u reply_maxwin=%u reply_wscale=%u "
+		"pkts_orig=%llu pkts_reply=%llu bytes_orig=%llu bytes_reply=%llu\n",
+		client, vip, be, lb_tcp_state_name(c->tcp.state), left / 1000,
+		(left < 0 ? -left : left) % 1000, o->end, o->maxend, o->maxwin, o->wscale,
+		r->end, r->maxend, r->maxwin, r->wscale,
+		(unsigned long long)c->pkts[0], (unsigned long long)c->pkts[1],
+		(unsigned long long)c->bytes[0], (unsigned long long)c->bytes[1]);
+}
+
+void lbd_cmd_conns(struct lbd *d, FILE *out)
+{
+	struct conns_ctx x = { out, mono_ms() };
+
+	lb_engine_foreach_conn(d->engine, print_conn, &x);
+}
+
+static void print_backend(const struct lb_backend *be, void *arg)
+{
+	FILE *out = arg;
+	char svc[64], addr[64];
+
+	lb_addr_format_port(&be->vip, be->vport, svc, sizeof(svc));
+	lb_addr_format_port(&be->conf.addr, be->conf.port, addr, sizeof(addr));
+	fprintf(out,
+		"service=%s backend=%s weight=%u max_conns=%u state=%s active=%u inactive=%u "
+		"conns=%llu pkts_in=%llu bytes_in=%llu pkts_out=%llu bytes_out=%llu\n",
+		svc, addr, be->conf.weight, be->conf.max_conns,
+		atomic_load(&be->draining) ? "draining" : "up", atomic_load(&be->active),
+		atomic_load(&be->inactive), (unsigned long long)atomic_load(&be->conns_total),
+		(unsigned long long)atomic_load(&be->pkts_in),
+		(unsigned long long)atomic_load(&be->bytes_in),
+		(unsigned long long)atomic_load(&be->pkts_out),
+		(unsigned long long)atomic_load(&be->bytes_out));
+}
+
+void lbd_cmd_backends(struct lbd *d, FILE *out)
+{
+	lb_engine_foreach_backend(d->engine, print_backend, out);
+}
+
+/* Settings that only a restart can change; a reload keeps the running ones. */
+static void warn_restart_only(const struct lb_conf *old, const struct lb_conf *new, FILE *out)
+{
+	if (memcmp(&old->daemon, &new->daemon, sizeof(old->daemon)) != 0 ||
+	    memcmp(old->engine.timeout_s, new->engine.timeout_s, sizeof(old->engine.timeout_s)) ||
+	    old->engine.max_conns != new->engine.max_conns ||
+	    old->engine.max_persist != new->engine.max_persist) {
+		log_warn("reload: daemon and timeouts settings changed; they take effect on restart");
+		if (out)
+			fprintf(out, "warning: daemon and timeouts settings need a restart\n");
+	}
+}
+
+int lbd_cmd_reload(struct lbd *d, FILE *out)
+{
+	struct lb_conf next;
+	char err[512];
+	int rc;
+
+	if (lb_conf_load(d->conf_path, &next, err, sizeof(err)) < 0) {
+		log_err("reload refused: %s", err);
+		if (out)
+			fprintf(out, "error: %s\n", err);
+		return -1;
+	}
+	warn_restart_only(&d->conf, &next, out);
+	/* Keep the running daemon and engine settings; take the services. */
+	next.daemon = d->conf.daemon;
+	next.engine = d->conf.engine;
+	rc = lb_engine_set_services(d->engine, next.services, next.nservices);
+	if (rc < 0) {
+		log_err("reload refused: %s", strerror(-rc));
+		if (out)
+			fprintf(out, "error: %s\n", strerror(-rc));
+		lb_conf_free(&next);
+		return -1;
+	}
+	lb_conf_free(&d->conf);
+	d->conf = next;
+	if (lbd_rules_install(&d->conf, d->engine) < 0 && out)
+		fprintf(out, "error: rules not updated (see lbd's log)\n");
+	log_info("reloaded %s: %zu services", d->conf_path, d->conf.nservices);
+	if (out)
+		fprintf(out, "ok: %zu services\n", d->conf.nservices);
+	return 0;
+}

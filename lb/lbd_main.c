@@ -1,0 +1,244 @@
+/*
+ * lbd: the load balancer daemon.
+ *
+ *   lbd -c FILE [-d]     run in the foreground (systemd, the lab)
+ *   lbd -c FILE --check  validate the configuration and exit
+ *
+ * Start-up order matters: the configuration is checked before anything is
+ * touched, the queues are bound before the rules that feed them exist, and
+ * on exit (SIGTERM/SIGINT) the rules go before the queues. SIGHUP reloads.
+ * The main thread owns the control socket, the timer that expires
+ * connections, and reloads; worker threads only move packets.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lbd.h"
+#include "log.h"
+
+#define TICK_MS 200
+
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: lbd -c FILE [-d] [--check]\n"
+		   "  -c, --config FILE  configuration (libconfig syntax)\n"
+		   "  -d, --debug        debug logging\n"
+		   "      --check        validate the configuration and exit\n");
+}
+
+static void warn_forwarding(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "r");
+	int on = 1;
+
+	if (f) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = 1;
+		fclose(f);
+	}
+	if (!on)
+		log_warn("net.ipv4.ip_forward is 0: balanced packets will not be forwarded");
+}
+
+static int open_queues(struct lbd *d)
+{
+	for (unsigned i = 0; i < d->conf.daemon.workers; i++) {
+		d->queues[i] = lbd_queue_open(d->conf.daemon.queue + i, d->conf.daemon.queue_maxlen,
+					      d->engine);
+		if (!d->queues[i])
+			return -1;
+		d->nqueues = i + 1;
+	}
+	return 0;
+}
+
+static int start(struct lbd *d)
+{
+	uint64_t now = mono_ms();
+
+	d->engine = lb_engine_new(&d->conf.engine, now);
+	if (!d->engine) {
+		log_err("cannot create the engine: %s", strerror(errno));
+		return -1;
+	}
+	d->ctl_worker = lb_engine_worker_new(d->engine);
+	if (lb_engine_set_services(d->engine, d->conf.services, d->conf.nservices) < 0) {
+		log_err("cannot load the services");
+		return -1;
+	}
+	if (open_queues(d) < 0)
+		return -1;
+	lbd_rules_remove(d->conf.daemon.chain);	/* left by a crashed run */
+	if (lbd_rules_install(&d->conf, d->engine) < 0)
+		return -1;
+	d->rules_installed = 1;
+	for (unsigned i = 0; i < d->nqueues; i++)
+		if (lbd_queue_start(d->queues[i]) < 0)
+			return -1;
+	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control);
+	return d->ctl_fd < 0 ? -1 : 0;
+}
+
+static void stop(struct lbd *d)
+{
+	if (d->rules_installed)
+		lbd_rules_remove(d->conf.daemon.chain);
+	for (unsigned i = 0; i < d->nqueues; i++)
+		lbd_queue_close(d->queues[i]);
+	if (d->ctl_fd >= 0) {
+		close(d->ctl_fd);
+		unlink(d->conf.daemon.control);
+	}
+	lb_engine_free(d->engine);
+	lb_conf_free(&d->conf);
+}
+
+/* After the tick freed drained backends, their reply rules can go too. */
+static void tick(struct lbd *d)
+{
+	uint64_t counters[LB_CNT_COUNT];
+
+	lb_engine_tick(d->engine, d->ctl_worker, mono_ms());
+	lb_engine_counters(d->engine, counters);
+	if (counters[LB_CNT_BACKENDS_FREED] != d->backends_freed_seen) {
+		d->backends_freed_seen = counters[LB_CNT_BACKENDS_FREED];
+		lbd_rules_install(&d->conf, d->engine);
+	}
+}
+
+/* Returns 1 to keep running, 0 to stop. */
+static int on_signal(struct lbd *d)
+{
+	struct signalfd_siginfo si;
+
+	if (read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
+		return 1;
+	if (si.ssi_signo == SIGHUP) {
+		lbd_cmd_reload(d, NULL);
+		return 1;
+	}
+	if (si.ssi_signo == SIGPIPE)
+		return 1;
+	log_info("signal %u: shutting down", si.ssi_signo);
+	return 0;
+}
+
+static void run(struct lbd *d)
+{
+	uint64_t next_tick = mono_ms() + TICK_MS;
+
+	for (;;) {
+		struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { d->sig_fd, POLLIN, 0 } };
+		uint64_t now = mono_ms();
+		int timeout = now >= next_tick ? 0 : (int)(next_tick - now);
+
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			break;
+		if ((p[1].revents & POLLIN) && !on_signal(d))
+			break;
+		if (p[0].revents & POLLIN) {
+			int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0)
+				lbd_ctl_serve(d, fd);
+		}
+		if (mono_ms() >= next_tick) {
+			tick(d);
+			next_tick = mono_ms() + TICK_MS;
+		}
+	}
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	/* Before any thread starts, so workers inherit the mask. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+static int parse_args(int argc, char **argv, struct lbd *d, int *check)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "debug", no_argument, NULL, 'd' },
+		{ "check", no_argument, NULL, 'C' },	    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o;
+
+	while ((o = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': d->conf_path = optarg; break;
+		case 'd': log_set_level(LOG_LVL_DEBUG); break;
+		case 'C': *check = 1; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (!d->conf_path || optind != argc) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct lbd d = { .ctl_fd = -1, .sig_fd = -1 };
+	char err[512];
+	int check = 0, rc = 1;
+
+	log_set_ident("lbd");
+	if (parse_args(argc, argv, &d, &check) < 0)
+		return 2;
+	if (lb_conf_load(d.conf_path, &d.conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lbd: %s\n", err);
+		return 2;
+	}
+	if (check) {
+		printf("%s: ok (%zu services)\n", d.conf_path, d.conf.nservices);
+		lb_conf_free(&d.conf);
+		return 0;
+	}
+	d.sig_fd = block_signals();
+	if (d.sig_fd < 0) {
+		log_err("signals: %s", strerror(errno));
+		return 1;
+	}
+	warn_forwarding();
+	if (start(&d) == 0) {
+		log_info("running: %zu services, %u workers on queues %u-%u, control %s",
+			 d.conf.nservices, d.nqueues, d.conf.daemon.queue,
+			 d.conf.daemon.queue + d.nqueues - 1, d.conf.daemon.control);
+		run(&d);
+		rc = 0;
+	}
+	stop(&d);
+	close(d.sig_fd);
+	return rc;
+}

@@ -1,0 +1,281 @@
+/*
+ * lbd NFQUEUE workers: one thread per kernel queue.
+ *
+ * A worker receives up to LBD_BATCH packets with one recvmmsg(), runs each
+ * through the engine, and returns every verdict of the batch in one
+ * sendto(): the per-packet cost of crossing into userspace is what limits
+ * throughput (DESIGN.md §3), so syscalls are per batch, not per packet.
+ * Packets arrive with NFQA_CFG_F_GSO, so one may be a 64 KiB GSO segment:
+ * every receive slot and the verdict buffer are sized for that.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lbd.h"
+#include "log.h"
+
+#define SLOT_SIZE (65536 + 4096)		/* a GSO packet plus netlink headers */
+#define TX_LIMIT (256 * 1024)			/* flush verdicts past this */
+#define TX_SIZE (TX_LIMIT + SLOT_SIZE)		/* room for one more big verdict */
+
+struct lbd_queue {
+	unsigned num;
+	struct mnl_socket *nl;
+	uint32_t portid;
+	struct lb_engine *engine;
+	struct lb_worker *worker;
+	pthread_t thread;
+	int started;
+	atomic_bool stop;
+	struct lbd_queue_stats stats;
+
+	struct mmsghdr msgs[LBD_BATCH];
+	struct iovec iov[LBD_BATCH];
+	char *rx;			/* LBD_BATCH slots of SLOT_SIZE */
+	char *tx;			/* verdict batch */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Sends one configuration message and waits for the kernel's ack. */
+static int config_send(struct lbd_queue *q, struct nlmsghdr *nlh)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	ssize_t n;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	return mnl_cb_run(buf, (size_t)n, 0, q->portid, NULL, NULL) < 0 ? -errno : 0;
+}
+
+static int configure(struct lbd_queue *q, unsigned maxlen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	int err;
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+	if ((err = config_send(q, nlh)) < 0)
+		return err;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, maxlen);
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_GSO));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO));
+	return config_send(q, nlh);
+}
+
+static int socket_options(struct lbd_queue *q)
+{
+	int fd = mnl_socket_get_fd(q->nl), one = 1, rcvbuf = 16 << 20, sndbuf = 4 << 20;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 250000 };
+
+	/* Overruns are counted by the kernel (nfnetlink_queue's
+	 * queue_dropped); an ENOBUFS error would only stop the batch. */
+	setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	/* Netlink refuses a sendto larger than the send buffer (EMSGSIZE), and
+	 * a verdict batch can reach TX_SIZE. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	/* The timeout lets the worker notice lbd_queue_stop(). */
+	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e)
+{
+	struct lbd_queue *q = calloc(1, sizeof(*q));
+	int err = -ENOMEM;
+
+	if (!q)
+		goto fail;
+	q->num = num;
+	q->engine = e;
+	q->rx = malloc((size_t)LBD_BATCH * SLOT_SIZE);
+	q->tx = malloc(TX_SIZE);
+	q->worker = lb_engine_worker_new(e);
+	if (!q->rx || !q->tx || !q->worker)
+		goto fail;
+	q->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!q->nl || mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	q->portid = mnl_socket_get_portid(q->nl);
+	if ((err = configure(q, maxlen)) < 0 || (err = socket_options(q) < 0 ? -errno : 0) < 0)
+		goto fail;
+	for (int i = 0; i < LBD_BATCH; i++) {
+		q->iov[i] = (struct iovec){ q->rx + (size_t)i * SLOT_SIZE, SLOT_SIZE };
+		q->msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &q->iov[i], .msg_iovlen = 1 };
+	}
+	return q;
+fail:
+	log_err("cannot open NFQUEUE %u: %s", num, strerror(-err));
+	lbd_queue_close(q);
+	return NULL;
+}
+
+/* Where one packet of a batch ended up. */
+struct verdicts {
+	struct lbd_queue *q;
+	struct mnl_nlmsg_batch *batch;
+	uint64_t now_ms;
+};
+
+/*
+ * Sends the batch. Should the kernel refuse it whole (memory pressure), the
+ * verdicts go one message at a time: a verdict that is never sent leaves its
+ * packet stranded in the kernel queue for good.
+ */
+static void flush(struct verdicts *v)
+{
+	const char *p = mnl_nlmsg_batch_head(v->batch);
+	size_t len = mnl_nlmsg_batch_size(v->batch);
+
+	if (len && mnl_socket_sendto(v->q->nl, p, len) < 0) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)p;
+		int left = (int)len;
+
+		atomic_fetch_add(&v->q->stats.send_errors, 1);
+		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+			if (mnl_socket_sendto(v->q->nl, nlh, nlh->nlmsg_len) < 0)
+				atomic_fetch_add(&v->q->stats.verdicts_lost, 1);
+	}
+	mnl_nlmsg_batch_reset(v->batch);
+}
+
+static void put_verdict(struct verdicts *v, uint32_t id, enum lb_verdict verdict,
+			const struct lb_packet *pkt)
+{
+	struct nlmsghdr *nlh = nfq_nlmsg_put(mnl_nlmsg_batch_current(v->batch),
+					     NFQNL_MSG_VERDICT, v->q->num);
+
+	nfq_nlmsg_verdict_put(nlh, (int)id, verdict == LB_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP);
+	if (verdict == LB_VERDICT_ACCEPT && pkt->modified)
+		nfq_nlmsg_verdict_put_pkt(nlh, pkt->data, pkt->len);
+	/* Past the limit, send the batch without this message; the reset in
+	 * flush() moves it to the head of the next batch. */
+	if (!mnl_nlmsg_batch_next(v->batch))
+		flush(v);
+}
+
+/* One NFQNL_MSG_PACKET: run it through the engine and queue the verdict. */
+static int on_packet(const struct nlmsghdr *nlh, void *arg)
+{
+	struct verdicts *v = arg;
+	struct nlattr *attr[NFQA_MAX + 1] = { NULL };
+	struct nfqnl_msg_packet_hdr *ph;
+	struct lb_packet pkt = { 0 };
+	uint32_t skbinfo = 0;
+	enum lb_verdict verdict;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR] || !attr[NFQA_PAYLOAD] ||
+	    mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(*ph)) {
+		atomic_fetch_add(&v->q->stats.bad_messages, 1);
+		return MNL_CB_OK;
+	}
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	if (attr[NFQA_SKB_INFO])
+		skbinfo = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
+	pkt.data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+	pkt.len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+	pkt.flags = ((skbinfo & NFQA_SKB_CSUMNOTREADY) ? LB_PKT_F_CSUM_PARTIAL : 0) |
+		    ((skbinfo & NFQA_SKB_GSO) ? LB_PKT_F_GSO : 0);
+	pkt.hook = ph->hook == NF_INET_PRE_ROUTING ? LB_HOOK_PRE : LB_HOOK_POST;
+	verdict = lb_engine_packet(v->q->engine, v->q->worker, &pkt, v->now_ms);
+	put_verdict(v, ntohl(ph->packet_id), verdict, &pkt);
+	return MNL_CB_OK;
+}
+
+static void run_batch(struct lbd_queue *q, int n)
+{
+	struct mnl_nlmsg_batch *batch = mnl_nlmsg_batch_start(q->tx, TX_LIMIT);
+	struct verdicts v = { q, batch, now_ms() };
+
+	for (int i = 0; i < n; i++)
+		mnl_cb_run(q->iov[i].iov_base, q->msgs[i].msg_len, 0, q->portid, on_packet, &v);
+	flush(&v);
+	mnl_nlmsg_batch_stop(batch);
+	atomic_fetch_add_explicit(&q->stats.batches, 1, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+	struct lbd_queue *q = arg;
+	int fd = mnl_socket_get_fd(q->nl);
+
+	while (!atomic_load(&q->stop)) {
+		/* Blocks for the first packet (up to SO_RCVTIMEO), then takes
+		 * whatever else is already queued. */
+		int n = recvmmsg(fd, q->msgs, LBD_BATCH, MSG_WAITFORONE, NULL);
+
+		if (n > 0) {
+			run_batch(q, n);
+		} else if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS) {
+			atomic_fetch_add(&q->stats.recv_errors, 1);
+		}
+	}
+	return NULL;
+}
+
+int lbd_queue_start(struct lbd_queue *q)
+{
+	int err = pthread_create(&q->thread, NULL, worker_main, q);
+
+	if (err)
+		return -err;
+	q->started = 1;
+	return 0;
+}
+
+void lbd_queue_stop(struct lbd_queue *q)
+{
+	if (!q || !q->started)
+		return;
+	atomic_store(&q->stop, true);
+	pthread_join(q->thread, NULL);
+	q->started = 0;
+}
+
+void lbd_queue_close(struct lbd_queue *q)
+{
+	if (!q)
+		return;
+	lbd_queue_stop(q);
+	if (q->nl)
+		mnl_socket_close(q->nl);	/* the kernel unbinds the queue */
+	free(q->rx);
+	free(q->tx);
+	free(q);
+}
+
+const struct lbd_queue_stats *lbd_queue_stats(const struct lbd_queue *q)
+{
+	return &q->stats;
+}
+
+unsigned lbd_queue_num(const struct lbd_queue *q)
+{
+	return q->num;
+}

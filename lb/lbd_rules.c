@@ -1,0 +1,229 @@
+/*
+ * lbd's iptables rules. lbd owns two chains per family and nothing else:
+ *
+ *   raw    PREROUTING -> <chain>-PRE
+ *            -d VIP -p tcp --dport P      -j CT --notrack
+ *            -d VIP -p tcp --dport P      -j NFQUEUE  (requests, before routing)
+ *            -s RIP -p tcp --sport RP     -j CT --notrack
+ *   mangle FORWARD    -> <chain>-FWD
+ *            -s RIP -p tcp --sport RP     -j NFQUEUE  (replies, after routing)
+ *
+ * Requests are rewritten before routing so the kernel routes them to the
+ * backend; replies after routing, because a packet whose source is already
+ * the (local) VIP would be a martian to the routing decision (DESIGN.md §3).
+ * The kernel's conntrack is kept out of both directions.
+ *
+ * The chains are written with iptables-restore --noflush in one transaction
+ * per family, so a reload replaces them atomically; the jumps from the
+ * built-in chains are added once. Removal is idempotent, so a start after a
+ * crash first clears what the crashed run left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lbd.h"
+#include "log.h"
+
+extern char **environ;
+
+/* Runs argv with stdin from input (NULL: /dev/null); quiet hides stderr. */
+static int run(char *const argv[], const char *input, int quiet)
+{
+	posix_spawn_file_actions_t fa;
+	int pipefd[2] = { -1, -1 }, status = 0, rc;
+	pid_t pid;
+
+	if (input && pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	if (input)
+		posix_spawn_file_actions_adddup2(&fa, pipefd[0], 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (quiet)
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (input) {
+		close(pipefd[0]);
+		if (rc == 0) {
+			size_t len = strlen(input), off = 0;
+
+			while (off < len) {
+				ssize_t n = write(pipefd[1], input + off, len - off);
+
+				if (n <= 0)
+					break;
+				off += (size_t)n;
+			}
+		}
+		close(pipefd[1]);
+	}
+	if (rc != 0) {
+		if (!quiet)
+			log_err("cannot run %s: %s", argv[0], strerror(rc));
+		return -1;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static const char *const tools[2] = { "iptables", "ip6tables" };
+
+struct ruleset {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+
+static void queue_target(FILE *f, const struct lb_conf *conf)
+{
+	if (conf->daemon.workers == 1)
+		fprintf(f, "-j NFQUEUE --queue-num %u\n", conf->daemon.queue);
+	else
+		fprintf(f, "-j NFQUEUE --queue-balance %u:%u\n", conf->daemon.queue,
+			conf->daemon.queue + conf->daemon.workers - 1);
+}
+
+struct backend_rules {
+	FILE *pre, *fwd;
+	const struct lb_conf *conf;
+	int family;
+	const char *chain;
+};
+
+static void backend_rule(const struct lb_backend *be, void *arg)
+{
+	struct backend_rules *br = arg;
+	char a[LB_ADDR_STRLEN];
+
+	if (be->conf.addr.family != br->family)
+		return;
+	lb_addr_format(&be->conf.addr, a, sizeof(a));
+	fprintf(br->pre, "-A %s-PRE -s %s -p tcp -m tcp --sport %u -j CT --notrack\n",
+		br->chain, a, be->conf.port);
+	fprintf(br->fwd, "-A %s-FWD -s %s -p tcp -m tcp --sport %u ", br->chain, a, be->conf.port);
+	queue_target(br->fwd, br->conf);
+}
+
+/* The iptables-restore input for one family. Returns malloc'd text or NULL. */
+static char *build(const struct lb_conf *conf, struct lb_engine *e, int family)
+{
+	const char *chain = conf->daemon.chain;
+	char *pre = NULL, *fwd = NULL, *out = NULL;
+	size_t plen = 0, flen = 0, olen = 0;
+	struct backend_rules br = { open_memstream(&pre, &plen), open_memstream(&fwd, &flen),
+				    conf, family, chain };
+	FILE *o;
+
+	if (!br.pre || !br.fwd)
+		goto done;
+	for (size_t i = 0; i < conf->nservices; i++) {
+		const struct lb_service_conf *s = &conf->services[i];
+		char a[LB_ADDR_STRLEN];
+
+		if (s->vip.family != family)
+			continue;
+		lb_addr_format(&s->vip, a, sizeof(a));
+		fprintf(br.pre, "-A %s-PRE -d %s -p tcp -m tcp --dport %u -j CT --notrack\n",
+			chain, a, s->port);
+		fprintf(br.pre, "-A %s-PRE -d %s -p tcp -m tcp --dport %u ", chain, a, s->port);
+		queue_target(br.pre, conf);
+	}
+	/* Every backend the engine still has, draining ones included: their
+	 * connections' replies must keep reaching the engine. */
+	lb_engine_foreach_backend(e, backend_rule, &br);
+	fclose(br.pre);
+	fclose(br.fwd);
+	br.pre = br.fwd = NULL;
+	o = open_memstream(&out, &olen);
+	if (!o)
+		goto done;
+	fprintf(o, "*raw\n:%s-PRE - [0:0]\n%sCOMMIT\n*mangle\n:%s-FWD - [0:0]\n%sCOMMIT\n",
+		chain, pre ? pre : "", chain, fwd ? fwd : "");
+	fclose(o);
+done:
+	if (br.pre)
+		fclose(br.pre);
+	if (br.fwd)
+		fclose(br.fwd);
+	free(pre);
+	free(fwd);
+	return out;
+}
+
+/* Adds the jump from a built-in chain unless it is there already. */
+static int ensure_jump(const char *tool, const char *table, const char *from, const char *to)
+{
+	char *check[] = { (char *)tool, "-w", "-t", (char *)table, "-C", (char *)from,
+			  "-j", (char *)to, NULL };
+	char *insert[] = { (char *)tool, "-w", "-t", (char *)table, "-I", (char *)from, "1",
+			   "-j", (char *)to, NULL };
+
+	if (run(check, NULL, 1) == 0)
+		return 0;
+	return run(insert, NULL, 0);
+}
+
+int lbd_rules_install(const struct lb_conf *conf, struct lb_engine *e)
+{
+	static const int families[2] = { AF_INET, AF_INET6 };
+	char pre[40], fwd[40];
+
+	snprintf(pre, sizeof(pre), "%s-PRE", conf->daemon.chain);
+	snprintf(fwd, sizeof(fwd), "%s-FWD", conf->daemon.chain);
+	for (int i = 0; i < 2; i++) {
+		char restore[32], *argv[] = { restore, "-w", "--noflush", NULL };
+		char *text = build(conf, e, families[i]);
+		int rc;
+
+		if (!text) {
+			log_err("out of memory building %s rules", tools[i]);
+			return -1;
+		}
+		snprintf(restore, sizeof(restore), "%s-restore", tools[i]);
+		rc = run(argv, text, 0);
+		free(text);
+		if (rc < 0 || ensure_jump(tools[i], "raw", "PREROUTING", pre) < 0 ||
+		    ensure_jump(tools[i], "mangle", "FORWARD", fwd) < 0) {
+			log_err("%s: cannot install lbd's rules", tools[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void remove_chain(const char *tool, const char *table, const char *from, const char *chain)
+{
+	char *del[] = { (char *)tool, "-w", "-t", (char *)table, "-D", (char *)from, "-j",
+			(char *)chain, NULL };
+	char *flush[] = { (char *)tool, "-w", "-t", (char *)table, "-F", (char *)chain, NULL };
+	char *kill[] = { (char *)tool, "-w", "-t", (char *)table, "-X", (char *)chain, NULL };
+
+	/* A crashed run may have left the jump more than once; bounded. */
+	for (int i = 0; i < 16 && run(del, NULL, 1) == 0; i++)
+		;
+	run(flush, NULL, 1);
+	run(kill, NULL, 1);
+}
+
+void lbd_rules_remove(const char *chain)
+{
+	char pre[40], fwd[40];
+
+	snprintf(pre, sizeof(pre), "%s-PRE", chain);
+	snprintf(fwd, sizeof(fwd), "%s-FWD", chain);
+	for (int i = 0; i < 2; i++) {
+		remove_chain(tools[i], "raw", "PREROUTING", pre);
+		remove_chain(tools[i], "mangle", "FORWARD", fwd);
+	}
+}
