@@ -56,6 +56,8 @@ struct lb_conn {
 	uint64_t expires_ms;
 	uint64_t last_seen_ms;
 	uint64_t last_sync_ms;		/* when its state was last replicated */
+	uint32_t persist_ms;		/* its service's persistence timeout, 0: none */
+	uint64_t persist_touched_ms;	/* when it last extended that entry */
 	uint64_t pkts[2];
 	uint64_t bytes[2];
 };

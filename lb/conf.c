@@ -27,12 +27,16 @@ __attribute__((format(printf, 3, 4)))
 static int fail(struct reader *r, const config_setting_t *s, const char *fmt, ...)
 {
 	va_list ap;
-	int n = 0;
+	int n = 0, line = s ? config_setting_source_line(s) : 0;
 
 	if (r->failed)
 		return -1;	/* keep the first error: it is the real one */
 	r->failed = 1;
-	n = snprintf(r->err, r->errlen, "%s:%d: ", r->path, s ? config_setting_source_line(s) : 0);
+	/* The root setting has no line: say just the file. */
+	if (line > 0)
+		n = snprintf(r->err, r->errlen, "%s:%d: ", r->path, line);
+	else
+		n = snprintf(r->err, r->errlen, "%s: ", r->path);
 	if (n < 0 || (size_t)n >= r->errlen)
 		return -1;
 	va_start(ap, fmt);
@@ -41,8 +45,12 @@ static int fail(struct reader *r, const config_setting_t *s, const char *fmt, ..
 	return -1;
 }
 
-/* Refuses members of group g that are not in the NULL-terminated list. */
-static int check_keys(struct reader *r, const config_setting_t *g, const char *const *known)
+/*
+ * Refuses members of group g that are not in the NULL-terminated list; what
+ * names the group in the message (libconfig has no name for list elements).
+ */
+static int check_keys(struct reader *r, const config_setting_t *g, const char *what,
+		      const char *const *known)
 {
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
@@ -52,8 +60,7 @@ static int check_keys(struct reader *r, const config_setting_t *g, const char *c
 		for (const char *const *k = known; *k && !ok; k++)
 			ok = name && strcmp(name, *k) == 0;
 		if (!ok)
-			return fail(r, m, "unknown setting '%s' in '%s'", name ? name : "?",
-				    config_setting_name(g) ? config_setting_name(g) : "service");
+			return fail(r, m, "unknown setting '%s' in %s", name ? name : "?", what);
 	}
 	return 0;
 }
@@ -114,7 +121,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	unsigned max_conns = (unsigned)c->engine.max_conns;
 	unsigned max_persist = (unsigned)c->engine.max_persist;
 
-	if (check_keys(r, g, keys) < 0 ||
+	if (check_keys(r, g, "'daemon'", keys) < 0 ||
 	    get_uint(r, g, "workers", 1, LB_ENGINE_MAX_WORKERS - 2, &c->daemon.workers) < 0 ||
 	    get_uint(r, g, "queue", 0, 65000, &c->daemon.queue) < 0 ||
 	    get_uint(r, g, "queue_maxlen", 16, 1 << 20, &c->daemon.queue_maxlen) < 0 ||
@@ -142,7 +149,7 @@ static int read_timeouts(struct reader *r, const config_setting_t *g, struct lb_
 	for (int s = 1; s < LB_TCP_STATE_COUNT; s++)
 		keys[s - 1] = lb_tcp_state_name(s);
 	keys[LB_TCP_STATE_COUNT - 1] = NULL;
-	if (check_keys(r, g, keys) < 0)
+	if (check_keys(r, g, "'timeouts'", keys) < 0)
 		return -1;
 	for (int s = 1; s < LB_TCP_STATE_COUNT; s++)
 		if (get_uint(r, g, lb_tcp_state_name(s), 1, 30 * 86400, &c->engine.timeout_s[s]) < 0)
@@ -158,7 +165,7 @@ static int read_backend(struct reader *r, const config_setting_t *g,
 
 	if (!config_setting_is_group(g))
 		return fail(r, g, "a backend must be a group { address = ...; }");
-	if (check_keys(r, g, keys) < 0 || get_addr(r, g, "address", &be->addr) < 0 ||
+	if (check_keys(r, g, "a backend", keys) < 0 || get_addr(r, g, "address", &be->addr) < 0 ||
 	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
 	    get_uint(r, g, "weight", 0, 65535, &weight) < 0 ||
 	    get_uint(r, g, "max_conns", 0, 1 << 26, &max_conns) < 0)
@@ -209,7 +216,7 @@ static int read_service(struct reader *r, const config_setting_t *g, struct lb_s
 
 	if (!config_setting_is_group(g))
 		return fail(r, g, "a service must be a group { vip = ...; port = ...; }");
-	if (check_keys(r, g, keys) < 0 || get_addr(r, g, "vip", &svc->vip) < 0 ||
+	if (check_keys(r, g, "a service", keys) < 0 || get_addr(r, g, "vip", &svc->vip) < 0 ||
 	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
 	    get_str(r, g, "scheduler", 0, &sched) < 0 ||
 	    get_uint(r, g, "persistence", 0, 30 * 86400, &persistence) < 0)
@@ -265,7 +272,7 @@ static int read_root(struct reader *r, const config_t *cfg, struct lb_conf *c)
 	static const char *const keys[] = { "daemon", "timeouts", "services", NULL };
 	const config_setting_t *root = config_root_setting(cfg), *s;
 
-	if (check_keys(r, root, keys) < 0)
+	if (check_keys(r, root, "the file", keys) < 0)
 		return -1;
 	if ((s = config_setting_get_member(root, "daemon")) &&
 	    (!config_setting_is_group(s) || read_daemon(r, s, c) < 0))

@@ -199,10 +199,11 @@ static void pool_put(struct lb_table *t, struct lb_conn *c)
 static void link_new(struct lb_table *t, struct lb_conn *c, const struct lb_conn_key *key,
 		     const uint32_t bucket[2], uint64_t now_ms, uint64_t expires_ms)
 {
-	pthread_spinlock_t lock = c->lock;
-
+	/* Nobody can reach a pooled entry, so its lock can be made anew
+	 * (POSIX leaves copying a lock object undefined). */
+	pthread_spin_destroy(&c->lock);
 	memset(c, 0, sizeof(*c));
-	c->lock = lock;
+	pthread_spin_init(&c->lock, PTHREAD_PROCESS_PRIVATE);
 	pthread_spin_lock(&c->lock);
 	c->tuple[LB_DIR_ORIG] = key->orig;
 	c->tuple[LB_DIR_REPLY] = key->reply;

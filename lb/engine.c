@@ -177,6 +177,20 @@ static int hook_matches(enum lb_hook hook, enum lb_dir dir)
 	return hook == LB_HOOK_ANY || (hook == LB_HOOK_PRE) == (dir == LB_DIR_ORIG);
 }
 
+/*
+ * While a client has a connection open, its persistence entry must not run
+ * out (IPVS keeps a template alive while it controls connections). Refreshing
+ * at most every half timeout keeps the persistence lock off the packet path.
+ * Called with c locked; returns 1 when the caller must touch the entry.
+ */
+static int persist_due(struct lb_conn *c, uint64_t now_ms)
+{
+	if (!c->persist_ms || now_ms - c->persist_touched_ms < c->persist_ms / 2)
+		return 0;
+	c->persist_touched_ms = now_ms;
+	return 1;
+}
+
 /* A packet of a known connection; c is locked and is unlocked here. */
 static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 			       enum lb_dir dir, struct lb_packet *pkt,
@@ -186,6 +200,8 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	enum lb_tcp_result r;
 	struct lb_tuple nat;
 	struct lb_backend *be = c->backend;
+	uint32_t persist_ms, service_id;
+	struct lb_addr client;
 
 	if (!hook_matches(pkt->hook, dir)) {
 		lb_conn_unlock(c);
@@ -206,7 +222,16 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	c->pkts[dir]++;
 	c->bytes[dir] += pi->ip_len;
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
+	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
+	service_id = c->service_id;
+	client = c->tuple[LB_DIR_ORIG].src;
+	/* Past this point c may be freed by the control thread, so only
+	 * copies are used. be stays valid: the expiry was just pushed at
+	 * least a second ahead, and a backend is freed only after its last
+	 * connection expired. */
 	lb_conn_unlock(c);
+	if (persist_ms)
+		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
 	return forward(w, pkt, pi, dir, &nat, be);
 }
 
@@ -269,6 +294,8 @@ static struct lb_conn *create_conn(struct lb_engine *e, struct lb_worker *w,
 		return NULL;
 	}
 	lb_tcp_init(&c->tcp, pi);
+	c->persist_ms = svc->persistence_ms;
+	c->persist_touched_ms = now_ms;
 	atomic_fetch_add(&be->inactive, 1);
 	atomic_fetch_add_explicit(&be->conns_total, 1, memory_order_relaxed);
 	lb_worker_count(w, LB_CNT_CONNS_CREATED, 1);
@@ -339,18 +366,26 @@ struct expire_ctx {
 	uint64_t now_ms;
 };
 
-/* A connection leaves the table: release its backend, extend persistence. */
+/*
+ * A connection leaves the table: release its backend; the client's
+ * persistence runs for a full timeout from now (set, not touch: the entry may
+ * have lapsed during a long idle connection).
+ */
 static void on_expire(struct lb_conn *c, void *arg)
 {
 	struct expire_ctx *x = arg;
 	struct lb_backend *be = c->backend;
-	struct lb_service *svc;
 
 	atomic_fetch_sub(c->tcp.state == LB_TCP_ESTABLISHED ? &be->active : &be->inactive, 1);
-	svc = lb_svcset_find_id(x->e->svcset, c->service_id);
-	if (svc && svc->persistence_ms)
-		lb_persist_touch(x->e->persist, c->service_id, &c->tuple[LB_DIR_ORIG].src,
-				 x->now_ms + svc->persistence_ms);
+	if (c->persist_ms && !atomic_load(&be->draining)) {
+		struct lb_persist_entry pe = {
+			.service_id = c->service_id, .client = c->tuple[LB_DIR_ORIG].src,
+			.backend = be, .expires_ms = x->now_ms + c->persist_ms,
+		};
+
+		if (lb_persist_set(x->e->persist, &pe) < 0)
+			lb_worker_count(x->w, LB_CNT_PERSIST_FULL, 1);
+	}
 	lb_worker_count(x->w, LB_CNT_CONNS_EXPIRED, 1);
 }
 
@@ -358,10 +393,7 @@ void lb_engine_tick(struct lb_engine *e, struct lb_worker *w, uint64_t now_ms)
 {
 	struct expire_ctx x = { e, w, now_ms };
 
-	/* As a reader: on_expire looks services up; workers are readers too. */
-	pthread_rwlock_rdlock(&e->svc_lock);
 	lb_table_expire(e->table, now_ms, 65536, on_expire, &x);
-	pthread_rwlock_unlock(&e->svc_lock);
 	lb_persist_expire(e->persist, now_ms);
 	lb_worker_count(w, LB_CNT_BACKENDS_FREED, lb_engine_reclaim_backends(e));
 }

@@ -100,7 +100,9 @@ static enum lb_tcp_result on_synack(struct lb_tcp *t, const struct lb_pkt_info *
 	}
 	/* Windows in SYN segments are never scaled. */
 	s->maxend = s->end + c->maxwin;
-	c->maxend = max_u32(c->maxend, pi->ack + pi->win);
+	/* Sequence numbers: compare modulo 2^32, not as plain integers. */
+	if (lb_seq_gt(pi->ack + pi->win, c->maxend))
+		c->maxend = pi->ack + pi->win;
 	t->state = LB_TCP_SYN_RECV;
 	return LB_TCP_ACCEPT;
 }

@@ -41,6 +41,6 @@ rm -f "$out"
 printf 'services = (\n  { vip = "198.18.0.100"; port = 80; wieght = 3; }\n);\n' >"$RUN/lb1.conf"
 answer=$(ctl reload 2>&1); rc=$?
 check "broken reload refused with a non-zero exit" [ "$rc" -ne 0 ]
-check "the refusal names file:line ($answer)" grep -q "lb1.conf:2: unknown setting 'wieght'" <<<"$answer"
+check "the refusal names file:line ($answer)" grep -q "lb1.conf:2: unknown setting 'wieght' in a service" <<<"$answer"
 check "the running services still answer" bash -c "[ -n \"\$('$LAB' exec client curl -s -m 5 http://198.18.0.100/)\" ]"
 finish
