@@ -2,13 +2,14 @@
 # `make test` installs dependencies, builds and runs every suite;
 # `make demo` installs, builds and runs the lab demo.
 #
-# Layout: lb/*.c and common/*.c form liblb.a (the pure engine and helpers
-# shared by the daemon and the tools); files named lb/lbd_*.c are the
-# daemon's I/O around it; agent/ holds the operator tools; tests/lb/test_*.c
-# are unit tests, one binary each.
+# Layout: lb/*.c, sync/*.c and common/*.c form liblb.a (the pure engine, the
+# sync protocol and helpers shared by the daemon and the tools); files named
+# lb/lbd_*.c are the daemon's I/O around it; agent/ holds the operator tools;
+# tests/*/test_*.c are unit tests, one binary each. sync/lbsync.proto is
+# compiled by protoc-c into build/gen/.
 
 CC      ?= cc
-PKGS    := libnetfilter_queue libmnl libconfig
+PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \
@@ -18,18 +19,29 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 B := build
 
-LIB_SRCS   := $(filter-out lb/lbd_%.c,$(wildcard lb/*.c)) $(wildcard common/*.c)
+LIB_SRCS   := $(filter-out lb/lbd_%.c,$(wildcard lb/*.c)) $(wildcard sync/*.c) \
+              $(wildcard common/*.c)
+GEN_C      := $(B)/gen/lbsync.pb-c.c
+GEN_H      := $(B)/gen/lbsync.pb-c.h
 LBD_SRCS   := $(wildcard lb/lbd_*.c)
-LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o)
+LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/gen/lbsync.pb-c.o
 LBD_OBJS   := $(LBD_SRCS:%.c=$(B)/%.o)
-UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/common/test_*.c)
+UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/common/test_*.c)
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
-TOOLS      := $(B)/lbd $(B)/lbctl
+TOOLS      := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
 .PHONY: all test demo deps clean unit
 all: $(TOOLS) $(UNIT_BINS)
 
-$(B)/%.o: %.c
+$(GEN_C) $(GEN_H): sync/lbsync.proto
+	@mkdir -p $(B)/gen
+	protoc-c --proto_path=sync --c_out=$(B)/gen $<
+
+# Generated code is not ours to hold to our warning set.
+$(B)/gen/lbsync.pb-c.o: $(GEN_C)
+	$(CC) -O2 -g -std=gnu11 -I$(B)/gen $(shell pkg-config --cflags libprotobuf-c) -c -o $@ $<
+
+$(B)/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -43,7 +55,10 @@ $(B)/lbd: $(LBD_OBJS) $(B)/liblb.a
 $(B)/lbctl: $(B)/agent/lbctl.o $(B)/liblb.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(B)/liblb.a
+$(B)/lbdrill: $(B)/agent/lbdrill.o $(B)/agent/drill_serve.o $(B)/agent/drill_stream.o $(B)/liblb.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(B)/liblb.a | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(B)/liblb.a $(LDLIBS) -lcmocka
 

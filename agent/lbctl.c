@@ -19,7 +19,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: lbctl [-s SOCKET] COMMAND [ARGS...]\n"
-		   "commands: stats, conns, backends, reload, help\n");
+		   "commands: stats, conns, backends, reload, role [master|backup|fault],\n"
+		   "          ready, sync, help\n");
 }
 
 static int connect_to(const char *path)

@@ -9,6 +9,7 @@
 #define LB_CONF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lb_engine.h"
 
@@ -20,8 +21,27 @@ struct lb_daemon_conf {
 	char chain[24];		/* prefix of the iptables chains lbd owns */
 };
 
+/* The sync channel to the peer (DESIGN.md §4); enabled when the section exists. */
+struct lb_sync_conf {
+	int enabled;
+	uint32_t node_id;
+	struct lb_addr local;		/* bind address on the sync link */
+	struct lb_addr peer;		/* the peer's address (unicast) */
+	uint16_t port;
+	char interface[16];		/* SO_BINDTODEVICE, "" for none */
+	char key_file[256];
+	uint32_t interval_ms;		/* window refresh while data flows */
+	int defer;			/* hold new connections until the peer has them */
+	uint32_t defer_timeout_ms;
+	uint32_t ring;			/* datagrams kept for retransmission */
+	uint32_t heartbeat_ms;
+	uint32_t peer_timeout_ms;
+	uint32_t resync_timeout_ms;	/* no master answered: ready on our own */
+};
+
 struct lb_conf {
 	struct lb_daemon_conf daemon;
+	struct lb_sync_conf sync;
 	struct lb_engine_conf engine;
 	struct lb_service_conf *services;	/* owned, with their backends */
 	size_t nservices;

@@ -15,8 +15,9 @@
  *                 counters); tuples, service and backend never change while
  *                 the connection is in the table and may be read unlocked
  *   wheel lock    protects the expiry wheel
- * A connection is freed only by lb_table_expire(), which holds the stripe
- * locks of both its buckets and then its own lock. So a thread that holds a
+ * A connection is freed only by the table's control thread (one thread,
+ * through lb_table_expire() or lb_table_remove()), holding the stripe locks
+ * of both its buckets and then its own lock. So a thread that holds a
  * connection's lock may release the stripe lock it found it through: the
  * connection cannot be freed until it lets go of the connection.
  */
@@ -40,6 +41,7 @@ struct lb_conn_node {
 
 /* Connection flags. */
 #define LB_CONN_F_SYNCED	0x01	/* came from the peer over the sync channel */
+#define LB_CONN_F_DIRTY		0x02	/* changed since its state was last replicated */
 
 struct lb_conn {
 	struct lb_conn_node node[2];	/* by direction; stripe locks */
@@ -55,7 +57,12 @@ struct lb_conn {
 	uint32_t flags;
 	uint64_t expires_ms;
 	uint64_t last_seen_ms;
+	uint64_t wake_ms;		/* call the table's wake function then; 0: never */
+	uint64_t created_us;		/* realtime; orders incarnations of a tuple */
+	uint32_t version;		/* replicated updates of this incarnation */
 	uint64_t last_sync_ms;		/* when its state was last replicated */
+	uint64_t sync_bytes[2];		/* bytes[] at that time, for the rate */
+	uint32_t rate[2];		/* recent bytes/s by direction (decaying peak) */
 	uint32_t persist_ms;		/* its service's persistence timeout, 0: none */
 	uint64_t persist_touched_ms;	/* when it last extended that entry */
 	uint64_t pkts[2];
@@ -115,11 +122,40 @@ size_t lb_table_expire(struct lb_table *table, uint64_t now_ms, size_t budget,
 		       void (*fn)(struct lb_conn *c, void *arg), void *arg);
 
 /*
+ * Removes c now and returns it to the pool. Control thread only; c must not
+ * be locked by the caller. removed (may be NULL) is called as in
+ * lb_table_expire().
+ */
+void lb_table_remove(struct lb_table *table, struct lb_conn *c,
+		     void (*removed)(struct lb_conn *c, void *arg), void *arg);
+
+/*
+ * The wake function is called by lb_table_expire(), with the connection
+ * locked, once its wake_ms has passed (and it has not expired); it must
+ * clear wake_ms or move it into the future.
+ */
+void lb_table_set_wake(struct lb_table *table,
+		       void (*wake)(struct lb_conn *c, uint64_t now_ms, void *arg), void *arg);
+
+/*
+ * Asks for c's wake function at when_ms (earlier only). Called with c locked,
+ * from any thread.
+ */
+void lb_table_wake_at(struct lb_table *table, struct lb_conn *c, uint64_t when_ms);
+
+/*
  * Calls fn on every connection, locked; fn must not call into the table.
  * Connections inserted or removed meanwhile may or may not be seen.
  */
 void lb_table_foreach(struct lb_table *table,
 		      void (*fn)(const struct lb_conn *c, void *arg), void *arg);
+
+/*
+ * Like lb_table_foreach() over at most nbuckets buckets starting at *cursor,
+ * which it advances; returns 1 while buckets remain, 0 when the walk is done.
+ */
+int lb_table_foreach_step(struct lb_table *table, size_t *cursor, size_t nbuckets,
+			  void (*fn)(const struct lb_conn *c, void *arg), void *arg);
 
 size_t lb_table_count(const struct lb_table *table);
 size_t lb_table_capacity(const struct lb_table *table);

@@ -60,7 +60,23 @@
 	X(DROP_NO_BACKEND, "drop_no_backend")                            \
 	X(DROP_TABLE_FULL, "drop_table_full")                            \
 	X(DROP_TUPLE_CLASH, "drop_tuple_clash")                          \
-	X(DROP_WRONG_HOOK, "drop_wrong_hook")
+	X(DROP_WRONG_HOOK, "drop_wrong_hook")                            \
+	X(DROP_NOT_MASTER, "drop_not_master") /* backup or fault role */ \
+	X(TAKEOVER_SLACK, "takeover_slack") /* accepted thanks to slack */ \
+	X(REPL_UPDATES, "repl_updates")     /* connection states emitted */ \
+	X(REPL_DELETES, "repl_deletes")                                  \
+	X(REPL_PERSISTS, "repl_persists")                                \
+	X(IMPORT_NEW, "import_new")                                      \
+	X(IMPORT_UPDATED, "import_updated")                              \
+	X(IMPORT_STALE, "import_stale")     /* older version: refused */  \
+	X(IMPORT_REGRESS, "import_regress") /* would move backwards */    \
+	X(IMPORT_NO_SERVICE, "import_no_service")                        \
+	X(IMPORT_NO_BACKEND, "import_no_backend")                        \
+	X(IMPORT_FULL, "import_full")                                    \
+	X(IMPORT_CLASH, "import_clash")                                  \
+	X(IMPORT_IGNORED, "import_ignored") /* arrived while master */   \
+	X(IMPORT_DELETES, "import_deletes")                              \
+	X(IMPORT_PERSISTS, "import_persists")
 
 enum lb_counter {
 #define LB_COUNTER_ENUM(id, name) LB_CNT_##id,
@@ -107,6 +123,8 @@ struct lb_packet {
 	uint32_t flags;		/* LB_PKT_F_* */
 	enum lb_hook hook;
 	int modified;		/* out: data changed, return it with the verdict */
+	uint64_t defer_ticket;	/* out: in defer mode, hold the (accepted) packet
+				 * until the replication ticket is acknowledged */
 };
 
 enum lb_verdict {
@@ -176,5 +194,110 @@ void lb_engine_foreach_backend(struct lb_engine *e,
 			       void (*fn)(const struct lb_backend *be, void *arg), void *arg);
 
 size_t lb_engine_conn_count(struct lb_engine *e);
+
+/*
+ * ---- Replication (the sync channel's side of the engine) ----
+ *
+ * Roles: a master forwards and emits its connections' state through the
+ * replication hooks; a backup or fault node forwards nothing (every packet is
+ * dropped as drop_not_master) and takes state in through the import
+ * functions, straight into the live table, so promotion has no work left to
+ * do. Import and export must run on the engine's control thread (the one
+ * that calls lb_engine_tick()).
+ */
+
+enum lb_role { LB_ROLE_MASTER = 1, LB_ROLE_BACKUP = 2, LB_ROLE_FAULT = 3 };
+
+const char *lb_role_name(enum lb_role role);
+
+/* Sets the role; returns the previous one (the same when nothing changed). */
+enum lb_role lb_engine_set_role(struct lb_engine *e, enum lb_role role);
+enum lb_role lb_engine_role(struct lb_engine *e);
+
+/*
+ * Ties monotonic milliseconds to wall-clock microseconds, which order the
+ * incarnations of a tuple across the pair (created_us).
+ */
+void lb_engine_set_clock(struct lb_engine *e, uint64_t mono_ms, uint64_t real_us);
+
+/* A connection's replicated state. */
+struct lb_conn_state {
+	struct lb_tuple orig;		/* client -> VIP:port */
+	struct lb_addr backend;
+	uint16_t backend_port;
+	uint64_t created_us;
+	uint32_t version;
+	struct lb_tcp tcp;		/* slack and used_slack are not replicated */
+	uint32_t expires_ms;		/* time left to its idle timeout */
+	uint32_t rate[2];		/* recent bytes/s by direction */
+	uint32_t persist_ms;
+};
+
+/* A persistence entry's replicated state. */
+struct lb_persist_state {
+	struct lb_addr vip;
+	uint16_t vport;
+	struct lb_addr client;
+	struct lb_addr backend;
+	uint16_t backend_port;
+	uint32_t expires_ms;		/* time left */
+};
+
+struct lb_repl_ops {
+	/* A connection changed (created, state change, or a window refresh
+	 * due). Called with the connection locked: copy and return quickly.
+	 * Returns the ticket of the datagram that will carry it (> 0). */
+	uint64_t (*conn)(void *arg, const struct lb_conn_state *st);
+	/* A connection expired. */
+	void (*conn_delete)(void *arg, const struct lb_conn_state *st);
+	/* A persistence entry was set or extended. */
+	void (*persist)(void *arg, const struct lb_persist_state *st);
+};
+
+struct lb_repl_conf {
+	uint32_t interval_ms;	/* window refresh while data flows */
+	int defer;		/* tickets on the packets that create a connection */
+};
+
+/* Starts emitting through ops (NULL stops). Call before traffic flows. */
+void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void *arg,
+			const struct lb_repl_conf *conf);
+
+enum lb_import_result {
+	LB_IMPORT_NEW, LB_IMPORT_UPDATED, LB_IMPORT_STALE, LB_IMPORT_REGRESS,
+	LB_IMPORT_NO_SERVICE, LB_IMPORT_NO_BACKEND, LB_IMPORT_FULL, LB_IMPORT_CLASH,
+	LB_IMPORT_IGNORED,
+};
+
+/*
+ * Applies a connection state from the peer. The newer state wins: a newer
+ * incarnation (created_us) replaces an older one; within one incarnation a
+ * higher version applies unless its TCP state or a window edge would move
+ * backwards (REGRESS). Ignored while master. Counted in w.
+ */
+enum lb_import_result lb_engine_import_conn(struct lb_engine *e, struct lb_worker *w,
+					    const struct lb_conn_state *st, uint64_t now_ms);
+
+/* Removes the connection if it is that incarnation or older. Returns 1 if removed. */
+int lb_engine_import_delete(struct lb_engine *e, struct lb_worker *w,
+			    const struct lb_conn_state *st, uint64_t now_ms);
+
+/* Applies a persistence entry. Returns 0 or a negative errno. */
+int lb_engine_import_persist(struct lb_engine *e, struct lb_worker *w,
+			     const struct lb_persist_state *st, uint64_t now_ms);
+
+/*
+ * Exports the table for a bulk resync, a slice at a time: calls fn for the
+ * connections of up to nbuckets buckets from *cursor (start at 0). Returns 1
+ * while more remain.
+ */
+int lb_engine_export_conns(struct lb_engine *e, size_t *cursor, size_t nbuckets,
+			   uint64_t now_ms,
+			   void (*fn)(void *arg, const struct lb_conn_state *st), void *arg);
+
+/* Exports every live persistence entry. */
+void lb_engine_export_persist(struct lb_engine *e, uint64_t now_ms,
+			      void (*fn)(void *arg, const struct lb_persist_state *st),
+			      void *arg);
 
 #endif

@@ -25,6 +25,14 @@
  *   III ack <= R.end                         does not ack unsent data
  *   IV  ack >= R.end - max(S.maxwin, 66000)  not an ancient ack
  * All comparisons are modulo 2^32.
+ *
+ * Takeover: a connection whose state came from the peer over the sync
+ * channel may be up to one replication interval behind. slack[d] widens the
+ * upper bounds (checks I and III) for segments sent in direction d by that
+ * many bytes. It is set when state is imported and cleared as soon as a
+ * segment from the other direction has been accepted, because that segment
+ * refreshed exactly the bounds slack stood in for (the ack + window giving
+ * d's maxend, and the other side's end). Tracking is then exact again.
  */
 #ifndef LB_TCP_H
 #define LB_TCP_H
@@ -77,8 +85,10 @@ struct lb_tcp_peer {
 
 struct lb_tcp {
 	uint8_t state;			/* enum lb_tcp_state */
+	uint8_t used_slack;		/* out: the last accepted segment needed slack */
 	uint32_t isn[2];		/* initial sequence numbers, by direction */
 	struct lb_tcp_peer peer[2];	/* by direction of the sender */
+	uint32_t slack[2];		/* takeover tolerance by direction, bytes */
 };
 
 /* Starts tracking from a connection's first SYN (client side). */

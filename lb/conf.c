@@ -142,6 +142,64 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	return 0;
 }
 
+static int read_sync_addrs(struct reader *r, const config_setting_t *g, struct lb_sync_conf *sc)
+{
+	const char *ifname = "", *key = NULL;
+	unsigned port = sc->port;
+
+	if (get_addr(r, g, "local", &sc->local) < 0 || get_addr(r, g, "peer", &sc->peer) < 0 ||
+	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
+	    get_str(r, g, "interface", 0, &ifname) < 0 || get_str(r, g, "key_file", 1, &key) < 0)
+		return -1;
+	if (sc->local.family != sc->peer.family)
+		return fail(r, g, "'local' and 'peer' must be of the same address family");
+	if (strlen(ifname) >= sizeof(sc->interface))
+		return fail(r, config_setting_get_member(g, "interface"), "'interface' name too long");
+	if (strlen(key) >= sizeof(sc->key_file))
+		return fail(r, config_setting_get_member(g, "key_file"), "'key_file' path too long");
+	sc->port = (uint16_t)port;
+	memmove(sc->interface, ifname, strlen(ifname) + 1);
+	memmove(sc->key_file, key, strlen(key) + 1);
+	return 0;
+}
+
+static int get_bool(struct reader *r, const config_setting_t *g, const char *name, int *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail(r, s, "'%s' must be true or false", name);
+	*out = config_setting_get_bool(s);
+	return 0;
+}
+
+static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf *c)
+{
+	static const char *const keys[] = { "node_id", "local", "peer", "port", "interface",
+					    "key_file", "interval", "defer", "defer_timeout",
+					    "ring", "heartbeat", "peer_timeout", "resync_timeout",
+					    NULL };
+	struct lb_sync_conf *sc = &c->sync;
+
+	if (check_keys(r, g, "'sync'", keys) < 0 ||
+	    get_uint(r, g, "node_id", 1, 0xffffffffLL, &sc->node_id) < 0 ||
+	    read_sync_addrs(r, g, sc) < 0 ||
+	    get_uint(r, g, "interval", 10, 60000, &sc->interval_ms) < 0 ||
+	    get_bool(r, g, "defer", &sc->defer) < 0 ||
+	    get_uint(r, g, "defer_timeout", 1, 10000, &sc->defer_timeout_ms) < 0 ||
+	    get_uint(r, g, "ring", 64, 1 << 20, &sc->ring) < 0 ||
+	    get_uint(r, g, "heartbeat", 10, 10000, &sc->heartbeat_ms) < 0 ||
+	    get_uint(r, g, "peer_timeout", 50, 60000, &sc->peer_timeout_ms) < 0 ||
+	    get_uint(r, g, "resync_timeout", 100, 600000, &sc->resync_timeout_ms) < 0)
+		return -1;
+	if (sc->node_id == 0)
+		return fail(r, g, "missing 'node_id' (1 or more, unique in the pair)");
+	sc->enabled = 1;
+	return 0;
+}
+
 static int read_timeouts(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	const char *keys[LB_TCP_STATE_COUNT];
@@ -265,11 +323,18 @@ static void set_defaults(struct lb_conf *c)
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");
 	lb_engine_conf_defaults(&c->engine);
+	c->sync.port = 7788;
+	c->sync.interval_ms = 200;
+	c->sync.defer_timeout_ms = 100;
+	c->sync.ring = 16384;
+	c->sync.heartbeat_ms = 100;
+	c->sync.peer_timeout_ms = 1000;
+	c->sync.resync_timeout_ms = 3000;
 }
 
 static int read_root(struct reader *r, const config_t *cfg, struct lb_conf *c)
 {
-	static const char *const keys[] = { "daemon", "timeouts", "services", NULL };
+	static const char *const keys[] = { "daemon", "timeouts", "sync", "services", NULL };
 	const config_setting_t *root = config_root_setting(cfg), *s;
 
 	if (check_keys(r, root, "the file", keys) < 0)
@@ -280,6 +345,9 @@ static int read_root(struct reader *r, const config_t *cfg, struct lb_conf *c)
 	if ((s = config_setting_get_member(root, "timeouts")) &&
 	    (!config_setting_is_group(s) || read_timeouts(r, s, c) < 0))
 		return fail(r, s, "'timeouts' must be a group { ... }");
+	if ((s = config_setting_get_member(root, "sync")) &&
+	    (!config_setting_is_group(s) || read_sync(r, s, c) < 0))
+		return fail(r, s, "'sync' must be a group { ... }");
 	s = config_setting_get_member(root, "services");
 	if (!s)
 		return fail(r, root, "no 'services' list");

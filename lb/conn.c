@@ -9,8 +9,8 @@
 #include "lb_conn.h"
 
 #define MAX_STRIPES 1024u
-#define WHEEL_SLOTS 4096u	/* at 1 s a tick: one revolution is 68 minutes */
-#define WHEEL_TICK_MS 1000u
+#define WHEEL_SLOTS 8192u	/* at 100 ms a tick: one revolution is 13.6 minutes */
+#define WHEEL_TICK_MS 100u	/* the granularity of replication flushes */
 
 struct lb_table {
 	struct lb_conn_node **buckets;
@@ -27,6 +27,9 @@ struct lb_table {
 
 	pthread_mutex_t wheel_lock;
 	struct lb_wheel wheel;
+
+	void (*wake)(struct lb_conn *c, uint64_t now_ms, void *arg);
+	void *wake_arg;
 };
 
 static size_t pow2_at_least(size_t n)
@@ -262,34 +265,100 @@ static void unlink_node(struct lb_table *t, struct lb_conn_node *node)
 		*pp = node->next;
 }
 
-/* Expires one collected connection, or re-arms it. Returns 1 if removed. */
+/* The time a connection must next be looked at; c locked. */
+static uint64_t next_deadline(const struct lb_conn *c)
+{
+	return c->wake_ms && c->wake_ms < c->expires_ms ? c->wake_ms : c->expires_ms;
+}
+
+static void rearm(struct lb_table *t, struct lb_conn *c, uint64_t when)
+{
+	pthread_mutex_lock(&t->wheel_lock);
+	lb_wheel_add(&t->wheel, &c->timer, when);
+	pthread_mutex_unlock(&t->wheel_lock);
+}
+
+/* Unlinks c from both chains; both stripes and c's lock held. */
+static void unlink_conn(struct lb_table *t, struct lb_conn *c)
+{
+	unlink_node(t, &c->node[0]);
+	unlink_node(t, &c->node[1]);
+}
+
+/* Hands an unlinked connection to removed() and back to the pool. */
+static void release(struct lb_table *t, struct lb_conn *c,
+		    void (*removed)(struct lb_conn *c, void *arg), void *arg)
+{
+	/* Unreachable now: no lookup can find it, so removed needs no lock. */
+	if (removed)
+		removed(c, arg);
+	atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+	pool_put(t, c);
+}
+
+/* Expires, wakes or re-arms one collected connection. Returns 1 if removed. */
 static int expire_one(struct lb_table *t, struct lb_conn *c, uint64_t now_ms,
 		      void (*fn)(struct lb_conn *c, void *arg), void *arg)
 {
 	uint32_t b0 = c->node[0].bucket, b1 = c->node[1].bucket;
-	uint64_t expires;
+	uint64_t when;
 
 	lock_pair(t, b0, b1);
 	pthread_spin_lock(&c->lock);
-	expires = c->expires_ms;
-	if (expires > now_ms) {
+	if (c->expires_ms > now_ms) {
+		if (c->wake_ms && c->wake_ms <= now_ms && t->wake)
+			t->wake(c, now_ms, t->wake_arg);
+		if (c->wake_ms && c->wake_ms <= now_ms)
+			c->wake_ms = 0;		/* a wake function that forgot */
+		when = next_deadline(c);
 		pthread_spin_unlock(&c->lock);
-		pthread_mutex_lock(&t->wheel_lock);
-		lb_wheel_add(&t->wheel, &c->timer, expires);
-		pthread_mutex_unlock(&t->wheel_lock);
+		rearm(t, c, when);
 		unlock_pair(t, b0, b1);
 		return 0;
 	}
-	unlink_node(t, &c->node[0]);
-	unlink_node(t, &c->node[1]);
+	unlink_conn(t, c);
 	pthread_spin_unlock(&c->lock);
 	unlock_pair(t, b0, b1);
-	/* Unreachable now: no lookup can find it, so fn needs no lock. */
-	if (fn)
-		fn(c, arg);
-	atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
-	pool_put(t, c);
+	release(t, c, fn, arg);
 	return 1;
+}
+
+void lb_table_remove(struct lb_table *t, struct lb_conn *c,
+		     void (*removed)(struct lb_conn *c, void *arg), void *arg)
+{
+	uint32_t b0 = c->node[0].bucket, b1 = c->node[1].bucket;
+
+	lock_pair(t, b0, b1);
+	pthread_spin_lock(&c->lock);
+	unlink_conn(t, c);
+	pthread_spin_unlock(&c->lock);
+	unlock_pair(t, b0, b1);
+	pthread_mutex_lock(&t->wheel_lock);
+	lb_wheel_del(&t->wheel, &c->timer);
+	pthread_mutex_unlock(&t->wheel_lock);
+	release(t, c, removed, arg);
+}
+
+void lb_table_set_wake(struct lb_table *t,
+		       void (*wake)(struct lb_conn *c, uint64_t now_ms, void *arg), void *arg)
+{
+	t->wake = wake;
+	t->wake_arg = arg;
+}
+
+void lb_table_wake_at(struct lb_table *t, struct lb_conn *c, uint64_t when_ms)
+{
+	if (c->wake_ms && c->wake_ms <= when_ms)
+		return;
+	c->wake_ms = when_ms;
+	pthread_mutex_lock(&t->wheel_lock);
+	/* A connection off the wheel is in the control thread's hands right
+	 * now; it re-arms it from wake_ms when it gets the lock. */
+	if (lb_wheel_node_armed(&c->timer) && c->timer.when > when_ms) {
+		lb_wheel_del(&t->wheel, &c->timer);
+		lb_wheel_add(&t->wheel, &c->timer, when_ms);
+	}
+	pthread_mutex_unlock(&t->wheel_lock);
 }
 
 size_t lb_table_expire(struct lb_table *t, uint64_t now_ms, size_t budget,
@@ -308,26 +377,48 @@ size_t lb_table_expire(struct lb_table *t, uint64_t now_ms, size_t budget,
 	return removed;
 }
 
+/* Visits the connections of bucket b; its stripe held. */
+static void visit_bucket(struct lb_table *t, size_t b,
+			 void (*fn)(const struct lb_conn *c, void *arg), void *arg)
+{
+	for (struct lb_conn_node *n = t->buckets[b]; n; n = n->next) {
+		struct lb_conn *c;
+
+		if (n->dir != LB_DIR_ORIG)
+			continue;	/* visit each connection once */
+		c = conn_of_node(n);
+		pthread_spin_lock(&c->lock);
+		fn(c, arg);
+		pthread_spin_unlock(&c->lock);
+	}
+}
+
 void lb_table_foreach(struct lb_table *t, void (*fn)(const struct lb_conn *c, void *arg),
 		      void *arg)
 {
 	/* Stripe by stripe: each lock is taken once for all its buckets. */
 	for (size_t s = 0; s < t->nstripes; s++) {
 		pthread_mutex_lock(&t->stripes[s]);
-		for (size_t b = s; b < t->nbuckets; b += t->nstripes) {
-			for (struct lb_conn_node *n = t->buckets[b]; n; n = n->next) {
-				struct lb_conn *c;
-
-				if (n->dir != LB_DIR_ORIG)
-					continue;	/* visit each connection once */
-				c = conn_of_node(n);
-				pthread_spin_lock(&c->lock);
-				fn(c, arg);
-				pthread_spin_unlock(&c->lock);
-			}
-		}
+		for (size_t b = s; b < t->nbuckets; b += t->nstripes)
+			visit_bucket(t, b, fn, arg);
 		pthread_mutex_unlock(&t->stripes[s]);
 	}
+}
+
+int lb_table_foreach_step(struct lb_table *t, size_t *cursor, size_t nbuckets,
+			  void (*fn)(const struct lb_conn *c, void *arg), void *arg)
+{
+	size_t b = *cursor, end = b + nbuckets < t->nbuckets ? b + nbuckets : t->nbuckets;
+
+	for (; b < end; b++) {
+		pthread_mutex_t *stripe = stripe_of(t, (uint32_t)b);
+
+		pthread_mutex_lock(stripe);
+		visit_bucket(t, b, fn, arg);
+		pthread_mutex_unlock(stripe);
+	}
+	*cursor = b;
+	return b < t->nbuckets;
 }
 
 size_t lb_table_count(const struct lb_table *t)

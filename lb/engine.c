@@ -38,6 +38,8 @@ static const enum lb_counter tcp_drop[LB_TCP_RESULT_COUNT] = {
 	[LB_TCP_BAD_STATE] = LB_CNT_DROP_BAD_STATE,
 };
 
+static void on_wake(struct lb_conn *c, uint64_t now_ms, void *arg);
+
 void lb_engine_conf_defaults(struct lb_engine_conf *conf)
 {
 	/* The idle timeouts of IPVS (ipvsadm --list --timeout and
@@ -71,9 +73,13 @@ struct lb_engine *lb_engine_new(const struct lb_engine_conf *conf, uint64_t now_
 	pthread_rwlock_init(&e->svc_lock, NULL);
 	pthread_mutex_init(&e->workers_lock, NULL);
 	e->next_service_id = 1;
+	atomic_init(&e->role, LB_ROLE_MASTER);
+	lb_engine_set_clock(e, now_ms, now_ms * 1000u);
 	e->table = lb_table_new(conf->max_conns, e->conf.seed, now_ms);
 	e->persist = lb_persist_new(conf->max_persist ? conf->max_persist : 1,
 				    e->conf.seed * 31u, now_ms);
+	if (e->table)
+		lb_table_set_wake(e->table, on_wake, e);
 	if (!e->table || !e->persist) {
 		int err = errno;
 
@@ -114,6 +120,50 @@ struct lb_worker *lb_engine_worker_new(struct lb_engine *e)
 	return w;
 }
 
+const char *lb_role_name(enum lb_role role)
+{
+	switch (role) {
+	case LB_ROLE_MASTER: return "master";
+	case LB_ROLE_BACKUP: return "backup";
+	case LB_ROLE_FAULT: return "fault";
+	}
+	return "?";
+}
+
+enum lb_role lb_engine_set_role(struct lb_engine *e, enum lb_role role)
+{
+	return (enum lb_role)atomic_exchange(&e->role, (int)role);
+}
+
+enum lb_role lb_engine_role(struct lb_engine *e)
+{
+	return (enum lb_role)atomic_load(&e->role);
+}
+
+void lb_engine_set_clock(struct lb_engine *e, uint64_t mono_ms, uint64_t real_us)
+{
+	atomic_store(&e->clock_mono_ms, mono_ms);
+	atomic_store(&e->clock_real_us, real_us);
+}
+
+uint64_t lb_engine_real_us(struct lb_engine *e, uint64_t now_ms)
+{
+	uint64_t mono = atomic_load(&e->clock_mono_ms), real = atomic_load(&e->clock_real_us);
+
+	return real + (now_ms - mono) * 1000u;
+}
+
+void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void *arg,
+			const struct lb_repl_conf *conf)
+{
+	e->repl = ops;
+	e->repl_arg = arg;
+	if (conf)
+		e->repl_conf = *conf;
+	if (e->repl_conf.interval_ms == 0)
+		e->repl_conf.interval_ms = 200;
+}
+
 void lb_engine_counters(struct lb_engine *e, uint64_t out[LB_CNT_COUNT])
 {
 	memset(out, 0, sizeof(uint64_t) * LB_CNT_COUNT);
@@ -125,8 +175,7 @@ void lb_engine_counters(struct lb_engine *e, uint64_t out[LB_CNT_COUNT])
 	pthread_mutex_unlock(&e->workers_lock);
 }
 
-/* Moves a connection between its backend's active and inactive counts. */
-static void backend_state_change(struct lb_backend *be, uint8_t from, uint8_t to)
+void lb_backend_state_change(struct lb_backend *be, uint8_t from, uint8_t to)
 {
 	int was = from == LB_TCP_ESTABLISHED, is = to == LB_TCP_ESTABLISHED;
 
@@ -177,6 +226,104 @@ static int hook_matches(enum lb_hook hook, enum lb_dir dir)
 	return hook == LB_HOOK_ANY || (hook == LB_HOOK_PRE) == (dir == LB_DIR_ORIG);
 }
 
+void lb_conn_export(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_state *st)
+{
+	st->orig = c->tuple[LB_DIR_ORIG];
+	st->backend = c->tuple[LB_DIR_REPLY].src;
+	st->backend_port = c->tuple[LB_DIR_REPLY].sport;
+	st->created_us = c->created_us;
+	st->version = c->version;
+	st->tcp = c->tcp;
+	st->tcp.slack[0] = st->tcp.slack[1] = 0;
+	st->tcp.used_slack = 0;
+	st->expires_ms = c->expires_ms > now_ms ? (uint32_t)(c->expires_ms - now_ms) : 0;
+	st->rate[0] = c->rate[0];
+	st->rate[1] = c->rate[1];
+	st->persist_ms = c->persist_ms;
+}
+
+/* Bytes per second since the last replication, as a peak that halves each time. */
+static void update_rates(struct lb_conn *c, uint64_t now_ms)
+{
+	uint64_t elapsed = now_ms > c->last_sync_ms ? now_ms - c->last_sync_ms : 1;
+
+	for (int d = 0; d < 2; d++) {
+		uint64_t cur = (c->bytes[d] - c->sync_bytes[d]) * 1000u / elapsed;
+
+		if (cur > UINT32_MAX)
+			cur = UINT32_MAX;
+		c->rate[d] = cur > c->rate[d] / 2 ? (uint32_t)cur : c->rate[d] / 2;
+		c->sync_bytes[d] = c->bytes[d];
+	}
+}
+
+/* Replicates c (locked) now. Returns the ticket, 0 when not replicating. */
+static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+			  uint64_t now_ms)
+{
+	struct lb_conn_state st;
+
+	if (!e->repl || atomic_load_explicit(&e->role, memory_order_relaxed) != LB_ROLE_MASTER)
+		return 0;
+	update_rates(c, now_ms);
+	c->version++;
+	c->last_sync_ms = now_ms;
+	c->flags &= ~LB_CONN_F_DIRTY;
+	c->wake_ms = 0;
+	lb_conn_export(c, now_ms, &st);
+	lb_worker_count(w, LB_CNT_REPL_UPDATES, 1);
+	return e->repl->conn(e->repl_arg, &st);
+}
+
+/*
+ * After an accepted packet of c (locked): a state change is replicated at
+ * once; otherwise window movement at most every interval, and a connection
+ * that went quiet with unreplicated movement is flushed by the wake timer,
+ * so the peer is never more than about one interval behind.
+ */
+static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+				  uint8_t before, uint64_t now_ms)
+{
+	uint32_t interval = e->repl_conf.interval_ms;
+
+	if (!e->repl)
+		return 0;
+	if (c->tcp.state != before || now_ms - c->last_sync_ms >= interval)
+		return repl_emit(e, w, c, now_ms);
+	if (!(c->flags & LB_CONN_F_DIRTY)) {
+		c->flags |= LB_CONN_F_DIRTY;
+		lb_table_wake_at(e->table, c, c->last_sync_ms + interval);
+	}
+	return 0;
+}
+
+/* The control thread's wake call: flush unreplicated movement. */
+static void on_wake(struct lb_conn *c, uint64_t now_ms, void *arg)
+{
+	struct lb_engine *e = arg;
+
+	c->wake_ms = 0;
+	if ((c->flags & LB_CONN_F_DIRTY) && e->tick_worker)
+		repl_emit(e, e->tick_worker, c, now_ms);
+}
+
+static void repl_persist(struct lb_engine *e, struct lb_worker *w, const struct lb_backend *be,
+			 const struct lb_addr *client, uint32_t timeout_ms)
+{
+	struct lb_persist_state ps;
+
+	if (!e->repl || atomic_load_explicit(&e->role, memory_order_relaxed) != LB_ROLE_MASTER)
+		return;
+	ps.vip = be->vip;
+	ps.vport = be->vport;
+	ps.client = *client;
+	ps.backend = be->conf.addr;
+	ps.backend_port = be->conf.port;
+	ps.expires_ms = timeout_ms;
+	lb_worker_count(w, LB_CNT_REPL_PERSISTS, 1);
+	e->repl->persist(e->repl_arg, &ps);
+}
+
 /*
  * While a client has a connection open, its persistence entry must not run
  * out (IPVS keeps a template alive while it controls connections). Refreshing
@@ -189,6 +336,36 @@ static int persist_due(struct lb_conn *c, uint64_t now_ms)
 		return 0;
 	c->persist_touched_ms = now_ms;
 	return 1;
+}
+
+/* Counts, times and replicates an accepted packet of c (locked). */
+static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+		    enum lb_dir dir, struct lb_packet *pkt, const struct lb_pkt_info *pi,
+		    uint8_t before, uint64_t now_ms)
+{
+	uint64_t expires = now_ms + e->timeout_ms[c->tcp.state], ticket;
+
+	if (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) {
+		/* A new incarnation of the tuple. */
+		lb_worker_count(w, LB_CNT_CONNS_REOPENED, 1);
+		c->created_us = lb_engine_real_us(e, now_ms);
+		c->version = 0;
+	}
+	if (c->tcp.used_slack)
+		lb_worker_count(w, LB_CNT_TAKEOVER_SLACK, 1);
+	lb_backend_state_change(c->backend, before, c->tcp.state);
+	/* A shorter timeout must not wait for the wheel's old placement. */
+	if (expires < c->expires_ms)
+		lb_table_wake_at(e->table, c, expires);
+	c->expires_ms = expires;
+	c->last_seen_ms = now_ms;
+	c->pkts[dir]++;
+	c->bytes[dir] += pi->ip_len;
+	ticket = repl_after_packet(e, w, c, before, now_ms);
+	/* Zero-loss mode holds the server's SYN/ACK until the peer has the
+	 * connection with the server's ISN. */
+	if (e->repl_conf.defer && before == LB_TCP_SYN_SENT && c->tcp.state == LB_TCP_SYN_RECV)
+		pkt->defer_ticket = ticket;
 }
 
 /* A packet of a known connection; c is locked and is unlocked here. */
@@ -214,13 +391,7 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		lb_worker_count(w, tcp_drop[r], 1);
 		return LB_VERDICT_DROP;
 	}
-	if (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT)
-		lb_worker_count(w, LB_CNT_CONNS_REOPENED, 1);
-	backend_state_change(be, before, c->tcp.state);
-	c->expires_ms = now_ms + e->timeout_ms[c->tcp.state];
-	c->last_seen_ms = now_ms;
-	c->pkts[dir]++;
-	c->bytes[dir] += pi->ip_len;
+	account(e, w, c, dir, pkt, pi, before, now_ms);
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
@@ -230,8 +401,10 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	 * least a second ahead, and a backend is freed only after its last
 	 * connection expired. */
 	lb_conn_unlock(c);
-	if (persist_ms)
+	if (persist_ms) {
 		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
+		repl_persist(e, w, be, &client, persist_ms);
+	}
 	return forward(w, pkt, pi, dir, &nat, be);
 }
 
@@ -258,6 +431,8 @@ static struct lb_backend *choose_backend(struct lb_engine *e, struct lb_worker *
 
 		if (lb_persist_set(e->persist, &pe) < 0)
 			lb_worker_count(w, LB_CNT_PERSIST_FULL, 1);
+		else
+			repl_persist(e, w, be, client, svc->persistence_ms);
 	}
 	return be;
 }
@@ -296,6 +471,7 @@ static struct lb_conn *create_conn(struct lb_engine *e, struct lb_worker *w,
 	lb_tcp_init(&c->tcp, pi);
 	c->persist_ms = svc->persistence_ms;
 	c->persist_touched_ms = now_ms;
+	c->created_us = lb_engine_real_us(e, now_ms);
 	atomic_fetch_add(&be->inactive, 1);
 	atomic_fetch_add_explicit(&be->conns_total, 1, memory_order_relaxed);
 	lb_worker_count(w, LB_CNT_CONNS_CREATED, 1);
@@ -311,6 +487,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	struct lb_conn *c;
 	struct lb_tuple nat;
 	struct lb_backend *be;
+	uint64_t ticket;
 	int existed;
 
 	if ((pi->flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST | LB_TCP_FIN)) != LB_TCP_SYN ||
@@ -334,6 +511,9 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 		return on_conn(e, w, c, LB_DIR_ORIG, pkt, pi, now_ms);
 	c->pkts[LB_DIR_ORIG]++;
 	c->bytes[LB_DIR_ORIG] += pi->ip_len;
+	ticket = repl_emit(e, w, c, now_ms);
+	if (e->repl_conf.defer)
+		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];
 	be = c->backend;
 	lb_conn_unlock(c);
@@ -349,6 +529,11 @@ enum lb_verdict lb_engine_packet(struct lb_engine *e, struct lb_worker *w,
 	struct lb_conn *c;
 
 	pkt->modified = 0;
+	pkt->defer_ticket = 0;
+	if (atomic_load_explicit(&e->role, memory_order_relaxed) != LB_ROLE_MASTER) {
+		lb_worker_count(w, LB_CNT_DROP_NOT_MASTER, 1);
+		return LB_VERDICT_DROP;
+	}
 	r = lb_pkt_parse(pkt->data, pkt->len, &pi);
 	if (r != LB_PKT_OK) {
 		lb_worker_count(w, pkt_drop[r], 1);
@@ -366,24 +551,39 @@ struct expire_ctx {
 	uint64_t now_ms;
 };
 
+void lb_conn_release_backend(struct lb_conn *c)
+{
+	struct lb_backend *be = c->backend;
+
+	atomic_fetch_sub(c->tcp.state == LB_TCP_ESTABLISHED ? &be->active : &be->inactive, 1);
+}
+
 /*
- * A connection leaves the table: release its backend; the client's
- * persistence runs for a full timeout from now (set, not touch: the entry may
- * have lapsed during a long idle connection).
+ * A connection leaves the table: release its backend, tell the peer; the
+ * client's persistence runs for a full timeout from now (set, not touch: the
+ * entry may have lapsed during a long idle connection).
  */
 static void on_expire(struct lb_conn *c, void *arg)
 {
 	struct expire_ctx *x = arg;
+	struct lb_engine *e = x->e;
 	struct lb_backend *be = c->backend;
 
-	atomic_fetch_sub(c->tcp.state == LB_TCP_ESTABLISHED ? &be->active : &be->inactive, 1);
+	lb_conn_release_backend(c);
+	if (e->repl && atomic_load(&e->role) == LB_ROLE_MASTER) {
+		struct lb_conn_state st;
+
+		lb_conn_export(c, x->now_ms, &st);
+		lb_worker_count(x->w, LB_CNT_REPL_DELETES, 1);
+		e->repl->conn_delete(e->repl_arg, &st);
+	}
 	if (c->persist_ms && !atomic_load(&be->draining)) {
 		struct lb_persist_entry pe = {
 			.service_id = c->service_id, .client = c->tuple[LB_DIR_ORIG].src,
 			.backend = be, .expires_ms = x->now_ms + c->persist_ms,
 		};
 
-		if (lb_persist_set(x->e->persist, &pe) < 0)
+		if (lb_persist_set(e->persist, &pe) < 0)
 			lb_worker_count(x->w, LB_CNT_PERSIST_FULL, 1);
 	}
 	lb_worker_count(x->w, LB_CNT_CONNS_EXPIRED, 1);
@@ -393,6 +593,7 @@ void lb_engine_tick(struct lb_engine *e, struct lb_worker *w, uint64_t now_ms)
 {
 	struct expire_ctx x = { e, w, now_ms };
 
+	e->tick_worker = w;
 	lb_table_expire(e->table, now_ms, 65536, on_expire, &x);
 	lb_persist_expire(e->persist, now_ms);
 	lb_worker_count(w, LB_CNT_BACKENDS_FREED, lb_engine_reclaim_backends(e));

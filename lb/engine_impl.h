@@ -47,7 +47,26 @@ struct lb_engine {
 	pthread_mutex_t workers_lock;
 	struct lb_worker *workers[LB_ENGINE_MAX_WORKERS];
 	size_t nworkers;
+
+	atomic_int role;		/* enum lb_role */
+	atomic_uint_fast64_t clock_mono_ms, clock_real_us;
+	const struct lb_repl_ops *repl;	/* NULL: no replication */
+	void *repl_arg;
+	struct lb_repl_conf repl_conf;
+	struct lb_worker *tick_worker;	/* counts for the control thread's callbacks */
 };
+
+/* Wall-clock microseconds for a monotonic time (see lb_engine_set_clock). */
+uint64_t lb_engine_real_us(struct lb_engine *e, uint64_t now_ms);
+
+/* Fills st from c (locked). */
+void lb_conn_export(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_state *st);
+
+/* Gives back c's place in its backend's live counts (c leaving the table). */
+void lb_conn_release_backend(struct lb_conn *c);
+
+/* Moves a connection between its backend's active and inactive counts. */
+void lb_backend_state_change(struct lb_backend *be, uint8_t from, uint8_t to);
 
 /* Service of a VIP:port in the current set, or NULL; svc_lock held. */
 struct lb_service *lb_svcset_find(const struct lb_svcset *set, const struct lb_addr *vip,

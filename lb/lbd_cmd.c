@@ -171,3 +171,68 @@ int lbd_cmd_reload(struct lbd *d, FILE *out)
 		fprintf(out, "ok: %zu services\n", d->conf.nservices);
 	return 0;
 }
+
+int lbd_cmd_role(struct lbd *d, const char *arg, FILE *out)
+{
+	static const struct { const char *name; enum lb_role role; } roles[] = {
+		{ "master", LB_ROLE_MASTER }, { "backup", LB_ROLE_BACKUP },
+		{ "fault", LB_ROLE_FAULT },
+	};
+	enum lb_role was = lb_engine_role(d->engine);
+
+	if (!arg) {
+		fprintf(out, "role %s\n", lb_role_name(was));
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (strcmp(arg, roles[i].name) == 0) {
+			lbd_set_role(d, roles[i].role);
+			fprintf(out, "ok: role %s (was %s)\n", roles[i].name, lb_role_name(was));
+			return 0;
+		}
+	fprintf(out, "error: unknown role '%s' (master, backup, fault)\n", arg);
+	return -1;
+}
+
+int lbd_cmd_ready(struct lbd *d, FILE *out)
+{
+	char why[128];
+
+	if (d->sync && !lbd_sync_ready(d->sync, why, sizeof(why))) {
+		fprintf(out, "error: not ready: %s\n", why);
+		return -1;
+	}
+	fprintf(out, "ready\n");
+	return 0;
+}
+
+void lbd_cmd_sync(struct lbd *d, FILE *out)
+{
+	struct lbd_defer_stats total = { 0 };
+
+	fprintf(out, "role %s\n", lb_role_name(lb_engine_role(d->engine)));
+	if (!d->sync) {
+		fprintf(out, "sync off\n");
+		return;
+	}
+	lbd_sync_print(d->sync, out);
+	for (unsigned i = 0; i < d->nqueues; i++) {
+		struct lbd_defer_stats s;
+
+		lbd_queue_defer_stats(d->queues[i], &s);
+		total.held += s.held;
+		total.released += s.released;
+		total.timeouts += s.timeouts;
+		total.overflow += s.overflow;
+		total.wait_us_sum += s.wait_us_sum;
+		if (s.wait_us_max > total.wait_us_max)
+			total.wait_us_max = s.wait_us_max;
+	}
+	fprintf(out, "defer_held %llu\ndefer_released %llu\ndefer_timeouts %llu\n"
+		     "defer_overflow %llu\ndefer_wait_us_avg %llu\ndefer_wait_us_max %llu\n",
+		(unsigned long long)total.held, (unsigned long long)total.released,
+		(unsigned long long)total.timeouts, (unsigned long long)total.overflow,
+		(unsigned long long)(total.released + total.timeouts
+				     ? total.wait_us_sum / (total.released + total.timeouts) : 0),
+		(unsigned long long)total.wait_us_max);
+}

@@ -47,21 +47,28 @@ int lbd_ctl_listen(const char *path)
 
 static void cmd_help(struct lbd *d, FILE *out);
 
-static int wrap_stats(struct lbd *d, FILE *out) { lbd_cmd_stats(d, out); return 0; }
-static int wrap_conns(struct lbd *d, FILE *out) { lbd_cmd_conns(d, out); return 0; }
-static int wrap_backends(struct lbd *d, FILE *out) { lbd_cmd_backends(d, out); return 0; }
-static int wrap_help(struct lbd *d, FILE *out) { cmd_help(d, out); return 0; }
+/* Adapters to one signature: (daemon, argument or NULL, output). */
+static int do_stats(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_stats(d, o); return 0; }
+static int do_conns(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_conns(d, o); return 0; }
+static int do_backends(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_backends(d, o); return 0; }
+static int do_reload(struct lbd *d, const char *a, FILE *o) { (void)a; return lbd_cmd_reload(d, o); }
+static int do_ready(struct lbd *d, const char *a, FILE *o) { (void)a; return lbd_cmd_ready(d, o); }
+static int do_sync(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_sync(d, o); return 0; }
+static int do_help(struct lbd *d, const char *a, FILE *o) { (void)a; cmd_help(d, o); return 0; }
 
 static const struct {
 	const char *name;
-	int (*fn)(struct lbd *d, FILE *out);
+	int (*fn)(struct lbd *d, const char *arg, FILE *out);
 	const char *help;
 } commands[] = {
-	{ "stats", wrap_stats, "every counter, one 'name value' per line" },
-	{ "conns", wrap_conns, "the connection table with TCP state and windows" },
-	{ "backends", wrap_backends, "backends with weights and live counts" },
-	{ "reload", lbd_cmd_reload, "re-read the configuration file" },
-	{ "help", wrap_help, "this list" },
+	{ "stats", do_stats, "every counter, one 'name value' per line" },
+	{ "conns", do_conns, "the connection table with TCP state and windows" },
+	{ "backends", do_backends, "backends with weights and live counts" },
+	{ "reload", do_reload, "re-read the configuration file" },
+	{ "role", lbd_cmd_role, "print the role, or set it: role master|backup|fault" },
+	{ "ready", do_ready, "whether this node may become master (resync done)" },
+	{ "sync", do_sync, "the sync channel's state and counters" },
+	{ "help", do_help, "this list" },
 };
 
 static void cmd_help(struct lbd *d, FILE *out)
@@ -104,11 +111,11 @@ static void write_all(int fd, const char *buf, size_t len)
 
 static void dispatch(struct lbd *d, char *line, FILE *out)
 {
-	char *cmd = strtok(line, " \t");
+	char *cmd = strtok(line, " \t"), *arg = strtok(NULL, " \t");
 
 	for (size_t i = 0; cmd && i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0) {
-			commands[i].fn(d, out);
+			commands[i].fn(d, arg, out);
 			return;
 		}
 	fprintf(out, "error: unknown command '%s' (try 'help')\n", cmd ? cmd : "");

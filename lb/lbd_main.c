@@ -6,9 +6,13 @@
  *
  * Start-up order matters: the configuration is checked before anything is
  * touched, the queues are bound before the rules that feed them exist, and
- * on exit (SIGTERM/SIGINT) the rules go before the queues. SIGHUP reloads.
- * The main thread owns the control socket, the timer that expires
- * connections, and reloads; worker threads only move packets.
+ * on exit (SIGTERM/SIGINT) the rules go before the queues. SIGHUP reloads;
+ * SIGUSR1 makes the node master, SIGUSR2 backup (the same as `lbctl role`).
+ *
+ * Threads: workers only move packets. The main thread owns the control
+ * socket, reloads and the iptables rules. The engine's control work (expiry,
+ * and with a sync section the imports from the peer) runs on the sync thread
+ * when there is one, else on the main thread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -86,6 +90,9 @@ static int start(struct lbd *d)
 	}
 	if (open_queues(d) < 0)
 		return -1;
+	/* With a peer, start as backup: keepalived says when to be master. */
+	if (d->conf.sync.enabled && !(d->sync = lbd_sync_start(d)))
+		return -1;
 	lbd_rules_remove(d->conf.daemon.chain);	/* left by a crashed run */
 	if (lbd_rules_install(&d->conf, d->engine) < 0)
 		return -1;
@@ -102,6 +109,10 @@ static void stop(struct lbd *d)
 	if (d->rules_installed)
 		lbd_rules_remove(d->conf.daemon.chain);
 	for (unsigned i = 0; i < d->nqueues; i++)
+		lbd_queue_stop(d->queues[i]);
+	/* Before the queues go: the sync thread releases deferred verdicts. */
+	lbd_sync_stop(d->sync);
+	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_close(d->queues[i]);
 	if (d->ctl_fd >= 0) {
 		close(d->ctl_fd);
@@ -116,7 +127,8 @@ static void tick(struct lbd *d)
 {
 	uint64_t counters[LB_CNT_COUNT];
 
-	lb_engine_tick(d->engine, d->ctl_worker, mono_ms());
+	if (!d->sync)
+		lb_engine_tick(d->engine, d->ctl_worker, mono_ms());
 	lb_engine_counters(d->engine, counters);
 	if (counters[LB_CNT_BACKENDS_FREED] != d->backends_freed_seen) {
 		d->backends_freed_seen = counters[LB_CNT_BACKENDS_FREED];
@@ -137,6 +149,10 @@ static int on_signal(struct lbd *d)
 	}
 	if (si.ssi_signo == SIGPIPE)
 		return 1;
+	if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
+		lbd_set_role(d, si.ssi_signo == SIGUSR1 ? LB_ROLE_MASTER : LB_ROLE_BACKUP);
+		return 1;
+	}
 	log_info("signal %u: shutting down", si.ssi_signo);
 	return 0;
 }
@@ -167,6 +183,19 @@ static void run(struct lbd *d)
 	}
 }
 
+void lbd_set_role(struct lbd *d, enum lb_role role)
+{
+	enum lb_role was;
+
+	/* The sync node first: as master it must answer resync requests by
+	 * the time the engine forwards. */
+	if (d->sync)
+		lbd_sync_set_role(d->sync, role);
+	was = lb_engine_set_role(d->engine, role);
+	if (was != role)
+		log_info("role %s -> %s", lb_role_name(was), lb_role_name(role));
+}
+
 static int block_signals(void)
 {
 	sigset_t set;
@@ -176,6 +205,8 @@ static int block_signals(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	/* Before any thread starts, so workers inherit the mask. */
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;

@@ -27,6 +27,18 @@
 #define TX_LIMIT (256 * 1024)			/* flush verdicts past this */
 #define TX_SIZE (TX_LIMIT + SLOT_SIZE)		/* room for one more big verdict */
 
+#define DEFER_SLOTS 4096
+#define DEFER_MAX_LEN 512	/* SYN and SYN/ACK segments; never GSO */
+
+/* A packet whose verdict waits for the peer to hold its connection. */
+struct deferred {
+	uint32_t id;
+	uint16_t len;
+	uint64_t ticket;
+	uint64_t since_us;
+	uint8_t data[DEFER_MAX_LEN];
+};
+
 struct lbd_queue {
 	unsigned num;
 	struct mnl_socket *nl;
@@ -38,18 +50,31 @@ struct lbd_queue {
 	atomic_bool stop;
 	struct lbd_queue_stats stats;
 
+	/* Deferred packets, oldest first (tickets grow in arrival order). */
+	pthread_mutex_t defer_lock;
+	struct deferred *defer;
+	size_t defer_head, defer_n;
+	atomic_uint_fast64_t released;
+	struct lbd_defer_stats dstats;	/* under defer_lock */
+	char *dtx;			/* verdicts of released packets */
+
 	struct mmsghdr msgs[LBD_BATCH];
 	struct iovec iov[LBD_BATCH];
 	char *rx;			/* LBD_BATCH slots of SLOT_SIZE */
 	char *tx;			/* verdict batch */
 };
 
-static uint64_t now_ms(void)
+static uint64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000u;
 }
 
 /* Sends one configuration message and waits for the kernel's ack. */
@@ -112,10 +137,13 @@ struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine
 		goto fail;
 	q->num = num;
 	q->engine = e;
+	pthread_mutex_init(&q->defer_lock, NULL);
 	q->rx = malloc((size_t)LBD_BATCH * SLOT_SIZE);
 	q->tx = malloc(TX_SIZE);
+	q->dtx = malloc(TX_SIZE);
+	q->defer = calloc(DEFER_SLOTS, sizeof(*q->defer));
 	q->worker = lb_engine_worker_new(e);
-	if (!q->rx || !q->tx || !q->worker)
+	if (!q->rx || !q->tx || !q->dtx || !q->defer || !q->worker)
 		goto fail;
 	q->nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!q->nl || mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -180,6 +208,124 @@ static void put_verdict(struct verdicts *v, uint32_t id, enum lb_verdict verdict
 		flush(v);
 }
 
+/* ---- zero-loss mode: held verdicts ---- */
+
+/* Sends an accept verdict with its packet for each deferred entry taken. */
+static void send_deferred(struct lbd_queue *q, const struct deferred *list, size_t n)
+{
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(q->dtx, TX_LIMIT);
+
+	for (size_t i = 0; i < n; i++) {
+		struct nlmsghdr *nlh = nfq_nlmsg_put(mnl_nlmsg_batch_current(b),
+						     NFQNL_MSG_VERDICT, q->num);
+
+		nfq_nlmsg_verdict_put(nlh, (int)list[i].id, NF_ACCEPT);
+		nfq_nlmsg_verdict_put_pkt(nlh, list[i].data, list[i].len);
+		if (!mnl_nlmsg_batch_next(b)) {
+			mnl_socket_sendto(q->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b));
+			mnl_nlmsg_batch_reset(b);
+		}
+	}
+	if (mnl_nlmsg_batch_size(b) &&
+	    mnl_socket_sendto(q->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
+		atomic_fetch_add(&q->stats.verdicts_lost, 1);
+	mnl_nlmsg_batch_stop(b);
+}
+
+/*
+ * Takes the deferred entries from the head that are released (ticket at or
+ * below `ticket`) or older than `deadline_us`, and forwards them. Runs under
+ * defer_lock, which also serialises use of q->dtx.
+ */
+static void defer_pop(struct lbd_queue *q, uint64_t ticket, uint64_t deadline_us, uint64_t now)
+{
+	struct deferred *list = &q->defer[q->defer_head];
+	size_t n = 0;
+
+	while (q->defer_n && q->defer_head + n < DEFER_SLOTS) {
+		const struct deferred *d = &list[n];
+		uint64_t wait = now > d->since_us ? now - d->since_us : 0;
+
+		if (d->ticket <= ticket) {
+			q->dstats.released++;
+		} else if (d->since_us <= deadline_us) {
+			q->dstats.timeouts++;
+		} else {
+			break;
+		}
+		q->dstats.wait_us_sum += wait;
+		if (wait > q->dstats.wait_us_max)
+			q->dstats.wait_us_max = wait;
+		n++;
+		q->defer_n--;
+	}
+	if (n)
+		send_deferred(q, list, n);
+	q->defer_head = (q->defer_head + n) % DEFER_SLOTS;
+	/* The ring wrapped: what is left starts again at slot 0. */
+	if (q->defer_n && q->defer_head == 0 && n)
+		defer_pop(q, ticket, deadline_us, now);
+}
+
+void lbd_queue_release(struct lbd_queue *q, uint64_t ticket)
+{
+	uint64_t seen = atomic_load(&q->released);
+
+	while (ticket > seen && !atomic_compare_exchange_weak(&q->released, &seen, ticket))
+		;
+	pthread_mutex_lock(&q->defer_lock);
+	defer_pop(q, ticket, 0, now_us());
+	pthread_mutex_unlock(&q->defer_lock);
+}
+
+void lbd_queue_defer_expire(struct lbd_queue *q, uint32_t timeout_ms)
+{
+	uint64_t now = now_us();
+
+	pthread_mutex_lock(&q->defer_lock);
+	if (q->defer_n)
+		defer_pop(q, atomic_load(&q->released), now - (uint64_t)timeout_ms * 1000u, now);
+	pthread_mutex_unlock(&q->defer_lock);
+}
+
+void lbd_queue_defer_stats(struct lbd_queue *q, struct lbd_defer_stats *out)
+{
+	pthread_mutex_lock(&q->defer_lock);
+	*out = q->dstats;
+	pthread_mutex_unlock(&q->defer_lock);
+}
+
+/*
+ * Holds an accepted packet until its ticket is released. Returns 0 when it
+ * cannot be held (already released, too big, no room): send it now.
+ */
+static int defer_hold(struct lbd_queue *q, uint32_t id, const struct lb_packet *pkt)
+{
+	struct deferred *d;
+
+	if (pkt->defer_ticket <= atomic_load(&q->released))
+		return 0;
+	pthread_mutex_lock(&q->defer_lock);
+	if (q->defer_n == DEFER_SLOTS || pkt->len > DEFER_MAX_LEN) {
+		q->dstats.overflow++;
+		pthread_mutex_unlock(&q->defer_lock);
+		return 0;
+	}
+	d = &q->defer[(q->defer_head + q->defer_n) % DEFER_SLOTS];
+	d->id = id;
+	d->len = (uint16_t)pkt->len;
+	d->ticket = pkt->defer_ticket;
+	d->since_us = now_us();
+	memcpy(d->data, pkt->data, pkt->len);
+	q->defer_n++;
+	q->dstats.held++;
+	/* A release that came between the check above and now missed us. */
+	if (atomic_load(&q->released) >= d->ticket)
+		defer_pop(q, atomic_load(&q->released), 0, d->since_us);
+	pthread_mutex_unlock(&q->defer_lock);
+	return 1;
+}
+
 /* One NFQNL_MSG_PACKET: run it through the engine and queue the verdict. */
 static int on_packet(const struct nlmsghdr *nlh, void *arg)
 {
@@ -204,6 +350,9 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 		    ((skbinfo & NFQA_SKB_GSO) ? LB_PKT_F_GSO : 0);
 	pkt.hook = ph->hook == NF_INET_PRE_ROUTING ? LB_HOOK_PRE : LB_HOOK_POST;
 	verdict = lb_engine_packet(v->q->engine, v->q->worker, &pkt, v->now_ms);
+	if (verdict == LB_VERDICT_ACCEPT && pkt.defer_ticket &&
+	    defer_hold(v->q, ntohl(ph->packet_id), &pkt))
+		return MNL_CB_OK;
 	put_verdict(v, ntohl(ph->packet_id), verdict, &pkt);
 	return MNL_CB_OK;
 }
@@ -267,6 +416,9 @@ void lbd_queue_close(struct lbd_queue *q)
 		mnl_socket_close(q->nl);	/* the kernel unbinds the queue */
 	free(q->rx);
 	free(q->tx);
+	free(q->dtx);
+	free(q->defer);
+	pthread_mutex_destroy(&q->defer_lock);
 	free(q);
 }
 

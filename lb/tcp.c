@@ -107,20 +107,36 @@ static enum lb_tcp_result on_synack(struct lb_tcp *t, const struct lb_pkt_info *
 	return LB_TCP_ACCEPT;
 }
 
-/* Checks I-IV of the header comment. ack is ignored for segments without ACK. */
-static int in_window(const struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi)
+/*
+ * Checks I-IV of the header comment, the upper bounds widened by slack
+ * bytes. ack is ignored for segments without ACK.
+ */
+static int window_ok(const struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi,
+		     uint32_t slack)
 {
 	const struct lb_tcp_peer *snd = &t->peer[dir], *rcv = &t->peer[!dir];
 	uint32_t end = seg_end(pi);
 
-	if (!lb_seq_leq(pi->seq, snd->maxend))
+	if (!lb_seq_leq(pi->seq, snd->maxend + slack))
 		return 0;
 	if (!lb_seq_geq(end, snd->end - rcv->maxwin))
 		return 0;
 	if (!(pi->flags & LB_TCP_ACK))
 		return 1;
-	return lb_seq_leq(pi->ack, rcv->end) &&
+	return lb_seq_leq(pi->ack, rcv->end + slack) &&
 	       lb_seq_geq(pi->ack, rcv->end - max_u32(snd->maxwin, MAX_ACK_WINDOW));
+}
+
+/* Exact check first; the takeover slack only when that fails. */
+static int in_window(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi)
+{
+	if (window_ok(t, dir, pi, 0))
+		return 1;
+	if (t->slack[dir] && window_ok(t, dir, pi, t->slack[dir])) {
+		t->used_slack = 1;
+		return 1;
+	}
+	return 0;
 }
 
 /* Moves the window bounds after an accepted segment. */
@@ -198,8 +214,10 @@ static enum lb_tcp_result on_rst(struct lb_tcp *t, enum lb_dir dir, const struct
 		}
 		return LB_TCP_BAD_RST;
 	}
-	if (!(t->peer[!dir].flags & LB_TCP_PF_SEEN) || !in_window(t, dir, pi))
+	if (!(t->peer[!dir].flags & LB_TCP_PF_SEEN) || !in_window(t, dir, pi)) {
+		t->used_slack = 0;
 		return LB_TCP_BAD_RST;
+	}
 	t->state = LB_TCP_CLOSE;
 	return LB_TCP_ACCEPT;
 }
@@ -209,8 +227,10 @@ static enum lb_tcp_result on_ack(struct lb_tcp *t, enum lb_dir dir, const struct
 {
 	if (t->state == LB_TCP_SYN_SENT || t->state == LB_TCP_CLOSE)
 		return LB_TCP_BAD_STATE;
-	if (!in_window(t, dir, pi))
+	if (!in_window(t, dir, pi)) {
+		t->used_slack = 0;
 		return LB_TCP_OUT_OF_WINDOW;
+	}
 	if (t->state == LB_TCP_SYN_RECV) {
 		if (dir != LB_DIR_ORIG)
 			return LB_TCP_BAD_STATE;	/* the server waits for the ACK */
@@ -219,6 +239,10 @@ static enum lb_tcp_result on_ack(struct lb_tcp *t, enum lb_dir dir, const struct
 		t->state = LB_TCP_ESTABLISHED;
 	}
 	update_window(t, dir, pi);
+	/* This segment refreshed the bounds the other direction's slack
+	 * stood in for. */
+	if (pi->flags & LB_TCP_ACK)
+		t->slack[!dir] = 0;
 	t->state = closing_state(t);
 	return LB_TCP_ACCEPT;
 }
@@ -226,6 +250,7 @@ static enum lb_tcp_result on_ack(struct lb_tcp *t, enum lb_dir dir, const struct
 enum lb_tcp_result lb_tcp_track(struct lb_tcp *t, enum lb_dir dir,
 				const struct lb_pkt_info *pi)
 {
+	t->used_slack = 0;
 	if (!lb_tcp_flags_valid(pi->flags))
 		return LB_TCP_BAD_FLAGS;
 	switch (classify(pi->flags)) {

@@ -1,0 +1,70 @@
+/*
+ * sync_codec: replication records <-> the Batch payload of sync Data
+ * datagrams (sync/lbsync.proto).
+ *
+ * Encoding appends records one at a time to a batch that never exceeds the
+ * payload size it was made for, so a batch always fits one datagram: each
+ * record is packed with protobuf-c and framed as one element of a repeated
+ * field of Batch (tag, length, bytes), which is exactly how protobuf encodes
+ * a repeated field, so the result decodes as an ordinary Batch.
+ *
+ * Decoding checks every field the engine will rely on (address lengths and
+ * families, ports, TCP state, window scale) and skips records that fail,
+ * counting them: an authenticated peer can still be buggy or newer.
+ */
+#ifndef SYNC_CODEC_H
+#define SYNC_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lb_engine.h"
+
+#define SYNC_RECORD_VERSION 1
+
+struct sync_batch;
+
+/* A batch for payloads of at most max_payload bytes. NULL + errno on failure. */
+struct sync_batch *sync_batch_new(size_t max_payload);
+void sync_batch_free(struct sync_batch *b);
+
+/*
+ * Appends a record. Returns 0, or -ENOSPC when it does not fit next to what
+ * the batch holds (take the batch, then add again), or -EMSGSIZE when it
+ * would not fit even an empty batch.
+ */
+int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st);
+int sync_batch_add_delete(struct sync_batch *b, const struct lb_conn_state *st);
+int sync_batch_add_persist(struct sync_batch *b, const struct lb_persist_state *st);
+int sync_batch_add_resync_done(struct sync_batch *b, uint64_t request_id, uint32_t conns);
+
+/* Records in the batch. */
+size_t sync_batch_records(const struct sync_batch *b);
+
+/* The encoded payload (valid until the next add or reset) and its length. */
+const uint8_t *sync_batch_data(const struct sync_batch *b, size_t *len);
+
+/* Empties the batch. */
+void sync_batch_reset(struct sync_batch *b);
+
+struct sync_records_ops {
+	void (*conn)(void *arg, const struct lb_conn_state *st);
+	void (*conn_delete)(void *arg, const struct lb_conn_state *st);
+	void (*persist)(void *arg, const struct lb_persist_state *st);
+	void (*resync_done)(void *arg, uint64_t request_id, uint32_t conns);
+};
+
+struct sync_decode_stats {
+	uint64_t batches, records;
+	uint64_t bad_batch;	/* not a Batch, or a version we do not speak */
+	uint64_t bad_record;	/* a record with an invalid field, skipped */
+};
+
+/*
+ * Decodes a payload and calls ops for each valid record, in order. Returns 0,
+ * or -EINVAL when the payload is not a Batch we understand (nothing called).
+ */
+int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_ops *ops,
+		      void *arg, struct sync_decode_stats *stats);
+
+#endif

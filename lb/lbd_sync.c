@@ -1,0 +1,343 @@
+/*
+ * lbd's sync thread: the UDP socket of the sync channel, the sync node over
+ * the engine, and the engine's control work (expiry, imports), which must run
+ * on one thread. Workers reach it only through the node's queue and an
+ * eventfd that wakes it; the control socket thread reaches it through
+ * node_lock for role changes, readiness and counters.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lbd.h"
+#include "log.h"
+#include "sync_node.h"
+
+#define ENGINE_TICK_MS 100
+#define RX_BATCH 64
+#define RX_SLOT 2048
+
+struct lbd_sync {
+	struct lbd *d;
+	int fd;
+	int wake_fd;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct lb_worker *worker;
+	pthread_mutex_t node_lock;
+	struct sync_node *node;
+	pthread_t thread;
+	atomic_bool stop;
+	uint64_t foreign_source;	/* datagrams not from the configured peer */
+	uint64_t send_errors;
+	uint8_t rx[RX_BATCH][RX_SLOT];
+	struct mmsghdr msgs[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	struct sockaddr_storage from[RX_BATCH];
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static socklen_t sockaddr_of(const struct lb_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		memcpy(&sin->sin_addr, a->bytes, 4);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(port);
+	memcpy(&sin6->sin6_addr, a->bytes, 16);
+	return sizeof(*sin6);
+}
+
+static int open_socket(struct lbd_sync *s, const struct lb_sync_conf *sc)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sockaddr_of(&sc->local, sc->port, &local);
+	int fd = socket(sc->local.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int buf = 4 << 20;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf));
+	if (sc->interface[0] &&
+	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, sc->interface, strlen(sc->interface)) < 0) {
+		log_err("sync: cannot bind to interface %s: %s", sc->interface, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&local, len) < 0) {
+		log_err("sync: cannot bind the sync socket: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	s->peer_len = sockaddr_of(&sc->peer, sc->port, &s->peer);
+	s->fd = fd;
+	return 0;
+}
+
+/* ---- the node's callbacks ---- */
+
+static void op_send(void *arg, const uint8_t *buf, size_t len)
+{
+	struct lbd_sync *s = arg;
+
+	/* Never block: a full socket buffer loses the datagram, and the
+	 * peer's Nack brings it back from the ring. */
+	if (sendto(s->fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&s->peer, s->peer_len) < 0)
+		s->send_errors++;
+}
+
+static void op_wake(void *arg)
+{
+	struct lbd_sync *s = arg;
+	uint64_t one = 1;
+
+	if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("sync: wake: %s", strerror(errno));
+}
+
+static void op_released(void *arg, uint64_t ticket)
+{
+	struct lbd_sync *s = arg;
+
+	for (unsigned i = 0; i < s->d->nqueues; i++)
+		lbd_queue_release(s->d->queues[i], ticket);
+}
+
+static const struct sync_node_ops node_ops = {
+	.send = op_send, .wake = op_wake, .released = op_released,
+};
+
+/* ---- the thread ---- */
+
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+			      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static void receive(struct lbd_sync *s, uint64_t now)
+{
+	for (int round = 0; round < 8; round++) {
+		int n;
+
+		for (int i = 0; i < RX_BATCH; i++) {
+			s->iov[i] = (struct iovec){ s->rx[i], RX_SLOT };
+			s->msgs[i].msg_hdr = (struct msghdr){
+				.msg_name = &s->from[i], .msg_namelen = sizeof(s->from[i]),
+				.msg_iov = &s->iov[i], .msg_iovlen = 1 };
+		}
+		n = recvmmsg(s->fd, s->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n; i++) {
+			/* The HMAC decides; this only counts strangers. */
+			if (!same_host(&s->from[i], &s->peer))
+				s->foreign_source++;
+			sync_node_input(s->node, s->rx[i], s->msgs[i].msg_len, now);
+		}
+		if (n < RX_BATCH)
+			return;
+	}
+}
+
+static void control_work(struct lbd_sync *s, uint64_t now, uint64_t *next_engine_tick)
+{
+	if (now >= *next_engine_tick) {
+		lb_engine_set_clock(s->d->engine, now, real_us());
+		lb_engine_tick(s->d->engine, s->worker, now);
+		*next_engine_tick = now + ENGINE_TICK_MS;
+	}
+	for (unsigned i = 0; i < s->d->nqueues; i++)
+		lbd_queue_defer_expire(s->d->queues[i], s->d->conf.sync.defer_timeout_ms);
+}
+
+static void *sync_main(void *arg)
+{
+	struct lbd_sync *s = arg;
+	uint64_t next_engine_tick = 0;
+
+	while (!atomic_load(&s->stop)) {
+		struct pollfd p[2] = { { s->fd, POLLIN, 0 }, { s->wake_fd, POLLIN, 0 } };
+		uint64_t now = mono_ms(), next;
+		int timeout;
+
+		pthread_mutex_lock(&s->node_lock);
+		next = sync_node_next_ms(s->node, now);
+		pthread_mutex_unlock(&s->node_lock);
+		if (next > next_engine_tick)
+			next = next_engine_tick;
+		/* Deferred packets time out on a 5 ms grid at worst. */
+		if (s->d->conf.sync.defer && next > now + 5)
+			next = now + 5;
+		timeout = next <= now ? 0 : (int)(next - now);
+		poll(p, 2, timeout > 250 ? 250 : timeout);
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+
+			if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
+		}
+		now = mono_ms();
+		pthread_mutex_lock(&s->node_lock);
+		if (p[0].revents & POLLIN)
+			receive(s, now);
+		sync_node_tick(s->node, now);
+		control_work(s, now, &next_engine_tick);
+		pthread_mutex_unlock(&s->node_lock);
+	}
+	return NULL;
+}
+
+static int load_key(const struct lb_sync_conf *sc, uint8_t key[SYNC_KEY_MAX])
+{
+	char err[256];
+	int len = sync_key_load(sc->key_file, key, err, sizeof(err));
+
+	if (len < 0)
+		log_err("sync: %s", err);
+	return len;
+}
+
+static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf *sc)
+{
+	uint8_t key[SYNC_KEY_MAX];
+	int key_len = load_key(sc, key);
+	struct sync_node_conf nc = {
+		.link = {
+			.node_id = sc->node_id, .epoch = real_us(), .key = key,
+			.key_len = key_len > 0 ? (size_t)key_len : 0, .ring = sc->ring,
+			.mtu = 1400, .heartbeat_ms = sc->heartbeat_ms, .nack_delay_ms = 2,
+			.nack_retry_ms = 20, .peer_timeout_ms = sc->peer_timeout_ms,
+		},
+		.resync_timeout_ms = sc->resync_timeout_ms,
+		.flush_ms = 2,
+		.defer = sc->defer,
+	};
+	struct sync_node *n;
+
+	if (key_len < 0)
+		return NULL;
+	n = sync_node_new(&nc, s->d->engine, s->worker, &node_ops, s, mono_ms());
+	memset(key, 0, sizeof(key));
+	if (!n)
+		log_err("sync: cannot create the sync node: %s", strerror(errno));
+	return n;
+}
+
+struct lbd_sync *lbd_sync_start(struct lbd *d)
+{
+	const struct lb_sync_conf *sc = &d->conf.sync;
+	struct lb_repl_conf rc = { .interval_ms = sc->interval_ms, .defer = sc->defer };
+	struct lbd_sync *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->d = d;
+	s->fd = s->wake_fd = -1;
+	pthread_mutex_init(&s->node_lock, NULL);
+	s->worker = lb_engine_worker_new(d->engine);
+	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!s->worker || s->wake_fd < 0 || open_socket(s, sc) < 0 ||
+	    !(s->node = make_node(s, sc)))
+		goto fail;
+	lb_engine_set_role(d->engine, LB_ROLE_BACKUP);
+	lb_engine_set_repl(d->engine, sync_node_repl_ops(), s->node, &rc);
+	sync_node_start(s->node, mono_ms());
+	if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
+		goto fail;
+	log_info("sync: node %u on port %u, peer %s, interval %u ms%s", sc->node_id, sc->port,
+		 lb_addr_format(&sc->peer, (char[LB_ADDR_STRLEN]){ 0 }, LB_ADDR_STRLEN),
+		 sc->interval_ms, sc->defer ? ", defer" : "");
+	return s;
+fail:
+	lb_engine_set_repl(d->engine, NULL, NULL, NULL);
+	sync_node_free(s->node);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	free(s);
+	return NULL;
+}
+
+void lbd_sync_stop(struct lbd_sync *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, true);
+	op_wake(s);
+	pthread_join(s->thread, NULL);
+	lb_engine_set_repl(s->d->engine, NULL, NULL, NULL);
+	sync_node_free(s->node);
+	close(s->fd);
+	close(s->wake_fd);
+	pthread_mutex_destroy(&s->node_lock);
+	free(s);
+}
+
+void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role)
+{
+	pthread_mutex_lock(&s->node_lock);
+	sync_node_set_role(s->node, role);
+	pthread_mutex_unlock(&s->node_lock);
+}
+
+int lbd_sync_ready(struct lbd_sync *s, char *why, size_t len)
+{
+	int ready;
+
+	pthread_mutex_lock(&s->node_lock);
+	ready = sync_node_ready(s->node, mono_ms(), why, len);
+	pthread_mutex_unlock(&s->node_lock);
+	return ready;
+}
+
+static void print_stat(void *arg, const char *name, uint64_t value)
+{
+	fprintf(arg, "sync_%s %llu\n", name, (unsigned long long)value);
+}
+
+void lbd_sync_print(struct lbd_sync *s, FILE *out)
+{
+	pthread_mutex_lock(&s->node_lock);
+	sync_node_stats(s->node, mono_ms(), print_stat, out);
+	fprintf(out, "sync_foreign_source %llu\nsync_send_errors %llu\n",
+		(unsigned long long)s->foreign_source, (unsigned long long)s->send_errors);
+	pthread_mutex_unlock(&s->node_lock);
+}

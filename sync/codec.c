@@ -1,0 +1,317 @@
+/*
+ * sync_codec: see include/sync_codec.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lbsync.pb-c.h"
+#include "sync_codec.h"
+
+/* Field numbers of Batch (sync/lbsync.proto). */
+enum { F_VERSION = 1, F_CONNS = 2, F_DELETES = 3, F_PERSISTS = 4, F_RESYNC_DONE = 5 };
+
+#define RECORD_MAX 512		/* a packed Conn is under 200 bytes */
+
+struct sync_batch {
+	uint8_t *buf;
+	size_t len, cap;
+	size_t records;
+};
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+void sync_batch_reset(struct sync_batch *b)
+{
+	/* Every batch starts with its record format version. */
+	b->len = put_varint(b->buf, (F_VERSION << 3) | 0);
+	b->len += put_varint(b->buf + b->len, SYNC_RECORD_VERSION);
+	b->records = 0;
+}
+
+struct sync_batch *sync_batch_new(size_t max_payload)
+{
+	struct sync_batch *b;
+
+	if (max_payload < 64) {
+		errno = EINVAL;
+		return NULL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b || !(b->buf = malloc(max_payload))) {
+		free(b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	b->cap = max_payload;
+	sync_batch_reset(b);
+	return b;
+}
+
+void sync_batch_free(struct sync_batch *b)
+{
+	if (!b)
+		return;
+	free(b->buf);
+	free(b);
+}
+
+size_t sync_batch_records(const struct sync_batch *b)
+{
+	return b->records;
+}
+
+const uint8_t *sync_batch_data(const struct sync_batch *b, size_t *len)
+{
+	*len = b->len;
+	return b->buf;
+}
+
+/* Appends one packed message as an element of repeated field `field`. */
+static int append(struct sync_batch *b, int field, const ProtobufCMessage *msg)
+{
+	uint8_t head[16];
+	size_t size = protobuf_c_message_get_packed_size(msg), hlen;
+
+	hlen = put_varint(head, ((uint64_t)field << 3) | 2);
+	hlen += put_varint(head + hlen, size);
+	if (hlen + size + 8 > b->cap)
+		return -EMSGSIZE;
+	if (b->len + hlen + size > b->cap)
+		return -ENOSPC;
+	memcpy(b->buf + b->len, head, hlen);
+	protobuf_c_message_pack(msg, b->buf + b->len + hlen);
+	b->len += hlen + size;
+	b->records++;
+	return 0;
+}
+
+static ProtobufCBinaryData addr_bytes(const struct lb_addr *a)
+{
+	return (ProtobufCBinaryData){ lb_addr_len(a), (uint8_t *)a->bytes };
+}
+
+static void peer_to_pb(Lbsync__TcpPeer *pb, const struct lb_tcp_peer *p)
+{
+	lbsync__tcp_peer__init(pb);
+	pb->end = p->end;
+	pb->maxend = p->maxend;
+	pb->maxwin = p->maxwin;
+	pb->wscale = p->wscale;
+	pb->flags = p->flags;
+}
+
+int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
+{
+	Lbsync__Conn m;
+	Lbsync__TcpPeer o, r;
+
+	lbsync__conn__init(&m);
+	m.client_ip = addr_bytes(&st->orig.src);
+	m.client_port = st->orig.sport;
+	m.vip = addr_bytes(&st->orig.dst);
+	m.vport = st->orig.dport;
+	m.backend_ip = addr_bytes(&st->backend);
+	m.backend_port = st->backend_port;
+	m.created_us = st->created_us;
+	m.version = st->version;
+	m.state = st->tcp.state;
+	m.isn_orig = st->tcp.isn[0];
+	m.isn_reply = st->tcp.isn[1];
+	peer_to_pb(&o, &st->tcp.peer[0]);
+	peer_to_pb(&r, &st->tcp.peer[1]);
+	m.orig = &o;
+	m.reply = &r;
+	m.expires_ms = st->expires_ms;
+	m.has_rate_orig = m.has_rate_reply = m.has_persist_ms = 1;
+	m.rate_orig = st->rate[0];
+	m.rate_reply = st->rate[1];
+	m.persist_ms = st->persist_ms;
+	return append(b, F_CONNS, &m.base);
+}
+
+int sync_batch_add_delete(struct sync_batch *b, const struct lb_conn_state *st)
+{
+	Lbsync__ConnDelete m;
+
+	lbsync__conn_delete__init(&m);
+	m.client_ip = addr_bytes(&st->orig.src);
+	m.client_port = st->orig.sport;
+	m.vip = addr_bytes(&st->orig.dst);
+	m.vport = st->orig.dport;
+	m.created_us = st->created_us;
+	return append(b, F_DELETES, &m.base);
+}
+
+int sync_batch_add_persist(struct sync_batch *b, const struct lb_persist_state *st)
+{
+	Lbsync__Persist m;
+
+	lbsync__persist__init(&m);
+	m.vip = addr_bytes(&st->vip);
+	m.vport = st->vport;
+	m.client_ip = addr_bytes(&st->client);
+	m.backend_ip = addr_bytes(&st->backend);
+	m.backend_port = st->backend_port;
+	m.expires_ms = st->expires_ms;
+	return append(b, F_PERSISTS, &m.base);
+}
+
+int sync_batch_add_resync_done(struct sync_batch *b, uint64_t request_id, uint32_t conns)
+{
+	Lbsync__ResyncDone m;
+
+	lbsync__resync_done__init(&m);
+	m.request_id = request_id;
+	m.conns = conns;
+	return append(b, F_RESYNC_DONE, &m.base);
+}
+
+/* ---- decoding ---- */
+
+static int addr_from(struct lb_addr *a, ProtobufCBinaryData d)
+{
+	memset(a, 0, sizeof(*a));
+	if (d.len == 4)
+		a->family = AF_INET;
+	else if (d.len == 16)
+		a->family = AF_INET6;
+	else
+		return -1;
+	memcpy(a->bytes, d.data, d.len);
+	return 0;
+}
+
+static int port_ok(uint32_t p)
+{
+	return p > 0 && p <= 65535;
+}
+
+static int peer_from(struct lb_tcp_peer *p, const Lbsync__TcpPeer *pb)
+{
+	if (!pb || pb->wscale > 14 || pb->flags > 0xff)
+		return -1;
+	p->end = pb->end;
+	p->maxend = pb->maxend;
+	p->maxwin = pb->maxwin;
+	p->wscale = (uint8_t)pb->wscale;
+	p->flags = (uint8_t)pb->flags;
+	return 0;
+}
+
+/* The tuple fields shared by Conn and ConnDelete. */
+static int tuple_from(struct lb_tuple *t, ProtobufCBinaryData cip, uint32_t cport,
+		      ProtobufCBinaryData vip, uint32_t vport)
+{
+	memset(t, 0, sizeof(*t));
+	if (addr_from(&t->src, cip) < 0 || addr_from(&t->dst, vip) < 0 ||
+	    t->src.family != t->dst.family || !port_ok(cport) || !port_ok(vport))
+		return -1;
+	t->sport = (uint16_t)cport;
+	t->dport = (uint16_t)vport;
+	return 0;
+}
+
+static int conn_from(struct lb_conn_state *st, const Lbsync__Conn *m)
+{
+	memset(st, 0, sizeof(*st));
+	if (tuple_from(&st->orig, m->client_ip, m->client_port, m->vip, m->vport) < 0 ||
+	    addr_from(&st->backend, m->backend_ip) < 0 ||
+	    st->backend.family != st->orig.src.family || !port_ok(m->backend_port) ||
+	    m->state == LB_TCP_NONE || m->state >= LB_TCP_STATE_COUNT ||
+	    peer_from(&st->tcp.peer[0], m->orig) < 0 || peer_from(&st->tcp.peer[1], m->reply) < 0)
+		return -1;
+	st->backend_port = (uint16_t)m->backend_port;
+	st->created_us = m->created_us;
+	st->version = m->version;
+	st->tcp.state = (uint8_t)m->state;
+	st->tcp.isn[0] = m->isn_orig;
+	st->tcp.isn[1] = m->isn_reply;
+	st->expires_ms = m->expires_ms;
+	st->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
+	st->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
+	st->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	return 0;
+}
+
+static int persist_from(struct lb_persist_state *st, const Lbsync__Persist *m)
+{
+	memset(st, 0, sizeof(*st));
+	if (addr_from(&st->vip, m->vip) < 0 || addr_from(&st->client, m->client_ip) < 0 ||
+	    addr_from(&st->backend, m->backend_ip) < 0 || st->vip.family != st->client.family ||
+	    st->vip.family != st->backend.family || !port_ok(m->vport) ||
+	    !port_ok(m->backend_port))
+		return -1;
+	st->vport = (uint16_t)m->vport;
+	st->backend_port = (uint16_t)m->backend_port;
+	st->expires_ms = m->expires_ms;
+	return 0;
+}
+
+static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, void *arg,
+		    struct sync_decode_stats *stats)
+{
+	struct lb_conn_state cs;
+	struct lb_persist_state ps;
+
+	for (size_t i = 0; i < m->n_conns; i++) {
+		if (conn_from(&cs, m->conns[i]) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		ops->conn(arg, &cs);
+	}
+	for (size_t i = 0; i < m->n_deletes; i++) {
+		const Lbsync__ConnDelete *d = m->deletes[i];
+
+		memset(&cs, 0, sizeof(cs));
+		if (tuple_from(&cs.orig, d->client_ip, d->client_port, d->vip, d->vport) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		cs.created_us = d->created_us;
+		stats->records++;
+		ops->conn_delete(arg, &cs);
+	}
+	for (size_t i = 0; i < m->n_persists; i++) {
+		if (persist_from(&ps, m->persists[i]) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		ops->persist(arg, &ps);
+	}
+	if (m->resync_done)
+		ops->resync_done(arg, m->resync_done->request_id, m->resync_done->conns);
+}
+
+int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_ops *ops,
+		      void *arg, struct sync_decode_stats *stats)
+{
+	Lbsync__Batch *m = lbsync__batch__unpack(NULL, len, buf);
+
+	if (!m || m->version != SYNC_RECORD_VERSION) {
+		stats->bad_batch++;
+		if (m)
+			lbsync__batch__free_unpacked(m, NULL);
+		return -EINVAL;
+	}
+	stats->batches++;
+	/* Deletes after conns: a batch may hold a connection's last update
+	 * and, once it expired, its removal. */
+	deliver(m, ops, arg, stats);
+	lbsync__batch__free_unpacked(m, NULL);
+	return 0;
+}

@@ -1,0 +1,273 @@
+/*
+ * sync_link: the reliable, authenticated datagram channel between the two
+ * lbd of a pair; the contract is include/sync_link.h, the wire format
+ * sync/lbsync.proto and sync/link_wire.c. This file holds the lifecycle,
+ * the timers and the accessors; link_tx.c our stream, link_rx.c the peer's.
+ *
+ * Memory: everything is allocated in sync_link_new() (the ring, the receive
+ * window, one transmit buffer, the arena protobuf-c decodes into, the Nack
+ * ranges); nothing on the per-datagram path calls malloc.
+ *
+ * Callbacks run inside sync_link_input()/sync_link_tick(). They may send
+ * (sync_link_send_data(), sync_link_request_resync()) but must not feed the
+ * link input or free it: the datagram being handled lives in the link's
+ * decode arena until the call returns.
+ *
+ * Counting: stats.received counts accepted datagrams only; a refused one
+ * changes nothing but its own reason's counter.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "link_impl.h"
+
+#define LINK_MTU_MIN 512
+#define LINK_MTU_MAX 65535	/* an IPv4/IPv6 UDP datagram cannot be larger */
+#define LINK_RING_MIN 64
+
+/* Widest framing of the Packet fields every datagram has (tag + varint):
+ * node_id (uint32), epoch and msg_seq (uint64). */
+#define LINK_HEAD_MAX (1 + 5 + 1 + 10 + 1 + 10)
+
+/*
+ * The largest payload whose Data datagram fits the mtu however wide the
+ * varints get: prefix, MAC, the Packet head, the Data field's tag and
+ * length, data_seq, ack_request, the payload's tag and length.
+ */
+static size_t link_payload_room(size_t mtu)
+{
+	size_t v = sync_link_varint_size(mtu);
+
+	return mtu - LINK_PREFIX_LEN - LINK_MAC_LEN - LINK_HEAD_MAX -
+	       (1 + v) - (1 + 10) - (1 + 1) - (1 + v);
+}
+
+/* How many SeqRanges (tag, length, two tagged uint64: 24 bytes at most)
+ * fit one Nack next to its head and peer_epoch. */
+static size_t link_nack_room(size_t mtu)
+{
+	size_t v = sync_link_varint_size(mtu);
+
+	return (mtu - LINK_PREFIX_LEN - LINK_MAC_LEN - LINK_HEAD_MAX - (1 + v) - (1 + 10)) /
+	       (1 + 1 + 11 + 11);
+}
+
+static int link_conf_ok(const struct sync_link_conf *c, const struct sync_link_ops *ops)
+{
+	return c && ops && ops->send && c->node_id != 0 && c->key &&
+	       c->key_len >= SYNC_KEY_MIN && c->key_len <= SYNC_KEY_MAX &&
+	       c->ring >= LINK_RING_MIN && c->mtu >= LINK_MTU_MIN && c->mtu <= LINK_MTU_MAX &&
+	       c->heartbeat_ms > 0 && c->nack_retry_ms > 0 && c->peer_timeout_ms > 0;
+}
+
+static int link_alloc(struct sync_link *link)
+{
+	size_t ring = link->conf.ring, i;
+
+	/* Legitimate datagrams decode into a few structs and one copy of
+	 * the payload; hostile nesting gets 32 bytes per wire byte. */
+	link->arena_size = 32 * link->conf.mtu + 4096;
+	link->arena = malloc(link->arena_size);
+	link->txbuf = malloc(link->conf.mtu);
+	link->tx.slots = calloc(ring, sizeof(*link->tx.slots));
+	link->tx.payloads = calloc(ring, link->max_payload);
+	link->rx.seen = calloc(ring, sizeof(*link->rx.seen));
+	link->rx.nack_due = calloc(ring, sizeof(*link->rx.nack_due));
+	link->rx.ranges = calloc(link->rx.max_ranges, sizeof(*link->rx.ranges));
+	link->rx.range_ptrs = calloc(link->rx.max_ranges, sizeof(*link->rx.range_ptrs));
+	if (!link->arena || !link->txbuf || !link->tx.slots || !link->tx.payloads ||
+	    !link->rx.seen || !link->rx.nack_due || !link->rx.ranges || !link->rx.range_ptrs)
+		return -ENOMEM;
+	for (i = 0; i < link->rx.max_ranges; i++) {
+		lbsync__seq_range__init(&link->rx.ranges[i]);
+		link->rx.range_ptrs[i] = &link->rx.ranges[i];
+	}
+	return 0;
+}
+
+struct sync_link *sync_link_new(const struct sync_link_conf *conf,
+				const struct sync_link_ops *ops, void *arg, uint64_t now_ms)
+{
+	struct sync_link *link;
+
+	if (!link_conf_ok(conf, ops)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (sodium_init() < 0) {
+		errno = EIO;	/* no usable randomness source: cannot happen on Linux */
+		return NULL;
+	}
+	link = calloc(1, sizeof(*link));
+	if (!link)
+		goto err;
+	link->conf = *conf;
+	memcpy(link->key, conf->key, conf->key_len);
+	link->conf.key = link->key;
+	link->ops = ops;
+	link->arg = arg;
+	link->max_payload = link_payload_room(conf->mtu);
+	link->rx.max_ranges = link_nack_room(conf->mtu);
+	if (link_alloc(link) < 0)
+		goto err;
+	sync_link_arena_setup(link);
+	crypto_auth_hmacsha256_init(&link->mac_base, link->key, link->conf.key_len);
+	sync_link_rx_reset(link);
+	link->next_heartbeat_ms = now_ms;	/* announce ourselves at once */
+	return link;
+err:
+	sync_link_free(link);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void sync_link_free(struct sync_link *link)
+{
+	if (!link)
+		return;
+	sodium_memzero(link->key, sizeof(link->key));
+	sodium_memzero(&link->mac_base, sizeof(link->mac_base));
+	free(link->rx.range_ptrs);
+	free(link->rx.ranges);
+	free(link->rx.nack_due);
+	free(link->rx.seen);
+	free(link->tx.payloads);
+	free(link->tx.slots);
+	free(link->txbuf);
+	free(link->arena);
+	free(link);
+}
+
+/*
+ * Two timers: the next heartbeat, and the earliest hole due in a Nack (kept
+ * lazily: it may be early, then the Nack pass finds nothing due and re-arms
+ * it). The peer timeout needs none: liveness is judged from last_heard_ms
+ * when asked, so there is nothing to do when it passes.
+ */
+void sync_link_tick(struct sync_link *link, uint64_t now_ms)
+{
+	if (now_ms >= link->next_heartbeat_ms) {
+		sync_link_tx_heartbeat(link);
+		link->next_heartbeat_ms += link->conf.heartbeat_ms;
+		/* After a stall, one heartbeat, not a burst of missed ones. */
+		if (link->next_heartbeat_ms <= now_ms)
+			link->next_heartbeat_ms = now_ms + link->conf.heartbeat_ms;
+	}
+	if (now_ms >= link->rx.nack_next)
+		sync_link_rx_nacks(link, now_ms);
+}
+
+uint64_t sync_link_next_ms(const struct sync_link *link)
+{
+	return link->rx.nack_next < link->next_heartbeat_ms ? link->rx.nack_next
+							     : link->next_heartbeat_ms;
+}
+
+void sync_link_set_status(struct sync_link *link, enum sync_role role, int ready)
+{
+	link->role = (unsigned)role <= SYNC_ROLE_FAULT ? role : SYNC_ROLE_NONE;
+	link->ready = ready != 0;
+}
+
+void sync_link_peer(const struct sync_link *link, uint64_t now_ms, struct sync_peer_status *out)
+{
+	const struct link_peer *p = &link->peer;
+
+	memset(out, 0, sizeof(*out));
+	if (!p->known)
+		return;
+	out->alive = now_ms < p->last_heard_ms ||
+		     now_ms - p->last_heard_ms < link->conf.peer_timeout_ms;
+	out->role = p->role;
+	out->ready = p->ready;
+	out->node_id = p->node_id;
+	out->epoch = p->epoch;
+	out->last_heard_ms = p->last_heard_ms;
+}
+
+const struct sync_link_stats *sync_link_stats(const struct sync_link *link)
+{
+	return &link->stats;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void key_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Reads at most cap bytes; returns how many, or -1 with errno. */
+static ssize_t key_read(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < cap) {
+		n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int sync_key_load(const char *path, uint8_t key[SYNC_KEY_MAX], char *err, size_t errlen)
+{
+	uint8_t buf[SYNC_KEY_MAX + 1];	/* one more, to tell "too long" */
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		key_err(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		key_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		key_err(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	/* Whoever can read the key can forge state; whoever can write it
+	 * can cut the pair apart. */
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		key_err(err, errlen, "%s: mode %04o gives group or others access (chmod 600)",
+			path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	n = key_read(fd, buf, sizeof(buf));
+	if (n < 0)
+		key_err(err, errlen, "%s: %s", path, strerror(errno));
+	else if (n < SYNC_KEY_MIN)
+		key_err(err, errlen, "%s: key too short (%zd bytes, at least %d)", path, n,
+			SYNC_KEY_MIN);
+	else if (n > SYNC_KEY_MAX)
+		key_err(err, errlen, "%s: key too long (more than %d bytes)", path, SYNC_KEY_MAX);
+	else
+		memcpy(key, buf, (size_t)n);
+	if (n < SYNC_KEY_MIN || n > SYNC_KEY_MAX)
+		n = -1;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	return n < 0 ? -1 : (int)n;
+}

@@ -1,0 +1,589 @@
+/*
+ * sync_node: see include/sync_node.h.
+ *
+ * Outgoing records take one of two paths. Incremental ones (the engine's
+ * hooks, on worker threads) go through a bounded double-buffered queue: a
+ * worker appends under a mutex, the control thread swaps the buffers and
+ * encodes. Bulk resync records are encoded straight from a table walk by the
+ * control thread, a slice per tick, and only while the peer has acknowledged
+ * enough that the link's ring still holds everything in flight, so a resync
+ * of any size never outruns the ring it would need for repairs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync_codec.h"
+#include "sync_node.h"
+
+#define EXPORT_BUCKETS 256	/* table slice per step of a bulk resync */
+#define EXPORT_STEPS 16		/* steps per tick */
+#define ACK_EVERY 32		/* bulk datagrams between ack requests */
+#define RESYNC_RETRY_MS 1000	/* ResyncRequest is not sequenced: ask again */
+
+enum rec_kind { REC_CONN, REC_DELETE, REC_PERSIST };
+
+struct record {
+	uint8_t kind;
+	uint64_t ticket;
+	union {
+		struct lb_conn_state conn;
+		struct lb_persist_state persist;
+	} u;
+};
+
+struct queue {
+	struct record *rec;
+	size_t n;
+};
+
+struct sync_node_stats_own {
+	uint64_t queued, queue_overflow, flushes, datagrams, bulk_datagrams;
+	uint64_t resyncs_requested, resyncs_done, resyncs_served, lost_events;
+	uint64_t released;
+};
+
+struct sync_node {
+	struct sync_node_conf conf;
+	struct lb_engine *engine;
+	struct lb_worker *worker;
+	const struct sync_node_ops *ops;
+	void *arg;
+	struct sync_link *link;
+	struct sync_batch *batch;
+	enum lb_role role;
+
+	/* Incremental records: workers fill q[fill] under lock. */
+	pthread_mutex_t lock;
+	struct queue q[2];
+	int fill;
+	uint64_t next_ticket;		/* under lock */
+	uint64_t first_queued_ms;	/* under lock; when the control thread
+					 * first saw records waiting, 0: not yet */
+	int overflowed;			/* under lock: records were lost */
+	int urgent;			/* under lock: flush now (defer) */
+
+	/* Tickets of the records in each of our data_seq, for releases. */
+	uint64_t *ticket_at;
+	uint64_t last_ticket_sent;
+
+	/* Bulk resync we serve. */
+	int exporting;
+	uint64_t export_id;
+	size_t export_cursor;
+	uint32_t export_conns;
+	size_t export_datagrams;
+
+	/* Bulk resync we asked for. */
+	int joining;
+	uint64_t join_ms, resync_id, resync_asked_ms;
+	uint64_t resync_done_seq;	/* data_seq that carried our ResyncDone */
+	uint64_t delivering_seq;	/* data_seq being decoded */
+	uint64_t input_ms;		/* the time of the datagram being handled */
+	char not_ready[96];
+
+	struct sync_node_stats_own st;
+	struct sync_decode_stats dec;
+};
+
+/* ---- the engine's hooks (worker threads) ---- */
+
+/*
+ * Appends a record for the control thread. The first record after a flush
+ * wakes it (it stamps the time and batches for flush_ms); in defer mode every
+ * record is urgent, since a packet waits for its ticket.
+ */
+static uint64_t enqueue(struct sync_node *n, enum rec_kind kind, const void *state, size_t len)
+{
+	struct queue *q;
+	uint64_t ticket = 0;
+	int wake = 0;
+
+	pthread_mutex_lock(&n->lock);
+	q = &n->q[n->fill];
+	if (q->n == n->conf.queue) {
+		n->overflowed = 1;	/* the control thread pushes a full resync */
+		n->st.queue_overflow++;
+	} else {
+		struct record *r = &q->rec[q->n++];
+
+		r->kind = (uint8_t)kind;
+		r->ticket = ticket = ++n->next_ticket;
+		memcpy(&r->u, state, len);
+		n->st.queued++;
+		wake = q->n == 1 || (n->conf.defer && !n->urgent);
+		n->urgent |= n->conf.defer;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (wake && n->ops->wake)
+		n->ops->wake(n->arg);
+	return ticket;
+}
+
+static uint64_t hook_conn(void *arg, const struct lb_conn_state *st)
+{
+	return enqueue(arg, REC_CONN, st, sizeof(*st));
+}
+
+static void hook_delete(void *arg, const struct lb_conn_state *st)
+{
+	enqueue(arg, REC_DELETE, st, sizeof(*st));
+}
+
+static void hook_persist(void *arg, const struct lb_persist_state *st)
+{
+	enqueue(arg, REC_PERSIST, st, sizeof(*st));
+}
+
+static const struct lb_repl_ops repl_ops = {
+	.conn = hook_conn, .conn_delete = hook_delete, .persist = hook_persist,
+};
+
+const struct lb_repl_ops *sync_node_repl_ops(void)
+{
+	return &repl_ops;
+}
+
+/* ---- sending ---- */
+
+/* Sends the batch as one Data datagram and remembers its last ticket. */
+static void send_batch(struct sync_node *n, int ack_request, uint64_t now_ms)
+{
+	const uint8_t *p;
+	size_t len;
+	uint64_t seq;
+
+	if (!sync_batch_records(n->batch))
+		return;
+	p = sync_batch_data(n->batch, &len);
+	seq = sync_link_send_data(n->link, p, len, ack_request, now_ms);
+	if (seq)
+		n->ticket_at[seq % n->conf.link.ring] = n->last_ticket_sent;
+	n->st.datagrams++;
+	sync_batch_reset(n->batch);
+}
+
+static int add_record(struct sync_batch *b, const struct record *r)
+{
+	switch (r->kind) {
+	case REC_CONN: return sync_batch_add_conn(b, &r->u.conn);
+	case REC_DELETE: return sync_batch_add_delete(b, &r->u.conn);
+	default: return sync_batch_add_persist(b, &r->u.persist);
+	}
+}
+
+/* Encodes a drained queue into as few datagrams as fit. */
+static void send_queue(struct sync_node *n, struct queue *q, int ack_request, uint64_t now_ms)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		if (add_record(n->batch, &q->rec[i]) == -ENOSPC) {
+			send_batch(n, ack_request, now_ms);
+			add_record(n->batch, &q->rec[i]);
+		}
+		n->last_ticket_sent = q->rec[i].ticket;
+	}
+	send_batch(n, ack_request, now_ms);
+	q->n = 0;
+}
+
+static void start_export(struct sync_node *n, uint64_t request_id);
+
+/* Sends what workers queued, when it has waited long enough or is urgent. */
+static void flush(struct sync_node *n, uint64_t now_ms)
+{
+	struct queue *q;
+	int urgent, overflowed;
+
+	pthread_mutex_lock(&n->lock);
+	if (!n->q[n->fill].n && !n->overflowed) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	if (!n->first_queued_ms)
+		n->first_queued_ms = now_ms;
+	if (!n->urgent && now_ms < n->first_queued_ms + n->conf.flush_ms &&
+	    n->q[n->fill].n < n->conf.queue / 2) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	q = &n->q[n->fill];
+	n->fill ^= 1;
+	urgent = n->urgent;
+	overflowed = n->overflowed;
+	n->urgent = n->overflowed = 0;
+	n->first_queued_ms = 0;
+	pthread_mutex_unlock(&n->lock);
+	send_queue(n, q, urgent, now_ms);
+	n->st.flushes++;
+	/* Lost records cannot be named: send the peer the whole table. */
+	if (overflowed && n->role == LB_ROLE_MASTER)
+		start_export(n, 0);
+}
+
+/* ---- bulk resync we serve ---- */
+
+static void start_export(struct sync_node *n, uint64_t request_id)
+{
+	n->exporting = 1;
+	n->export_id = request_id;
+	n->export_cursor = 0;
+	n->export_conns = 0;
+	n->export_datagrams = 0;
+	n->st.resyncs_served++;
+}
+
+struct export_ctx {
+	struct sync_node *n;
+	uint64_t now_ms;
+};
+
+static void bulk_send(struct sync_node *n, uint64_t now_ms)
+{
+	/* Ask for an ack now and then so the window below keeps moving. */
+	send_batch(n, ++n->export_datagrams % ACK_EVERY == 0, now_ms);
+	n->st.bulk_datagrams++;
+}
+
+static void export_conn(void *arg, const struct lb_conn_state *st)
+{
+	struct export_ctx *x = arg;
+
+	if (sync_batch_add_conn(x->n->batch, st) == -ENOSPC) {
+		bulk_send(x->n, x->now_ms);
+		sync_batch_add_conn(x->n->batch, st);
+	}
+	x->n->export_conns++;
+}
+
+static void export_persist(void *arg, const struct lb_persist_state *st)
+{
+	struct export_ctx *x = arg;
+
+	if (sync_batch_add_persist(x->n->batch, st) == -ENOSPC) {
+		bulk_send(x->n, x->now_ms);
+		sync_batch_add_persist(x->n->batch, st);
+	}
+}
+
+static void finish_export(struct sync_node *n, uint64_t now_ms)
+{
+	struct export_ctx x = { n, now_ms };
+
+	lb_engine_export_persist(n->engine, now_ms, export_persist, &x);
+	if (sync_batch_add_resync_done(n->batch, n->export_id, n->export_conns) == -ENOSPC) {
+		bulk_send(n, now_ms);
+		sync_batch_add_resync_done(n->batch, n->export_id, n->export_conns);
+	}
+	send_batch(n, 1, now_ms);
+	n->exporting = 0;
+}
+
+/* In flight: sent but not yet acknowledged by the peer. */
+static uint64_t in_flight(const struct sync_node *n)
+{
+	return sync_link_last_sent(n->link) - sync_link_peer_acked(n->link);
+}
+
+static void export_step(struct sync_node *n, uint64_t now_ms)
+{
+	struct export_ctx x = { n, now_ms };
+
+	for (int i = 0; i < EXPORT_STEPS && n->exporting; i++) {
+		if (in_flight(n) > n->conf.link.ring / 2)
+			return;		/* wait for acks; never overrun the ring */
+		if (!lb_engine_export_conns(n->engine, &n->export_cursor, EXPORT_BUCKETS, now_ms,
+					    export_conn, &x))
+			finish_export(n, now_ms);
+	}
+	if (n->exporting)
+		bulk_send(n, now_ms);
+}
+
+/* ---- receiving ---- */
+
+static void rec_conn(void *arg, const struct lb_conn_state *st)
+{
+	struct sync_node *n = arg;
+
+	lb_engine_import_conn(n->engine, n->worker, st, n->input_ms);
+}
+
+static void rec_delete(void *arg, const struct lb_conn_state *st)
+{
+	struct sync_node *n = arg;
+
+	lb_engine_import_delete(n->engine, n->worker, st, n->input_ms);
+}
+
+static void rec_persist(void *arg, const struct lb_persist_state *st)
+{
+	struct sync_node *n = arg;
+
+	lb_engine_import_persist(n->engine, n->worker, st, n->input_ms);
+}
+
+static void rec_resync_done(void *arg, uint64_t request_id, uint32_t conns)
+{
+	struct sync_node *n = arg;
+
+	(void)conns;
+	if (n->joining && request_id == n->resync_id && !n->resync_done_seq)
+		n->resync_done_seq = n->delivering_seq;
+}
+
+static const struct sync_records_ops record_ops = {
+	.conn = rec_conn, .conn_delete = rec_delete, .persist = rec_persist,
+	.resync_done = rec_resync_done,
+};
+
+/* ---- the link's callbacks ---- */
+
+static void link_send(void *arg, const uint8_t *buf, size_t len)
+{
+	struct sync_node *n = arg;
+
+	n->ops->send(n->arg, buf, len);
+}
+
+static void link_deliver(void *arg, const uint8_t *payload, size_t len, uint64_t data_seq)
+{
+	struct sync_node *n = arg;
+
+	n->delivering_seq = data_seq;
+	sync_batch_decode(payload, len, &record_ops, n, &n->dec);
+}
+
+static void link_resync_request(void *arg, uint64_t request_id)
+{
+	struct sync_node *n = arg;
+
+	/* Only the master's table is the truth; a backup's may be partial.
+	 * The asker sees our role in heartbeats and stops waiting. */
+	if (n->role == LB_ROLE_MASTER)
+		start_export(n, request_id);
+}
+
+static void ask_resync(struct sync_node *n, uint64_t now_ms)
+{
+	n->resync_id = sync_link_request_resync(n->link, now_ms);
+	n->resync_asked_ms = now_ms;
+	n->resync_done_seq = 0;
+	n->st.resyncs_requested++;
+}
+
+static void link_lost(void *arg, uint64_t first, uint64_t last)
+{
+	struct sync_node *n = arg;
+
+	(void)first;
+	(void)last;
+	n->st.lost_events++;
+	if (n->role != LB_ROLE_MASTER)
+		ask_resync(n, n->input_ms);
+}
+
+static void link_peer_restarted(void *arg, uint64_t epoch)
+{
+	(void)arg;
+	(void)epoch;	/* the restarted peer asks us for its table itself */
+}
+
+static void link_acked(void *arg, uint64_t acked)
+{
+	struct sync_node *n = arg;
+	uint64_t ticket;
+
+	if (acked + n->conf.link.ring <= sync_link_last_sent(n->link))
+		return;		/* older than the ticket ring: nothing to learn */
+	ticket = n->ticket_at[acked % n->conf.link.ring];
+	if (ticket > n->st.released) {
+		n->st.released = ticket;
+		if (n->ops->released)
+			n->ops->released(n->arg, ticket);
+	}
+}
+
+static const struct sync_link_ops link_ops = {
+	.send = link_send, .deliver = link_deliver, .resync_request = link_resync_request,
+	.lost = link_lost, .peer_restarted = link_peer_restarted, .acked = link_acked,
+};
+
+/* ---- the node ---- */
+
+struct sync_node *sync_node_new(const struct sync_node_conf *conf, struct lb_engine *e,
+				struct lb_worker *w, const struct sync_node_ops *ops, void *arg,
+				uint64_t now_ms)
+{
+	struct sync_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->conf = *conf;
+	if (!n->conf.queue)
+		n->conf.queue = 65536;
+	n->engine = e;
+	n->worker = w;
+	n->ops = ops;
+	n->arg = arg;
+	n->role = LB_ROLE_BACKUP;
+	pthread_mutex_init(&n->lock, NULL);
+	n->q[0].rec = calloc(n->conf.queue, sizeof(struct record));
+	n->q[1].rec = calloc(n->conf.queue, sizeof(struct record));
+	n->ticket_at = calloc(conf->link.ring ? conf->link.ring : 1, sizeof(uint64_t));
+	n->link = sync_link_new(&conf->link, &link_ops, n, now_ms);
+	if (!n->q[0].rec || !n->q[1].rec || !n->ticket_at || !n->link ||
+	    !(n->batch = sync_batch_new(sync_link_max_payload(n->link)))) {
+		int err = errno ? errno : ENOMEM;
+
+		sync_node_free(n);
+		errno = err;
+		return NULL;
+	}
+	sync_link_set_status(n->link, SYNC_ROLE_BACKUP, 0);
+	return n;
+}
+
+void sync_node_free(struct sync_node *n)
+{
+	if (!n)
+		return;
+	sync_link_free(n->link);
+	sync_batch_free(n->batch);
+	free(n->q[0].rec);
+	free(n->q[1].rec);
+	free(n->ticket_at);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void sync_node_start(struct sync_node *n, uint64_t now_ms)
+{
+	n->joining = 1;
+	n->join_ms = now_ms;
+	snprintf(n->not_ready, sizeof(n->not_ready), "waiting for the peer");
+	ask_resync(n, now_ms);
+}
+
+void sync_node_input(struct sync_node *n, const uint8_t *buf, size_t len, uint64_t now_ms)
+{
+	n->input_ms = now_ms;
+	sync_link_input(n->link, buf, len, now_ms);
+}
+
+static void set_ready(struct sync_node *n)
+{
+	n->joining = 0;
+	sync_link_set_status(n->link, (enum sync_role)n->role, 1);
+}
+
+/* Decides whether a joining node may stop waiting for its resync. */
+static void check_join(struct sync_node *n, uint64_t now_ms)
+{
+	struct sync_peer_status peer;
+
+	sync_link_peer(n->link, now_ms, &peer);
+	if (n->resync_done_seq &&
+	    sync_link_received_through(n->link) >= n->resync_done_seq) {
+		n->st.resyncs_done++;
+		set_ready(n);
+	} else if (peer.alive && peer.role != SYNC_ROLE_NONE && peer.role != SYNC_ROLE_MASTER) {
+		set_ready(n);		/* nobody holds a better table than ours */
+	} else if (!peer.alive && now_ms >= n->join_ms + n->conf.resync_timeout_ms &&
+		   (!peer.last_heard_ms ||
+		    now_ms >= peer.last_heard_ms + n->conf.resync_timeout_ms)) {
+		set_ready(n);		/* alone */
+	} else if (peer.alive && now_ms >= n->resync_asked_ms + RESYNC_RETRY_MS &&
+		   !n->resync_done_seq) {
+		ask_resync(n, now_ms);	/* the request may have been lost */
+	}
+	if (n->joining)
+		snprintf(n->not_ready, sizeof(n->not_ready), "%s",
+			 n->resync_done_seq ? "bulk resync: repairing the last datagrams"
+			 : peer.alive ? "bulk resync from the master in progress"
+				      : "waiting for the peer");
+}
+
+void sync_node_tick(struct sync_node *n, uint64_t now_ms)
+{
+	n->input_ms = now_ms;
+	flush(n, now_ms);
+	if (n->exporting)
+		export_step(n, now_ms);
+	sync_link_tick(n->link, now_ms);
+	if (n->joining)
+		check_join(n, now_ms);
+}
+
+uint64_t sync_node_next_ms(struct sync_node *n, uint64_t now_ms)
+{
+	uint64_t next = sync_link_next_ms(n->link);
+
+	pthread_mutex_lock(&n->lock);
+	if (n->q[n->fill].n) {
+		uint64_t due = n->urgent || !n->first_queued_ms ? now_ms
+								 : n->first_queued_ms + n->conf.flush_ms;
+
+		if (due < next)
+			next = due;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (n->exporting && in_flight(n) <= n->conf.link.ring / 2)
+		next = now_ms;
+	if (n->joining && now_ms + 50 < next)
+		next = now_ms + 50;
+	return next;
+}
+
+void sync_node_set_role(struct sync_node *n, enum lb_role role)
+{
+	n->role = role;
+	sync_link_set_status(n->link, (enum sync_role)role, !n->joining);
+}
+
+int sync_node_ready(struct sync_node *n, uint64_t now_ms, char *why, size_t len)
+{
+	(void)now_ms;
+	if (!n->joining)
+		return 1;
+	snprintf(why, len, "%s", n->not_ready);
+	return 0;
+}
+
+void sync_node_stats(struct sync_node *n, uint64_t now_ms,
+		     void (*fn)(void *arg, const char *name, uint64_t value), void *arg)
+{
+	const struct sync_link_stats *l = sync_link_stats(n->link);
+	struct sync_peer_status peer;
+	struct sync_node_stats_own own;
+
+	pthread_mutex_lock(&n->lock);
+	own = n->st;
+	pthread_mutex_unlock(&n->lock);
+	sync_link_peer(n->link, now_ms, &peer);
+#define S(name, v) fn(arg, name, (uint64_t)(v))
+	S("peer_alive", peer.alive); S("peer_role", peer.role); S("peer_ready", peer.ready);
+	S("peer_node", peer.node_id); S("ready", !n->joining);
+	S("last_sent", sync_link_last_sent(n->link));
+	S("peer_acked", sync_link_peer_acked(n->link));
+	S("received_through", sync_link_received_through(n->link));
+	S("records_queued", own.queued); S("queue_overflow", own.queue_overflow);
+	S("flushes", own.flushes); S("datagrams", own.datagrams);
+	S("bulk_datagrams", own.bulk_datagrams); S("resyncs_requested", own.resyncs_requested);
+	S("resyncs_done", own.resyncs_done); S("resyncs_served", own.resyncs_served);
+	S("lost_events", own.lost_events); S("released_ticket", own.released);
+	S("batches_in", n->dec.batches); S("records_in", n->dec.records);
+	S("bad_batch", n->dec.bad_batch); S("bad_record", n->dec.bad_record);
+	S("sent", l->sent); S("sent_bytes", l->sent_bytes); S("data_sent", l->data_sent);
+	S("retransmitted", l->retransmitted); S("heartbeats_sent", l->heartbeats_sent);
+	S("nacks_sent", l->nacks_sent); S("acks_sent", l->acks_sent); S("gone_sent", l->gone_sent);
+	S("send_too_big", l->send_too_big); S("received", l->received);
+	S("data_received", l->data_received); S("duplicates", l->duplicates);
+	S("nacks_received", l->nacks_received); S("gone_received", l->gone_received);
+	S("holes_lost", l->holes_lost); S("bad_size", l->bad_size); S("bad_magic", l->bad_magic);
+	S("bad_hmac", l->bad_hmac); S("bad_decode", l->bad_decode); S("own_node", l->own_node);
+	S("foreign_node", l->foreign_node); S("stale_epoch", l->stale_epoch);
+	S("replayed", l->replayed); S("peer_restarts", l->peer_restarts);
+#undef S
+}

@@ -1,0 +1,577 @@
+/*
+ * Two engines, an active and a standby, joined by real sync nodes (codec and
+ * link) over a simulated network with a fake clock: connection state goes
+ * across, the standby takes over established connections strictly, bulk
+ * resync fills a joining node, stale updates never regress it, forged
+ * datagrams change nothing, and defer tickets are released by the peer's ack.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../lb/pktbuild.h"
+#include "lb_engine.h"
+#include "lb_pkt.h"
+#include "sync_node.h"
+
+#define VIP "198.18.0.100"
+#define CLIENT "198.18.0.10"
+#define MAXQ 8192
+
+/* ---- a simulated network between two nodes ---- */
+
+struct dgram {
+	uint8_t buf[1500];
+	size_t len;
+	uint64_t at;
+};
+
+struct side {
+	struct lb_engine *e;
+	struct lb_worker *w, *ctl;
+	struct sync_node *node;
+	struct dgram *inbox;		/* MAXQ datagrams on their way to this side */
+	size_t n;
+	struct side *peer;
+	uint64_t released;
+};
+
+struct net {
+	struct side a, b;
+	uint64_t now;
+	unsigned loss_pct;		/* per datagram */
+	int cut;			/* 1: a's datagrams vanish */
+	unsigned rng;
+};
+
+static struct net *the_net;
+
+static unsigned rnd(struct net *n)
+{
+	n->rng = n->rng * 1103515245u + 12345u;
+	return (n->rng >> 16) % 100;
+}
+
+static void op_send(void *arg, const uint8_t *buf, size_t len)
+{
+	struct side *s = arg;
+	struct side *to = s->peer;
+	struct net *n = the_net;
+
+	if ((s == &n->a && n->cut) || rnd(n) < n->loss_pct || to->n == MAXQ || len > 1500)
+		return;
+	memcpy(to->inbox[to->n].buf, buf, len);
+	to->inbox[to->n].len = len;
+	to->inbox[to->n].at = n->now + 1;	/* 1 ms one way */
+	to->n++;
+}
+
+static void op_wake(void *arg)
+{
+	(void)arg;
+}
+
+static void op_released(void *arg, uint64_t ticket)
+{
+	struct side *s = arg;
+
+	s->released = ticket;
+}
+
+static const struct sync_node_ops ops = { op_send, op_wake, op_released };
+
+static void deliver_due(struct side *s, uint64_t now)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->inbox[i].at <= now)
+			sync_node_input(s->node, s->inbox[i].buf, s->inbox[i].len, now);
+		else
+			s->inbox[keep++] = s->inbox[i];
+	}
+	s->n = keep;
+}
+
+/* Runs both nodes for ms milliseconds of fake time. */
+static void run(struct net *n, unsigned ms)
+{
+	for (unsigned i = 0; i < ms; i++) {
+		n->now++;
+		deliver_due(&n->a, n->now);
+		deliver_due(&n->b, n->now);
+		sync_node_tick(n->a.node, n->now);
+		sync_node_tick(n->b.node, n->now);
+		if (n->now % 100 == 0) {
+			lb_engine_tick(n->a.e, n->a.ctl, n->now);
+			lb_engine_tick(n->b.e, n->b.ctl, n->now);
+		}
+	}
+}
+
+static const uint8_t key[32] = "0123456789abcdef0123456789abcdef";
+
+static struct lb_backend_conf backends[3];
+
+static void setup_side(struct net *n, struct side *s, uint32_t node_id, int defer,
+		       const uint8_t *k)
+{
+	struct lb_engine_conf ec;
+	struct lb_service_conf svc = { .port = 80, .scheduler = "rr", .backends = backends,
+				       .nbackends = 3 };
+	struct sync_node_conf nc = {
+		.link = { .node_id = node_id, .epoch = 1000 + n->now, .key = k, .key_len = 32,
+			  .ring = 1024, .mtu = 1400, .heartbeat_ms = 100, .nack_delay_ms = 2,
+			  .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
+		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 4096, .defer = defer,
+	};
+	struct lb_repl_conf rc = { .interval_ms = 100, .defer = defer };
+
+	if (!s->inbox)
+		s->inbox = calloc(MAXQ, sizeof(*s->inbox));
+	assert_non_null(s->inbox);
+	lb_engine_conf_defaults(&ec);
+	ec.max_conns = 4096;
+	ec.seed = 7;
+	lb_addr_parse(&svc.vip, VIP);
+	s->e = lb_engine_new(&ec, n->now);
+	assert_non_null(s->e);
+	assert_int_equal(lb_engine_set_services(s->e, &svc, 1), 0);
+	s->w = lb_engine_worker_new(s->e);
+	s->ctl = lb_engine_worker_new(s->e);
+	s->node = sync_node_new(&nc, s->e, s->ctl, &ops, s, n->now);
+	assert_non_null(s->node);
+	lb_engine_set_repl(s->e, sync_node_repl_ops(), s->node, &rc);
+	lb_engine_set_role(s->e, LB_ROLE_BACKUP);
+}
+
+static void set_role(struct side *s, enum lb_role r)
+{
+	sync_node_set_role(s->node, r);
+	lb_engine_set_role(s->e, r);
+}
+
+/* A pair: a is master and ready, b has joined and resynced. */
+static struct net *pair(int defer, unsigned loss)
+{
+	struct net *n = calloc(1, sizeof(*n));
+	char why[128];
+
+	the_net = n;
+	n->now = 10000;
+	n->rng = 42;
+	for (int i = 0; i < 3; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "198.18.1.%d", 11 + i);
+		lb_addr_parse(&backends[i].addr, a);
+		backends[i].port = 80;
+		backends[i].weight = 1;
+	}
+	setup_side(n, &n->a, 1, defer, key);
+	setup_side(n, &n->b, 2, defer, key);
+	n->a.peer = &n->b;
+	n->b.peer = &n->a;
+	n->loss_pct = loss;
+	set_role(&n->a, LB_ROLE_MASTER);
+	sync_node_start(n->b.node, n->now);
+	run(n, 500);
+	assert_true(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	return n;
+}
+
+static void free_pair(struct net *n)
+{
+	struct side *sides[2] = { &n->a, &n->b };
+
+	for (int i = 0; i < 2; i++) {
+		lb_engine_set_repl(sides[i]->e, NULL, NULL, NULL);
+		sync_node_free(sides[i]->node);
+		lb_engine_free(sides[i]->e);
+		free(sides[i]->inbox);
+	}
+	free(n);
+}
+
+/* ---- driving TCP through an engine ---- */
+
+struct flow {
+	uint16_t cport;
+	uint32_t cseq, sseq;		/* next sequence number of each side */
+	char backend[64];
+};
+
+static enum lb_verdict push(struct side *s, struct pb_spec *spec, enum lb_hook hook,
+			    uint8_t *out, size_t *out_len, uint64_t now, uint64_t *ticket)
+{
+	uint8_t buf[2048];
+	size_t len = pb_build(buf, sizeof(buf), spec);
+	struct lb_packet p = { .data = buf, .len = (uint32_t)len, .hook = hook };
+	enum lb_verdict v = lb_engine_packet(s->e, s->w, &p, now);
+
+	if (out) {
+		memcpy(out, buf, len);
+		*out_len = len;
+	}
+	if (ticket)
+		*ticket = p.defer_ticket;
+	return v;
+}
+
+static enum lb_verdict client_seg(struct side *s, struct flow *f, uint8_t flags,
+				  uint32_t payload, uint64_t now)
+{
+	struct pb_spec sp = pb_spec_v4(CLIENT, f->cport, VIP, 80);
+	enum lb_verdict v;
+
+	sp.seq = f->cseq;
+	sp.ack = f->sseq;
+	sp.flags = flags;
+	sp.payload_len = payload;
+	v = push(s, &sp, LB_HOOK_PRE, NULL, NULL, now, NULL);
+	if (v == LB_VERDICT_ACCEPT)
+		f->cseq += payload;
+	return v;
+}
+
+static enum lb_verdict server_seg(struct side *s, struct flow *f, uint8_t flags,
+				  uint32_t payload, uint64_t now)
+{
+	struct pb_spec sp = pb_spec_v4(f->backend, 80, CLIENT, f->cport);
+	enum lb_verdict v;
+
+	sp.seq = f->sseq;
+	sp.ack = f->cseq;
+	sp.flags = flags;
+	sp.payload_len = payload;
+	v = push(s, &sp, LB_HOOK_POST, NULL, NULL, now, NULL);
+	if (v == LB_VERDICT_ACCEPT)
+		f->sseq += payload;
+	return v;
+}
+
+/* Opens a connection through s; returns the SYN's and SYN/ACK's tickets. */
+static void open_flow(struct side *s, struct flow *f, uint16_t cport, uint64_t now,
+		      uint64_t tickets[2])
+{
+	struct pb_spec sp = pb_spec_v4(CLIENT, cport, VIP, 80);
+	uint8_t out[2048];
+	size_t len;
+
+	memset(f, 0, sizeof(*f));
+	f->cport = cport;
+	f->cseq = 1000u * cport;
+	f->sseq = 7777u * cport;
+	sp.seq = f->cseq;
+	sp.flags = LB_TCP_SYN;
+	assert_int_equal(push(s, &sp, LB_HOOK_PRE, out, &len, now, tickets ? &tickets[0] : NULL),
+			 LB_VERDICT_ACCEPT);
+	pb_dst_text(out, f->backend, sizeof(f->backend));
+	f->cseq++;
+	sp = pb_spec_v4(f->backend, 80, CLIENT, cport);
+	sp.seq = f->sseq;
+	sp.ack = f->cseq;
+	sp.flags = LB_TCP_SYN | LB_TCP_ACK;
+	assert_int_equal(push(s, &sp, LB_HOOK_POST, NULL, NULL, now, tickets ? &tickets[1] : NULL),
+			 LB_VERDICT_ACCEPT);
+	f->sseq++;
+	assert_int_equal(client_seg(s, f, LB_TCP_ACK, 0, now), LB_VERDICT_ACCEPT);
+}
+
+struct found {
+	uint16_t cport;
+	int seen;
+	uint8_t state;
+	char backend[64];
+	uint32_t slack;
+	uint64_t created_us;
+	uint32_t version;
+	struct lb_tcp tcp;
+};
+
+static void find_conn(const struct lb_conn *c, void *arg)
+{
+	struct found *f = arg;
+
+	if (c->tuple[LB_DIR_ORIG].sport != f->cport)
+		return;
+	f->seen = 1;
+	f->state = c->tcp.state;
+	f->slack = c->tcp.slack[0];
+	f->created_us = c->created_us;
+	f->version = c->version;
+	f->tcp = c->tcp;
+	lb_addr_format(&c->tuple[LB_DIR_REPLY].src, f->backend, sizeof(f->backend));
+}
+
+static struct found lookup(struct side *s, uint16_t cport)
+{
+	struct found f = { .cport = cport };
+
+	lb_engine_foreach_conn(s->e, find_conn, &f);
+	return f;
+}
+
+static uint64_t counter(struct side *s, enum lb_counter c)
+{
+	uint64_t all[LB_CNT_COUNT];
+
+	lb_engine_counters(s->e, all);
+	return all[c];
+}
+
+/* ---- tests ---- */
+
+static void test_connection_replicates_and_survives_failover(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct flow f;
+	struct found got;
+
+	(void)state;
+	open_flow(&n->a, &f, 40000, n->now, NULL);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(client_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 100, n->now),
+				 LB_VERDICT_ACCEPT);
+		assert_int_equal(server_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 1000, n->now),
+				 LB_VERDICT_ACCEPT);
+		run(n, 20);
+	}
+	run(n, 300);
+	got = lookup(&n->b, 40000);
+	assert_true(got.seen);
+	assert_int_equal(got.state, LB_TCP_ESTABLISHED);
+	assert_string_equal(got.backend, f.backend);
+	/* The standby forwards nothing while backup. */
+	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK, 0, n->now), LB_VERDICT_DROP);
+	assert_int_equal(counter(&n->b, LB_CNT_DROP_NOT_MASTER), 1);
+
+	/* The active dies; the standby takes over and carries on. */
+	n->cut = 1;
+	set_role(&n->b, LB_ROLE_MASTER);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 100, n->now),
+				 LB_VERDICT_ACCEPT);
+		assert_int_equal(server_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 1000, n->now),
+				 LB_VERDICT_ACCEPT);
+	}
+	/* Strict: a segment far out of the window is still refused. */
+	f.cseq += 0x40000000;
+	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 100, n->now),
+			 LB_VERDICT_DROP);
+	assert_int_equal(counter(&n->b, LB_CNT_DROP_OUT_OF_WINDOW), 1);
+	free_pair(n);
+}
+
+static void test_takeover_slack_covers_unreplicated_data_then_goes(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct flow f;
+	struct found got;
+
+	(void)state;
+	open_flow(&n->a, &f, 40001, n->now, NULL);
+	for (int i = 0; i < 10; i++) {
+		server_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 1400, n->now);
+		client_seg(&n->a, &f, LB_TCP_ACK, 0, n->now);
+		run(n, 50);
+	}
+	run(n, 300);
+	/* The link dies first: the last 64 KiB the server sent never reached
+	 * the standby, which is now behind by more than one window. */
+	n->cut = 1;
+	for (int i = 0; i < 50; i++) {
+		server_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 1400, n->now);
+		client_seg(&n->a, &f, LB_TCP_ACK, 0, n->now);
+	}
+	run(n, 5);
+	got = lookup(&n->b, 40001);
+	assert_true(got.seen);
+	assert_true(got.slack > 0);
+	set_role(&n->b, LB_ROLE_MASTER);
+	assert_int_equal(server_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 1400, n->now),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(counter(&n->b, LB_CNT_TAKEOVER_SLACK), 1);
+	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK, 0, n->now), LB_VERDICT_ACCEPT);
+	/* Both directions passed: the slack is gone, tracking is exact. */
+	got = lookup(&n->b, 40001);
+	assert_int_equal(got.slack, 0);
+	f.sseq += 2 * 65535 + 1;	/* beyond what the client allowed */
+	assert_int_equal(server_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 1400, n->now),
+			 LB_VERDICT_DROP);
+	free_pair(n);
+}
+
+static void test_bulk_resync_fills_a_joining_node_under_loss(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct side fresh;
+	char why[128];
+	size_t count;
+	uint64_t started;
+
+	(void)state;
+	for (uint16_t p = 0; p < 1500; p++) {
+		struct flow f;
+
+		open_flow(&n->a, &f, (uint16_t)(20000 + p), n->now, NULL);
+	}
+	run(n, 200);
+	assert_int_equal(lb_engine_conn_count(n->b.e), 1500);
+	/* b restarts empty (new epoch) and must resync over a lossy link. */
+	lb_engine_set_repl(n->b.e, NULL, NULL, NULL);
+	sync_node_free(n->b.node);
+	lb_engine_free(n->b.e);
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.inbox = n->b.inbox;
+	n->b = fresh;
+	n->b.n = 0;
+	n->b.peer = &n->a;
+	n->loss_pct = 10;
+	setup_side(n, &n->b, 2, 0, key);
+	started = n->now;
+	sync_node_start(n->b.node, n->now);
+	assert_false(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	for (int ms = 0; ms < 3000 && !sync_node_ready(n->b.node, n->now, why, sizeof(why)); ms++)
+		run(n, 1);
+	assert_true(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	print_message("resync of 1500 connections at 10%% loss: ready after %llu ms\n",
+		      (unsigned long long)(n->now - started));
+	count = lb_engine_conn_count(n->b.e);
+	assert_int_equal(count, 1500);
+	free_pair(n);
+}
+
+static void test_stale_update_never_regresses(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct lb_conn_state st;
+	struct flow f;
+	struct found got;
+
+	(void)state;
+	open_flow(&n->a, &f, 40002, n->now, NULL);
+	run(n, 50);
+	got = lookup(&n->b, 40002);
+	assert_int_equal(got.state, LB_TCP_ESTABLISHED);
+	assert_true(got.version >= 2);
+	memset(&st, 0, sizeof(st));
+	lb_addr_parse(&st.orig.src, CLIENT);
+	lb_addr_parse(&st.orig.dst, VIP);
+	st.orig.sport = 40002;
+	st.orig.dport = 80;
+	lb_addr_parse(&st.backend, f.backend);
+	st.backend_port = 80;
+	st.expires_ms = 1000;
+	st.tcp = got.tcp;
+	st.tcp.state = LB_TCP_SYN_SENT;
+	/* Same incarnation, an older version: refused as stale. */
+	st.created_us = got.created_us;
+	st.version = got.version - 1;
+	assert_int_equal(lb_engine_import_conn(n->b.e, n->b.ctl, &st, n->now), LB_IMPORT_STALE);
+	/* A newer version whose state moved backwards: refused as a regression. */
+	st.version = got.version + 1;
+	assert_int_equal(lb_engine_import_conn(n->b.e, n->b.ctl, &st, n->now), LB_IMPORT_REGRESS);
+	/* ... and one whose window edge moved backwards. */
+	st.tcp = got.tcp;
+	st.tcp.peer[LB_DIR_ORIG].end -= 10;
+	assert_int_equal(lb_engine_import_conn(n->b.e, n->b.ctl, &st, n->now), LB_IMPORT_REGRESS);
+	/* An older incarnation of the tuple. */
+	st.tcp = got.tcp;
+	st.created_us = got.created_us - 1;
+	st.version = got.version + 5;
+	assert_int_equal(lb_engine_import_conn(n->b.e, n->b.ctl, &st, n->now), LB_IMPORT_STALE);
+	got = lookup(&n->b, 40002);
+	assert_int_equal(got.state, LB_TCP_ESTABLISHED);
+	assert_int_equal(counter(&n->b, LB_CNT_IMPORT_STALE), 2);
+	assert_int_equal(counter(&n->b, LB_CNT_IMPORT_REGRESS), 2);
+	free_pair(n);
+}
+
+struct stat_want {
+	const char *name;
+	uint64_t value;
+};
+
+static void pick_stat(void *arg, const char *name, uint64_t value)
+{
+	struct stat_want *w = arg;
+
+	if (strcmp(name, w->name) == 0)
+		w->value = value;
+}
+
+static uint64_t node_stat(struct side *s, uint64_t now, const char *name)
+{
+	struct stat_want w = { name, UINT64_MAX };
+
+	sync_node_stats(s->node, now, pick_stat, &w);
+	assert_true(w.value != UINT64_MAX);
+	return w.value;
+}
+
+static void test_forged_datagrams_change_nothing(void **state)
+{
+	struct net *n = pair(0, 0);
+	static const uint8_t other_key[32] = "not-the-key-not-the-key-not-the-";
+	struct side forger;
+	struct flow f;
+	uint64_t records = node_stat(&n->b, n->now, "records_in");
+
+	(void)state;
+	/* A third party with the wrong key, claiming to be node 1. */
+	memset(&forger, 0, sizeof(forger));
+	setup_side(n, &forger, 1, 0, other_key);
+	forger.peer = &n->b;
+	set_role(&forger, LB_ROLE_MASTER);
+	open_flow(&forger, &f, 40003, n->now, NULL);
+	for (int i = 0; i < 50; i++) {
+		n->now++;
+		sync_node_tick(forger.node, n->now);
+		deliver_due(&n->b, n->now);
+	}
+	assert_false(lookup(&n->b, 40003).seen);
+	assert_int_equal(lb_engine_conn_count(n->b.e), 0);
+	assert_true(node_stat(&n->b, n->now, "bad_hmac") > 0);
+	assert_int_equal(node_stat(&n->b, n->now, "records_in"), records);
+	lb_engine_set_repl(forger.e, NULL, NULL, NULL);
+	sync_node_free(forger.node);
+	lb_engine_free(forger.e);
+	free(forger.inbox);
+	free_pair(n);
+}
+
+static void test_defer_tickets_released_by_peer_ack(void **state)
+{
+	struct net *n = pair(1, 0);
+	uint64_t tickets[2];
+	struct flow f;
+
+	(void)state;
+	open_flow(&n->a, &f, 40004, n->now, tickets);
+	assert_true(tickets[0] > 0);
+	assert_true(tickets[1] > tickets[0]);
+	assert_true(n->a.released < tickets[1]);
+	run(n, 10);
+	assert_true(n->a.released >= tickets[1]);
+	assert_true(lookup(&n->b, 40004).seen);
+	free_pair(n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_connection_replicates_and_survives_failover),
+		cmocka_unit_test(test_takeover_slack_covers_unreplicated_data_then_goes),
+		cmocka_unit_test(test_bulk_resync_fills_a_joining_node_under_loss),
+		cmocka_unit_test(test_stale_update_never_regresses),
+		cmocka_unit_test(test_forged_datagrams_change_nothing),
+		cmocka_unit_test(test_defer_tickets_released_by_peer_ack),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
