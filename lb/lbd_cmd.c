@@ -129,12 +129,14 @@ void lbd_cmd_backends(struct lbd *d, FILE *out)
 static void warn_restart_only(const struct lb_conf *old, const struct lb_conf *new, FILE *out)
 {
 	if (memcmp(&old->daemon, &new->daemon, sizeof(old->daemon)) != 0 ||
+	    memcmp(&old->sync, &new->sync, sizeof(old->sync)) != 0 ||
 	    memcmp(old->engine.timeout_s, new->engine.timeout_s, sizeof(old->engine.timeout_s)) ||
 	    old->engine.max_conns != new->engine.max_conns ||
 	    old->engine.max_persist != new->engine.max_persist) {
-		log_warn("reload: daemon and timeouts settings changed; they take effect on restart");
+		log_warn("reload: daemon, sync or timeouts settings changed; "
+			 "they take effect on restart");
 		if (out)
-			fprintf(out, "warning: daemon and timeouts settings need a restart\n");
+			fprintf(out, "warning: daemon, sync and timeouts settings need a restart\n");
 	}
 }
 
@@ -154,6 +156,7 @@ int lbd_cmd_reload(struct lbd *d, FILE *out)
 	/* Keep the running daemon and engine settings; take the services. */
 	next.daemon = d->conf.daemon;
 	next.engine = d->conf.engine;
+	next.sync = d->conf.sync;
 	rc = lb_engine_set_services(d->engine, next.services, next.nservices);
 	if (rc < 0) {
 		log_err("reload refused: %s", strerror(-rc));

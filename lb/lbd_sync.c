@@ -26,6 +26,7 @@
 
 struct lbd_sync {
 	struct lbd *d;
+	struct lb_sync_conf conf;	/* ours: a reload rewrites d->conf */
 	int fd;
 	int wake_fd;
 	struct sockaddr_storage peer;
@@ -184,7 +185,7 @@ static void control_work(struct lbd_sync *s, uint64_t now, uint64_t *next_engine
 		*next_engine_tick = now + ENGINE_TICK_MS;
 	}
 	for (unsigned i = 0; i < s->d->nqueues; i++)
-		lbd_queue_defer_expire(s->d->queues[i], s->d->conf.sync.defer_timeout_ms);
+		lbd_queue_defer_expire(s->d->queues[i], s->conf.defer_timeout_ms);
 }
 
 static void *sync_main(void *arg)
@@ -203,7 +204,7 @@ static void *sync_main(void *arg)
 		if (next > next_engine_tick)
 			next = next_engine_tick;
 		/* Deferred packets time out on a 5 ms grid at worst. */
-		if (s->d->conf.sync.defer && next > now + 5)
+		if (s->conf.defer && next > now + 5)
 			next = now + 5;
 		timeout = next <= now ? 0 : (int)(next - now);
 		poll(p, 2, timeout > 250 ? 250 : timeout);
@@ -269,6 +270,7 @@ struct lbd_sync *lbd_sync_start(struct lbd *d)
 	if (!s)
 		return NULL;
 	s->d = d;
+	s->conf = *sc;
 	s->fd = s->wake_fd = -1;
 	pthread_mutex_init(&s->node_lock, NULL);
 	s->worker = lb_engine_worker_new(d->engine);
