@@ -9,7 +9,7 @@
 # compiled by protoc-c into build/gen/.
 
 CC      ?= cc
-PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium
+PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \
@@ -26,7 +26,10 @@ GEN_H      := $(B)/gen/lbsync.pb-c.h
 LBD_SRCS   := $(wildcard lb/lbd_*.c)
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/gen/lbsync.pb-c.o
 LBD_OBJS   := $(LBD_SRCS:%.c=$(B)/%.o)
-UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/common/test_*.c)
+DRILL_SRCS := $(wildcard agent/drill_*.c)
+DRILL_OBJS := $(DRILL_SRCS:%.c=$(B)/%.o)
+UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/agent/test_*.c \
+                        tests/common/test_*.c)
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS      := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
@@ -55,12 +58,16 @@ $(B)/lbd: $(LBD_OBJS) $(B)/liblb.a
 $(B)/lbctl: $(B)/agent/lbctl.o $(B)/liblb.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/lbdrill: $(B)/agent/lbdrill.o $(B)/agent/drill_serve.o $(B)/agent/drill_stream.o $(B)/liblb.a
+$(B)/libdrill.a: $(DRILL_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/lbdrill: $(B)/agent/lbdrill.o $(B)/libdrill.a $(B)/liblb.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(B)/liblb.a | $(GEN_H)
+$(B)/tests/%: tests/%.c $(B)/libdrill.a $(B)/liblb.a | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(B)/liblb.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(B)/libdrill.a $(B)/liblb.a $(LDLIBS) -lcmocka
 
 deps:
 	deploy/install-deps

@@ -96,18 +96,18 @@ const char *drill_hello_status_str(enum drill_hello_status st);
 /*
  * Parses "ADDR:PORT" ("198.18.0.100:9000", "[2001:db8::100]:9000",
  * "[::]:9000"), or with port_ok == 0 a bare "ADDR" (brackets optional for
- * IPv6) whose port is 0. Returns 0, or -1 (nothing written to out).
+ * IPv6) whose port is 0. Returns 0, or -EINVAL (nothing written to out).
  */
 int drill_addr_parse(const char *text, int port_ok, struct drill_addr *out);
 
 /* "a.b.c.d:port" or "[v6]:port" into buf (DRILL_ADDR_STRLEN bytes); returns buf. */
 const char *drill_addr_format(const struct sockaddr *sa, char buf[static DRILL_ADDR_STRLEN]);
 
-/* A whole number in [min, max]; returns 0 or -1. */
+/* A whole number in [min, max]; returns 0 or -EINVAL. */
 int drill_arg_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Seconds, possibly fractional ("25", "0.5"), as milliseconds in
- * [min_ms, max_ms]; returns 0 or -1. */
+ * [min_ms, max_ms]; returns 0 or -EINVAL. */
 int drill_arg_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out);
 
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -63,7 +63,7 @@ struct serve_conn {
 
 struct serve_stats {
 	uint64_t accepted, active, peak, bad_hello, corrupt, closed;
-	uint64_t aborted;		/* reset by the client, or a socket error */
+	uint64_t aborted;		/* reset (clients that stop mid-stream do) or an error */
 	uint64_t rx, tx;		/* bytes of closed connections */
 };
 

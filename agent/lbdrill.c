@@ -163,7 +163,7 @@ static int addr_split(const char *text, char *host, size_t hostlen, const char *
 	if (text[0] == '[') {
 		end = strchr(text, ']');
 		if (!end || (end[1] != '\0' && end[1] != ':'))
-			return -1;
+			return -EINVAL;
 		n = (size_t)(end - text - 1);
 		text++;
 		if (end[1] == ':')
@@ -178,7 +178,7 @@ static int addr_split(const char *text, char *host, size_t hostlen, const char *
 		}
 	}
 	if (n == 0 || n >= hostlen)
-		return -1;
+		return -EINVAL;
 	memcpy(host, text, n);
 	host[n] = '\0';
 	return 0;
@@ -193,12 +193,10 @@ int drill_addr_parse(const char *text, int port_ok, struct drill_addr *out)
 	uint64_t p = 0;
 	struct drill_addr a;
 
-	if (addr_split(text, host, sizeof(host), &port) < 0)
-		return -1;
-	if (port_ok != (port != NULL))
-		return -1;
+	if (addr_split(text, host, sizeof(host), &port) < 0 || port_ok != (port != NULL))
+		return -EINVAL;
 	if (port && drill_arg_u64(port, 1, 65535, &p) < 0)
-		return -1;
+		return -EINVAL;
 	memset(&a, 0, sizeof(a));
 	sin = (struct sockaddr_in *)&a.ss;
 	sin6 = (struct sockaddr_in6 *)&a.ss;
@@ -211,7 +209,7 @@ int drill_addr_parse(const char *text, int port_ok, struct drill_addr *out)
 		sin6->sin6_port = htons((uint16_t)p);
 		a.len = sizeof(*sin6);
 	} else {
-		return -1;
+		return -EINVAL;
 	}
 	*out = a;
 	return 0;
@@ -245,11 +243,11 @@ int drill_arg_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	char *end;
 
 	if (!s || *s < '0' || *s > '9')
-		return -1;
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || *end || v < min || v > max)
-		return -1;
+		return -EINVAL;
 	*out = v;
 	return 0;
 }
@@ -260,11 +258,11 @@ int drill_arg_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out)
 	char *end;
 
 	if (!s || ((*s < '0' || *s > '9') && *s != '.'))
-		return -1;
+		return -EINVAL;
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || *end || v != v || v * 1000.0 < (double)min_ms || v * 1000.0 > (double)max_ms)
-		return -1;
+		return -EINVAL;
 	*out = (uint64_t)(v * 1000.0 + 0.5);
 	return 0;
 }

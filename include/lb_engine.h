@@ -125,6 +125,7 @@ struct lb_packet {
 	int modified;		/* out: data changed, return it with the verdict */
 	uint64_t defer_ticket;	/* out: in defer mode, hold the (accepted) packet
 				 * until the replication ticket is acknowledged */
+	enum lb_counter drop_reason; /* out: with a drop, the counter it went to */
 };
 
 enum lb_verdict {
@@ -194,6 +195,15 @@ void lb_engine_foreach_backend(struct lb_engine *e,
 			       void (*fn)(const struct lb_backend *be, void *arg), void *arg);
 
 size_t lb_engine_conn_count(struct lb_engine *e);
+
+/*
+ * The state of the connection whose client-side tuple (client -> VIP) is
+ * orig, as replication would send it (backend, TCP state, version, ...).
+ * Returns 0, or -ENOENT.
+ */
+struct lb_conn_state;
+int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
+			struct lb_conn_state *out);
 
 /*
  * ---- Replication (the sync channel's side of the engine) ----

@@ -221,6 +221,14 @@ static enum lb_verdict forward(struct lb_worker *w, struct lb_packet *pkt,
 	return LB_VERDICT_ACCEPT;
 }
 
+/* Counts a drop under its reason, which the caller also gets in pkt. */
+static enum lb_verdict drop(struct lb_worker *w, struct lb_packet *pkt, enum lb_counter why)
+{
+	lb_worker_count(w, why, 1);
+	pkt->drop_reason = why;
+	return LB_VERDICT_DROP;
+}
+
 static int hook_matches(enum lb_hook hook, enum lb_dir dir)
 {
 	return hook == LB_HOOK_ANY || (hook == LB_HOOK_PRE) == (dir == LB_DIR_ORIG);
@@ -382,14 +390,12 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 
 	if (!hook_matches(pkt->hook, dir)) {
 		lb_conn_unlock(c);
-		lb_worker_count(w, LB_CNT_DROP_WRONG_HOOK, 1);
-		return LB_VERDICT_DROP;
+		return drop(w, pkt, LB_CNT_DROP_WRONG_HOOK);
 	}
 	r = lb_tcp_track(&c->tcp, dir, pi);
 	if (r != LB_TCP_ACCEPT) {
 		lb_conn_unlock(c);
-		lb_worker_count(w, tcp_drop[r], 1);
-		return LB_VERDICT_DROP;
+		return drop(w, pkt, tcp_drop[r]);
 	}
 	account(e, w, c, dir, pkt, pi, before, now_ms);
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
@@ -439,8 +445,8 @@ static struct lb_backend *choose_backend(struct lb_engine *e, struct lb_worker *
 
 /* Inserts the connection of a SYN to svc; returns it locked, or NULL (counted). */
 static struct lb_conn *create_conn(struct lb_engine *e, struct lb_worker *w,
-				   struct lb_service *svc, const struct lb_pkt_info *pi,
-				   uint64_t now_ms, int *existed)
+				   struct lb_service *svc, struct lb_packet *pkt,
+				   const struct lb_pkt_info *pi, uint64_t now_ms, int *existed)
 {
 	struct lb_backend *be = choose_backend(e, w, svc, pi, now_ms);
 	struct lb_conn_key key;
@@ -449,7 +455,7 @@ static struct lb_conn *create_conn(struct lb_engine *e, struct lb_worker *w,
 
 	*existed = 0;
 	if (!be) {
-		lb_worker_count(w, LB_CNT_DROP_NO_BACKEND, 1);
+		drop(w, pkt, LB_CNT_DROP_NO_BACKEND);
 		return NULL;
 	}
 	key.orig = pi->tuple;
@@ -464,8 +470,7 @@ static struct lb_conn *create_conn(struct lb_engine *e, struct lb_worker *w,
 		return c;
 	}
 	if (err < 0) {
-		lb_worker_count(w, err == -ENOSPC ? LB_CNT_DROP_TABLE_FULL
-						  : LB_CNT_DROP_TUPLE_CLASH, 1);
+		drop(w, pkt, err == -ENOSPC ? LB_CNT_DROP_TABLE_FULL : LB_CNT_DROP_TUPLE_CLASH);
 		return NULL;
 	}
 	lb_tcp_init(&c->tcp, pi);
@@ -491,19 +496,16 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	int existed;
 
 	if ((pi->flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST | LB_TCP_FIN)) != LB_TCP_SYN ||
-	    pkt->hook == LB_HOOK_POST) {
-		lb_worker_count(w, LB_CNT_DROP_NO_CONN, 1);
-		return LB_VERDICT_DROP;
-	}
+	    pkt->hook == LB_HOOK_POST)
+		return drop(w, pkt, LB_CNT_DROP_NO_CONN);
 	/* The read lock keeps the chosen backend alive until it is counted. */
 	pthread_rwlock_rdlock(&e->svc_lock);
 	svc = lb_svcset_find(e->svcset, &pi->tuple.dst, pi->tuple.dport);
 	if (!svc) {
 		pthread_rwlock_unlock(&e->svc_lock);
-		lb_worker_count(w, LB_CNT_DROP_NO_SERVICE, 1);
-		return LB_VERDICT_DROP;
+		return drop(w, pkt, LB_CNT_DROP_NO_SERVICE);
 	}
-	c = create_conn(e, w, svc, pi, now_ms, &existed);
+	c = create_conn(e, w, svc, pkt, pi, now_ms, &existed);
 	pthread_rwlock_unlock(&e->svc_lock);
 	if (!c)
 		return LB_VERDICT_DROP;
@@ -530,15 +532,12 @@ enum lb_verdict lb_engine_packet(struct lb_engine *e, struct lb_worker *w,
 
 	pkt->modified = 0;
 	pkt->defer_ticket = 0;
-	if (atomic_load_explicit(&e->role, memory_order_relaxed) != LB_ROLE_MASTER) {
-		lb_worker_count(w, LB_CNT_DROP_NOT_MASTER, 1);
-		return LB_VERDICT_DROP;
-	}
+	pkt->drop_reason = 0;
+	if (atomic_load_explicit(&e->role, memory_order_relaxed) != LB_ROLE_MASTER)
+		return drop(w, pkt, LB_CNT_DROP_NOT_MASTER);
 	r = lb_pkt_parse(pkt->data, pkt->len, &pi);
-	if (r != LB_PKT_OK) {
-		lb_worker_count(w, pkt_drop[r], 1);
-		return LB_VERDICT_DROP;
-	}
+	if (r != LB_PKT_OK)
+		return drop(w, pkt, pkt_drop[r]);
 	c = lb_table_lookup(e->table, &pi.tuple, &dir);
 	if (c)
 		return on_conn(e, w, c, dir, pkt, &pi, now_ms);
@@ -608,4 +607,20 @@ void lb_engine_foreach_conn(struct lb_engine *e,
 size_t lb_engine_conn_count(struct lb_engine *e)
 {
 	return lb_table_count(e->table);
+}
+
+int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
+			struct lb_conn_state *out)
+{
+	enum lb_dir dir;
+	struct lb_conn *c = lb_table_lookup(e->table, orig, &dir);
+	int found;
+
+	if (!c)
+		return -ENOENT;
+	found = dir == LB_DIR_ORIG;
+	if (found)
+		lb_conn_export(c, now_ms, out);
+	lb_conn_unlock(c);
+	return found ? 0 : -ENOENT;
 }

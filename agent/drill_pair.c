@@ -1,0 +1,290 @@
+/*
+ * drill_pair: see agent/drill_pair.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drill_pair.h"
+#include "sync_node.h"
+
+#define QUEUE_MAX 8192		/* datagrams in flight per direction */
+#define DEFER_TIMEOUT_MS 100	/* lbd's default */
+#define JOIN_LIMIT_MS 5000
+
+struct flight {
+	uint8_t buf[1500];
+	uint16_t len;
+	uint64_t at;
+};
+
+struct side {
+	struct drill_pair *pair;
+	int idx;
+	struct lb_engine *engine;
+	struct lb_worker *worker, *ctl;
+	struct sync_node *node;
+	struct flight *inbox;		/* a ring of datagrams on their way here */
+	size_t head, n;
+	uint64_t released;		/* highest ticket the peer acknowledged */
+	int dead;
+};
+
+struct drill_pair {
+	struct drill_pair_conf conf;
+	struct side side[2];
+	int active;			/* index of the master */
+	uint64_t now;
+	uint64_t next_engine_tick;
+	uint64_t rng;
+	uint64_t sent, lost;
+};
+
+static double uniform(struct drill_pair *p)
+{
+	/* xorshift64*: a reproducible loss pattern from the seed */
+	p->rng ^= p->rng >> 12;
+	p->rng ^= p->rng << 25;
+	p->rng ^= p->rng >> 27;
+	return (double)((p->rng * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
+static void op_send(void *arg, const uint8_t *buf, size_t len)
+{
+	struct side *s = arg;
+	struct drill_pair *p = s->pair;
+	struct side *to = &p->side[!s->idx];
+	struct flight *f;
+
+	p->sent++;
+	if (s->dead || len > sizeof(f->buf) || to->n == QUEUE_MAX || uniform(p) < p->conf.loss) {
+		p->lost++;
+		return;
+	}
+	f = &to->inbox[(to->head + to->n++) % QUEUE_MAX];
+	memcpy(f->buf, buf, len);
+	f->len = (uint16_t)len;
+	f->at = p->now + p->conf.delay_ms;
+}
+
+static void op_wake(void *arg)
+{
+	(void)arg;	/* time is ours: the next advance runs the node */
+}
+
+static void op_released(void *arg, uint64_t ticket)
+{
+	struct side *s = arg;
+
+	if (ticket > s->released)
+		s->released = ticket;
+}
+
+static const struct sync_node_ops node_ops = { op_send, op_wake, op_released };
+
+/* Delivers the datagrams due by now to side s. */
+static void deliver(struct side *s, uint64_t now)
+{
+	while (s->n && s->inbox[s->head].at <= now) {
+		struct flight *f = &s->inbox[s->head];
+
+		if (!s->dead)
+			sync_node_input(s->node, f->buf, f->len, now);
+		s->head = (s->head + 1) % QUEUE_MAX;
+		s->n--;
+	}
+}
+
+/* The next moment anything is due: a datagram, a node timer, an engine tick. */
+static uint64_t next_event(struct drill_pair *p)
+{
+	uint64_t next = p->next_engine_tick;
+
+	for (int i = 0; i < 2; i++) {
+		struct side *s = &p->side[i];
+		uint64_t t;
+
+		if (s->dead)
+			continue;
+		if (s->n && s->inbox[s->head].at < next)
+			next = s->inbox[s->head].at;
+		t = sync_node_next_ms(s->node, p->now);
+		if (t < next)
+			next = t;
+	}
+	return next > p->now ? next : p->now + 1;
+}
+
+static void step(struct drill_pair *p, uint64_t t)
+{
+	p->now = t;
+	for (int i = 0; i < 2; i++)
+		deliver(&p->side[i], t);
+	for (int i = 0; i < 2; i++)
+		if (!p->side[i].dead)
+			sync_node_tick(p->side[i].node, t);
+	if (t >= p->next_engine_tick) {
+		for (int i = 0; i < 2; i++)
+			if (!p->side[i].dead)
+				lb_engine_tick(p->side[i].engine, p->side[i].ctl, t);
+		p->next_engine_tick = t + 100;
+	}
+}
+
+void drill_pair_advance(struct drill_pair *p, uint64_t now_ms)
+{
+	/* Event by event, not millisecond by millisecond: a capture may have
+	 * minutes between packets. */
+	while (p->now < now_ms) {
+		uint64_t t = next_event(p);
+
+		step(p, t < now_ms ? t : now_ms);
+	}
+	/* Work queued at this very moment (a packet's record) goes now. */
+	step(p, now_ms);
+}
+
+static int make_side(struct drill_pair *p, int idx, char *err, size_t errlen)
+{
+	static const uint8_t key[32] = "lbdrill-replay-key-not-a-secret!";
+	const struct lb_conf *c = p->conf.conf;
+	struct side *s = &p->side[idx];
+	struct lb_engine_conf ec = c->engine;
+	struct lb_repl_conf rc = { .interval_ms = p->conf.interval_ms, .defer = p->conf.defer };
+	struct sync_node_conf nc = {
+		.link = { .node_id = (uint32_t)idx + 1, .epoch = 1000 + (uint64_t)idx, .key = key,
+			  .key_len = sizeof(key), .ring = 16384, .mtu = 1400, .heartbeat_ms = 100,
+			  .nack_delay_ms = 2, .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
+		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 65536, .defer = p->conf.defer,
+	};
+
+	s->pair = p;
+	s->idx = idx;
+	if (p->conf.max_conns)
+		ec.max_conns = p->conf.max_conns;
+	ec.seed = 0x5eed + (uint32_t)idx;	/* replays are reproducible */
+	s->inbox = calloc(QUEUE_MAX, sizeof(*s->inbox));
+	s->engine = lb_engine_new(&ec, p->now);
+	if (!s->inbox || !s->engine ||
+	    lb_engine_set_services(s->engine, c->services, c->nservices) < 0) {
+		snprintf(err, errlen, "cannot build engine %d: %s", idx + 1, strerror(errno));
+		return -1;
+	}
+	s->worker = lb_engine_worker_new(s->engine);
+	s->ctl = lb_engine_worker_new(s->engine);
+	s->node = sync_node_new(&nc, s->engine, s->ctl, &node_ops, s, p->now);
+	if (!s->node) {
+		snprintf(err, errlen, "cannot build sync node %d: %s", idx + 1, strerror(errno));
+		return -1;
+	}
+	lb_engine_set_clock(s->engine, p->now, 1700000000000000ull + p->now * 1000u);
+	lb_engine_set_repl(s->engine, sync_node_repl_ops(), s->node, &rc);
+	lb_engine_set_role(s->engine, LB_ROLE_BACKUP);
+	return 0;
+}
+
+static void set_role(struct side *s, enum lb_role role)
+{
+	sync_node_set_role(s->node, role);
+	lb_engine_set_role(s->engine, role);
+}
+
+struct drill_pair *drill_pair_new(const struct drill_pair_conf *conf, uint64_t *now_ms,
+				  char *err, size_t errlen)
+{
+	struct drill_pair *p = calloc(1, sizeof(*p));
+	char why[128];
+
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->conf = *conf;
+	if (!p->conf.interval_ms)
+		p->conf.interval_ms = conf->conf->sync.enabled ? conf->conf->sync.interval_ms : 200;
+	p->now = *now_ms;
+	p->next_engine_tick = p->now;
+	p->rng = conf->seed ? conf->seed : 0x9e3779b97f4a7c15ull;
+	if (make_side(p, 0, err, errlen) < 0 || make_side(p, 1, err, errlen) < 0) {
+		drill_pair_free(p);
+		return NULL;
+	}
+	set_role(&p->side[0], LB_ROLE_MASTER);
+	sync_node_start(p->side[1].node, p->now);
+	while (!sync_node_ready(p->side[1].node, p->now, why, sizeof(why)) &&
+	       p->now < *now_ms + JOIN_LIMIT_MS)
+		drill_pair_advance(p, p->now + 1);
+	if (!sync_node_ready(p->side[1].node, p->now, why, sizeof(why))) {
+		snprintf(err, errlen, "the standby never became ready: %s", why);
+		drill_pair_free(p);
+		return NULL;
+	}
+	*now_ms = p->now;
+	return p;
+}
+
+void drill_pair_free(struct drill_pair *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct side *s = &p->side[i];
+
+		if (s->engine)
+			lb_engine_set_repl(s->engine, NULL, NULL, NULL);
+		sync_node_free(s->node);
+		lb_engine_free(s->engine);
+		free(s->inbox);
+	}
+	free(p);
+}
+
+enum lb_verdict drill_pair_packet(struct drill_pair *p, struct lb_packet *pkt, uint64_t *now_ms)
+{
+	struct side *s = &p->side[p->active];
+	enum lb_verdict v;
+	uint64_t until;
+
+	drill_pair_advance(p, *now_ms);
+	v = lb_engine_packet(s->engine, s->worker, pkt, p->now);
+	if (v != LB_VERDICT_ACCEPT || !pkt->defer_ticket || s->dead)
+		return v;
+	/* Held, as lbd holds it: until the peer has the record, or timeout. */
+	until = p->now + DEFER_TIMEOUT_MS;
+	while (s->released < pkt->defer_ticket && p->now < until)
+		drill_pair_advance(p, p->now + 1);
+	*now_ms = p->now;
+	return v;
+}
+
+void drill_pair_failover(struct drill_pair *p, uint64_t *now_ms)
+{
+	struct side *old = &p->side[p->active], *new = &p->side[!p->active];
+
+	drill_pair_advance(p, *now_ms);
+	/* The active dies: unsent records die with it; what is in flight
+	 * arrives (the standby is promoted only after VRRP notices, much
+	 * later than one link delay). */
+	old->dead = 1;
+	drill_pair_advance(p, p->now + p->conf.delay_ms + 1);
+	set_role(new, LB_ROLE_MASTER);
+	p->active = !p->active;
+	*now_ms = p->now;
+}
+
+struct lb_engine *drill_pair_active(struct drill_pair *p)
+{
+	return p->side[p->active].engine;
+}
+
+struct lb_engine *drill_pair_standby(struct drill_pair *p)
+{
+	return p->side[!p->active].engine;
+}
+
+void drill_pair_link_stats(const struct drill_pair *p, uint64_t *sent, uint64_t *lost)
+{
+	*sent = p->sent;
+	*lost = p->lost;
+}
