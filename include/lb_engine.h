@@ -267,6 +267,8 @@ struct lb_repl_ops {
 struct lb_repl_conf {
 	uint32_t interval_ms;	/* window refresh while data flows */
 	int defer;		/* tickets on the packets that create a connection */
+	uint32_t grace_ms;	/* how long after a promotion imported connections
+				 * keep their takeover slack; 0: max(3 s, 10 intervals) */
 };
 
 /* Starts emitting through ops (NULL stops). Call before traffic flows. */

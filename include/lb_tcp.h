@@ -29,10 +29,12 @@
  * Takeover: a connection whose state came from the peer over the sync
  * channel may be up to one replication interval behind. slack[d] widens the
  * upper bounds (checks I and III) for segments sent in direction d by that
- * many bytes. It is set when state is imported and cleared as soon as a
- * segment from the other direction has been accepted, because that segment
- * refreshed exactly the bounds slack stood in for (the ack + window giving
- * d's maxend, and the other side's end). Tracking is then exact again.
+ * many bytes; the engine sets it when state is imported and clears it once
+ * the takeover's grace period is over. Meanwhile every accepted ACK also
+ * raises the acked side's end to the ack (an ACK proves the data was sent;
+ * under exact tracking check III makes this a no-op), so the bounds catch up
+ * with the connection whatever order its first segments come in, and
+ * tracking is exact again when the slack goes.
  */
 #ifndef LB_TCP_H
 #define LB_TCP_H

@@ -132,7 +132,13 @@ const char *lb_role_name(enum lb_role role)
 
 enum lb_role lb_engine_set_role(struct lb_engine *e, enum lb_role role)
 {
-	return (enum lb_role)atomic_exchange(&e->role, (int)role);
+	enum lb_role was = (enum lb_role)atomic_exchange(&e->role, (int)role);
+
+	/* The takeover's grace period starts with the first packet we see
+	 * as the new master (the engine has no clock of its own). */
+	if (role == LB_ROLE_MASTER && was != LB_ROLE_MASTER)
+		atomic_store(&e->promoted_ms, 0);
+	return was;
 }
 
 enum lb_role lb_engine_role(struct lb_engine *e)
@@ -162,6 +168,9 @@ void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void
 		e->repl_conf = *conf;
 	if (e->repl_conf.interval_ms == 0)
 		e->repl_conf.interval_ms = 200;
+	if (e->repl_conf.grace_ms == 0)
+		e->repl_conf.grace_ms = e->repl_conf.interval_ms * 10 > 3000
+					? e->repl_conf.interval_ms * 10 : 3000;
 }
 
 void lb_engine_counters(struct lb_engine *e, uint64_t out[LB_CNT_COUNT])
@@ -392,6 +401,10 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		lb_conn_unlock(c);
 		return drop(w, pkt, LB_CNT_DROP_WRONG_HOOK);
 	}
+	if ((c->tcp.slack[0] | c->tcp.slack[1]) &&
+	    now_ms >= atomic_load_explicit(&e->promoted_ms, memory_order_relaxed) +
+		      e->repl_conf.grace_ms)
+		c->tcp.slack[0] = c->tcp.slack[1] = 0;	/* tracking is exact again */
 	r = lb_tcp_track(&c->tcp, dir, pi);
 	if (r != LB_TCP_ACCEPT) {
 		lb_conn_unlock(c);
@@ -535,6 +548,11 @@ enum lb_verdict lb_engine_packet(struct lb_engine *e, struct lb_worker *w,
 	pkt->drop_reason = 0;
 	if (atomic_load_explicit(&e->role, memory_order_relaxed) != LB_ROLE_MASTER)
 		return drop(w, pkt, LB_CNT_DROP_NOT_MASTER);
+	if (!atomic_load_explicit(&e->promoted_ms, memory_order_relaxed)) {
+		uint_fast64_t none = 0;
+
+		atomic_compare_exchange_strong(&e->promoted_ms, &none, now_ms ? now_ms : 1);
+	}
 	r = lb_pkt_parse(pkt->data, pkt->len, &pi);
 	if (r != LB_PKT_OK)
 		return drop(w, pkt, pkt_drop[r]);

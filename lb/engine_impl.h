@@ -49,6 +49,7 @@ struct lb_engine {
 	size_t nworkers;
 
 	atomic_int role;		/* enum lb_role */
+	atomic_uint_fast64_t promoted_ms; /* first packet as master; 0: none yet */
 	atomic_uint_fast64_t clock_mono_ms, clock_real_us;
 	const struct lb_repl_ops *repl;	/* NULL: no replication */
 	void *repl_arg;

@@ -152,6 +152,10 @@ static void update_window(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt
 	snd->maxwin = max_u32(snd->maxwin, win);
 	if (lb_seq_gt(pi->ack + win, rcv->maxend))
 		rcv->maxend = pi->ack + win;
+	/* An ACK proves the other side sent that far; only after a takeover
+	 * (slack) can it be beyond what we saw. */
+	if (lb_seq_gt(pi->ack, rcv->end))
+		rcv->end = pi->ack;
 	if ((rcv->flags & LB_TCP_PF_FIN) && lb_seq_geq(pi->ack, rcv->end))
 		rcv->flags |= LB_TCP_PF_FIN_ACKED;
 	if (pi->flags & LB_TCP_FIN)
@@ -239,10 +243,6 @@ static enum lb_tcp_result on_ack(struct lb_tcp *t, enum lb_dir dir, const struct
 		t->state = LB_TCP_ESTABLISHED;
 	}
 	update_window(t, dir, pi);
-	/* This segment refreshed the bounds the other direction's slack
-	 * stood in for. */
-	if (pi->flags & LB_TCP_ACK)
-		t->slack[!dir] = 0;
 	t->state = closing_state(t);
 	return LB_TCP_ACCEPT;
 }

@@ -367,7 +367,7 @@ static void test_connection_replicates_and_survives_failover(void **state)
 	free_pair(n);
 }
 
-static void test_takeover_slack_covers_unreplicated_data_then_goes(void **state)
+static void test_takeover_slack_covers_unreplicated_data_for_a_grace(void **state)
 {
 	struct net *n = pair(0, 0);
 	struct flow f;
@@ -397,12 +397,62 @@ static void test_takeover_slack_covers_unreplicated_data_then_goes(void **state)
 			 LB_VERDICT_ACCEPT);
 	assert_int_equal(counter(&n->b, LB_CNT_TAKEOVER_SLACK), 1);
 	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK, 0, n->now), LB_VERDICT_ACCEPT);
-	/* Both directions passed: the slack is gone, tracking is exact. */
+	/* Within the grace period the slack stays (retransmissions may still
+	 * come in any order); the ACKs have caught the bounds up. */
+	got = lookup(&n->b, 40001);
+	assert_true(got.slack > 0);
+	/* After it, tracking is exact again: the slack is gone, and a segment
+	 * beyond what the client allowed is refused. */
+	n->now += 3001;
+	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK, 0, n->now), LB_VERDICT_ACCEPT);
 	got = lookup(&n->b, 40001);
 	assert_int_equal(got.slack, 0);
-	f.sseq += 2 * 65535 + 1;	/* beyond what the client allowed */
+	f.sseq += 2 * 65535 + 1;
 	assert_int_equal(server_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 1400, n->now),
 			 LB_VERDICT_DROP);
+	free_pair(n);
+}
+
+/*
+ * The failure seen in the lab drill: the standby's copy is behind by the
+ * client's last segments; after the takeover the client's first packet is a
+ * retransmission of one of them (its ACK was lost in the outage), and the
+ * server's ACKs cover data the standby never saw. Both must pass, or the
+ * connection freezes with no reset.
+ */
+static void test_takeover_after_retransmission_first(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct flow f;
+	uint32_t retrans, next;
+
+	(void)state;
+	open_flow(&n->a, &f, 40005, n->now, NULL);
+	for (int i = 0; i < 5; i++) {
+		client_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 1000, n->now);
+		server_seg(&n->a, &f, LB_TCP_ACK, 0, n->now);
+		run(n, 50);
+	}
+	run(n, 300);
+	n->cut = 1;
+	/* Unreplicated: three more client segments, acked by the server. */
+	retrans = f.cseq + 1000;
+	for (int i = 0; i < 3; i++)
+		client_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 1000, n->now);
+	server_seg(&n->a, &f, LB_TCP_ACK, 0, n->now);
+	set_role(&n->b, LB_ROLE_MASTER);
+	/* The client retransmits its second unreplicated segment first. */
+	next = f.cseq;
+	f.cseq = retrans;
+	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 1000, n->now),
+			 LB_VERDICT_ACCEPT);
+	f.cseq = next;
+	/* The server's (duplicate) ACKs of everything must still pass. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(server_seg(&n->b, &f, LB_TCP_ACK, 0, n->now), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_seg(&n->b, &f, LB_TCP_ACK | LB_TCP_PSH, 1000, n->now),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(server_seg(&n->b, &f, LB_TCP_ACK, 0, n->now), LB_VERDICT_ACCEPT);
 	free_pair(n);
 }
 
@@ -566,7 +616,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connection_replicates_and_survives_failover),
-		cmocka_unit_test(test_takeover_slack_covers_unreplicated_data_then_goes),
+		cmocka_unit_test(test_takeover_slack_covers_unreplicated_data_for_a_grace),
+		cmocka_unit_test(test_takeover_after_retransmission_first),
 		cmocka_unit_test(test_bulk_resync_fills_a_joining_node_under_loss),
 		cmocka_unit_test(test_stale_update_never_regresses),
 		cmocka_unit_test(test_forged_datagrams_change_nothing),
