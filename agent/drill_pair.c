@@ -151,7 +151,8 @@ static int make_side(struct drill_pair *p, int idx, char *err, size_t errlen)
 	const struct lb_conf *c = p->conf.conf;
 	struct side *s = &p->side[idx];
 	struct lb_engine_conf ec = c->engine;
-	struct lb_repl_conf rc = { .interval_ms = p->conf.interval_ms, .defer = p->conf.defer };
+	struct lb_repl_conf rc = { .interval_ms = p->conf.interval_ms, .defer = p->conf.defer,
+				   .max_lag = c->sync.enabled ? c->sync.max_lag : 0 };
 	struct sync_node_conf nc = {
 		.link = { .node_id = (uint32_t)idx + 1, .epoch = 1000 + (uint64_t)idx, .key = key,
 			  .key_len = sizeof(key), .ring = 16384, .mtu = 1400, .heartbeat_ms = 100,

@@ -20,7 +20,15 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: lbctl [-s SOCKET] COMMAND [ARGS...]\n"
 		   "commands: stats, conns, backends, reload, role [master|backup|fault],\n"
-		   "          ready, sync, help\n");
+		   "          ready, sync, help,\n"
+		   "          capture [status]      whether a capture runs, its files and counts\n"
+		   "          capture start PREFIX [max_packets=N] [max_bytes=N] [snaplen=N]\n"
+		   "                                record PREFIX.in.pcap (packets as received)\n"
+		   "                                and PREFIX.out.pcap (accepted, after NAT);\n"
+		   "                                PREFIX is absolute, its directory must exist;\n"
+		   "                                defaults 1000000 packets, 256 MiB per file,\n"
+		   "                                snaplen 65535\n"
+		   "          capture stop\n");
 }
 
 static int connect_to(const char *path)

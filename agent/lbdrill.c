@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "drill.h"
+#include "drill_replay.h"
 #include "log.h"
 
 #define DRILL_GOLDEN 0x9e3779b97f4a7c15ull
@@ -42,6 +43,7 @@ struct drill_cmd {
 static const struct drill_cmd drill_cmds[] = {
 	{ "serve", drill_serve_main, "verify and send drill streams (run on the backends)" },
 	{ "stream", drill_stream_main, "open N verified streams to a VIP and report on them" },
+	{ "replay", drill_replay_main, "fail over on a packet capture, offline, and compare" },
 };
 
 #define DRILL_NCMDS (sizeof(drill_cmds) / sizeof(drill_cmds[0]))

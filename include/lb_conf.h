@@ -31,6 +31,7 @@ struct lb_sync_conf {
 	char interface[16];		/* SO_BINDTODEVICE, "" for none */
 	char key_file[256];
 	uint32_t interval_ms;		/* window refresh while data flows */
+	uint32_t max_lag;		/* bytes a connection moves between refreshes, at most */
 	int defer;			/* hold new connections until the peer has them */
 	uint32_t defer_timeout_ms;
 	uint32_t ring;			/* datagrams kept for retransmission */

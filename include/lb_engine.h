@@ -269,6 +269,8 @@ struct lb_repl_conf {
 	int defer;		/* tickets on the packets that create a connection */
 	uint32_t grace_ms;	/* how long after a promotion imported connections
 				 * keep their takeover slack; 0: max(3 s, 10 intervals) */
+	uint32_t max_lag;	/* bytes a connection may move between updates,
+				 * whatever the interval; 0: 1 MiB */
 };
 
 /* Starts emitting through ops (NULL stops). Call before traffic flows. */

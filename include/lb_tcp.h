@@ -27,9 +27,10 @@
  * All comparisons are modulo 2^32.
  *
  * Takeover: a connection whose state came from the peer over the sync
- * channel may be up to one replication interval behind. slack[d] widens the
- * upper bounds (checks I and III) for segments sent in direction d by that
- * many bytes; the engine sets it when state is imported and clears it once
+ * channel may be up to one replication interval behind: its ends too low,
+ * its maximum windows too small. slack[d] widens all four bounds for segments
+ * sent in direction d by that many bytes; the engine sets it when state is
+ * imported and clears it once
  * the takeover's grace period is over. Meanwhile every accepted ACK also
  * raises the acked side's end to the ack (an ACK proves the data was sent;
  * under exact tracking check III makes this a no-op), so the bounds catch up

@@ -178,7 +178,7 @@ static int get_bool(struct reader *r, const config_setting_t *g, const char *nam
 static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	static const char *const keys[] = { "node_id", "local", "peer", "port", "interface",
-					    "key_file", "interval", "defer", "defer_timeout",
+					    "key_file", "interval", "max_lag", "defer", "defer_timeout",
 					    "ring", "heartbeat", "peer_timeout", "resync_timeout",
 					    NULL };
 	struct lb_sync_conf *sc = &c->sync;
@@ -187,6 +187,7 @@ static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf
 	    get_uint(r, g, "node_id", 1, 0xffffffffLL, &sc->node_id) < 0 ||
 	    read_sync_addrs(r, g, sc) < 0 ||
 	    get_uint(r, g, "interval", 10, 60000, &sc->interval_ms) < 0 ||
+	    get_uint(r, g, "max_lag", 65536, 1 << 30, &sc->max_lag) < 0 ||
 	    get_bool(r, g, "defer", &sc->defer) < 0 ||
 	    get_uint(r, g, "defer_timeout", 1, 10000, &sc->defer_timeout_ms) < 0 ||
 	    get_uint(r, g, "ring", 64, 1 << 20, &sc->ring) < 0 ||
@@ -325,6 +326,7 @@ static void set_defaults(struct lb_conf *c)
 	lb_engine_conf_defaults(&c->engine);
 	c->sync.port = 7788;
 	c->sync.interval_ms = 200;
+	c->sync.max_lag = 1u << 20;
 	c->sync.defer_timeout_ms = 100;
 	c->sync.ring = 16384;
 	c->sync.heartbeat_ms = 100;

@@ -168,6 +168,8 @@ void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void
 		e->repl_conf = *conf;
 	if (e->repl_conf.interval_ms == 0)
 		e->repl_conf.interval_ms = 200;
+	if (e->repl_conf.max_lag == 0)
+		e->repl_conf.max_lag = 1u << 20;
 	if (e->repl_conf.grace_ms == 0)
 		e->repl_conf.grace_ms = e->repl_conf.interval_ms * 10 > 3000
 					? e->repl_conf.interval_ms * 10 : 3000;
@@ -294,9 +296,12 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
 
 /*
  * After an accepted packet of c (locked): a state change is replicated at
- * once; otherwise window movement at most every interval, and a connection
- * that went quiet with unreplicated movement is flushed by the wake timer,
- * so the peer is never more than about one interval behind.
+ * once; otherwise window movement at most every interval, or sooner once it
+ * moved max_lag bytes (a burst inside one interval must not leave the peer
+ * further behind than the takeover slack covers); a connection that went
+ * quiet with unreplicated movement is flushed by the wake timer. So the peer
+ * is never more than about one interval, and never more than max_lag bytes,
+ * behind.
  */
 static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 				  uint8_t before, uint64_t now_ms)
@@ -305,7 +310,9 @@ static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, stru
 
 	if (!e->repl)
 		return 0;
-	if (c->tcp.state != before || now_ms - c->last_sync_ms >= interval)
+	if (c->tcp.state != before || now_ms - c->last_sync_ms >= interval ||
+	    c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
+	    c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag)
 		return repl_emit(e, w, c, now_ms);
 	if (!(c->flags & LB_CONN_F_DIRTY)) {
 		c->flags |= LB_CONN_F_DIRTY;

@@ -62,6 +62,7 @@ void lbd_cmd_stats(struct lbd *d, FILE *out)
 			n, (unsigned long long)atomic_load(&s->bad_messages));
 	}
 	kernel_queue_stats(d, out);
+	lbd_capture_print_stats(d->capture, out);
 }
 
 struct conns_ctx {

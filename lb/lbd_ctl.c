@@ -47,7 +47,7 @@ int lbd_ctl_listen(const char *path)
 
 static void cmd_help(struct lbd *d, FILE *out);
 
-/* Adapters to one signature: (daemon, argument or NULL, output). */
+/* Adapters to one signature: (daemon, rest of the line or NULL, output). */
 static int do_stats(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_stats(d, o); return 0; }
 static int do_conns(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_conns(d, o); return 0; }
 static int do_backends(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_backends(d, o); return 0; }
@@ -68,6 +68,9 @@ static const struct {
 	{ "role", lbd_cmd_role, "print the role, or set it: role master|backup|fault" },
 	{ "ready", do_ready, "whether this node may become master (resync done)" },
 	{ "sync", do_sync, "the sync channel's state and counters" },
+	{ "capture", lbd_cmd_capture,
+	  "record packets to pcap: capture [status] | capture stop |\n"
+	  "           capture start PREFIX [max_packets=N] [max_bytes=N] [snaplen=N]" },
 	{ "help", do_help, "this list" },
 };
 
@@ -109,10 +112,25 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+/*
+ * Splits "COMMAND [ARGS]" into the command word and the rest of the line
+ * (trimmed; NULL when empty), which each command parses itself.
+ */
 static void dispatch(struct lbd *d, char *line, FILE *out)
 {
-	char *cmd = strtok(line, " \t"), *arg = strtok(NULL, " \t");
+	char *cmd = line + strspn(line, " \t"), *arg = cmd + strcspn(cmd, " \t"), *end;
 
+	if (*arg) {
+		*arg++ = '\0';
+		arg += strspn(arg, " \t");
+	}
+	for (end = arg + strlen(arg); end > arg && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		;
+	*end = '\0';
+	if (!*arg)
+		arg = NULL;
+	if (!*cmd)
+		cmd = NULL;
 	for (size_t i = 0; cmd && i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0) {
 			commands[i].fn(d, arg, out);

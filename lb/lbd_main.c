@@ -66,7 +66,7 @@ static int open_queues(struct lbd *d)
 {
 	for (unsigned i = 0; i < d->conf.daemon.workers; i++) {
 		d->queues[i] = lbd_queue_open(d->conf.daemon.queue + i, d->conf.daemon.queue_maxlen,
-					      d->engine);
+					      d->engine, d->capture);
 		if (!d->queues[i])
 			return -1;
 		d->nqueues = i + 1;
@@ -86,6 +86,11 @@ static int start(struct lbd *d)
 	d->ctl_worker = lb_engine_worker_new(d->engine);
 	if (lb_engine_set_services(d->engine, d->conf.services, d->conf.nservices) < 0) {
 		log_err("cannot load the services");
+		return -1;
+	}
+	d->capture = lbd_capture_new();
+	if (!d->capture) {
+		log_err("cannot create the capture: %s", strerror(errno));
 		return -1;
 	}
 	if (open_queues(d) < 0)
@@ -114,6 +119,8 @@ static void stop(struct lbd *d)
 	lbd_sync_stop(d->sync);
 	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_close(d->queues[i]);
+	/* After the workers are gone: flushes and closes a running capture. */
+	lbd_capture_free(d->capture);
 	if (d->ctl_fd >= 0) {
 		close(d->ctl_fd);
 		unlink(d->conf.daemon.control);

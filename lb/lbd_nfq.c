@@ -45,6 +45,7 @@ struct lbd_queue {
 	uint32_t portid;
 	struct lb_engine *engine;
 	struct lb_worker *worker;
+	struct lbd_capture_tap *capture;
 	pthread_t thread;
 	int started;
 	atomic_bool stop;
@@ -128,7 +129,8 @@ static int socket_options(struct lbd_queue *q)
 	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e)
+struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e,
+				 struct lbd_capture *cap)
 {
 	struct lbd_queue *q = calloc(1, sizeof(*q));
 	int err = -ENOMEM;
@@ -137,6 +139,7 @@ struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine
 		goto fail;
 	q->num = num;
 	q->engine = e;
+	q->capture = lbd_capture_tap(cap);
 	pthread_mutex_init(&q->defer_lock, NULL);
 	q->rx = malloc((size_t)LBD_BATCH * SLOT_SIZE);
 	q->tx = malloc(TX_SIZE);
@@ -349,7 +352,11 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 	pkt.flags = ((skbinfo & NFQA_SKB_CSUMNOTREADY) ? LB_PKT_F_CSUM_PARTIAL : 0) |
 		    ((skbinfo & NFQA_SKB_GSO) ? LB_PKT_F_GSO : 0);
 	pkt.hook = ph->hook == NF_INET_PRE_ROUTING ? LB_HOOK_PRE : LB_HOOK_POST;
+	/* Before the engine, which rewrites pkt.data in place. */
+	lbd_capture_packet(v->q->capture, LBD_CAPTURE_IN, pkt.data, pkt.len);
 	verdict = lb_engine_packet(v->q->engine, v->q->worker, &pkt, v->now_ms);
+	if (verdict == LB_VERDICT_ACCEPT)
+		lbd_capture_packet(v->q->capture, LBD_CAPTURE_OUT, pkt.data, pkt.len);
 	if (verdict == LB_VERDICT_ACCEPT && pkt.defer_ticket &&
 	    defer_hold(v->q, ntohl(ph->packet_id), &pkt))
 		return MNL_CB_OK;

@@ -264,7 +264,8 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 struct lbd_sync *lbd_sync_start(struct lbd *d)
 {
 	const struct lb_sync_conf *sc = &d->conf.sync;
-	struct lb_repl_conf rc = { .interval_ms = sc->interval_ms, .defer = sc->defer };
+	struct lb_repl_conf rc = { .interval_ms = sc->interval_ms, .defer = sc->defer,
+				   .max_lag = sc->max_lag };
 	struct lbd_sync *s = calloc(1, sizeof(*s));
 
 	if (!s)

@@ -36,9 +36,10 @@ static const enum lb_counter import_counter[] = {
 
 /*
  * How far past its replicated bounds a connection's sequence numbers may be
- * when the peer dies: what it can move in one interval plus the lag, at its
- * recent peak rate, doubled for bursts; and never less than a few windows
- * (data in flight when the state was taken).
+ * when the peer dies. The active re-sends a connection before it moves
+ * max_lag bytes, so twice that covers any burst; the peak rate over one
+ * interval plus the sync lag, doubled, covers the time bound; and a few
+ * windows cover data in flight when the state was taken.
  */
 static uint32_t takeover_slack(const struct lb_engine *e, const struct lb_conn_state *st)
 {
@@ -47,9 +48,9 @@ static uint32_t takeover_slack(const struct lb_engine *e, const struct lb_conn_s
 								       : st->tcp.peer[1].maxwin;
 	uint64_t slack = rate * (e->repl_conf.interval_ms + SLACK_EXTRA_MS) / 1000u * 2u;
 
-	if (slack < 4 * win)
-		slack = 4 * win;
-	slack += SLACK_FLOOR;
+	if (slack < 2u * e->repl_conf.max_lag)
+		slack = 2u * e->repl_conf.max_lag;
+	slack += 4 * win + SLACK_FLOOR;
 	return slack > SLACK_CAP ? SLACK_CAP : (uint32_t)slack;
 }
 

@@ -108,8 +108,10 @@ static enum lb_tcp_result on_synack(struct lb_tcp *t, const struct lb_pkt_info *
 }
 
 /*
- * Checks I-IV of the header comment, the upper bounds widened by slack
- * bytes. ack is ignored for segments without ACK.
+ * Checks I-IV of the header comment, every bound widened by slack bytes: a
+ * stale copy has ends and maxends too low (upper bounds too tight) and
+ * maximum windows too small (lower bounds too tight). ack is ignored for
+ * segments without ACK.
  */
 static int window_ok(const struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi,
 		     uint32_t slack)
@@ -119,12 +121,12 @@ static int window_ok(const struct lb_tcp *t, enum lb_dir dir, const struct lb_pk
 
 	if (!lb_seq_leq(pi->seq, snd->maxend + slack))
 		return 0;
-	if (!lb_seq_geq(end, snd->end - rcv->maxwin))
+	if (!lb_seq_geq(end, snd->end - rcv->maxwin - slack))
 		return 0;
 	if (!(pi->flags & LB_TCP_ACK))
 		return 1;
 	return lb_seq_leq(pi->ack, rcv->end + slack) &&
-	       lb_seq_geq(pi->ack, rcv->end - max_u32(snd->maxwin, MAX_ACK_WINDOW));
+	       lb_seq_geq(pi->ack, rcv->end - max_u32(snd->maxwin, MAX_ACK_WINDOW) - slack);
 }
 
 /* Exact check first; the takeover slack only when that fails. */

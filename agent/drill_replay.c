@@ -1,0 +1,649 @@
+/*
+ * drill_replay: see agent/drill_replay.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drill_pair.h"
+#include "drill_replay.h"
+#include "drill_trace.h"
+#include "lb_pkt.h"
+
+#define START_MS 1000000ull	/* simulated clock at the first packet */
+#define TICK_MS 100
+
+enum conn_status {
+	CS_BEFORE,		/* ended before the failover */
+	CS_SURVIVED,
+	CS_NEW,			/* created after the failover, went through */
+	CS_RESCHEDULED,		/* created after it, sent to another backend */
+	CS_UNSYNCED,		/* lost; its handshake was not yet replicated */
+	CS_LOST,		/* lost although the standby held its state */
+	CS_MISMATCH,		/* rewritten differently than the reference */
+};
+
+static const char *const status_names[] = {
+	"before", "survived", "new", "rescheduled", "unsynced", "LOST", "MISMATCH",
+};
+
+struct pkt_result {
+	uint8_t accepted;
+	uint8_t reason;		/* enum lb_counter of a drop */
+	uint64_t hash;		/* of the packet as forwarded */
+};
+
+struct conn_result {
+	uint8_t status;
+	uint8_t held;		/* the standby had it at the failover */
+	uint8_t behind;		/* ... in an older TCP state than the active */
+	uint32_t dropped;	/* packets the reference forwarded, we dropped */
+	uint32_t extra;		/* packets we forwarded, the reference dropped */
+	size_t first_bad;	/* packet (trace index) of the first difference */
+	uint8_t first_reason;
+	uint64_t last_change_us; /* its last state change on the active, before */
+};
+
+struct opts {
+	const char *pcap, *config, *json;
+	long failover_pkt;	/* record number; 0: none */
+	double failover_s;	/* < 0: none */
+	double loss;
+	uint32_t delay_ms;
+	int defer;
+	int sweep;
+	uint32_t every;
+	int verbose;
+	size_t max_conns;
+};
+
+struct replay {
+	struct opts o;
+	struct lb_conf conf;
+	struct trace t;
+	struct pkt_result *ref;
+	struct pkt_result *run;
+	struct conn_result *conns;
+	uint8_t *scratch;
+	uint64_t ref_drops[LB_CNT_COUNT];
+};
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/*
+ * Readies a copy of trace packet i for engine e: a reply's source becomes
+ * the backend e chose for its connection (the capture's backend, or the VIP
+ * in a client-side capture, means nothing to this engine).
+ */
+static struct lb_packet prepare(struct replay *r, struct lb_engine *e, size_t i, uint64_t now)
+{
+	const struct trace_pkt *tp = &r->t.pkts[i];
+	struct lb_packet pkt = { .data = r->scratch, .len = tp->len,
+				 .hook = tp->dir == LB_DIR_ORIG ? LB_HOOK_PRE : LB_HOOK_POST };
+	struct lb_conn_state st;
+	struct lb_pkt_info pi;
+
+	memcpy(r->scratch, tp->data, tp->len);
+	if (tp->dir == LB_DIR_REPLY &&
+	    lb_engine_conn_find(e, &r->t.conns[tp->conn].orig, now, &st) == 0 &&
+	    lb_pkt_parse(r->scratch, tp->len, &pi) == LB_PKT_OK)
+		lb_pkt_nat(r->scratch, &pi, 0, &st.backend, st.backend_port, 0);
+	return pkt;
+}
+
+static void record(struct pkt_result *res, enum lb_verdict v, const struct lb_packet *pkt)
+{
+	res->accepted = v == LB_VERDICT_ACCEPT;
+	res->reason = (uint8_t)(res->accepted ? 0 : pkt->drop_reason);
+	res->hash = res->accepted ? fnv1a(pkt->data, pkt->len) : 0;
+}
+
+static uint64_t pkt_ms(const struct replay *r, size_t i)
+{
+	return START_MS + r->t.pkts[i].ts_us / 1000u;
+}
+
+/* The reference: one engine, never failing over. */
+static int run_reference(struct replay *r, char *err, size_t errlen)
+{
+	struct lb_engine_conf ec = r->conf.engine;
+	struct lb_engine *e;
+	struct lb_worker *w;
+	uint64_t next_tick = START_MS;
+
+	ec.max_conns = r->o.max_conns;
+	ec.seed = 0x5eed;	/* as the pair's active: the same choices */
+	e = lb_engine_new(&ec, START_MS);
+	if (!e || lb_engine_set_services(e, r->conf.services, r->conf.nservices) < 0) {
+		snprintf(err, errlen, "cannot build the reference engine: %s", strerror(errno));
+		lb_engine_free(e);
+		return -1;
+	}
+	w = lb_engine_worker_new(e);
+	for (size_t i = 0; i < r->t.npkts; i++) {
+		uint64_t now = pkt_ms(r, i);
+		struct lb_packet pkt;
+
+		for (; next_tick <= now; next_tick += TICK_MS)
+			lb_engine_tick(e, w, next_tick);
+		pkt = prepare(r, e, i, now);
+		record(&r->ref[i], lb_engine_packet(e, w, &pkt, now), &pkt);
+		if (!r->ref[i].accepted)
+			r->ref_drops[pkt.drop_reason]++;
+	}
+	lb_engine_free(e);
+	return 0;
+}
+
+/* What the standby held of each connection when the active died. */
+static void note_standby(struct replay *r, struct drill_pair *p, size_t k, uint64_t now)
+{
+	struct lb_engine *dead = drill_pair_standby(p), *live = drill_pair_active(p);
+
+	for (size_t c = 0; c < r->t.nconns; c++) {
+		struct lb_conn_state a, b;
+		int had_a, had_b;
+
+		if (r->t.conns[c].first >= k)
+			continue;
+		had_a = lb_engine_conn_find(dead, &r->t.conns[c].orig, now, &a) == 0;
+		had_b = lb_engine_conn_find(live, &r->t.conns[c].orig, now, &b) == 0;
+		r->conns[c].held = (uint8_t)had_b;
+		r->conns[c].behind = (uint8_t)(had_a && (!had_b || b.tcp.state < a.tcp.state ||
+							 b.created_us < a.created_us));
+	}
+}
+
+/* Moves the simulated clock: the capture's time plus what holds added. */
+static uint64_t clock_for(const struct replay *r, size_t i, uint64_t *offset, uint64_t now)
+{
+	uint64_t want = pkt_ms(r, i) + *offset;
+
+	if (now > want) {
+		*offset += now - want;
+		want = now;
+	}
+	return want;
+}
+
+/* Tracks when each connection last changed state on the active. */
+static void note_change(struct replay *r, struct lb_engine *e, size_t i, uint8_t *last_state,
+			uint64_t now)
+{
+	uint32_t c = r->t.pkts[i].conn;
+	struct lb_conn_state st;
+
+	if (lb_engine_conn_find(e, &r->t.conns[c].orig, now, &st) == 0 &&
+	    st.tcp.state != last_state[c]) {
+		last_state[c] = st.tcp.state;
+		r->conns[c].last_change_us = r->t.pkts[i].ts_us;
+	}
+}
+
+/* The pair, failing over before packet k (trace index). */
+static int run_failover(struct replay *r, size_t k, uint64_t *fail_us, char *err, size_t errlen)
+{
+	struct drill_pair_conf pc = { .conf = &r->conf, .max_conns = r->o.max_conns,
+				      .loss = r->o.loss, .delay_ms = r->o.delay_ms,
+				      .defer = r->o.defer, .seed = 0x1234 + k };
+	uint64_t now = START_MS, offset = 0;
+	uint8_t *last_state = calloc(r->t.nconns, 1);
+	struct drill_pair *p = last_state ? drill_pair_new(&pc, &now, err, errlen) : NULL;
+
+	if (!p) {
+		free(last_state);
+		return -1;
+	}
+	offset = now - START_MS;
+	memset(r->conns, 0, r->t.nconns * sizeof(*r->conns));
+	for (size_t i = 0; i < r->t.npkts; i++) {
+		struct lb_packet pkt;
+		enum lb_verdict v;
+
+		now = clock_for(r, i, &offset, now);
+		if (i == k) {
+			drill_pair_advance(p, now);
+			*fail_us = r->t.pkts[i].ts_us;
+			drill_pair_failover(p, &now);
+			note_standby(r, p, k, now);
+		}
+		pkt = prepare(r, drill_pair_active(p), i, now);
+		v = drill_pair_packet(p, &pkt, &now);
+		record(&r->run[i], v, &pkt);
+		if (i < k)
+			note_change(r, drill_pair_active(p), i, last_state, now);
+	}
+	drill_pair_free(p);
+	free(last_state);
+	return 0;
+}
+
+/* Compares the runs after packet k and gives every connection its status. */
+static void judge(struct replay *r, size_t k)
+{
+	for (size_t i = k; i < r->t.npkts; i++) {
+		const struct pkt_result *a = &r->ref[i], *b = &r->run[i];
+		struct conn_result *c = &r->conns[r->t.pkts[i].conn];
+		int created_after = r->t.conns[r->t.pkts[i].conn].first >= k;
+
+		if (a->accepted && !b->accepted) {
+			if (!c->dropped++ && !c->extra)
+				c->first_bad = i, c->first_reason = b->reason;
+		} else if (!a->accepted && b->accepted) {
+			c->extra++;
+		} else if (a->accepted && a->hash != b->hash && c->status != CS_MISMATCH &&
+			   c->status != CS_RESCHEDULED) {
+			c->status = created_after ? CS_RESCHEDULED : CS_MISMATCH;
+			if (!c->dropped)
+				c->first_bad = i;
+		}
+	}
+	for (size_t n = 0; n < r->t.nconns; n++) {
+		struct conn_result *c = &r->conns[n];
+
+		if (r->t.conns[n].last < k)
+			c->status = CS_BEFORE;
+		else if (c->dropped)
+			c->status = (r->t.conns[n].first < k && c->behind) ? CS_UNSYNCED : CS_LOST;
+		else if (c->status != CS_MISMATCH && c->status != CS_RESCHEDULED)
+			c->status = r->t.conns[n].first >= k ? CS_NEW : CS_SURVIVED;
+	}
+}
+
+struct tally {
+	size_t n[sizeof(status_names) / sizeof(status_names[0])];
+	double max_unsynced_age_ms;
+};
+
+static void count(const struct replay *r, uint64_t fail_us, struct tally *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (size_t c = 0; c < r->t.nconns; c++) {
+		t->n[r->conns[c].status]++;
+		if (r->conns[c].status == CS_UNSYNCED) {
+			double age = ((double)fail_us - (double)r->conns[c].last_change_us) / 1000.0;
+
+			if (age > t->max_unsynced_age_ms)
+				t->max_unsynced_age_ms = age;
+		}
+	}
+}
+
+static int exit_status(const struct tally *t)
+{
+	if (t->n[CS_LOST] || t->n[CS_MISMATCH])
+		return 3;
+	return t->n[CS_UNSYNCED] ? 1 : 0;
+}
+
+/* ---- reporting ---- */
+
+static void print_conn(const struct replay *r, size_t n, uint64_t fail_us, FILE *f)
+{
+	const struct trace_conn *tc = &r->t.conns[n];
+	const struct conn_result *c = &r->conns[n];
+	char client[64], vip[64];
+
+	lb_addr_format_port(&tc->orig.src, tc->orig.sport, client, sizeof(client));
+	lb_addr_format_port(&tc->orig.dst, tc->orig.dport, vip, sizeof(vip));
+	fprintf(f, "  %-28s %-24s #%-7llu %-11s", client, vip,
+		(unsigned long long)r->t.pkts[tc->first].index, status_names[c->status]);
+	if (c->dropped)
+		fprintf(f, " %u packet(s) dropped (%s), first at #%llu", c->dropped,
+			lb_counter_name(c->first_reason),
+			(unsigned long long)r->t.pkts[c->first_bad].index);
+	else if (c->status == CS_MISMATCH || c->status == CS_RESCHEDULED)
+		fprintf(f, " rewritten differently from #%llu",
+			(unsigned long long)r->t.pkts[c->first_bad].index);
+	if (c->status == CS_UNSYNCED)
+		fprintf(f, "; %s %.1f ms before the failover",
+			c->held ? "standby behind, last state change" : "not on the standby, created",
+			((double)fail_us - (double)c->last_change_us) / 1000.0);
+	else if (c->status == CS_LOST)
+		fprintf(f, "; the standby held its state (%s)", c->held ? "up to date" : "?");
+	if (c->extra)
+		fprintf(f, "; %u forwarded that the reference dropped", c->extra);
+	fputc('\n', f);
+}
+
+static void print_header(const struct replay *r)
+{
+	uint64_t skipped = 0;
+
+	printf("lbdrill replay: %s (%s)\n", r->o.pcap, r->t.linktype);
+	printf("  records          %llu\n", (unsigned long long)r->t.records);
+	printf("  replayed         %zu packets in %zu connections\n", r->t.npkts, r->t.nconns);
+	for (int i = 0; i < TRACE_SKIP_COUNT; i++)
+		skipped += r->t.skipped[i];
+	printf("  skipped          %llu", (unsigned long long)skipped);
+	for (int i = 0; i < TRACE_SKIP_COUNT; i++)
+		if (r->t.skipped[i])
+			printf("%s %s %llu", i ? "," : ":", trace_skip_name(i),
+			       (unsigned long long)r->t.skipped[i]);
+	printf("\n");
+	if (r->t.padded)
+		printf("  zero-filled      %llu (cut short by the capture's snaplen)\n",
+		       (unsigned long long)r->t.padded);
+	printf("  sync link        loss %.1f%%, delay %u ms, defer %s\n", r->o.loss * 100,
+	       r->o.delay_ms, r->o.defer ? "on" : "off");
+	printf("  reference        ");
+	{
+		size_t acc = 0;
+
+		for (size_t i = 0; i < r->t.npkts; i++)
+			acc += r->ref[i].accepted;
+		printf("forwarded %zu, dropped %zu", acc, r->t.npkts - acc);
+		for (int c = 0; c < LB_CNT_COUNT; c++)
+			if (r->ref_drops[c])
+				printf(" %s %llu", lb_counter_name(c), (unsigned long long)r->ref_drops[c]);
+		printf("\n");
+	}
+}
+
+static void print_tally(const struct tally *t)
+{
+	printf("  connections     ");
+	for (size_t s = 0; s < sizeof(t->n) / sizeof(t->n[0]); s++)
+		printf(" %s %zu%s", status_names[s], t->n[s],
+		       s + 1 < sizeof(t->n) / sizeof(t->n[0]) ? "," : "\n");
+}
+
+static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const struct tally *t)
+{
+	FILE *f = fopen(r->o.json, "w");
+	int first = 1;
+
+	if (!f) {
+		fprintf(stderr, "lbdrill replay: %s: %s\n", r->o.json, strerror(errno));
+		return;
+	}
+	fprintf(f, "{\"records\":%llu,\"packets\":%zu,\"connections\":%zu,"
+		   "\"failover_record\":%llu,\"failover_ms\":%.3f,",
+		(unsigned long long)r->t.records, r->t.npkts, r->t.nconns,
+		(unsigned long long)r->t.pkts[k].index, fail_us / 1000.0);
+	for (size_t s = 0; s < sizeof(t->n) / sizeof(t->n[0]); s++)
+		fprintf(f, "\"%s\":%zu,", status_names[s], t->n[s]);
+	fprintf(f, "\"max_unsynced_age_ms\":%.3f,\"exit\":%d,\"conns\":[",
+		t->max_unsynced_age_ms, exit_status(t));
+	for (size_t n = 0; n < r->t.nconns; n++) {
+		const struct conn_result *c = &r->conns[n];
+		char client[64], vip[64];
+
+		if (c->status == CS_BEFORE || c->status == CS_SURVIVED || c->status == CS_NEW)
+			continue;
+		lb_addr_format_port(&r->t.conns[n].orig.src, r->t.conns[n].orig.sport, client,
+				    sizeof(client));
+		lb_addr_format_port(&r->t.conns[n].orig.dst, r->t.conns[n].orig.dport, vip,
+				    sizeof(vip));
+		fprintf(f, "%s{\"client\":\"%s\",\"vip\":\"%s\",\"status\":\"%s\",\"dropped\":%u,"
+			   "\"first_record\":%llu,\"reason\":\"%s\",\"age_ms\":%.3f}",
+			first ? "" : ",", client, vip, status_names[c->status], c->dropped,
+			(unsigned long long)r->t.pkts[c->first_bad].index,
+			lb_counter_name(c->first_reason),
+			((double)fail_us - (double)c->last_change_us) / 1000.0);
+		first = 0;
+	}
+	fprintf(f, "]}\n");
+	fclose(f);
+}
+
+/* ---- one failover, or a sweep over many ---- */
+
+static int replay_once(struct replay *r, size_t k, char *err, size_t errlen)
+{
+	uint64_t fail_us = 0;
+	struct tally t;
+	int status;
+
+	if (run_failover(r, k, &fail_us, err, errlen) < 0)
+		return -1;
+	judge(r, k);
+	count(r, fail_us, &t);
+	printf("  failover         before record #%llu (t=+%.3f s)\n",
+	       (unsigned long long)r->t.pkts[k].index, fail_us / 1e6);
+	print_tally(&t);
+	if (t.n[CS_UNSYNCED] + t.n[CS_LOST] + t.n[CS_MISMATCH] + t.n[CS_RESCHEDULED] || r->o.verbose) {
+		printf("\n  %-28s %-24s %-8s %-11s detail\n", "client", "vip", "first", "status");
+		for (size_t n = 0; n < r->t.nconns; n++)
+			if (r->o.verbose || (r->conns[n].status != CS_SURVIVED &&
+					     r->conns[n].status != CS_NEW &&
+					     r->conns[n].status != CS_BEFORE))
+				print_conn(r, n, fail_us, stdout);
+	}
+	if (r->o.json)
+		write_json(r, k, fail_us, &t);
+	status = exit_status(&t);
+	printf("result: %s\n", status == 0 ? "PASS: every connection the reference kept survived"
+			       : status == 1 ? "LOSS: only connections created in the unsynchronised window"
+					     : "FAIL: the takeover lost or altered a replicated connection");
+	return status;
+}
+
+struct sweep_sum {
+	size_t runs, with_loss, unsynced, failures, max_unsynced_one;
+	double max_age_ms;
+};
+
+static void sweep_note(struct sweep_sum *s, const struct replay *r, size_t k, uint64_t fail_us,
+		       const struct tally *t)
+{
+	s->runs++;
+	s->unsynced += t->n[CS_UNSYNCED];
+	s->with_loss += (t->n[CS_UNSYNCED] + t->n[CS_LOST]) > 0;
+	if (t->n[CS_UNSYNCED] > s->max_unsynced_one)
+		s->max_unsynced_one = t->n[CS_UNSYNCED];
+	if (t->max_unsynced_age_ms > s->max_age_ms)
+		s->max_age_ms = t->max_unsynced_age_ms;
+	if (t->n[CS_LOST] + t->n[CS_MISMATCH] == 0)
+		return;
+	if (s->failures++ < 10) {
+		printf("  failure at record #%llu:\n", (unsigned long long)r->t.pkts[k].index);
+		for (size_t n = 0; n < r->t.nconns; n++)
+			if (r->conns[n].status == CS_LOST || r->conns[n].status == CS_MISMATCH)
+				print_conn(r, n, fail_us, stdout);
+	}
+}
+
+static int sweep(struct replay *r, char *err, size_t errlen)
+{
+	struct sweep_sum s = { 0 };
+	uint32_t every = r->o.every ? r->o.every : 1;
+
+	for (size_t k = 1; k < r->t.npkts; k += every) {
+		uint64_t fail_us = 0;
+		struct tally t;
+
+		if (run_failover(r, k, &fail_us, err, errlen) < 0)
+			return -1;
+		judge(r, k);
+		count(r, fail_us, &t);
+		sweep_note(&s, r, k, fail_us, &t);
+	}
+	printf("  sweep            %zu failovers (every %u packet%s)\n", s.runs, every,
+	       every == 1 ? "" : "s");
+	printf("  with losses      %zu\n", s.with_loss);
+	printf("  unsynchronised   %zu connections lost in all, at most %zu at one failover, "
+	       "last state change at most %.1f ms before it\n",
+	       s.unsynced, s.max_unsynced_one, s.max_age_ms);
+	printf("  takeover failures %zu\n", s.failures);
+	if (s.failures)
+		printf("result: FAIL: the takeover lost or altered replicated connections\n");
+	else
+		printf("result: %s\n", s.unsynced ? "LOSS: only connections created in the "
+						    "unsynchronised window"
+						  : "PASS: no connection lost at any failover");
+	return s.failures ? 3 : s.unsynced ? 1 : 0;
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lbdrill replay --pcap FILE --config FILE [--failover-at RECORD|TIME]\n"
+		"                      [--sweep [--every N]] [--sync-loss P] [--sync-delay MS]\n"
+		"                      [--defer] [--max-conns N] [--json FILE] [--verbose]\n"
+		"  --failover-at   before this record of the capture (a number), or at this time\n"
+		"                  from its start (1.5s, 1500ms); default: its middle\n"
+		"  --sweep         fail over at every packet boundary (--every N: every Nth)\n"
+		"  --sync-loss P   probability (0-1, or N%%) that a sync datagram is lost\n"
+		"  --sync-delay MS one-way delay of the sync link (default 1)\n"
+		"  --defer         zero-loss mode (hold connection setup until replicated)\n"
+		"exit: 0 nothing lost, 1 only unsynchronised connections lost,\n"
+		"      3 a replicated connection lost or altered, 2 bad usage or input\n");
+}
+
+static int parse_failover(struct opts *o, const char *v)
+{
+	char *end;
+	double x = strtod(v, &end);
+
+	if (end == v || x < 0)
+		return -1;
+	if (*end == '\0') {
+		o->failover_pkt = (long)x;
+		return x >= 1 ? 0 : -1;
+	}
+	if (strcmp(end, "s") == 0)
+		o->failover_s = x;
+	else if (strcmp(end, "ms") == 0)
+		o->failover_s = x / 1000.0;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_loss(double *out, const char *v)
+{
+	char *end;
+	double x = strtod(v, &end);
+
+	if (end == v)
+		return -1;
+	if (*end == '%')
+		x /= 100.0, end++;
+	if (*end || x < 0 || x >= 1 || isnan(x))
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "pcap", required_argument, NULL, 'p' }, { "config", required_argument, NULL, 'c' },
+		{ "failover-at", required_argument, NULL, 'f' }, { "sweep", no_argument, NULL, 's' },
+		{ "every", required_argument, NULL, 'e' }, { "sync-loss", required_argument, NULL, 'l' },
+		{ "sync-delay", required_argument, NULL, 'd' }, { "defer", no_argument, NULL, 'D' },
+		{ "max-conns", required_argument, NULL, 'm' }, { "json", required_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*o = (struct opts){ .failover_s = -1, .delay_ms = 1 };
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:c:f:se:l:d:Dm:j:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'p': o->pcap = optarg; break;
+		case 'c': o->config = optarg; break;
+		case 'f': if (parse_failover(o, optarg) < 0) goto bad; break;
+		case 's': o->sweep = 1; break;
+		case 'e': o->every = (uint32_t)strtoul(optarg, NULL, 10); if (!o->every) goto bad; break;
+		case 'l': if (parse_loss(&o->loss, optarg) < 0) goto bad; break;
+		case 'd': o->delay_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'D': o->defer = 1; break;
+		case 'm': o->max_conns = strtoul(optarg, NULL, 10); break;
+		case 'j': o->json = optarg; break;
+		case 'v': o->verbose = 1; break;
+		case 'h': usage(stdout); exit(0);
+		default: goto bad;
+		}
+	}
+	if (!o->pcap || !o->config || optind != argc)
+		goto bad;
+	return 0;
+bad:
+	usage(stderr);
+	return -1;
+}
+
+/* The trace index to fail over before, from the options. */
+static size_t failover_index(const struct replay *r)
+{
+	size_t k = r->t.npkts / 2;
+
+	if (r->o.failover_pkt > 0) {
+		for (k = 0; k < r->t.npkts && r->t.pkts[k].index < (uint64_t)r->o.failover_pkt; k++)
+			;
+	} else if (r->o.failover_s >= 0) {
+		uint64_t at = (uint64_t)(r->o.failover_s * 1e6);
+
+		for (k = 0; k < r->t.npkts && r->t.pkts[k].ts_us < at; k++)
+			;
+	}
+	return k < r->t.npkts ? k : r->t.npkts - 1;
+}
+
+static int setup(struct replay *r, char *err, size_t errlen)
+{
+	if (lb_conf_load(r->o.config, &r->conf, err, errlen) < 0)
+		return -1;
+	if (trace_load(&r->t, r->o.pcap, &r->conf, err, errlen) < 0)
+		return -1;
+	if (!r->o.max_conns)
+		r->o.max_conns = r->t.nconns * 2 + 1024;
+	r->ref = calloc(r->t.npkts, sizeof(*r->ref));
+	r->run = calloc(r->t.npkts, sizeof(*r->run));
+	r->conns = calloc(r->t.nconns, sizeof(*r->conns));
+	r->scratch = malloc(65536);
+	if (!r->ref || !r->run || !r->conns || !r->scratch) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return run_reference(r, err, errlen);
+}
+
+static void teardown(struct replay *r)
+{
+	free(r->ref);
+	free(r->run);
+	free(r->conns);
+	free(r->scratch);
+	trace_free(&r->t);
+	lb_conf_free(&r->conf);
+}
+
+int drill_replay_main(int argc, char **argv)
+{
+	struct replay r = { 0 };
+	char err[512];
+	int rc;
+
+	if (parse_args(argc, argv, &r.o) < 0)
+		return 2;
+	if (setup(&r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lbdrill replay: %s\n", err);
+		teardown(&r);
+		return 2;
+	}
+	print_header(&r);
+	rc = r.o.sweep ? sweep(&r, err, sizeof(err)) : replay_once(&r, failover_index(&r), err,
+								    sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "lbdrill replay: %s\n", err);
+		rc = 2;
+	}
+	teardown(&r);
+	return rc;
+}

@@ -1,0 +1,294 @@
+/*
+ * drill_trace: see agent/drill_trace.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drill_pcap.h"
+#include "drill_trace.h"
+#include "lb_pkt.h"
+
+#define MAX_PKT 65535
+
+static const char *const skip_names[TRACE_SKIP_COUNT] = {
+	"not IP", "truncated headers", "malformed", "fragment", "not TCP",
+	"no service", "reply before its connection",
+};
+
+const char *trace_skip_name(enum trace_skip why)
+{
+	return why < TRACE_SKIP_COUNT ? skip_names[why] : "?";
+}
+
+/* A small open-addressing map from client tuple to connection index. */
+struct conn_map {
+	uint32_t *slot;		/* conn index + 1; 0 empty */
+	size_t size;		/* power of two */
+};
+
+struct loader {
+	struct trace *t;
+	const struct lb_conf *conf;
+	struct conn_map map;
+	size_t cap_pkts, cap_conns;
+	uint64_t t0_us;
+	int have_t0;
+};
+
+static int is_service(const struct lb_conf *c, const struct lb_addr *a, uint16_t port)
+{
+	for (size_t i = 0; i < c->nservices; i++)
+		if (c->services[i].port == port && lb_addr_equal(&c->services[i].vip, a))
+			return 1;
+	return 0;
+}
+
+static int is_backend(const struct lb_conf *c, const struct lb_addr *a, uint16_t port)
+{
+	for (size_t i = 0; i < c->nservices; i++)
+		for (size_t b = 0; b < c->services[i].nbackends; b++)
+			if (c->services[i].backends[b].port == port &&
+			    lb_addr_equal(&c->services[i].backends[b].addr, a))
+				return 1;
+	return 0;
+}
+
+static int map_grow(struct loader *l)
+{
+	struct conn_map old = l->map, m = { .size = old.size ? old.size * 2 : 1024 };
+
+	m.slot = calloc(m.size, sizeof(*m.slot));
+	if (!m.slot)
+		return -1;
+	l->map = m;
+	for (size_t i = 0; i < old.size; i++) {
+		if (!old.slot[i])
+			continue;
+		size_t h = lb_tuple_hash(&l->t->conns[old.slot[i] - 1].orig, 1) & (m.size - 1);
+
+		while (m.slot[h])
+			h = (h + 1) & (m.size - 1);
+		m.slot[h] = old.slot[i];
+	}
+	free(old.slot);
+	return 0;
+}
+
+/* The connection of a client tuple, created when create is set; -1 if none. */
+static long conn_of(struct loader *l, const struct lb_tuple *orig, int create, size_t pkt)
+{
+	struct trace *t = l->t;
+	size_t h;
+
+	if ((t->nconns + 1) * 2 > l->map.size && map_grow(l) < 0)
+		return -1;
+	for (h = lb_tuple_hash(orig, 1) & (l->map.size - 1); l->map.slot[h];
+	     h = (h + 1) & (l->map.size - 1))
+		if (lb_tuple_equal(&t->conns[l->map.slot[h] - 1].orig, orig))
+			return (long)l->map.slot[h] - 1;
+	if (!create)
+		return -1;
+	if (t->nconns == l->cap_conns) {
+		size_t cap = l->cap_conns ? l->cap_conns * 2 : 256;
+		struct trace_conn *c = realloc(t->conns, cap * sizeof(*c));
+
+		if (!c)
+			return -1;
+		t->conns = c;
+		l->cap_conns = cap;
+	}
+	t->conns[t->nconns] = (struct trace_conn){ .orig = *orig, .first = pkt, .last = pkt,
+						    .syn = SIZE_MAX };
+	l->map.slot[h] = (uint32_t)++t->nconns;
+	return (long)t->nconns - 1;
+}
+
+/*
+ * A backend's reply names the client but not the VIP: it belongs to the
+ * client's connection that went to some VIP from that client port. The
+ * services are few, so try each VIP.
+ */
+static long conn_of_backend_reply(struct loader *l, const struct lb_pkt_info *pi)
+{
+	for (size_t i = 0; i < l->conf->nservices; i++) {
+		const struct lb_service_conf *s = &l->conf->services[i];
+		struct lb_tuple orig = { .src = pi->tuple.dst, .dst = s->vip,
+					 .sport = pi->tuple.dport, .dport = s->port };
+		long c;
+
+		if (s->vip.family != pi->tuple.src.family)
+			continue;
+		c = conn_of(l, &orig, 0, 0);
+		if (c >= 0)
+			return c;
+	}
+	return -1;
+}
+
+#define CLASS_OK (-1)		/* classify(): keep the packet */
+#define CLASS_NOMEM (-2)
+
+/* Direction and connection of a parsed packet, or the reason to skip it. */
+static int classify(struct loader *l, const struct lb_pkt_info *pi, size_t pkt,
+		    uint8_t *dir, long *conn)
+{
+	const struct lb_tuple *tu = &pi->tuple;
+
+	if (is_service(l->conf, &tu->dst, tu->dport)) {
+		*dir = LB_DIR_ORIG;
+		*conn = conn_of(l, tu, 1, pkt);
+	} else if (is_service(l->conf, &tu->src, tu->sport)) {
+		struct lb_tuple orig = { .src = tu->dst, .dst = tu->src, .sport = tu->dport,
+					 .dport = tu->sport };
+
+		*dir = LB_DIR_REPLY;
+		*conn = conn_of(l, &orig, 1, pkt);
+	} else if (is_backend(l->conf, &tu->src, tu->sport)) {
+		*dir = LB_DIR_REPLY;
+		*conn = conn_of_backend_reply(l, pi);
+		if (*conn < 0)
+			return TRACE_SKIP_ORPHAN;
+	} else {
+		return TRACE_SKIP_NO_SERVICE;
+	}
+	return *conn < 0 ? CLASS_NOMEM : CLASS_OK;
+}
+
+static int skip_of(enum lb_pkt_result r)
+{
+	switch (r) {
+	case LB_PKT_FRAGMENT: return TRACE_SKIP_FRAGMENT;
+	case LB_PKT_NOT_TCP: return TRACE_SKIP_NOT_TCP;
+	case LB_PKT_TRUNCATED: return TRACE_SKIP_TRUNCATED;
+	default: return TRACE_SKIP_MALFORMED;
+	}
+}
+
+static int push_pkt(struct loader *l, const uint8_t *data, size_t len, uint64_t index,
+		    uint64_t ts_us, const struct lb_pkt_info *pi, uint8_t dir, long conn)
+{
+	struct trace *t = l->t;
+	struct trace_pkt *p;
+	struct trace_conn *c = &t->conns[conn];
+
+	if (t->npkts == l->cap_pkts) {
+		size_t cap = l->cap_pkts ? l->cap_pkts * 2 : 1024;
+		struct trace_pkt *np = realloc(t->pkts, cap * sizeof(*np));
+
+		if (!np)
+			return -1;
+		t->pkts = np;
+		l->cap_pkts = cap;
+	}
+	p = &t->pkts[t->npkts];
+	p->data = malloc(len);
+	if (!p->data)
+		return -1;
+	memcpy(p->data, data, len);
+	p->len = (uint32_t)len;
+	p->index = index;
+	p->ts_us = ts_us;
+	p->conn = (uint32_t)conn;
+	p->dir = dir;
+	p->tcp_flags = pi->flags;
+	if (dir == LB_DIR_ORIG && (pi->flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN &&
+	    c->syn == SIZE_MAX)
+		c->syn = t->npkts;
+	c->last = t->npkts;
+	c->npkts++;
+	t->npkts++;
+	return 0;
+}
+
+/* One record of the capture: normalise, classify, keep or count. */
+static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf)
+{
+	size_t len = rec->wirelen > MAX_PKT ? MAX_PKT : rec->wirelen;
+	size_t have = rec->caplen < len ? rec->caplen : len;
+	struct lb_pkt_info pi;
+	enum lb_pkt_result r;
+	uint8_t dir = 0;
+	long conn = -1;
+	int why;
+
+	memcpy(buf, rec->data, have);
+	memset(buf + have, 0, len - have);	/* cut by the snaplen: zero-fill */
+	r = lb_pkt_parse(buf, len, &pi);
+	if (r != LB_PKT_OK) {
+		l->t->skipped[skip_of(r)]++;
+		return 0;
+	}
+	if (!l->have_t0) {
+		l->t0_us = rec->ts_us;
+		l->have_t0 = 1;
+	}
+	why = classify(l, &pi, l->t->npkts, &dir, &conn);
+	if (why == CLASS_NOMEM)
+		return -1;
+	if (why != CLASS_OK) {
+		l->t->skipped[why]++;
+		return 0;
+	}
+	if (have < len)
+		l->t->padded++;
+	return push_pkt(l, buf, pi.ip_len, rec->index,
+			rec->ts_us >= l->t0_us ? rec->ts_us - l->t0_us : 0, &pi, dir, conn);
+}
+
+int trace_load(struct trace *t, const char *path, const struct lb_conf *conf, char *err,
+	       size_t errlen)
+{
+	struct loader l = { .t = t, .conf = conf };
+	struct drill_pcap *p;
+	struct drill_pcap_pkt rec;
+	uint8_t *buf = malloc(MAX_PKT);
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p = drill_pcap_open(path, err, errlen);
+	if (!p) {
+		free(buf);
+		return -1;
+	}
+	snprintf(t->linktype, sizeof(t->linktype), "%s", drill_pcap_linktype(p));
+	while ((rc = drill_pcap_next(p, &rec, err, errlen)) == 1) {
+		t->records++;
+		if (take(&l, &rec, buf) < 0) {
+			snprintf(err, errlen, "out of memory at record %llu",
+				 (unsigned long long)rec.index);
+			rc = -1;
+			break;
+		}
+	}
+	for (int i = 0; i < DRILL_SKIP_COUNT; i++)
+		t->skipped[TRACE_SKIP_LINK] += drill_pcap_skipped(p, (enum drill_pcap_skip)i);
+	t->records += t->skipped[TRACE_SKIP_LINK];
+	drill_pcap_close(p);
+	free(buf);
+	free(l.map.slot);
+	if (rc < 0) {
+		trace_free(t);
+		return -1;
+	}
+	if (t->npkts == 0) {
+		snprintf(err, errlen, "%s: no TCP packet of a configured service (%llu records)",
+			 path, (unsigned long long)t->records);
+		trace_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+void trace_free(struct trace *t)
+{
+	for (size_t i = 0; i < t->npkts; i++)
+		free(t->pkts[i].data);
+	free(t->pkts);
+	free(t->conns);
+	memset(t, 0, sizeof(*t));
+}
