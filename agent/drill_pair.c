@@ -9,7 +9,7 @@
 #include "drill_pair.h"
 #include "sync_node.h"
 
-#define QUEUE_MAX 8192		/* datagrams in flight per direction */
+#define QUEUE_MAX 4096		/* datagrams in flight per direction */
 #define DEFER_TIMEOUT_MS 100	/* lbd's default */
 #define JOIN_LIMIT_MS 5000
 
@@ -155,9 +155,9 @@ static int make_side(struct drill_pair *p, int idx, char *err, size_t errlen)
 				   .max_lag = c->sync.enabled ? c->sync.max_lag : 0 };
 	struct sync_node_conf nc = {
 		.link = { .node_id = (uint32_t)idx + 1, .epoch = 1000 + (uint64_t)idx, .key = key,
-			  .key_len = sizeof(key), .ring = 16384, .mtu = 1400, .heartbeat_ms = 100,
+			  .key_len = sizeof(key), .ring = 2048, .mtu = 1400, .heartbeat_ms = 100,
 			  .nack_delay_ms = 2, .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
-		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 65536, .defer = p->conf.defer,
+		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 8192, .defer = p->conf.defer,
 	};
 
 	s->pair = p;
