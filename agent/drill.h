@@ -68,6 +68,7 @@ struct drill_addr {
 /* Subcommands: argv[0] is the subcommand's name. Return the exit status. */
 int drill_serve_main(int argc, char **argv);
 int drill_stream_main(int argc, char **argv);
+int drill_live_main(int argc, char **argv);
 
 /* --- stream bytes (lbdrill.c) --- */
 

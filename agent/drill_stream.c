@@ -27,6 +27,8 @@
  * connection is due on every tick, so a timer heap would buy nothing.
  */
 #include <errno.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -64,7 +66,21 @@ enum stream_end {
 	STREAM_END_ERROR,	/* any other socket error */
 };
 
+#define STREAM_MAX_EVENTS 8
+
+/* lbdrill live: a command run at a moment of the drill (a failover). */
+struct stream_event {
+	uint64_t at_ms;			/* from the start of the drill */
+	const char *cmd;		/* run with /bin/sh -c */
+	pid_t pid;			/* 0: not started */
+	int done, status;		/* status as waitpid gives it */
+	uint64_t t_start_ns, t_end_ns;
+};
+
 struct stream_conf {
+	const char *name;		/* "stream" or "live", for messages */
+	struct stream_event events[STREAM_MAX_EVENTS];
+	size_t nevents;
 	struct drill_addr target;
 	struct drill_addr source;	/* len 0: let the kernel choose */
 	uint32_t conns;
@@ -88,6 +104,8 @@ struct stream_conn {
 	uint64_t rx, tx;
 	uint64_t corrupt_at;		/* offset in the server's stream */
 	uint64_t max_stall_ns;
+	uint64_t max_stall_at_ns;	/* when that longest gap began */
+	uint64_t event_gap_ns[STREAM_MAX_EVENTS]; /* longest gap across each event */
 };
 
 struct stream {
@@ -110,8 +128,19 @@ struct stream_summary {
 
 /* ------------------------------------------------------------ arguments */
 
-static void stream_usage(FILE *f)
+static void stream_usage(FILE *f, const char *name)
 {
+	if (strcmp(name, "live") == 0)
+		fprintf(f,
+			"usage: lbdrill live --target VIP:PORT --conns N --duration S\n"
+			"                    --failover SECONDS:COMMAND [--failover ...] [options]\n"
+			"  runs verified streams through a running pair and, SECONDS into the\n"
+			"  drill, COMMAND (with /bin/sh -c) to fail it over: e.g.\n"
+			"    --failover '5:ssh lb1 systemctl stop keepalived'\n"
+			"    --failover '5:deploy/lab kill lb1'   (the namespace lab)\n"
+			"  then reports survivors, resets, corruption and stalls around each\n"
+			"  failover. Exit 0 when every stream survived every failover and every\n"
+			"  command succeeded. Options as for lbdrill stream:\n");
 	fprintf(f,
 		"usage: lbdrill stream --target ADDR:PORT --conns N --duration S [options]\n"
 		"  --rate B             bytes/s each connection sends, and asks back (16384)\n"
@@ -135,6 +164,24 @@ static int stream_parse_num(const char *arg, uint64_t min, uint64_t max, uint32_
 	return 0;
 }
 
+/* SECONDS:COMMAND, for lbdrill live. */
+static int stream_parse_event(struct stream_conf *c, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	char secs[32];
+	uint64_t ms;
+
+	if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof(secs) || !colon[1] ||
+	    c->nevents == STREAM_MAX_EVENTS)
+		return -1;
+	memcpy(secs, arg, (size_t)(colon - arg));
+	secs[colon - arg] = '\0';
+	if (drill_arg_ms(secs, 0, 86400000, &ms) < 0)
+		return -1;
+	c->events[c->nevents++] = (struct stream_event){ .at_ms = ms, .cmd = colon + 1 };
+	return 0;
+}
+
 static int stream_parse_opt(struct stream_conf *c, int o, const char *arg)
 {
 	switch (o) {
@@ -150,15 +197,17 @@ static int stream_parse_opt(struct stream_conf *c, int o, const char *arg)
 	case 's': return drill_arg_ms(arg, 100, 86400000, &c->stuck_ms);
 	case 't': return stream_parse_num(arg, 1, 1000, &c->tick_ms);
 	case 'e': return drill_arg_u64(arg, 0, UINT64_MAX, &c->seed);
+	case 'F': return stream_parse_event(c, arg);
 	}
 	return -1;
 }
 
-static void stream_conf_defaults(struct stream_conf *c)
+static void stream_conf_defaults(struct stream_conf *c, const char *name)
 {
 	struct timespec ts;
 
 	memset(c, 0, sizeof(*c));
+	c->name = name;
 	c->rate = 16384;
 	c->connect_rate = 100;
 	c->tick_ms = 50;
@@ -170,7 +219,7 @@ static void stream_conf_defaults(struct stream_conf *c)
 }
 
 /* Returns 0 to run, 1 after --help, -1 on a bad argument (usage printed). */
-static int stream_parse_args(int argc, char **argv, struct stream_conf *c)
+static int stream_parse_args(int argc, char **argv, struct stream_conf *c, const char *name)
 {
 	static const struct option opts[] = {
 		{ "target", required_argument, NULL, 'T' },
@@ -185,33 +234,41 @@ static int stream_parse_args(int argc, char **argv, struct stream_conf *c)
 		{ "stuck", required_argument, NULL, 's' },
 		{ "tick", required_argument, NULL, 't' },
 		{ "seed", required_argument, NULL, 'e' },
+		{ "failover", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 
-	stream_conf_defaults(c);
+	stream_conf_defaults(c, name);
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o == 'h') {
-			stream_usage(stdout);
+			stream_usage(stdout, name);
 			return 1;
 		}
-		if (o == '?' || stream_parse_opt(c, o, optarg) < 0) {
+		/* --failover belongs to live; stream has no moment to act on. */
+		if (o == '?' || (o == 'F' && strcmp(name, "live") != 0) ||
+		    stream_parse_opt(c, o, optarg) < 0) {
 			if (o != '?')
-				fprintf(stderr, "lbdrill stream: bad value '%s'\n", optarg);
+				fprintf(stderr, "lbdrill %s: bad option or value '%s'\n", name,
+					optarg);
 			goto bad;
 		}
 	}
 	if (optind != argc || c->target.len == 0 || c->conns == 0 || c->duration_ms == 0)
 		goto bad;
+	if (strcmp(name, "live") == 0 && c->nevents == 0) {
+		fprintf(stderr, "lbdrill live: say when and how to fail over (--failover)\n");
+		goto bad;
+	}
 	if (c->source.len && c->source.ss.ss_family != c->target.ss.ss_family) {
 		fprintf(stderr, "lbdrill stream: --source and --target differ in family\n");
 		goto bad;
 	}
 	return 0;
 bad:
-	stream_usage(stderr);
+	stream_usage(stderr, name);
 	return -1;
 }
 
@@ -310,7 +367,27 @@ static void stream_conn_connected(struct stream *s, struct stream_conn *c, uint6
 }
 
 /* Verifies n received bytes; returns -1 if they were wrong (conn closed). */
-static int stream_conn_consume(struct stream_conn *c, const uint8_t *p, size_t n, uint64_t now)
+/*
+ * A silence [from, to] belongs to a failover when it overlaps the time from
+ * the command's start to 2 s after it finished (the takeover and TCP's
+ * retransmissions happen then).
+ */
+static void note_event_gaps(const struct stream_conf *conf, struct stream_conn *c,
+			    uint64_t from, uint64_t to)
+{
+	for (size_t i = 0; i < conf->nevents; i++) {
+		const struct stream_event *ev = &conf->events[i];
+		uint64_t end = (ev->done ? ev->t_end_ns : to) + 2000 * NS_PER_MS;
+
+		if (!ev->t_start_ns || to < ev->t_start_ns || from > end)
+			continue;
+		if (to - from > c->event_gap_ns[i])
+			c->event_gap_ns[i] = to - from;
+	}
+}
+
+static int stream_conn_consume(const struct stream_conf *conf, struct stream_conn *c,
+			       const uint8_t *p, size_t n, uint64_t now)
 {
 	size_t bad = drill_pattern_check(drill_server_seed(c->seed), c->rx, p, n);
 
@@ -320,10 +397,15 @@ static int stream_conn_consume(struct stream_conn *c, const uint8_t *p, size_t n
 		stream_conn_end(c, STREAM_END_CORRUPT, 0);
 		return -1;
 	}
-	if (c->t_first_rx_ns == 0)
+	if (c->t_first_rx_ns == 0) {
 		c->t_first_rx_ns = now;
-	else if (now - c->t_last_rx_ns > c->max_stall_ns)
-		c->max_stall_ns = now - c->t_last_rx_ns;
+	} else {
+		if (now - c->t_last_rx_ns > c->max_stall_ns) {
+			c->max_stall_ns = now - c->t_last_rx_ns;
+			c->max_stall_at_ns = c->t_last_rx_ns;
+		}
+		note_event_gaps(conf, c, c->t_last_rx_ns, now);
+	}
 	c->t_last_rx_ns = now;
 	c->rx += n;
 	return 0;
@@ -337,7 +419,7 @@ static void stream_conn_readable(struct stream *s, struct stream_conn *c)
 		ssize_t n = recv(c->ev.fd, s->buf, sizeof(s->buf), 0);
 
 		if (n > 0) {
-			if (stream_conn_consume(c, s->buf, (size_t)n, now) < 0)
+			if (stream_conn_consume(&s->conf, c, s->buf, (size_t)n, now) < 0)
 				return;
 			continue;
 		}
@@ -420,11 +502,63 @@ static void stream_start_due(struct stream *s, uint64_t now)
 	}
 }
 
+/* ------------------------------------------------------------ live events */
+
+/* Starts a failover command; its output goes where ours goes. */
+static void event_start(struct stream_event *ev, uint64_t now)
+{
+	char *argv[] = { "/bin/sh", "-c", (char *)ev->cmd, NULL };
+	extern char **environ;
+	pid_t pid;
+
+	ev->t_start_ns = now;
+	fflush(stdout);
+	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ) != 0) {
+		ev->pid = -1;
+		ev->done = 1;
+		ev->status = 127 << 8;
+		ev->t_end_ns = now;
+		return;
+	}
+	ev->pid = pid;
+}
+
+/* Starts the events that are due and collects the ones that finished. */
+static void stream_events(struct stream *s, uint64_t now)
+{
+	for (size_t i = 0; i < s->conf.nevents; i++) {
+		struct stream_event *ev = &s->conf.events[i];
+
+		if (!ev->pid && now >= s->t0_ns + ev->at_ms * NS_PER_MS)
+			event_start(ev, now);
+		if (ev->pid > 0 && !ev->done && waitpid(ev->pid, &ev->status, WNOHANG) == ev->pid) {
+			ev->done = 1;
+			ev->t_end_ns = now;
+		}
+	}
+}
+
+/* At the end: a command still running is waited for (it is ours to reap). */
+static void stream_events_finish(struct stream *s)
+{
+	for (size_t i = 0; i < s->conf.nevents; i++) {
+		struct stream_event *ev = &s->conf.events[i];
+
+		if (ev->pid > 0 && !ev->done) {
+			while (waitpid(ev->pid, &ev->status, 0) < 0 && errno == EINTR)
+				;
+			ev->done = 1;
+			ev->t_end_ns = drill_now_ns();
+		}
+	}
+}
+
 static void stream_tick(struct stream *s)
 {
 	uint64_t now = drill_now_ns();
 
 	drill_fd_drain(s->tick.fd);
+	stream_events(s, now);
 	if (now >= s->t_end_ns) {
 		s->stop = 1;
 		return;
@@ -542,9 +676,13 @@ static void stream_finish_stalls(struct stream *s, uint64_t now)
 	for (uint32_t i = 0; i < s->conf.conns; i++) {
 		struct stream_conn *c = &s->conns[i];
 
-		if (c->state == STREAM_OPEN && c->t_first_rx_ns &&
-		    now - c->t_last_rx_ns > c->max_stall_ns)
+		if (c->state != STREAM_OPEN || !c->t_first_rx_ns)
+			continue;
+		if (now - c->t_last_rx_ns > c->max_stall_ns) {
 			c->max_stall_ns = now - c->t_last_rx_ns;
+			c->max_stall_at_ns = c->t_last_rx_ns;
+		}
+		note_event_gaps(&s->conf, c, c->t_last_rx_ns, now);
 	}
 }
 
@@ -640,8 +778,72 @@ static void stream_print_failures(const struct stream *s, uint64_t now)
 	}
 }
 
+static int event_ok(const struct stream_event *ev)
+{
+	return ev->done && WIFEXITED(ev->status) && WEXITSTATUS(ev->status) == 0;
+}
+
+/* A silence longer than three pacing ticks is a stall, not pacing. */
+static void event_stalls(const struct stream *s, size_t e, uint32_t *count, uint64_t *longest)
+{
+	*count = 0;
+	*longest = 0;
+	for (uint32_t i = 0; i < s->conf.conns; i++) {
+		uint64_t gap = s->conns[i].event_gap_ns[e];
+
+		if (gap > 3 * (uint64_t)s->conf.tick_ms * NS_PER_MS)
+			(*count)++;
+		if (gap > *longest)
+			*longest = gap;
+	}
+}
+
+static void stream_print_events(const struct stream *s)
+{
+	printf("\n  %-8s %-9s %-6s %-9s %-9s %s\n", "at", "took", "exit", "stalled",
+	       "longest", "failover command");
+	for (size_t i = 0; i < s->conf.nevents; i++) {
+		const struct stream_event *ev = &s->conf.events[i];
+		uint32_t n;
+		uint64_t longest;
+
+		event_stalls(s, i, &n, &longest);
+		printf("  %6.1fs %6llu ms %-6d %-9u %6llu ms %s\n",
+		       (double)(ev->t_start_ns - s->t0_ns) / 1e9,
+		       (unsigned long long)((ev->t_end_ns - ev->t_start_ns) / NS_PER_MS),
+		       WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1, n,
+		       (unsigned long long)(longest / NS_PER_MS), ev->cmd);
+	}
+}
+
+static void stream_json_events(const struct stream *s, FILE *f)
+{
+	fprintf(f, ",\"events\":[");
+	for (size_t i = 0; i < s->conf.nevents; i++) {
+		const struct stream_event *ev = &s->conf.events[i];
+		uint32_t n;
+		uint64_t longest;
+
+		event_stalls(s, i, &n, &longest);
+		fprintf(f, "%s{\"at_s\":%.3f,\"took_ms\":%llu,\"exit\":%d,\"stalled\":%u,"
+			   "\"longest_stall_ms\":%llu,\"command\":\"",
+			i ? "," : "", (double)(ev->t_start_ns - s->t0_ns) / 1e9,
+			(unsigned long long)((ev->t_end_ns - ev->t_start_ns) / NS_PER_MS),
+			WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1, n,
+			(unsigned long long)(longest / NS_PER_MS));
+		for (const char *p = ev->cmd; *p; p++)	/* JSON string escaping */
+			fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : (unsigned char)*p < 0x20
+				? "\\u%04x" : "%c", *p);
+		fprintf(f, "\"}");
+	}
+	fprintf(f, "]");
+}
+
 static int stream_passed(const struct stream *s, const struct stream_summary *sum)
 {
+	for (size_t i = 0; i < s->conf.nevents; i++)
+		if (!event_ok(&s->conf.events[i]))
+			return 0;
 	return sum->connected == s->conf.conns && sum->survived == s->conf.conns;
 }
 
@@ -651,7 +853,8 @@ static void stream_print(const struct stream *s, const struct stream_summary *m,
 	const struct stream_conn *w = &s->conns[m->max_stall_conn];
 
 	drill_addr_format((const struct sockaddr *)&s->conf.target.ss, target);
-	printf("lbdrill stream: %s, %u conns, %.1f s%s, %u B/s each way\n", target, s->conf.conns,
+	printf("lbdrill %s: %s, %u conns, %.1f s%s, %u B/s each way\n", s->conf.name, target,
+	       s->conf.conns,
 	       m->elapsed_s, s->interrupted ? " (interrupted)" : "", s->conf.rate);
 	printf("  connected        %u/%u\n  survived         %u\n", m->connected, s->conf.conns,
 	       m->survived);
@@ -668,6 +871,8 @@ static void stream_print(const struct stream *s, const struct stream_summary *m,
 	printf("  bytes            rx %llu, tx %llu\n", (unsigned long long)m->rx,
 	       (unsigned long long)m->tx);
 	stream_print_failures(s, now);
+	if (s->conf.nevents)
+		stream_print_events(s);
 	printf("result: %s\n", stream_passed(s, m) ? "PASS" : "FAIL");
 }
 
@@ -684,12 +889,15 @@ static int stream_write_json(const struct stream *s, const struct stream_summary
 		m->errors, m->never);
 	fprintf(f, "\"max_stall_ms\":%llu,\"max_stall_conn\":%u,\"p50_stall_ms\":%llu,"
 		"\"p99_stall_ms\":%llu,\"bytes_rx\":%llu,\"bytes_tx\":%llu,\"elapsed_s\":%.3f,"
-		"\"interrupted\":%s,\"passed\":%s}\n",
+		"\"interrupted\":%s,\"passed\":%s",
 		(unsigned long long)(m->max_stall_ns / NS_PER_MS), m->max_stall_conn,
 		(unsigned long long)(m->p50_ns / NS_PER_MS),
 		(unsigned long long)(m->p99_ns / NS_PER_MS), (unsigned long long)m->rx,
 		(unsigned long long)m->tx, m->elapsed_s, s->interrupted ? "true" : "false",
 		stream_passed(s, m) ? "true" : "false");
+	if (s->conf.nevents)
+		stream_json_events(s, f);
+	fprintf(f, "}\n");
 	rc = fclose(f);
 	if (rc == 0)
 		return 0;
@@ -719,6 +927,7 @@ static int stream_results(struct stream *s)
 	uint64_t now = drill_now_ns();
 	struct stream_summary sum;
 
+	stream_events_finish(s);
 	stream_finish_stalls(s, now);
 	if (stream_summarize(s, now, &sum) < 0) {
 		fprintf(stderr, "lbdrill stream: out of memory\n");
@@ -731,25 +940,26 @@ static int stream_results(struct stream *s)
 	return stream_passed(s, &sum) ? 0 : 1;
 }
 
-int drill_stream_main(int argc, char **argv)
+static int stream_command(int argc, char **argv, const char *name)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 	int rc;
 
 	if (!s) {
-		fprintf(stderr, "lbdrill stream: out of memory\n");
+		fprintf(stderr, "lbdrill %s: out of memory\n", name);
 		return 1;
 	}
 	s->epfd = -1;
 	s->tick.fd = s->sig.fd = -1;
-	rc = stream_parse_args(argc, argv, &s->conf);
+	rc = stream_parse_args(argc, argv, &s->conf, name);
 	if (rc != 0) {
 		free(s);
 		return rc > 0 ? 0 : 2;
 	}
 	drill_nofile_raise();
 	if (stream_open(s) < 0 || stream_run(s) < 0) {
-		fprintf(stderr, "lbdrill stream: %s\n", strerror(errno));
+		fprintf(stderr, "lbdrill %s: %s\n", name, strerror(errno));
+		stream_events_finish(s);
 		rc = 1;
 	} else {
 		rc = stream_results(s);
@@ -757,4 +967,14 @@ int drill_stream_main(int argc, char **argv)
 	stream_close(s);
 	free(s);
 	return rc;
+}
+
+int drill_stream_main(int argc, char **argv)
+{
+	return stream_command(argc, argv, "stream");
+}
+
+int drill_live_main(int argc, char **argv)
+{
+	return stream_command(argc, argv, "live");
 }

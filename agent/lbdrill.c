@@ -43,6 +43,7 @@ struct drill_cmd {
 static const struct drill_cmd drill_cmds[] = {
 	{ "serve", drill_serve_main, "verify and send drill streams (run on the backends)" },
 	{ "stream", drill_stream_main, "open N verified streams to a VIP and report on them" },
+	{ "live", drill_live_main, "fail a running pair over under verified streams" },
 	{ "replay", drill_replay_main, "fail over on a packet capture, offline, and compare" },
 };
 
