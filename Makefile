@@ -33,7 +33,7 @@ UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/agent/test_
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS      := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
-.PHONY: all test demo deps clean unit
+.PHONY: all test demo deps clean unit bench
 all: $(TOOLS) $(UNIT_BINS)
 
 $(GEN_C) $(GEN_H): sync/lbsync.proto
@@ -82,6 +82,11 @@ test: deps
 demo: deps
 	$(MAKE) all
 	deploy/demo
+
+# Benchmarks compare in one run and report ratios; not part of `make test`.
+bench: deps
+	$(MAKE) all
+	bench/run
 
 clean:
 	rm -rf $(B)
