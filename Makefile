@@ -33,7 +33,7 @@ UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/agent/test_
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS      := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
-.PHONY: all test demo deps clean unit bench
+.PHONY: all test demo deps clean unit bench fuzz
 all: $(TOOLS) $(UNIT_BINS)
 
 $(GEN_C) $(GEN_H): sync/lbsync.proto
@@ -87,6 +87,12 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	bench/run
+
+# libFuzzer harnesses of every parser (tests/fuzz/), FUZZ_SECONDS each.
+fuzz: deps
+	deploy/install-deps fuzz
+	$(MAKE) all
+	tests/fuzz/run
 
 clean:
 	rm -rf $(B)

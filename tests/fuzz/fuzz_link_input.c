@@ -5,15 +5,7 @@
  * of reach), count it, and change nothing else. fuzz_link_sealed.c gets past
  * the HMAC to fuzz what lies behind it.
  *
- * Build and run (from the top of the tree, after `make`, which generates
- * build/gen/lbsync.pb-c.c):
- *
- *   mkdir -p build/fuzz && clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -fno-sanitize-recover=undefined -D_GNU_SOURCE -Iinclude -Ibuild/gen -Isync \
- *       tests/fuzz/fuzz_link_input.c sync/link.c sync/link_wire.c sync/link_tx.c \
- *       sync/link_rx.c build/gen/lbsync.pb-c.c \
- *       $(pkg-config --cflags --libs libprotobuf-c libsodium) -o build/fuzz/fuzz_link_input
- *   build/fuzz/fuzz_link_input -max_total_time=60 -max_len=2048
+ * Build and run: tests/fuzz/run link_input (make fuzz runs every harness).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -22,14 +22,7 @@
  * given up in one epoch of the peer, acked moving backwards or past what we
  * sent.
  *
- * Build and run (from the top of the tree, after `make`):
- *
- *   mkdir -p build/fuzz && clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -fno-sanitize-recover=undefined -D_GNU_SOURCE -Iinclude -Ibuild/gen -Isync \
- *       tests/fuzz/fuzz_link_sealed.c sync/link.c sync/link_wire.c sync/link_tx.c \
- *       sync/link_rx.c build/gen/lbsync.pb-c.c \
- *       $(pkg-config --cflags --libs libprotobuf-c libsodium) -o build/fuzz/fuzz_link_sealed
- *   build/fuzz/fuzz_link_sealed -max_total_time=60 -max_len=4096 build/fuzz/corpus_sealed
+ * Build and run: tests/fuzz/run link_sealed (make fuzz runs every harness).
  */
 #include <stddef.h>
 #include <stdint.h>
