@@ -24,53 +24,48 @@ static uint64_t lc_overhead(const struct lb_backend *be)
 	return oh > UINT32_MAX ? UINT32_MAX : oh;
 }
 
-static struct lb_backend *lc_pick(struct lb_sched *sched, const struct lb_addr *client,
-				  uint16_t cport)
+/*
+ * The available backend with the least overhead per weight (weighted), or
+ * the least overhead (lc: every weight counts as 1). oh / w < best / best_w
+ * is compared without division, exactly: available backends have w > 0.
+ * Ties go to the first in the array, as in IPVS.
+ */
+static struct lb_backend *least(struct lb_sched *sched, int weighted)
 {
 	struct lb_backend *best = NULL;
-	uint64_t best_oh = 0;
+	uint64_t best_oh = 0, best_w = 1;
 
-	(void)client;
-	(void)cport;
-	/* Ties go to the first in the array, as in IPVS. */
 	for (size_t i = 0; i < sched->n; i++) {
 		struct lb_backend *be = sched->backends[i];
-		uint64_t oh;
+		uint64_t oh, w;
 
 		if (!lb_backend_available(be))
 			continue;
 		oh = lc_overhead(be);
-		if (!best || oh < best_oh) {
+		w = weighted ? be->conf.weight : 1;
+		if (!best || oh * best_w < best_oh * w) {
 			best = be;
 			best_oh = oh;
+			best_w = w;
 		}
 	}
 	return best;
 }
 
+static struct lb_backend *lc_pick(struct lb_sched *sched, const struct lb_addr *client,
+				  uint16_t cport)
+{
+	(void)client;
+	(void)cport;
+	return least(sched, 0);
+}
+
 static struct lb_backend *wlc_pick(struct lb_sched *sched, const struct lb_addr *client,
 				   uint16_t cport)
 {
-	struct lb_backend *best = NULL;
-	uint64_t best_oh = 0;
-
 	(void)client;
 	(void)cport;
-	for (size_t i = 0; i < sched->n; i++) {
-		struct lb_backend *be = sched->backends[i];
-		uint64_t oh;
-
-		if (!lb_backend_available(be))
-			continue;
-		oh = lc_overhead(be);
-		/* oh / w < best_oh / best_w without division: exact, and
-		 * available backends have w > 0. */
-		if (!best || oh * best->conf.weight < best_oh * be->conf.weight) {
-			best = be;
-			best_oh = oh;
-		}
-	}
-	return best;
+	return least(sched, 1);
 }
 
 const struct lb_sched_ops lb_sched_lc_ops = {
