@@ -11,12 +11,13 @@
 
 #define QUEUE_MAX 4096		/* datagrams in flight per direction */
 #define DEFER_TIMEOUT_MS 100	/* lbd's default */
-#define JOIN_LIMIT_MS 5000
+#define JOIN_LIMIT_MS 30000
 
 struct flight {
 	uint8_t buf[1500];
 	uint16_t len;
-	uint64_t at;
+	uint64_t left;			/* when it left the sender */
+	uint64_t at;			/* when it arrives */
 };
 
 struct side {
@@ -65,7 +66,8 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 	f = &to->inbox[(to->head + to->n++) % QUEUE_MAX];
 	memcpy(f->buf, buf, len);
 	f->len = (uint16_t)len;
-	f->at = p->now + p->conf.delay_ms;
+	f->left = p->now + p->conf.flush_delay_ms;
+	f->at = f->left + p->conf.delay_ms;
 }
 
 static void op_wake(void *arg)
@@ -202,6 +204,8 @@ struct drill_pair *drill_pair_new(const struct drill_pair_conf *conf, uint64_t *
 		return NULL;
 	}
 	p->conf = *conf;
+	if (!p->conf.flush_delay_ms)
+		p->conf.flush_delay_ms = 1;
 	if (!p->conf.interval_ms)
 		p->conf.interval_ms = conf->conf->sync.enabled ? conf->conf->sync.interval_ms : 200;
 	p->now = *now_ms;
@@ -216,7 +220,11 @@ struct drill_pair *drill_pair_new(const struct drill_pair_conf *conf, uint64_t *
 	while (!sync_node_ready(p->side[1].node, p->now, why, sizeof(why)) &&
 	       p->now < *now_ms + JOIN_LIMIT_MS)
 		drill_pair_advance(p, p->now + 1);
-	if (!sync_node_ready(p->side[1].node, p->now, why, sizeof(why))) {
+	/* Steady state: the active also knows the standby is ready. */
+	while (!sync_node_peer_up(p->side[0].node) && p->now < *now_ms + JOIN_LIMIT_MS)
+		drill_pair_advance(p, p->now + 1);
+	if (!sync_node_ready(p->side[1].node, p->now, why, sizeof(why)) ||
+	    !sync_node_peer_up(p->side[0].node)) {
 		snprintf(err, errlen, "the standby never became ready: %s", why);
 		drill_pair_free(p);
 		return NULL;
@@ -264,11 +272,15 @@ void drill_pair_failover(struct drill_pair *p, uint64_t *now_ms)
 	struct side *old = &p->side[p->active], *new = &p->side[!p->active];
 
 	drill_pair_advance(p, *now_ms);
-	/* The active dies: unsent records die with it; what is in flight
-	 * arrives (the standby is promoted only after VRRP notices, much
-	 * later than one link delay). */
+	/* The active dies: unsent records die with it, and so do datagrams
+	 * that had not yet left it; what is in flight arrives (the standby is
+	 * promoted only after VRRP notices, much later than one link delay). */
 	old->dead = 1;
-	drill_pair_advance(p, p->now + p->conf.delay_ms + 1);
+	while (new->n && new->inbox[(new->head + new->n - 1) % QUEUE_MAX].left > p->now) {
+		new->n--;
+		p->lost++;
+	}
+	drill_pair_advance(p, p->now + p->conf.flush_delay_ms + p->conf.delay_ms + 1);
 	set_role(new, LB_ROLE_MASTER);
 	p->active = !p->active;
 	*now_ms = p->now;

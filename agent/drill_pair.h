@@ -22,6 +22,8 @@ struct drill_pair_conf {
 	size_t max_conns;		/* 0: the configuration's */
 	double loss;			/* probability a sync datagram is lost */
 	uint32_t delay_ms;		/* one-way delay of the sync link */
+	uint32_t flush_delay_ms;	/* from a record to its datagram leaving the
+					 * node (lbd's sync thread waking); 0: 1 ms */
 	int defer;			/* zero-loss mode */
 	uint32_t interval_ms;		/* replication interval; 0: the conf's sync
 					 * section, else 200 */
@@ -51,9 +53,10 @@ void drill_pair_advance(struct drill_pair *p, uint64_t now_ms);
 enum lb_verdict drill_pair_packet(struct drill_pair *p, struct lb_packet *pkt, uint64_t *now_ms);
 
 /*
- * The active dies at *now_ms: whatever it had not yet sent is lost, what was
- * in flight still arrives; then the standby becomes master. *now_ms moves
- * on by the delivery of what was in flight.
+ * The active dies at *now_ms: whatever it had not yet sent is lost (also
+ * datagrams produced less than flush_delay_ms before), what was in flight
+ * still arrives; then the standby becomes master. *now_ms moves on by the
+ * delivery of what was in flight.
  */
 void drill_pair_failover(struct drill_pair *p, uint64_t *now_ms);
 

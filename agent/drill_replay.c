@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,10 +315,12 @@ static void print_conn(const struct replay *r, size_t n, uint64_t fail_us, FILE 
 	else if (c->status == CS_MISMATCH || c->status == CS_RESCHEDULED)
 		fprintf(f, " rewritten differently from #%llu",
 			(unsigned long long)r->t.pkts[c->first_bad].index);
-	if (c->status == CS_UNSYNCED)
-		fprintf(f, "; %s %.1f ms before the failover",
-			c->held ? "standby behind, last state change" : "not on the standby, created",
+	if (c->status == CS_UNSYNCED && c->held)
+		fprintf(f, "; the standby was behind: last state change %.1f ms before the failover",
 			((double)fail_us - (double)c->last_change_us) / 1000.0);
+	else if (c->status == CS_UNSYNCED)
+		fprintf(f, "; not on the standby: created %.1f ms before the failover",
+			((double)fail_us - (double)r->t.pkts[tc->first].ts_us) / 1000.0);
 	else if (c->status == CS_LOST)
 		fprintf(f, "; the standby held its state (%s)", c->held ? "up to date" : "?");
 	if (c->extra)
@@ -335,10 +338,12 @@ static void print_header(const struct replay *r)
 	for (int i = 0; i < TRACE_SKIP_COUNT; i++)
 		skipped += r->t.skipped[i];
 	printf("  skipped          %llu", (unsigned long long)skipped);
-	for (int i = 0; i < TRACE_SKIP_COUNT; i++)
-		if (r->t.skipped[i])
-			printf("%s %s %llu", i ? "," : ":", trace_skip_name(i),
+	for (int i = 0, first = 1; i < TRACE_SKIP_COUNT; i++)
+		if (r->t.skipped[i]) {
+			printf("%s %s %llu", first ? ":" : ",", trace_skip_name(i),
 			       (unsigned long long)r->t.skipped[i]);
+			first = 0;
+		}
 	printf("\n");
 	if (r->t.padded)
 		printf("  zero-filled      %llu (cut short by the capture's snaplen)\n",
@@ -394,12 +399,17 @@ static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const
 				    sizeof(client));
 		lb_addr_format_port(&r->t.conns[n].orig.dst, r->t.conns[n].orig.dport, vip,
 				    sizeof(vip));
-		fprintf(f, "%s{\"client\":\"%s\",\"vip\":\"%s\",\"status\":\"%s\",\"dropped\":%u,"
-			   "\"first_record\":%llu,\"reason\":\"%s\",\"age_ms\":%.3f}",
-			first ? "" : ",", client, vip, status_names[c->status], c->dropped,
-			(unsigned long long)r->t.pkts[c->first_bad].index,
-			lb_counter_name(c->first_reason),
-			((double)fail_us - (double)c->last_change_us) / 1000.0);
+		fprintf(f, "%s{\"client\":\"%s\",\"vip\":\"%s\",\"status\":\"%s\",\"dropped\":%u",
+			first ? "" : ",", client, vip, status_names[c->status], c->dropped);
+		if (c->dropped || c->status == CS_MISMATCH || c->status == CS_RESCHEDULED)
+			fprintf(f, ",\"first_record\":%llu",
+				(unsigned long long)r->t.pkts[c->first_bad].index);
+		if (c->dropped)
+			fprintf(f, ",\"reason\":\"%s\"", lb_counter_name(c->first_reason));
+		if (c->status == CS_UNSYNCED)
+			fprintf(f, ",\"held\":%s,\"age_ms\":%.3f", c->held ? "true" : "false",
+				((double)fail_us - (double)c->last_change_us) / 1000.0);
+		fprintf(f, "}");
 		first = 0;
 	}
 	fprintf(f, "]}\n");
@@ -512,17 +522,37 @@ static void usage(FILE *f)
 		"      3 a replicated connection lost or altered, 2 bad usage or input\n");
 }
 
-static int parse_failover(struct opts *o, const char *v)
+/* A whole number, all of the text, in [min, max]. */
+static int parse_uint(const char *v, unsigned long long min, unsigned long long max,
+		      unsigned long long *out)
 {
 	char *end;
-	double x = strtod(v, &end);
+	unsigned long long x;
 
-	if (end == v || x < 0)
+	if (!*v || *v == '-' || *v == '+')
 		return -1;
-	if (*end == '\0') {
-		o->failover_pkt = (long)x;
-		return x >= 1 ? 0 : -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno || *end || x < min || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* RECORD (a whole number) or TIME with its unit (1.5s, 1500ms). */
+static int parse_failover(struct opts *o, const char *v)
+{
+	unsigned long long n;
+	char *end;
+	double x;
+
+	if (parse_uint(v, 1, LONG_MAX, &n) == 0) {
+		o->failover_pkt = (long)n;
+		return 0;
 	}
+	x = strtod(v, &end);
+	if (end == v || x < 0 || isnan(x))
+		return -1;
 	if (strcmp(end, "s") == 0)
 		o->failover_s = x;
 	else if (strcmp(end, "ms") == 0)
@@ -558,6 +588,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	unsigned long long n;
 	int c;
 
 	*o = (struct opts){ .failover_s = -1, .delay_ms = 1 };
@@ -568,11 +599,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'c': o->config = optarg; break;
 		case 'f': if (parse_failover(o, optarg) < 0) goto bad; break;
 		case 's': o->sweep = 1; break;
-		case 'e': o->every = (uint32_t)strtoul(optarg, NULL, 10); if (!o->every) goto bad; break;
+		case 'e': if (parse_uint(optarg, 1, UINT32_MAX, &n)) goto bad; o->every = (uint32_t)n; break;
 		case 'l': if (parse_loss(&o->loss, optarg) < 0) goto bad; break;
-		case 'd': o->delay_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'd': if (parse_uint(optarg, 0, 60000, &n)) goto bad; o->delay_ms = (uint32_t)n; break;
 		case 'D': o->defer = 1; break;
-		case 'm': o->max_conns = strtoul(optarg, NULL, 10); break;
+		case 'm': if (parse_uint(optarg, 1, 1u << 26, &n)) goto bad; o->max_conns = n; break;
 		case 'j': o->json = optarg; break;
 		case 'v': o->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);

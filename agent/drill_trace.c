@@ -201,7 +201,11 @@ static int push_pkt(struct loader *l, const uint8_t *data, size_t len, uint64_t 
 	return 0;
 }
 
-/* One record of the capture: normalise, classify, keep or count. */
+/*
+ * One record of the capture: normalise, classify, keep or count. A record
+ * the capture cut short is zero-filled to its length on the wire, which is
+ * replayable only if the cut left its IP and TCP headers whole.
+ */
 static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf)
 {
 	size_t len = rec->wirelen > MAX_PKT ? MAX_PKT : rec->wirelen;
@@ -213,10 +217,14 @@ static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf
 	int why;
 
 	memcpy(buf, rec->data, have);
-	memset(buf + have, 0, len - have);	/* cut by the snaplen: zero-fill */
+	memset(buf + have, 0, len - have);
 	r = lb_pkt_parse(buf, len, &pi);
+	if (r == LB_PKT_OK && (size_t)pi.l4_off + pi.tcp_hlen > have)
+		r = LB_PKT_TRUNCATED;	/* the zeros stood in for header bytes */
 	if (r != LB_PKT_OK) {
-		l->t->skipped[skip_of(r)]++;
+		/* Whatever a cut record looks like when filled with zeros, what
+		 * is wrong with it is the cut. */
+		l->t->skipped[have < len ? TRACE_SKIP_TRUNCATED : skip_of(r)]++;
 		return 0;
 	}
 	if (!l->have_t0) {

@@ -256,8 +256,11 @@ struct lb_persist_state {
 struct lb_repl_ops {
 	/* A connection changed (created, state change, or a window refresh
 	 * due). Called with the connection locked: copy and return quickly.
-	 * Returns the ticket of the datagram that will carry it (> 0). */
-	uint64_t (*conn)(void *arg, const struct lb_conn_state *st);
+	 * urgent: send without waiting to batch (a state change, or a burst
+	 * that reached max_lag; only time-based refreshes may wait). Returns
+	 * a ticket to hold a deferred packet for, or 0: do not hold (no
+	 * defer, or no peer able to acknowledge it). */
+	uint64_t (*conn)(void *arg, const struct lb_conn_state *st, int urgent);
 	/* A connection expired. */
 	void (*conn_delete)(void *arg, const struct lb_conn_state *st);
 	/* A persistence entry was set or extended. */

@@ -136,7 +136,7 @@ uint64_t sync_link_next_ms(const struct sync_link *link);
  */
 uint64_t sync_link_request_resync(struct sync_link *link, uint64_t now_ms);
 
-/* What our heartbeats tell the peer about us. */
+/* What our heartbeats tell the peer about us; a change is sent at the next tick. */
 void sync_link_set_status(struct sync_link *link, enum sync_role role, int ready);
 
 /* The peer as its last heartbeat described it; alive: heard within peer_timeout_ms. */

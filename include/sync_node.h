@@ -69,6 +69,9 @@ uint64_t sync_node_next_ms(struct sync_node *n, uint64_t now_ms);
 /* Our role as heartbeats tell it; only a master answers resync requests. */
 void sync_node_set_role(struct sync_node *n, enum lb_role role);
 
+/* 1 when the peer is alive and says it is ready (defer mode defers then). */
+int sync_node_peer_up(struct sync_node *n);
+
 /* 1 when ready to become master; else 0 and the reason in why. */
 int sync_node_ready(struct sync_node *n, uint64_t now_ms, char *why, size_t len);
 

@@ -278,7 +278,7 @@ static void update_rates(struct lb_conn *c, uint64_t now_ms)
 
 /* Replicates c (locked) now. Returns the ticket, 0 when not replicating. */
 static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
-			  uint64_t now_ms)
+			  uint64_t now_ms, int urgent)
 {
 	struct lb_conn_state st;
 
@@ -291,7 +291,7 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
 	c->wake_ms = 0;
 	lb_conn_export(c, now_ms, &st);
 	lb_worker_count(w, LB_CNT_REPL_UPDATES, 1);
-	return e->repl->conn(e->repl_arg, &st);
+	return e->repl->conn(e->repl_arg, &st, urgent);
 }
 
 /*
@@ -308,12 +308,15 @@ static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, stru
 {
 	uint32_t interval = e->repl_conf.interval_ms;
 
+	int urgent;
+
 	if (!e->repl)
 		return 0;
-	if (c->tcp.state != before || now_ms - c->last_sync_ms >= interval ||
-	    c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
-	    c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag)
-		return repl_emit(e, w, c, now_ms);
+	urgent = c->tcp.state != before ||
+		 c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
+		 c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag;
+	if (urgent || now_ms - c->last_sync_ms >= interval)
+		return repl_emit(e, w, c, now_ms, urgent);
 	if (!(c->flags & LB_CONN_F_DIRTY)) {
 		c->flags |= LB_CONN_F_DIRTY;
 		lb_table_wake_at(e->table, c, c->last_sync_ms + interval);
@@ -328,7 +331,7 @@ static void on_wake(struct lb_conn *c, uint64_t now_ms, void *arg)
 
 	c->wake_ms = 0;
 	if ((c->flags & LB_CONN_F_DIRTY) && e->tick_worker)
-		repl_emit(e, e->tick_worker, c, now_ms);
+		repl_emit(e, e->tick_worker, c, now_ms, 0);
 }
 
 static void repl_persist(struct lb_engine *e, struct lb_worker *w, const struct lb_backend *be,
@@ -533,7 +536,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 		return on_conn(e, w, c, LB_DIR_ORIG, pkt, pi, now_ms);
 	c->pkts[LB_DIR_ORIG]++;
 	c->bytes[LB_DIR_ORIG] += pi->ip_len;
-	ticket = repl_emit(e, w, c, now_ms);
+	ticket = repl_emit(e, w, c, now_ms, 1);
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];

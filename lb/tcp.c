@@ -238,9 +238,16 @@ static enum lb_tcp_result on_ack(struct lb_tcp *t, enum lb_dir dir, const struct
 		return LB_TCP_OUT_OF_WINDOW;
 	}
 	if (t->state == LB_TCP_SYN_RECV) {
-		if (dir != LB_DIR_ORIG)
-			return LB_TCP_BAD_STATE;	/* the server waits for the ACK */
-		if (pi->ack != t->isn[LB_DIR_REPLY] + 1)
+		/* The server speaks only after the client's ACK, which we would
+		 * have seen, unless this state came over the sync channel just
+		 * before a takeover and that ACK did not: then the server's
+		 * segment proves the handshake finished. */
+		if (dir != LB_DIR_ORIG && !t->slack[dir])
+			return LB_TCP_BAD_STATE;
+		/* The final ACK acks the SYN/ACK; after a takeover it may ack
+		 * server data too (check III bounds it: exactly ISN+1 when we
+		 * saw everything). */
+		if (dir == LB_DIR_ORIG && lb_seq_lt(pi->ack, t->isn[LB_DIR_REPLY] + 1))
 			return LB_TCP_BAD_HANDSHAKE;
 		t->state = LB_TCP_ESTABLISHED;
 	}

@@ -171,7 +171,13 @@ uint64_t sync_link_next_ms(const struct sync_link *link)
 
 void sync_link_set_status(struct sync_link *link, enum sync_role role, int ready)
 {
-	link->role = (unsigned)role <= SYNC_ROLE_FAULT ? role : SYNC_ROLE_NONE;
+	enum sync_role r = (unsigned)role <= SYNC_ROLE_FAULT ? role : SYNC_ROLE_NONE;
+
+	/* A change goes out with the next tick, not the next period: the peer
+	 * decides on it (a master defers only to a ready backup). */
+	if (r != link->role || (ready != 0) != link->ready)
+		link->next_heartbeat_ms = 0;
+	link->role = r;
 	link->ready = ready != 0;
 }
 

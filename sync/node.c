@@ -10,6 +10,7 @@
  * of any size never outruns the ring it would need for repairs.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@
 #define EXPORT_BUCKETS 256	/* table slice per step of a bulk resync */
 #define EXPORT_STEPS 16		/* steps per tick */
 #define ACK_EVERY 32		/* bulk datagrams between ack requests */
-#define RESYNC_RETRY_MS 1000	/* ResyncRequest is not sequenced: ask again */
+#define RESYNC_RETRY_MS 250	/* ResyncRequest is not sequenced: ask again */
 
 enum rec_kind { REC_CONN, REC_DELETE, REC_PERSIST };
 
@@ -79,6 +80,7 @@ struct sync_node {
 	/* Bulk resync we asked for. */
 	int joining;
 	uint64_t join_ms, resync_id, resync_asked_ms;
+	uint64_t join_first_id;		/* our first request of this join */
 	uint64_t resync_done_seq;	/* data_seq that carried our ResyncDone */
 	uint64_t delivering_seq;	/* data_seq being decoded */
 	uint64_t input_ms;		/* the time of the datagram being handled */
@@ -86,16 +88,23 @@ struct sync_node {
 
 	struct sync_node_stats_own st;
 	struct sync_decode_stats dec;
+
+	/* Set by the control thread, read by workers: the peer is alive and
+	 * ready, so a deferred packet can expect its ack. */
+	atomic_bool peer_up;
+	atomic_uint_fast64_t defer_bypassed;
 };
 
 /* ---- the engine's hooks (worker threads) ---- */
 
 /*
  * Appends a record for the control thread. The first record after a flush
- * wakes it (it stamps the time and batches for flush_ms); in defer mode every
- * record is urgent, since a packet waits for its ticket.
+ * wakes it (it stamps the time and batches for flush_ms); an urgent record
+ * (a state change, a burst, anything in defer mode, where a packet waits for
+ * its ticket) is sent at once. Returns the record's ticket.
  */
-static uint64_t enqueue(struct sync_node *n, enum rec_kind kind, const void *state, size_t len)
+static uint64_t enqueue(struct sync_node *n, enum rec_kind kind, const void *state, size_t len,
+			int urgent)
 {
 	struct queue *q;
 	uint64_t ticket = 0;
@@ -113,8 +122,9 @@ static uint64_t enqueue(struct sync_node *n, enum rec_kind kind, const void *sta
 		r->ticket = ticket = ++n->next_ticket;
 		memcpy(&r->u, state, len);
 		n->st.queued++;
-		wake = q->n == 1 || (n->conf.defer && !n->urgent);
-		n->urgent |= n->conf.defer;
+		urgent |= n->conf.defer;
+		wake = q->n == 1 || (urgent && !n->urgent);
+		n->urgent |= urgent;
 	}
 	pthread_mutex_unlock(&n->lock);
 	if (wake && n->ops->wake)
@@ -122,19 +132,30 @@ static uint64_t enqueue(struct sync_node *n, enum rec_kind kind, const void *sta
 	return ticket;
 }
 
-static uint64_t hook_conn(void *arg, const struct lb_conn_state *st)
+static uint64_t hook_conn(void *arg, const struct lb_conn_state *st, int urgent)
 {
-	return enqueue(arg, REC_CONN, st, sizeof(*st));
+	struct sync_node *n = arg;
+	uint64_t ticket = enqueue(n, REC_CONN, st, sizeof(*st), urgent);
+
+	/* Defer only while a peer can acknowledge: with the peer down or not
+	 * yet resynced, holding a SYN would only add defer_timeout to every
+	 * new connection (pfsync defers only with a peer, too). */
+	if (!atomic_load_explicit(&n->peer_up, memory_order_relaxed)) {
+		if (n->conf.defer)
+			atomic_fetch_add_explicit(&n->defer_bypassed, 1, memory_order_relaxed);
+		return 0;
+	}
+	return ticket;
 }
 
 static void hook_delete(void *arg, const struct lb_conn_state *st)
 {
-	enqueue(arg, REC_DELETE, st, sizeof(*st));
+	enqueue(arg, REC_DELETE, st, sizeof(*st), 0);
 }
 
 static void hook_persist(void *arg, const struct lb_persist_state *st)
 {
-	enqueue(arg, REC_PERSIST, st, sizeof(*st));
+	enqueue(arg, REC_PERSIST, st, sizeof(*st), 0);
 }
 
 static const struct lb_repl_ops repl_ops = {
@@ -329,7 +350,10 @@ static void rec_resync_done(void *arg, uint64_t request_id, uint32_t conns)
 	struct sync_node *n = arg;
 
 	(void)conns;
-	if (n->joining && request_id == n->resync_id && !n->resync_done_seq)
+	/* Any of this join's requests will do: on a lossy link an answer
+	 * can arrive after we asked again, and it is just as complete. */
+	if (n->joining && request_id >= n->join_first_id && request_id <= n->resync_id &&
+	    !n->resync_done_seq)
 		n->resync_done_seq = n->delivering_seq;
 }
 
@@ -464,12 +488,22 @@ void sync_node_start(struct sync_node *n, uint64_t now_ms)
 	n->join_ms = now_ms;
 	snprintf(n->not_ready, sizeof(n->not_ready), "waiting for the peer");
 	ask_resync(n, now_ms);
+	n->join_first_id = n->resync_id;
+}
+
+static void update_peer_up(struct sync_node *n, uint64_t now_ms)
+{
+	struct sync_peer_status peer;
+
+	sync_link_peer(n->link, now_ms, &peer);
+	atomic_store_explicit(&n->peer_up, peer.alive && peer.ready, memory_order_relaxed);
 }
 
 void sync_node_input(struct sync_node *n, const uint8_t *buf, size_t len, uint64_t now_ms)
 {
 	n->input_ms = now_ms;
 	sync_link_input(n->link, buf, len, now_ms);
+	update_peer_up(n, now_ms);
 }
 
 static void set_ready(struct sync_node *n)
@@ -508,6 +542,7 @@ static void check_join(struct sync_node *n, uint64_t now_ms)
 void sync_node_tick(struct sync_node *n, uint64_t now_ms)
 {
 	n->input_ms = now_ms;
+	update_peer_up(n, now_ms);
 	flush(n, now_ms);
 	if (n->exporting)
 		export_step(n, now_ms);
@@ -542,6 +577,11 @@ void sync_node_set_role(struct sync_node *n, enum lb_role role)
 	sync_link_set_status(n->link, (enum sync_role)role, !n->joining);
 }
 
+int sync_node_peer_up(struct sync_node *n)
+{
+	return atomic_load(&n->peer_up);
+}
+
 int sync_node_ready(struct sync_node *n, uint64_t now_ms, char *why, size_t len)
 {
 	(void)now_ms;
@@ -573,6 +613,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("bulk_datagrams", own.bulk_datagrams); S("resyncs_requested", own.resyncs_requested);
 	S("resyncs_done", own.resyncs_done); S("resyncs_served", own.resyncs_served);
 	S("lost_events", own.lost_events); S("released_ticket", own.released);
+	S("defer_bypassed", atomic_load(&n->defer_bypassed));
 	S("batches_in", n->dec.batches); S("records_in", n->dec.records);
 	S("bad_batch", n->dec.bad_batch); S("bad_record", n->dec.bad_record);
 	S("sent", l->sent); S("sent_bytes", l->sent_bytes); S("data_sent", l->data_sent);

@@ -1,0 +1,523 @@
+/*
+ * Unit tests of drill_replay (`lbdrill replay`) through its entry point,
+ * without a lab: raw-IP captures are written here with libpcap's dumper
+ * (packets crafted by tests/lb/pktbuild.h, with correct sequence numbers
+ * and acknowledgements), a configuration is written to a temporary file,
+ * and drill_replay_main() runs on argv arrays with its stdout captured.
+ *
+ *   - a clean capture (connections whose packets are 5 ms apart, replies
+ *     from the VIP as a client-side capture has them, or from a backend as
+ *     lbd's own capture has them): a sweep in defer mode loses nothing
+ *     (exit 0), and so does an async sweep, since every state change is
+ *     older than the 2 ms a record waits to be batched;
+ *   - a connection that starts right at the failover point (the failover
+ *     falls after its SYN and SYN/ACK, within the batching window, with a
+ *     slow sync link): an unsynchronised loss in async mode (exit 1, in the
+ *     report and in the JSON file), none in defer mode;
+ *   - usage and input errors: exit 2 (also for numeric options that are
+ *     not numbers).
+ */
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../agent/drill_replay.h"
+#include "../lb/pktbuild.h"
+#include "lb_pkt.h"
+
+#define VIP "198.18.0.100"
+#define BACKEND "198.18.1.12"
+#define T0_SEC 1700000000u
+
+static char dir[64];
+static char out_text[1 << 16];	/* stdout of the last run */
+static char err_text[1 << 14];	/* its stderr */
+
+/*
+ * A file in dir. The result lives until 16 more calls: enough for every
+ * argv of a test, whose strings must stay put while the replay runs.
+ */
+static const char *path_of(const char *name)
+{
+	static char paths[16][sizeof(dir) + 64];
+	static unsigned next;
+	char *p = paths[next++ % 16];
+
+	snprintf(p, sizeof(paths[0]), "%s/%s", dir, name);
+	return p;
+}
+
+/* ---- writing captures ---- */
+
+struct rec {
+	uint64_t t_us;		/* from the capture's start */
+	uint32_t seq;		/* order of writing, to keep sorting stable */
+	size_t len;
+	uint8_t data[1600];
+};
+
+struct capture {
+	struct rec recs[256];
+	size_t n;
+};
+
+static void put(struct capture *c, uint64_t t_us, const struct pb_spec *s)
+{
+	struct rec *r;
+
+	assert_true(c->n < sizeof(c->recs) / sizeof(c->recs[0]));
+	r = &c->recs[c->n];
+	r->t_us = t_us;
+	r->seq = (uint32_t)c->n++;
+	r->len = pb_build(r->data, sizeof(r->data), s);
+	assert_true(r->len > 0);
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+
+	if (x->t_us != y->t_us)
+		return x->t_us < y->t_us ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Writes the records, in time order, as a raw-IP capture. */
+static void write_capture(struct capture *c, const char *name)
+{
+	pcap_t *pd = pcap_open_dead(DLT_RAW, 65535);
+	pcap_dumper_t *d;
+
+	assert_non_null(pd);
+	d = pcap_dump_open(pd, path_of(name));
+	assert_non_null(d);
+	qsort(c->recs, c->n, sizeof(c->recs[0]), by_time);
+	for (size_t i = 0; i < c->n; i++) {
+		struct pcap_pkthdr h = { .caplen = (bpf_u_int32)c->recs[i].len,
+					 .len = (bpf_u_int32)c->recs[i].len };
+
+		h.ts.tv_sec = T0_SEC + (time_t)(c->recs[i].t_us / 1000000u);
+		h.ts.tv_usec = (suseconds_t)(c->recs[i].t_us % 1000000u);
+		pcap_dump((u_char *)d, &h, c->recs[i].data);
+	}
+	pcap_dump_close(d);
+	pcap_close(pd);
+}
+
+/* One segment of a connection: from the client when from_client. */
+static struct pb_spec seg(int from_client, const char *client, uint16_t sport, const char *server,
+			  uint32_t seq, uint32_t ack, uint8_t flags, uint32_t len)
+{
+	struct pb_spec s = from_client ? pb_spec_v4(client, sport, VIP, 80)
+				       : pb_spec_v4(server, 80, client, sport);
+
+	s.seq = seq;
+	s.ack = ack;
+	s.flags = flags;
+	s.payload_len = len;
+	s.pattern_seed = (uint8_t)sport;
+	if (flags & LB_TCP_SYN)
+		s.mss = 1460;
+	return s;
+}
+
+/*
+ * A whole connection, its packets gap_us apart from t_us on: handshake, a
+ * 120-byte request, a 2000-byte response in two segments, FIN both ways.
+ * Replies come from the VIP (a client-side capture) or, with backend_view,
+ * from a backend (lbd's own capture). Returns the number of packets.
+ */
+static int connection(struct capture *c, int idx, uint64_t t_us, uint64_t gap_us, int backend_view)
+{
+	char client[32];
+	int len = snprintf(client, sizeof(client), "198.18.0.%d", 20 + idx);
+	uint16_t sport = (uint16_t)(40000 + idx);
+	uint32_t ci = 1000u * (uint32_t)idx + 1, si = 50000u * (uint32_t)idx + 7;
+	const char *server = backend_view ? BACKEND : VIP;
+	const uint8_t A = LB_TCP_ACK, PA = LB_TCP_PSH | LB_TCP_ACK, FA = LB_TCP_FIN | LB_TCP_ACK;
+	struct pb_spec s[] = {
+		seg(1, client, sport, server, ci, 0, LB_TCP_SYN, 0),
+		seg(0, client, sport, server, si, ci + 1, LB_TCP_SYN | A, 0),
+		seg(1, client, sport, server, ci + 1, si + 1, A, 0),
+		seg(1, client, sport, server, ci + 1, si + 1, PA, 120),
+		seg(0, client, sport, server, si + 1, ci + 121, A, 0),
+		seg(0, client, sport, server, si + 1, ci + 121, PA, 1000),
+		seg(0, client, sport, server, si + 1001, ci + 121, PA, 1000),
+		seg(1, client, sport, server, ci + 121, si + 2001, A, 0),
+		seg(1, client, sport, server, ci + 121, si + 2001, FA, 0),
+		seg(0, client, sport, server, si + 2001, ci + 122, FA, 0),
+		seg(1, client, sport, server, ci + 122, si + 2002, A, 0),
+	};
+	int n = (int)(sizeof(s) / sizeof(s[0]));
+
+	assert_true(len > 0 && (size_t)len < sizeof(client));
+	for (int i = 0; i < n; i++)
+		put(c, t_us + (uint64_t)i * gap_us, &s[i]);
+	return n;
+}
+
+static void write_config(const char *name, uint16_t port)
+{
+	FILE *f = fopen(path_of(name), "w");
+
+	assert_non_null(f);
+	fprintf(f, "services = (\n"
+		   "  { vip = \"%s\"; port = %u; scheduler = \"rr\";\n"
+		   "    backends = ( { address = \"198.18.1.11\"; }, { address = \"%s\"; },\n"
+		   "                 { address = \"198.18.1.13\"; } ); }\n"
+		   ");\n", VIP, port, BACKEND);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* ---- running the replay ---- */
+
+/* Points fd (1 or 2) at the file path; returns the saved original. */
+static int redirect(int fd, const char *path)
+{
+	int saved = dup(fd), f = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(saved >= 0 && f >= 0);
+	assert_true(dup2(f, fd) == fd);
+	close(f);
+	return saved;
+}
+
+/* Puts fd back to saved and reads what went to the file path into buf. */
+static void restore(int fd, int saved, const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int f;
+
+	assert_true(dup2(saved, fd) == fd);
+	close(saved);
+	f = open(path, O_RDONLY);
+	assert_true(f >= 0);
+	n = read(f, buf, size - 1);
+	close(f);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * drill_replay_main(argv) with its stdout in out_text and its stderr in
+ * err_text. The arguments end with NULL; argv[0] is the subcommand's name,
+ * as lbdrill passes it.
+ */
+static int replay(const char *first, ...)
+{
+	static char out_path[sizeof(dir) + 16], err_path[sizeof(dir) + 16];
+	char *argv[32];
+	int argc = 0, rc, out, err;
+	const char *a;
+	va_list ap;
+
+	snprintf(out_path, sizeof(out_path), "%s/stdout", dir);
+	snprintf(err_path, sizeof(err_path), "%s/stderr", dir);
+
+	argv[argc++] = (char *)"replay";
+	va_start(ap, first);
+	for (a = first; a; a = va_arg(ap, const char *)) {
+		assert_true(argc < 31);
+		argv[argc++] = (char *)a;
+	}
+	va_end(ap);
+	argv[argc] = NULL;
+
+	fflush(stdout);
+	fflush(stderr);
+	out = redirect(STDOUT_FILENO, out_path);
+	err = redirect(STDERR_FILENO, err_path);
+	rc = drill_replay_main(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	restore(STDERR_FILENO, err, err_path, err_text, sizeof(err_text));
+	restore(STDOUT_FILENO, out, out_path, out_text, sizeof(out_text));
+	return rc;
+}
+
+/* The last run failed with usage on stderr and nothing on stdout. */
+static void assert_usage(void)
+{
+	assert_string_equal(out_text, "");
+	assert_non_null(strstr(err_text, "usage: lbdrill replay"));
+}
+
+/* The last run failed with one line on stderr that contains text. */
+static void assert_one_error(const char *text)
+{
+	const char *nl = strchr(err_text, '\n');
+
+	assert_string_equal(out_text, "");
+	if (!strstr(err_text, text) || !nl || nl[1] || strncmp(err_text, "lbdrill replay: ", 16))
+		print_error("stderr '%s' is not one line with '%s'\n", err_text, text);
+	assert_non_null(strstr(err_text, text));
+	assert_true(nl && !nl[1]);
+	assert_int_equal(strncmp(err_text, "lbdrill replay: ", 16), 0);
+}
+
+/* The report contains text; prints the report when it does not. */
+static void assert_report_has(const char *text)
+{
+	if (!strstr(out_text, text))
+		print_error("report lacks '%s':\n%s\n", text, out_text);
+	assert_non_null(strstr(out_text, text));
+}
+
+static char *read_file(const char *path)
+{
+	static char buf[8192];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* ---- the tests ---- */
+
+/* Four overlapping connections, 5 ms between packets, two as lbd sees them. */
+static int clean_packets;
+
+static void test_clean_sweep_defer(void **state)
+{
+	(void)state;
+	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config", path_of("lb.conf"),
+				"--sweep", "--defer", NULL), 0);
+	assert_report_has("(RAW)");
+	assert_report_has("replayed         44 packets in 4 connections");
+	assert_report_has("skipped          0\n");
+	assert_report_has("reference        forwarded 44, dropped 0");
+	assert_report_has("defer on");
+	assert_report_has("sweep            43 failovers (every 1 packet)");
+	assert_report_has("with losses      0");
+	assert_report_has("unsynchronised   0 connections lost in all");
+	assert_report_has("takeover failures 0");
+	assert_report_has("result: PASS");
+	assert_int_equal(clean_packets, 44);
+}
+
+static void test_clean_sweep_async(void **state)
+{
+	(void)state;
+	/* Every state change is 5 ms older than the next packet: replicated. */
+	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config", path_of("lb.conf"),
+				"--sweep", NULL), 0);
+	assert_report_has("defer off");
+	assert_report_has("unsynchronised   0 connections lost in all");
+	assert_report_has("takeover failures 0");
+	/* Every 4th boundary, and with a lossy link (repaired by NACK). */
+	assert_in_range(replay("--pcap", path_of("clean.pcap"), "--config", path_of("lb.conf"),
+			       "--sweep", "--every", "4", "--sync-loss", "20%", NULL), 0, 1);
+	assert_report_has("sweep            11 failovers (every 4 packets)");
+	assert_report_has("takeover failures 0");
+}
+
+static void test_clean_single_failover(void **state)
+{
+	(void)state;
+	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config", path_of("lb.conf"),
+				"--failover-at", "20", "--json", path_of("clean.json"), NULL), 0);
+	assert_report_has("failover         before record #20");
+	assert_report_has("LOST 0, MISMATCH 0");
+	assert_report_has("result: PASS");
+	assert_non_null(strstr(read_file(path_of("clean.json")), "\"failover_record\":20,"));
+	assert_non_null(strstr(read_file(path_of("clean.json")), "\"LOST\":0,\"MISMATCH\":0,"));
+	assert_non_null(strstr(read_file(path_of("clean.json")), "\"exit\":0,"));
+}
+
+/* One connection, 100 us between packets: over before a record is batched. */
+static void test_unsynced_async(void **state)
+{
+	const char *json;
+
+	(void)state;
+	/* Before record 3, the client's ACK: the SYN and SYN/ACK passed, but
+	 * their records had not left the active (the replay gives lbd's sync
+	 * thread 1 ms to send them), and the link takes 50 ms. */
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--failover-at", "3", "--sync-delay", "50", "--json",
+				path_of("fast.json"), NULL), 1);
+	assert_report_has("sync link        loss 0.0%, delay 50 ms, defer off");
+	assert_report_has("failover         before record #3");
+	assert_report_has("unsynced 1, LOST 0, MISMATCH 0");
+	assert_report_has("unsynced    9 packet(s) dropped (drop_no_conn), first at #3");
+	/* Not on the standby at all: the report gives its creation's age (the
+	 * SYN, 0.2 ms); the JSON the age of its last state change (the
+	 * SYN/ACK, 0.1 ms). */
+	assert_report_has("not on the standby: created 0.2 ms before the failover");
+	assert_report_has("result: LOSS");
+	json = read_file(path_of("fast.json"));
+	assert_non_null(strstr(json, "\"unsynced\":1,"));
+	assert_non_null(strstr(json, "\"exit\":1,"));
+	assert_non_null(strstr(json, "\"status\":\"unsynced\",\"dropped\":9,\"first_record\":3,"
+				     "\"reason\":\"drop_no_conn\",\"held\":false,\"age_ms\":0.100}"));
+
+	/* The same point named by time: 0.2 ms from the start is record 3. */
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--failover-at", "0.2ms", NULL), 1);
+	assert_report_has("failover         before record #3 (t=+0.000 s)");
+
+	/* A sweep finds the same window, and no takeover failure. */
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--sweep", NULL), 1);
+	assert_report_has("sweep            10 failovers (every 1 packet)");
+	assert_report_has("takeover failures 0");
+	assert_report_has("result: LOSS");
+}
+
+static void test_unsynced_defer(void **state)
+{
+	(void)state;
+	/* Defer mode holds the SYN until the standby has it: nothing lost. */
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--failover-at", "3", "--defer", NULL), 0);
+	assert_report_has("unsynced 0, LOST 0, MISMATCH 0");
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--sweep", "--defer", NULL), 0);
+	assert_report_has("takeover failures 0");
+	assert_report_has("result: PASS");
+}
+
+/* Each: exit 2, the usage on stderr, nothing on stdout. */
+static void test_usage_errors(void **state)
+{
+	const char *pcap = path_of("clean.pcap"), *conf = path_of("lb.conf");
+	const char *const bad[][4] = {
+		{ NULL },
+		{ "--pcap", pcap, NULL },
+		{ "--config", conf, NULL },
+		{ "--bogus", NULL },
+		{ "extra", NULL },
+		{ "--failover-at", "abc", NULL },
+		{ "--failover-at", "0", NULL },
+		{ "--failover-at", "-1s", NULL },
+		{ "--failover-at", "3h", NULL },
+		{ "--sync-loss", "1", NULL },
+		{ "--sync-loss", "150%", NULL },
+		{ "--sync-loss", "x", NULL },
+		{ "--sweep", "--every", "0", NULL },
+		{ "--every", NULL },
+	};
+
+	(void)state;
+	assert_int_equal(replay(NULL), 2);
+	assert_usage();
+	assert_int_equal(replay("--pcap", pcap, NULL), 2);
+	assert_usage();
+	assert_int_equal(replay("--config", conf, NULL), 2);
+	assert_usage();
+	for (size_t i = 3; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(replay("--pcap", pcap, "--config", conf, bad[i][0], bad[i][1],
+					bad[i][1] ? bad[i][2] : NULL, NULL), 2);
+		assert_usage();
+	}
+}
+
+/* Numbers that are not numbers are usage errors too, not 0 or a prefix. */
+static void test_usage_bad_numbers(void **state)
+{
+	const char *pcap = path_of("clean.pcap"), *conf = path_of("lb.conf");
+	const char *const bad[][3] = {
+		{ "--sync-delay", "abc", NULL },
+		{ "--sync-delay", "5ms", NULL },
+		{ "--max-conns", "many", NULL },
+		{ "--sweep", "--every", "3x" },
+		{ "--failover-at", "1.5", NULL },	/* a record number is whole */
+	};
+
+	int accepted = 0;
+
+	(void)state;
+	/* Every case is tried, and each one accepted is named, before failing. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = replay("--pcap", pcap, "--config", conf, bad[i][0], bad[i][1], bad[i][2],
+				NULL);
+
+		if (rc == 2 && !out_text[0] && strstr(err_text, "usage: lbdrill replay"))
+			continue;
+		print_error("'%s %s%s%s' was accepted (exit %d)\n", bad[i][0], bad[i][1],
+			    bad[i][2] ? " " : "", bad[i][2] ? bad[i][2] : "", rc);
+		accepted++;
+	}
+	assert_int_equal(accepted, 0);
+}
+
+/* Each: exit 2, one line on stderr naming the problem, nothing on stdout. */
+static void test_input_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(replay("--pcap", path_of("missing.pcap"), "--config", path_of("lb.conf"),
+				NULL), 2);
+	assert_one_error("missing.pcap: cannot open: No such file or directory");
+	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config",
+				path_of("missing.conf"), NULL), 2);
+	assert_one_error("missing.conf");
+	/* A configuration without the capture's service: nothing to replay. */
+	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config", path_of("other.conf"),
+				NULL), 2);
+	assert_one_error("clean.pcap: no TCP packet of a configured service (44 records)");
+	/* A configuration is not a capture. */
+	assert_int_equal(replay("--pcap", path_of("lb.conf"), "--config", path_of("lb.conf"),
+				NULL), 2);
+	assert_one_error("lb.conf: not a pcap or pcapng file");
+}
+
+/* ---- fixtures ---- */
+
+static int make_files(void **state)
+{
+	struct capture *c = calloc(1, sizeof(*c));
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_replay.XXXXXX");
+	if (!c || !mkdtemp(dir))
+		return -1;
+	write_config("lb.conf", 80);
+	write_config("other.conf", 8080);
+	for (int i = 0; i < 4; i++)
+		clean_packets += connection(c, i, (uint64_t)i * 20000, 5000, i % 2);
+	write_capture(c, "clean.pcap");
+	c->n = 0;
+	connection(c, 0, 0, 100, 0);
+	write_capture(c, "fast.pcap");
+	free(c);
+	return 0;
+}
+
+static int remove_files(void **state)
+{
+	static const char *const names[] = { "lb.conf", "other.conf", "clean.pcap", "fast.pcap",
+					     "clean.json", "fast.json", "stdout", "stderr" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlink(path_of(names[i]));
+	return rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clean_sweep_defer),
+		cmocka_unit_test(test_clean_sweep_async),
+		cmocka_unit_test(test_clean_single_failover),
+		cmocka_unit_test(test_unsynced_async),
+		cmocka_unit_test(test_unsynced_defer),
+		cmocka_unit_test(test_usage_errors),
+		cmocka_unit_test(test_usage_bad_numbers),
+		cmocka_unit_test(test_input_errors),
+	};
+
+	return cmocka_run_group_tests(tests, make_files, remove_files);
+}
