@@ -187,7 +187,7 @@ def junk_ip(cap):
     cap.put(ip4(C4, V4) / ICMP(type=8) / Raw(b"ping"), "nottcp")
     cap.put(ip6(C6, V6, nh=59) / Raw(b"x" * 8), "nottcp")	# no next header
     cap.put(ip4(C4, V4) / TCP(sport=41003, dport=22, flags="S"), "noservice")
-    cap.put(ip4("10.1.1.1", "10.2.2.2") / TCP(sport=80, dport=80, flags="A"), "noservice")
+    cap.put(ip4("198.19.1.1", "198.19.2.2") / TCP(sport=80, dport=80, flags="A"), "noservice")
     cap.put(ip4(B4, C4) / TCP(sport=80, dport=41004, flags="SA", seq=1, ack=2), "orphan")
     bad = bytearray(bytes(ip4(C4, V4) / TCP(sport=41005, dport=80, flags="A")))
     bad[32] = 0x30					# data offset 3 words

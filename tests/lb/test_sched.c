@@ -35,14 +35,14 @@ static void be_init(struct lb_backend *be, const char *addr, uint16_t port, uint
 	atomic_init(&be->inactive, 0);
 }
 
-/* Backends 10.0.0.1..n, port 80, with the given weights. */
+/* Backends 198.18.1.1..n, port 80, with the given weights. */
 static void be_init_n(struct lb_backend *be, struct lb_backend **ptrs, size_t n,
 		      const uint32_t *weights)
 {
 	for (size_t i = 0; i < n; i++) {
 		char text[32];
 
-		snprintf(text, sizeof(text), "10.0.0.%zu", i + 1);
+		snprintf(text, sizeof(text), "198.18.1.%zu", i + 1);
 		be_init(&be[i], text, 80, weights[i]);
 		ptrs[i] = &be[i];
 	}
@@ -140,7 +140,7 @@ static void test_unknown_name(void **state)
 	struct lb_backend *ptrs[1] = { &be };
 
 	(void)state;
-	be_init(&be, "10.0.0.1", 80, 1);
+	be_init(&be, "198.18.1.1", 80, 1);
 	errno = 0;
 	assert_null(lb_sched_new("fair", ptrs, 1, SEED));
 	assert_int_equal(errno, EINVAL);
