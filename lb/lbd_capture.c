@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lbd.h"
 #include "log.h"
 
@@ -98,14 +99,6 @@ static const char *reason_text(enum lbd_capture_reason r)
 	case LBD_CAPTURE_SHUTDOWN: return "lbd exited";
 	default: return "a limit was reached";
 	}
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 struct lbd_capture *lbd_capture_new(void)
@@ -406,7 +399,7 @@ int lbd_capture_start(struct lbd_capture *c, const struct lbd_capture_conf *conf
 	c->now.bytes[LBD_CAPTURE_IN] = c->now.bytes[LBD_CAPTURE_OUT] = FILE_HEADER_LEN;
 	c->error[0] = '\0';
 	c->reason = LBD_CAPTURE_NOT_STOPPED;
-	c->started_ms = mono_ms();
+	c->started_ms = clock_mono_ms();
 	c->starts++;
 	c->started_once = true;
 	c->running = true;
@@ -428,7 +421,7 @@ static void stop_locked(struct lbd_capture *c, enum lbd_capture_reason why, cons
 	files_close(c);
 	c->reason = why;
 	snprintf(c->detail, sizeof(c->detail), "%s", detail ? detail : reason_text(why));
-	c->stopped_ms = mono_ms();
+	c->stopped_ms = clock_mono_ms();
 	for (int s = 0; s < LBD_CAPTURE_SIDES; s++) {
 		c->done.packets[s] += c->now.packets[s];
 		c->done.bytes[s] += c->now.bytes[s];
@@ -537,7 +530,7 @@ void lbd_capture_print_status(struct lbd_capture *c, FILE *out)
 		fprintf(out, "state idle\n");
 		goto out;
 	}
-	until = c->running ? mono_ms() : c->stopped_ms;
+	until = c->running ? clock_mono_ms() : c->stopped_ms;
 	fprintf(out, "state %s\nreason %s\n", c->running ? "running" : "stopped",
 		reason_name(c->reason));
 	if (!c->running)

@@ -8,16 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "lbd.h"
 #include "log.h"
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* The kernel's per-queue counters for our queues (this network namespace). */
 static void kernel_queue_stats(struct lbd *d, FILE *out)
@@ -97,7 +90,7 @@ static void print_conn(const struct lb_conn *c, void *arg)
 
 void lbd_cmd_conns(struct lbd *d, FILE *out)
 {
-	struct conns_ctx x = { out, mono_ms() };
+	struct conns_ctx x = { out, clock_mono_ms() };
 
 	lb_engine_foreach_conn(d->engine, print_conn, &x);
 }

@@ -26,19 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lbd.h"
 #include "log.h"
 
 #define TICK_MS 200
 
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void usage(FILE *f)
 {
@@ -76,7 +69,7 @@ static int open_queues(struct lbd *d)
 
 static int start(struct lbd *d)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = clock_mono_ms();
 
 	d->engine = lb_engine_new(&d->conf.engine, now);
 	if (!d->engine) {
@@ -135,7 +128,7 @@ static void tick(struct lbd *d)
 	uint64_t counters[LB_CNT_COUNT];
 
 	if (!d->sync)
-		lb_engine_tick(d->engine, d->ctl_worker, mono_ms());
+		lb_engine_tick(d->engine, d->ctl_worker, clock_mono_ms());
 	lb_engine_counters(d->engine, counters);
 	if (counters[LB_CNT_BACKENDS_FREED] != d->backends_freed_seen) {
 		d->backends_freed_seen = counters[LB_CNT_BACKENDS_FREED];
@@ -166,11 +159,11 @@ static int on_signal(struct lbd *d)
 
 static void run(struct lbd *d)
 {
-	uint64_t next_tick = mono_ms() + TICK_MS;
+	uint64_t next_tick = clock_mono_ms() + TICK_MS;
 
 	for (;;) {
 		struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { d->sig_fd, POLLIN, 0 } };
-		uint64_t now = mono_ms();
+		uint64_t now = clock_mono_ms();
 		int timeout = now >= next_tick ? 0 : (int)(next_tick - now);
 
 		if (poll(p, 2, timeout) < 0 && errno != EINTR)
@@ -183,9 +176,9 @@ static void run(struct lbd *d)
 			if (fd >= 0)
 				lbd_ctl_serve(d, fd);
 		}
-		if (mono_ms() >= next_tick) {
+		if (clock_mono_ms() >= next_tick) {
 			tick(d);
-			next_tick = mono_ms() + TICK_MS;
+			next_tick = clock_mono_ms() + TICK_MS;
 		}
 	}
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lbd.h"
 #include "log.h"
 
@@ -64,19 +65,6 @@ struct lbd_queue {
 	char *rx;			/* LBD_BATCH slots of SLOT_SIZE */
 	char *tx;			/* verdict batch */
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000u;
-}
 
 /* Sends one configuration message and waits for the kernel's ack. */
 static int config_send(struct lbd_queue *q, struct nlmsghdr *nlh)
@@ -277,13 +265,13 @@ void lbd_queue_release(struct lbd_queue *q, uint64_t ticket)
 	while (ticket > seen && !atomic_compare_exchange_weak(&q->released, &seen, ticket))
 		;
 	pthread_mutex_lock(&q->defer_lock);
-	defer_pop(q, ticket, 0, now_us());
+	defer_pop(q, ticket, 0, clock_mono_us());
 	pthread_mutex_unlock(&q->defer_lock);
 }
 
 void lbd_queue_defer_expire(struct lbd_queue *q, uint32_t timeout_ms)
 {
-	uint64_t now = now_us();
+	uint64_t now = clock_mono_us();
 
 	pthread_mutex_lock(&q->defer_lock);
 	if (q->defer_n)
@@ -318,7 +306,7 @@ static int defer_hold(struct lbd_queue *q, uint32_t id, const struct lb_packet *
 	d->id = id;
 	d->len = (uint16_t)pkt->len;
 	d->ticket = pkt->defer_ticket;
-	d->since_us = now_us();
+	d->since_us = clock_mono_us();
 	memcpy(d->data, pkt->data, pkt->len);
 	q->defer_n++;
 	q->dstats.held++;
@@ -367,7 +355,7 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 static void run_batch(struct lbd_queue *q, int n)
 {
 	struct mnl_nlmsg_batch *batch = mnl_nlmsg_batch_start(q->tx, TX_LIMIT);
-	struct verdicts v = { q, batch, now_ms() };
+	struct verdicts v = { q, batch, clock_mono_ms() };
 
 	for (int i = 0; i < n; i++)
 		mnl_cb_run(q->iov[i].iov_base, q->msgs[i].msg_len, 0, q->portid, on_packet, &v);

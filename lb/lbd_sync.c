@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lbd.h"
 #include "log.h"
 #include "sync_node.h"
@@ -43,22 +44,6 @@ struct lbd_sync {
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_storage from[RX_BATCH];
 };
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t real_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static socklen_t sockaddr_of(const struct lb_addr *a, uint16_t port, struct sockaddr_storage *ss)
 {
@@ -180,7 +165,7 @@ static void receive(struct lbd_sync *s, uint64_t now)
 static void control_work(struct lbd_sync *s, uint64_t now, uint64_t *next_engine_tick)
 {
 	if (now >= *next_engine_tick) {
-		lb_engine_set_clock(s->d->engine, now, real_us());
+		lb_engine_set_clock(s->d->engine, now, clock_real_us());
 		lb_engine_tick(s->d->engine, s->worker, now);
 		*next_engine_tick = now + ENGINE_TICK_MS;
 	}
@@ -195,7 +180,7 @@ static void *sync_main(void *arg)
 
 	while (!atomic_load(&s->stop)) {
 		struct pollfd p[2] = { { s->fd, POLLIN, 0 }, { s->wake_fd, POLLIN, 0 } };
-		uint64_t now = mono_ms(), next;
+		uint64_t now = clock_mono_ms(), next;
 		int timeout;
 
 		pthread_mutex_lock(&s->node_lock);
@@ -214,7 +199,7 @@ static void *sync_main(void *arg)
 			if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				break;
 		}
-		now = mono_ms();
+		now = clock_mono_ms();
 		pthread_mutex_lock(&s->node_lock);
 		if (p[0].revents & POLLIN)
 			receive(s, now);
@@ -241,7 +226,7 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 	int key_len = load_key(sc, key);
 	struct sync_node_conf nc = {
 		.link = {
-			.node_id = sc->node_id, .epoch = real_us(), .key = key,
+			.node_id = sc->node_id, .epoch = clock_real_us(), .key = key,
 			.key_len = key_len > 0 ? (size_t)key_len : 0, .ring = sc->ring,
 			.mtu = 1400, .heartbeat_ms = sc->heartbeat_ms, .nack_delay_ms = 2,
 			.nack_retry_ms = 20, .peer_timeout_ms = sc->peer_timeout_ms,
@@ -254,7 +239,7 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 
 	if (key_len < 0)
 		return NULL;
-	n = sync_node_new(&nc, s->d->engine, s->worker, &node_ops, s, mono_ms());
+	n = sync_node_new(&nc, s->d->engine, s->worker, &node_ops, s, clock_mono_ms());
 	memset(key, 0, sizeof(key));
 	if (!n)
 		log_err("sync: cannot create the sync node: %s", strerror(errno));
@@ -281,7 +266,7 @@ struct lbd_sync *lbd_sync_start(struct lbd *d)
 		goto fail;
 	lb_engine_set_role(d->engine, LB_ROLE_BACKUP);
 	lb_engine_set_repl(d->engine, sync_node_repl_ops(), s->node, &rc);
-	sync_node_start(s->node, mono_ms());
+	sync_node_start(s->node, clock_mono_ms());
 	if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
 		goto fail;
 	log_info("sync: node %u on port %u, peer %s, interval %u ms%s", sc->node_id, sc->port,
@@ -326,7 +311,7 @@ int lbd_sync_ready(struct lbd_sync *s, char *why, size_t len)
 	int ready;
 
 	pthread_mutex_lock(&s->node_lock);
-	ready = sync_node_ready(s->node, mono_ms(), why, len);
+	ready = sync_node_ready(s->node, clock_mono_ms(), why, len);
 	pthread_mutex_unlock(&s->node_lock);
 	return ready;
 }
@@ -339,7 +324,7 @@ static void print_stat(void *arg, const char *name, uint64_t value)
 void lbd_sync_print(struct lbd_sync *s, FILE *out)
 {
 	pthread_mutex_lock(&s->node_lock);
-	sync_node_stats(s->node, mono_ms(), print_stat, out);
+	sync_node_stats(s->node, clock_mono_ms(), print_stat, out);
 	fprintf(out, "sync_foreign_source %llu\nsync_send_errors %llu\n",
 		(unsigned long long)s->foreign_source, (unsigned long long)s->send_errors);
 	pthread_mutex_unlock(&s->node_lock);
