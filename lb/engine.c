@@ -437,6 +437,19 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	return forward(w, pkt, pi, dir, &nat, be);
 }
 
+/* Records a client's persistence entry; a full table is counted. Returns 0 or -1. */
+static int persist_record(struct lb_engine *e, struct lb_worker *w, uint32_t service_id,
+			  const struct lb_addr *client, struct lb_backend *be, uint64_t expires_ms)
+{
+	struct lb_persist_entry pe = { .service_id = service_id, .client = *client,
+				       .backend = be, .expires_ms = expires_ms };
+
+	if (lb_persist_set(e->persist, &pe) == 0)
+		return 0;
+	lb_worker_count(w, LB_CNT_PERSIST_FULL, 1);
+	return -1;
+}
+
 /* Chooses the backend of a new connection: persistence first, then the scheduler. */
 static struct lb_backend *choose_backend(struct lb_engine *e, struct lb_worker *w,
 					 struct lb_service *svc, const struct lb_pkt_info *pi,
@@ -452,17 +465,9 @@ static struct lb_backend *choose_backend(struct lb_engine *e, struct lb_worker *
 	}
 	if (!be)
 		be = lb_sched_pick(svc->sched, client, pi->tuple.sport);
-	if (be && svc->persistence_ms) {
-		struct lb_persist_entry pe = {
-			.service_id = svc->id, .client = *client, .backend = be,
-			.expires_ms = now_ms + svc->persistence_ms,
-		};
-
-		if (lb_persist_set(e->persist, &pe) < 0)
-			lb_worker_count(w, LB_CNT_PERSIST_FULL, 1);
-		else
-			repl_persist(e, w, be, client, svc->persistence_ms);
-	}
+	if (be && svc->persistence_ms &&
+	    persist_record(e, w, svc->id, client, be, now_ms + svc->persistence_ms) == 0)
+		repl_persist(e, w, be, client, svc->persistence_ms);
 	return be;
 }
 
@@ -604,15 +609,9 @@ static void on_expire(struct lb_conn *c, void *arg)
 		lb_worker_count(x->w, LB_CNT_REPL_DELETES, 1);
 		e->repl->conn_delete(e->repl_arg, &st);
 	}
-	if (c->persist_ms && !atomic_load(&be->draining)) {
-		struct lb_persist_entry pe = {
-			.service_id = c->service_id, .client = c->tuple[LB_DIR_ORIG].src,
-			.backend = be, .expires_ms = x->now_ms + c->persist_ms,
-		};
-
-		if (lb_persist_set(e->persist, &pe) < 0)
-			lb_worker_count(x->w, LB_CNT_PERSIST_FULL, 1);
-	}
+	if (c->persist_ms && !atomic_load(&be->draining))
+		persist_record(e, x->w, c->service_id, &c->tuple[LB_DIR_ORIG].src, be,
+			       x->now_ms + c->persist_ms);
 	lb_worker_count(x->w, LB_CNT_CONNS_EXPIRED, 1);
 }
 
