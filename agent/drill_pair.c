@@ -39,7 +39,6 @@ struct drill_pair {
 	uint64_t now;
 	uint64_t next_engine_tick;
 	uint64_t rng;
-	uint64_t sent, lost;
 };
 
 static double uniform(struct drill_pair *p)
@@ -58,11 +57,8 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 	struct side *to = &p->side[!s->idx];
 	struct flight *f;
 
-	p->sent++;
-	if (s->dead || len > sizeof(f->buf) || to->n == QUEUE_MAX || uniform(p) < p->conf.loss) {
-		p->lost++;
+	if (s->dead || len > sizeof(f->buf) || to->n == QUEUE_MAX || uniform(p) < p->conf.loss)
 		return;
-	}
 	f = &to->inbox[(to->head + to->n++) % QUEUE_MAX];
 	memcpy(f->buf, buf, len);
 	f->len = (uint16_t)len;
@@ -276,10 +272,8 @@ void drill_pair_failover(struct drill_pair *p, uint64_t *now_ms)
 	 * that had not yet left it; what is in flight arrives (the standby is
 	 * promoted only after VRRP notices, much later than one link delay). */
 	old->dead = 1;
-	while (new->n && new->inbox[(new->head + new->n - 1) % QUEUE_MAX].left > p->now) {
+	while (new->n && new->inbox[(new->head + new->n - 1) % QUEUE_MAX].left > p->now)
 		new->n--;
-		p->lost++;
-	}
 	drill_pair_advance(p, p->now + p->conf.flush_delay_ms + p->conf.delay_ms + 1);
 	set_role(new, LB_ROLE_MASTER);
 	p->active = !p->active;
@@ -294,10 +288,4 @@ struct lb_engine *drill_pair_active(struct drill_pair *p)
 struct lb_engine *drill_pair_standby(struct drill_pair *p)
 {
 	return p->side[!p->active].engine;
-}
-
-void drill_pair_link_stats(const struct drill_pair *p, uint64_t *sent, uint64_t *lost)
-{
-	*sent = p->sent;
-	*lost = p->lost;
 }

@@ -66,7 +66,4 @@ struct lb_engine *drill_pair_active(struct drill_pair *p);
 /* The other one. */
 struct lb_engine *drill_pair_standby(struct drill_pair *p);
 
-/* Datagrams sent and lost on the simulated link. */
-void drill_pair_link_stats(const struct drill_pair *p, uint64_t *sent, uint64_t *lost);
-
 #endif
