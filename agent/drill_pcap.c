@@ -16,12 +16,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errbuf.h"
 #include "drill_pcap.h"
 
 #define ETH_HLEN	14
@@ -56,18 +56,6 @@ static const char *const skip_names[DRILL_SKIP_COUNT] = {
 	[DRILL_SKIP_IP_VERSION] = "ip_version",
 	[DRILL_SKIP_BAD_LEN] = "bad_len",
 };
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- link-layer headers ---- */
 
@@ -244,11 +232,11 @@ static int check_header(FILE *fp, const char *path, char *err, size_t errlen)
 			snaplen = 1;	/* not classic pcap: libpcap decides */
 	}
 	if (fseek(fp, 0, SEEK_SET) != 0) {
-		set_err(err, errlen, "%s: cannot rewind: %s", path, strerror(errno));
+		errbuf_printf(err, errlen, "%s: cannot rewind: %s", path, strerror(errno));
 		return -1;
 	}
 	if (snaplen == 0) {
-		set_err(err, errlen, "%s: snaplen 0 in the file header", path);
+		errbuf_printf(err, errlen, "%s: snaplen 0 in the file header", path);
 		return -1;
 	}
 	return 0;
@@ -261,16 +249,16 @@ static FILE *open_regular(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (!fp) {
-		set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		errbuf_printf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "%s: not a regular file", path);
+		errbuf_printf(err, errlen, "%s: not a regular file", path);
 		fclose(fp);
 		return NULL;
 	}
 	if (st.st_size == 0) {
-		set_err(err, errlen, "%s: empty file", path);
+		errbuf_printf(err, errlen, "%s: empty file", path);
 		fclose(fp);
 		return NULL;
 	}
@@ -288,9 +276,9 @@ static pcap_t *pcap_over(FILE *fp, const char *path, char *err, size_t errlen)
 		return pc;
 	fclose(fp);
 	if (strstr(ebuf, "unknown file format"))
-		set_err(err, errlen, "%s: not a pcap or pcapng file (unknown magic number)", path);
+		errbuf_printf(err, errlen, "%s: not a pcap or pcapng file (unknown magic number)", path);
 	else
-		set_err(err, errlen, "%s: %s", path, ebuf);
+		errbuf_printf(err, errlen, "%s: %s", path, ebuf);
 	return NULL;
 }
 
@@ -301,7 +289,7 @@ struct drill_pcap *drill_pcap_open(const char *path, char *err, size_t errlen)
 	FILE *fp;
 
 	if (!p || !(p->path = strdup(path))) {
-		set_err(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		errbuf_printf(err, errlen, "%s: %s", path, strerror(ENOMEM));
 		goto fail;
 	}
 	if (!(fp = open_regular(path, err, errlen)))
@@ -313,13 +301,13 @@ struct drill_pcap *drill_pcap_open(const char *path, char *err, size_t errlen)
 	if (!(p->pcap = pcap_over(fp, path, err, errlen)))
 		goto fail;
 	if (pcap_snapshot(p->pcap) <= 0) {	/* what libpcap once reported */
-		set_err(err, errlen, "%s: snaplen 0 in the file header", path);
+		errbuf_printf(err, errlen, "%s: snaplen 0 in the file header", path);
 		goto fail;
 	}
 	p->dlt = pcap_datalink(p->pcap);
 	if (!dlt_supported(p->dlt)) {
 		name = pcap_datalink_val_to_name(p->dlt);
-		set_err(err, errlen,
+		errbuf_printf(err, errlen,
 			"%s: link type %d (%s) is not supported (EN10MB, RAW, IPV4, IPV6, "
 			"LINUX_SLL, LINUX_SLL2, NULL, LOOP)",
 			path, p->dlt, name ? name : "unknown");
@@ -339,7 +327,7 @@ static int reader_fail(struct drill_pcap *p, char *err, size_t errlen, const cha
 	snprintf(p->error, sizeof(p->error), "%s: record %llu: %s", p->path,
 		 (unsigned long long)p->records + 1, why);
 	p->state = FAILED;
-	set_err(err, errlen, "%s", p->error);
+	errbuf_printf(err, errlen, "%s", p->error);
 	return -1;
 }
 
@@ -393,7 +381,7 @@ int drill_pcap_next(struct drill_pcap *p, struct drill_pcap_pkt *pkt, char *err,
 		return 1;
 	}
 	if (p->state == FAILED) {
-		set_err(err, errlen, "%s", p->error);
+		errbuf_printf(err, errlen, "%s", p->error);
 		return -1;
 	}
 	return 0;

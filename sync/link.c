@@ -18,13 +18,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "link_impl.h"
 
 #define LINK_MTU_MIN 512
@@ -202,18 +202,6 @@ const struct sync_link_stats *sync_link_stats(const struct sync_link *link)
 	return &link->stats;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void key_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Reads at most cap bytes; returns how many, or -1 with errno. */
 static ssize_t key_read(int fd, uint8_t *buf, size_t cap)
 {
@@ -242,32 +230,32 @@ int sync_key_load(const char *path, uint8_t key[SYNC_KEY_MAX], char *err, size_t
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		key_err(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_printf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		key_err(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_printf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		key_err(err, errlen, "%s: not a regular file", path);
+		errbuf_printf(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
 	/* Whoever can read the key can forge state; whoever can write it
 	 * can cut the pair apart. */
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		key_err(err, errlen, "%s: mode %04o gives group or others access (chmod 600)",
+		errbuf_printf(err, errlen, "%s: mode %04o gives group or others access (chmod 600)",
 			path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	n = key_read(fd, buf, sizeof(buf));
 	if (n < 0)
-		key_err(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_printf(err, errlen, "%s: %s", path, strerror(errno));
 	else if (n < SYNC_KEY_MIN)
-		key_err(err, errlen, "%s: key too short (%zd bytes, at least %d)", path, n,
+		errbuf_printf(err, errlen, "%s: key too short (%zd bytes, at least %d)", path, n,
 			SYNC_KEY_MIN);
 	else if (n > SYNC_KEY_MAX)
-		key_err(err, errlen, "%s: key too long (more than %d bytes)", path, SYNC_KEY_MAX);
+		errbuf_printf(err, errlen, "%s: key too long (more than %d bytes)", path, SYNC_KEY_MAX);
 	else
 		memcpy(key, buf, (size_t)n);
 	if (n < SYNC_KEY_MIN || n > SYNC_KEY_MAX)
