@@ -2,38 +2,56 @@
 # `make test` installs dependencies, builds and runs every suite;
 # `make demo` installs, builds and runs the lab demo.
 #
-# Layout: lb/*.c, sync/*.c and common/*.c form liblb.a (the pure engine, the
-# sync protocol and helpers shared by the daemon and the tools); files named
-# lb/lbd_*.c are the daemon's I/O around it; agent/ holds the operator tools;
-# tests/*/test_*.c are unit tests, one binary each. sync/lbsync.proto is
-# compiled by protoc-c into build/gen/.
+# Layout (docs/architecture.md): one folder per library or program, each
+# built from its own folder by a wildcard, so a file's folder decides what it
+# is linked into:
+#   common/  libcommon.a  logging, clock, number and sockaddr helpers
+#   lb/      liblb.a      the pure engine (no I/O, no threads, no files)
+#   sync/    libsync.a    the replication protocol (pure, like the engine)
+#   conf/    libconf.a    the configuration file (libconfig)
+#   drill/   libdrill.a   the drills; drill/lbdrill.c is the program
+#   lbd/     lbd          the daemon around the engine
+#   agent/   lbctl        the control plane
+# Every compile sees include/ (public headers) and, through quoted includes,
+# its own folder: a folder's private headers are on no other include path.
+# Only sync/ (and its tests) see build/gen/, the code protoc-c makes of
+# sync/lbsync.proto.
 
 CC      ?= cc
 PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \
-           -D_GNU_SOURCE -Iinclude -Ibuild/gen -pthread \
+           -D_GNU_SOURCE -Iinclude -pthread \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
+# B is the build directory (`make tsan` builds the same tree into build/tsan);
+# objects go under O so that build/lbd the program and lbd/ the folder differ.
 B := build
+O := $(B)/obj
 
-LIB_SRCS   := $(filter-out lb/lbd_%.c,$(wildcard lb/*.c)) $(wildcard sync/*.c) \
-              $(wildcard common/*.c)
-GEN_C      := $(B)/gen/lbsync.pb-c.c
-GEN_H      := $(B)/gen/lbsync.pb-c.h
-LBD_SRCS   := $(wildcard lb/lbd_*.c)
-LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/gen/lbsync.pb-c.o
-LBD_OBJS   := $(LBD_SRCS:%.c=$(B)/%.o)
-DRILL_SRCS := $(wildcard agent/drill_*.c)
-DRILL_OBJS := $(DRILL_SRCS:%.c=$(B)/%.o)
-UNIT_SRCS  := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/agent/test_*.c \
-                        tests/common/test_*.c)
-UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
-TOOLS      := $(B)/lbd $(B)/lbctl $(B)/lbdrill
+GEN_C := $(B)/gen/lbsync.pb-c.c
+GEN_H := $(B)/gen/lbsync.pb-c.h
 
-.PHONY: all test demo deps clean unit bench fuzz
+objs = $(patsubst %.c,$(O)/%.o,$(1))
+
+COMMON_OBJS := $(call objs,$(wildcard common/*.c))
+LB_OBJS     := $(call objs,$(wildcard lb/*.c))
+SYNC_OBJS   := $(call objs,$(wildcard sync/*.c)) $(O)/gen/lbsync.pb-c.o
+CONF_OBJS   := $(call objs,$(wildcard conf/*.c))
+DRILL_OBJS  := $(call objs,$(filter-out drill/lbdrill.c,$(wildcard drill/*.c)))
+LBD_OBJS    := $(call objs,$(wildcard lbd/*.c))
+
+# Link order: a library before the ones it uses.
+LIBS := $(B)/libdrill.a $(B)/libconf.a $(B)/libsync.a $(B)/liblb.a $(B)/libcommon.a
+
+UNIT_SRCS := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/drill/test_*.c \
+                        tests/conf/test_*.c tests/common/test_*.c tests/lbd/test_*.c)
+UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
+TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
+
+.PHONY: all test demo deps clean unit bench fuzz tsan
 all: $(TOOLS) $(UNIT_BINS)
 
 $(GEN_C) $(GEN_H): sync/lbsync.proto
@@ -41,39 +59,52 @@ $(GEN_C) $(GEN_H): sync/lbsync.proto
 	protoc-c --proto_path=sync --c_out=$(B)/gen $<
 
 # Generated code is not ours to hold to our warning set.
-$(B)/gen/lbsync.pb-c.o: $(GEN_C)
-	$(CC) -O2 -g -std=gnu11 -I$(B)/gen $(shell pkg-config --cflags libprotobuf-c) -c -o $@ $<
-
-$(B)/%.o: %.c | $(GEN_H)
+$(O)/gen/lbsync.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) -O2 -g $(SAN) -std=gnu11 -I$(B)/gen $(shell pkg-config --cflags libprotobuf-c) \
+		-c -o $@ $<
 
-$(B)/liblb.a: $(LIB_OBJS)
-	@rm -f $@
-	ar rcs $@ $^
+# Only the sync protocol and its tests see the generated header.
+$(O)/sync/%.o $(B)/tests/sync/% $(B)/tests/fuzz/%: EXTRA_INC := -I$(B)/gen
 
-$(B)/lbd: $(LBD_OBJS) $(B)/liblb.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(O)/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(EXTRA_INC) -MMD -MP -c -o $@ $<
 
-$(B)/lbctl: $(B)/agent/lbctl.o $(B)/liblb.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
+$(B)/libcommon.a: $(COMMON_OBJS)
+$(B)/liblb.a: $(LB_OBJS)
+$(B)/libsync.a: $(SYNC_OBJS)
+$(B)/libconf.a: $(CONF_OBJS)
 $(B)/libdrill.a: $(DRILL_OBJS)
+$(B)/lib%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/lbdrill: $(B)/agent/lbdrill.o $(B)/libdrill.a $(B)/liblb.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/lbd: $(LBD_OBJS) $(B)/libconf.a $(B)/libsync.a $(B)/liblb.a $(B)/libcommon.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(B)/libdrill.a $(B)/liblb.a | $(GEN_H)
+$(B)/lbctl: $(O)/agent/lbctl.o $(B)/libcommon.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(B)/lbdrill: $(O)/drill/lbdrill.o $(LIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(LIBS) | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(B)/libdrill.a $(B)/liblb.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) $(EXTRA_INC) -MMD -MP -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
 
 deps:
 	deploy/install-deps
 
 unit: all
 	tests/run unit
+
+# ThreadSanitizer: the unit suites (the replay suite among them) built into
+# build/tsan and run; any report fails the suite.
+tsan:
+	$(MAKE) B=build/tsan SAN="-fsanitize=thread -O1" \
+		$(patsubst $(B)/%,build/tsan/%,$(UNIT_BINS))
+	TEST_BUILD=build/tsan TSAN_OPTIONS="halt_on_error=1 exitcode=66" tests/run unit
 
 test: deps
 	$(MAKE) all
@@ -95,6 +126,6 @@ fuzz: deps
 	tests/fuzz/run
 
 clean:
-	rm -rf $(B)
+	rm -rf build
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

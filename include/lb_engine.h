@@ -29,7 +29,8 @@
 
 #include "lb_addr.h"
 #include "lb_backend.h"
-#include "lb_conn.h"
+#include "lb_record.h"
+#include "lb_repl.h"
 #include "lb_tcp.h"
 
 /* Every counter, with its name as lbctl prints it. Drops start with drop_. */
@@ -96,6 +97,9 @@ struct lb_service_conf {
 	struct lb_backend_conf *backends;
 	size_t nbackends;
 };
+
+/* 1 if name is a scheduler the engine has (rr, wrr, lc, wlc, sh, mh). */
+int lb_sched_name_valid(const char *name);
 
 struct lb_engine_conf {
 	size_t max_conns;			/* table capacity */
@@ -183,9 +187,20 @@ void lb_engine_tick(struct lb_engine *e, struct lb_worker *w, uint64_t now_ms);
 /* Sums every worker's counters into out[LB_CNT_COUNT]. */
 void lb_engine_counters(struct lb_engine *e, uint64_t out[LB_CNT_COUNT]);
 
-/* Calls fn on every connection, locked (see lb_table_foreach()). */
-void lb_engine_foreach_conn(struct lb_engine *e,
-			    void (*fn)(const struct lb_conn *c, void *arg), void *arg);
+/* What `lbctl conns` shows of a connection: a copy, taken under its lock. */
+struct lb_conn_info {
+	struct lb_conn_state state;	/* as replication would send it */
+	uint32_t service_id;
+	uint64_t pkts[2], bytes[2];	/* by direction (enum lb_dir) */
+};
+
+/*
+ * Calls fn with a snapshot of every connection (expiry relative to now_ms).
+ * Connections inserted or removed meanwhile may or may not be seen. fn runs
+ * with the connection locked: it must not call into the engine.
+ */
+void lb_engine_foreach_conn(struct lb_engine *e, uint64_t now_ms,
+			    void (*fn)(const struct lb_conn_info *c, void *arg), void *arg);
 
 /*
  * Calls fn for every backend, draining ones too, under the service lock: fn
@@ -201,120 +216,7 @@ size_t lb_engine_conn_count(struct lb_engine *e);
  * orig, as replication would send it (backend, TCP state, version, ...).
  * Returns 0, or -ENOENT.
  */
-struct lb_conn_state;
 int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
 			struct lb_conn_state *out);
-
-/*
- * ---- Replication (the sync channel's side of the engine) ----
- *
- * Roles: a master forwards and emits its connections' state through the
- * replication hooks; a backup or fault node forwards nothing (every packet is
- * dropped as drop_not_master) and takes state in through the import
- * functions, straight into the live table, so promotion has no work left to
- * do. Import and export must run on the engine's control thread (the one
- * that calls lb_engine_tick()).
- */
-
-enum lb_role { LB_ROLE_MASTER = 1, LB_ROLE_BACKUP = 2, LB_ROLE_FAULT = 3 };
-
-const char *lb_role_name(enum lb_role role);
-
-/* Sets the role; returns the previous one (the same when nothing changed). */
-enum lb_role lb_engine_set_role(struct lb_engine *e, enum lb_role role);
-enum lb_role lb_engine_role(struct lb_engine *e);
-
-/*
- * Ties monotonic milliseconds to wall-clock microseconds, which order the
- * incarnations of a tuple across the pair (created_us).
- */
-void lb_engine_set_clock(struct lb_engine *e, uint64_t mono_ms, uint64_t real_us);
-
-/* A connection's replicated state. */
-struct lb_conn_state {
-	struct lb_tuple orig;		/* client -> VIP:port */
-	struct lb_addr backend;
-	uint16_t backend_port;
-	uint64_t created_us;
-	uint32_t version;
-	struct lb_tcp tcp;		/* slack and used_slack are not replicated */
-	uint32_t expires_ms;		/* time left to its idle timeout */
-	uint32_t rate[2];		/* recent bytes/s by direction */
-	uint32_t persist_ms;
-};
-
-/* A persistence entry's replicated state. */
-struct lb_persist_state {
-	struct lb_addr vip;
-	uint16_t vport;
-	struct lb_addr client;
-	struct lb_addr backend;
-	uint16_t backend_port;
-	uint32_t expires_ms;		/* time left */
-};
-
-struct lb_repl_ops {
-	/* A connection changed (created, state change, or a window refresh
-	 * due). Called with the connection locked: copy and return quickly.
-	 * urgent: send without waiting to batch (a state change, or a burst
-	 * that reached max_lag; only time-based refreshes may wait). Returns
-	 * a ticket to hold a deferred packet for, or 0: do not hold (no
-	 * defer, or no peer able to acknowledge it). */
-	uint64_t (*conn)(void *arg, const struct lb_conn_state *st, int urgent);
-	/* A connection expired. */
-	void (*conn_delete)(void *arg, const struct lb_conn_state *st);
-	/* A persistence entry was set or extended. */
-	void (*persist)(void *arg, const struct lb_persist_state *st);
-};
-
-struct lb_repl_conf {
-	uint32_t interval_ms;	/* window refresh while data flows */
-	int defer;		/* tickets on the packets that create a connection */
-	uint32_t grace_ms;	/* how long after a promotion imported connections
-				 * keep their takeover slack; 0: max(3 s, 10 intervals) */
-	uint32_t max_lag;	/* bytes a connection may move between updates,
-				 * whatever the interval; 0: 1 MiB */
-};
-
-/* Starts emitting through ops (NULL stops). Call before traffic flows. */
-void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void *arg,
-			const struct lb_repl_conf *conf);
-
-enum lb_import_result {
-	LB_IMPORT_NEW, LB_IMPORT_UPDATED, LB_IMPORT_STALE, LB_IMPORT_REGRESS,
-	LB_IMPORT_NO_SERVICE, LB_IMPORT_NO_BACKEND, LB_IMPORT_FULL, LB_IMPORT_CLASH,
-	LB_IMPORT_IGNORED,
-};
-
-/*
- * Applies a connection state from the peer. The newer state wins: a newer
- * incarnation (created_us) replaces an older one; within one incarnation a
- * higher version applies unless its TCP state or a window edge would move
- * backwards (REGRESS). Ignored while master. Counted in w.
- */
-enum lb_import_result lb_engine_import_conn(struct lb_engine *e, struct lb_worker *w,
-					    const struct lb_conn_state *st, uint64_t now_ms);
-
-/* Removes the connection if it is that incarnation or older. Returns 1 if removed. */
-int lb_engine_import_delete(struct lb_engine *e, struct lb_worker *w,
-			    const struct lb_conn_state *st, uint64_t now_ms);
-
-/* Applies a persistence entry. Returns 0 or a negative errno. */
-int lb_engine_import_persist(struct lb_engine *e, struct lb_worker *w,
-			     const struct lb_persist_state *st, uint64_t now_ms);
-
-/*
- * Exports the table for a bulk resync, a slice at a time: calls fn for the
- * connections of up to nbuckets buckets from *cursor (start at 0). Returns 1
- * while more remain.
- */
-int lb_engine_export_conns(struct lb_engine *e, size_t *cursor, size_t nbuckets,
-			   uint64_t now_ms,
-			   void (*fn)(void *arg, const struct lb_conn_state *st), void *arg);
-
-/* Exports every live persistence entry. */
-void lb_engine_export_persist(struct lb_engine *e, uint64_t now_ms,
-			      void (*fn)(void *arg, const struct lb_persist_state *st),
-			      void *arg);
 
 #endif

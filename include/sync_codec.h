@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lb_engine.h"
+#include "lb_record.h"
 
 #define SYNC_RECORD_VERSION 1
 

@@ -2,7 +2,7 @@
  * sync_node: one node's side of state replication: the engine's replication
  * hooks, the batching of records into datagrams, bulk resync (answering and
  * asking), readiness, and the release of deferred packets. It sits between
- * the engine (lb_engine.h), the record codec (sync_codec.h) and the link
+ * the engine (lb_repl.h), the record codec (sync_codec.h) and the link
  * (sync_link.h), and like them does no I/O and reads no clock: lbd feeds it
  * datagrams and time, and so can a drill that links two engines in-process.
  *
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lb_engine.h"
+#include "lb_repl.h"
 #include "sync_link.h"
 
 struct sync_node_conf {

@@ -625,10 +625,34 @@ void lb_engine_tick(struct lb_engine *e, struct lb_worker *w, uint64_t now_ms)
 	lb_worker_count(w, LB_CNT_BACKENDS_FREED, lb_engine_reclaim_backends(e));
 }
 
-void lb_engine_foreach_conn(struct lb_engine *e,
-			    void (*fn)(const struct lb_conn *c, void *arg), void *arg)
+struct foreach_ctx {
+	uint64_t now_ms;
+	void (*fn)(const struct lb_conn_info *c, void *arg);
+	void *arg;
+};
+
+static void visit_conn(const struct lb_conn *c, void *arg)
 {
-	lb_table_foreach(e->table, fn, arg);
+	struct foreach_ctx *x = arg;
+	struct lb_conn_info info = { .service_id = c->service_id };
+
+	lb_conn_export(c, x->now_ms, &info.state);
+	/* The live tracker, takeover slack included: replication leaves the
+	 * slack out, an operator looking at a taken-over connection wants it. */
+	info.state.tcp = c->tcp;
+	for (int d = 0; d < 2; d++) {
+		info.pkts[d] = c->pkts[d];
+		info.bytes[d] = c->bytes[d];
+	}
+	x->fn(&info, x->arg);
+}
+
+void lb_engine_foreach_conn(struct lb_engine *e, uint64_t now_ms,
+			    void (*fn)(const struct lb_conn_info *c, void *arg), void *arg)
+{
+	struct foreach_ctx x = { now_ms, fn, arg };
+
+	lb_table_foreach(e->table, visit_conn, &x);
 }
 
 size_t lb_engine_conn_count(struct lb_engine *e)

@@ -9,6 +9,7 @@
 #include "lb_engine.h"
 #include "lb_persist.h"
 #include "lb_sched.h"
+#include "table.h"
 
 #define LB_ENGINE_MAX_BACKENDS 4096
 

@@ -1,5 +1,5 @@
 /*
- * lb_persist: client persistence table; see include/lb_persist.h.
+ * lb_persist: client persistence table; see lb_persist.h.
  *
  * Every entry lives in one array allocated at creation; unused ones are
  * chained on a free list, used ones in a chained hash table keyed by

@@ -2,7 +2,7 @@
  * lb_sched: the strategy table of the balancing algorithms and what they
  * share (cursor stepping, bucket walking, weight arithmetic). The algorithms
  * themselves are in sched_rr.c, sched_wrr.c, sched_lc.c, sched_sh.c and
- * sched_mh.c; see include/lb_sched.h for the contract.
+ * sched_mh.c; see lb_sched.h for the contract.
  */
 #include <errno.h>
 #include <stdlib.h>

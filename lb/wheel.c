@@ -1,5 +1,5 @@
 /*
- * lb_wheel: hashed timer wheel; see include/lb_wheel.h for the contract.
+ * lb_wheel: hashed timer wheel; see lb_wheel.h for the contract.
  */
 #include <errno.h>
 #include <stdlib.h>

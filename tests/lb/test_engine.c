@@ -382,13 +382,13 @@ struct conn_view {
 	uint64_t pkts[2];
 };
 
-static void collect_conn(const struct lb_conn *c, void *arg)
+static void collect_conn(const struct lb_conn_info *c, void *arg)
 {
 	struct conn_view *v = arg;
 
 	v->n++;
-	v->state = c->tcp.state;
-	v->expires_ms = c->expires_ms;
+	v->state = c->state.tcp.state;
+	v->expires_ms = c->state.expires_ms;
 	v->pkts[0] = c->pkts[0];
 	v->pkts[1] = c->pkts[1];
 }
@@ -399,7 +399,8 @@ static struct conn_view only_conn(struct fx *f)
 	struct conn_view v;
 
 	memset(&v, 0, sizeof(v));
-	lb_engine_foreach_conn(f->e, collect_conn, &v);
+	/* Time 0: the expiry comes out absolute. */
+	lb_engine_foreach_conn(f->e, 0, collect_conn, &v);
 	assert_int_equal(v.n, 1);
 	return v;
 }

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "lb_persist.h"
+#include "../../lb/lb_persist.h"
 
 #define SEED 0xabcdef01u
 #define T0 1000000u	/* an arbitrary monotonic start, not 0 */

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "lb_sched.h"
+#include "../../lb/lb_sched.h"
 
 #define SEED 0x5eed1234u
 #define NCLIENTS 10000

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "lb_wheel.h"
+#include "../../lb/lb_wheel.h"
 
 static size_t list_len(struct lb_wheel_node *n)
 {

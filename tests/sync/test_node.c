@@ -293,11 +293,12 @@ struct found {
 	struct lb_tcp tcp;
 };
 
-static void find_conn(const struct lb_conn *c, void *arg)
+static void find_conn(const struct lb_conn_info *info, void *arg)
 {
+	const struct lb_conn_state *c = &info->state;
 	struct found *f = arg;
 
-	if (c->tuple[LB_DIR_ORIG].sport != f->cport)
+	if (c->orig.sport != f->cport)
 		return;
 	f->seen = 1;
 	f->state = c->tcp.state;
@@ -305,14 +306,14 @@ static void find_conn(const struct lb_conn *c, void *arg)
 	f->created_us = c->created_us;
 	f->version = c->version;
 	f->tcp = c->tcp;
-	lb_addr_format(&c->tuple[LB_DIR_REPLY].src, f->backend, sizeof(f->backend));
+	lb_addr_format(&c->backend, f->backend, sizeof(f->backend));
 }
 
 static struct found lookup(struct side *s, uint16_t cport)
 {
 	struct found f = { .cport = cport };
 
-	lb_engine_foreach_conn(s->e, find_conn, &f);
+	lb_engine_foreach_conn(s->e, 0, find_conn, &f);
 	return f;
 }
 

@@ -1,6 +1,6 @@
 /*
  * lbd: the daemon's private interfaces (NFQUEUE workers, iptables rules,
- * control socket). Only lb/lbd_*.c include this.
+ * control socket). Private to lbd/.
  */
 #ifndef LBD_H
 #define LBD_H

@@ -1,5 +1,5 @@
 /*
- * drill_replay: see agent/drill_replay.h.
+ * drill_replay: see drill/drill_replay.h.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -1,12 +1,12 @@
 /*
- * lb_conn: the connection table; see include/lb_conn.h for the locking rules.
+ * lb_table: the connection table; see table.h for the locking rules.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lb_conn.h"
+#include "table.h"
 
 #define MAX_STRIPES 1024u
 #define WHEEL_SLOTS 8192u	/* at 100 ms a tick: one revolution is 13.6 minutes */

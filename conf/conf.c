@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "lb_conf.h"
-#include "lb_sched.h"
 
 struct reader {
 	const char *path;

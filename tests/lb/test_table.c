@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "lb_conn.h"
+#include "../../lb/table.h"
 
 #define T0 1000000u	/* a start time that is not a multiple of the wheel tick */
 #define SEED 0xc0ffee11u

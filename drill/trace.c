@@ -1,5 +1,5 @@
 /*
- * drill_trace: see agent/drill_trace.h.
+ * drill_trace: see drill/drill_trace.h.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * drill_pair: see agent/drill_pair.h.
+ * drill_pair: see drill/drill_pair.h.
  */
 #include <errno.h>
 #include <stdio.h>

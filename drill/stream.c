@@ -7,7 +7,7 @@
  *                  [--stuck S] [--tick MS] [--seed N]
  *
  * Opens N connections (paced: --connect-rate per second, 0 = all at once),
- * each sending its stream (agent/drill.h) at --rate bytes/s while the server
+ * each sending its stream (drill/drill.h) at --rate bytes/s while the server
  * sends its own back at the same rate, and verifies every byte received.
  * Per connection it records whether it connected, bytes each way, the first
  * corrupt offset, a reset, an early EOF, and its stall: the longest gap

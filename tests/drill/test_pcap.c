@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "../../agent/drill_pcap.h"
+#include "../../drill/drill_pcap.h"
 
 static char dir[64];
 

@@ -7,7 +7,7 @@
  *
  * `serve` runs on the backends; `stream` opens many long-lived connections
  * through the VIP, both ends sending deterministic byte streams and
- * verifying every byte they receive (protocol: agent/drill.h), and reports
+ * verifying every byte they receive (protocol: drill/drill.h), and reports
  * per connection whether it survived, was reset, corrupted or stalled.
  *
  * This file dispatches on the subcommand (a table, so later subcommands are

@@ -5,7 +5,7 @@
  *                 [--tick MS] [--report-every S] [--verbose]
  *
  * One thread, one epoll set, non-blocking sockets, any number of
- * connections. Per connection: read the hello (agent/drill.h), then verify
+ * connections. Per connection: read the hello (drill/drill.h), then verify
  * every byte of the client's stream and send the server's stream at the
  * rate the hello asked for. A wrong hello or a wrong byte is logged and the
  * connection reset (SO_LINGER 0), so the client sees it.

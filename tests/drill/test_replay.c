@@ -30,7 +30,7 @@
 
 #include <cmocka.h>
 
-#include "../../agent/drill_replay.h"
+#include "../../drill/drill_replay.h"
 #include "../lb/pktbuild.h"
 #include "lb_pkt.h"
 

@@ -58,31 +58,23 @@ void lbd_cmd_stats(struct lbd *d, FILE *out)
 	lbd_capture_print_stats(d->capture, out);
 }
 
-struct conns_ctx {
-	FILE *out;
-	uint64_t now_ms;
-};
-
-static void print_conn(const struct lb_conn *c, void *arg)
+static void print_conn(const struct lb_conn_info *c, void *arg)
 {
-	struct conns_ctx *x = arg;
-	const struct lb_tcp_peer *o = &c->tcp.peer[LB_DIR_ORIG], *r = &c->tcp.peer[LB_DIR_REPLY];
+	FILE *out = arg;
+	const struct lb_conn_state *st = &c->state;
+	const struct lb_tcp_peer *o = &st->tcp.peer[LB_DIR_ORIG], *r = &st->tcp.peer[LB_DIR_REPLY];
 	char client[64], vip[64], be[64];
-	long long left = (long long)c->expires_ms - (long long)x->now_ms;
 
-	lb_addr_format_port(&c->tuple[LB_DIR_ORIG].src, c->tuple[LB_DIR_ORIG].sport, client,
-			    sizeof(client));
-	lb_addr_format_port(&c->tuple[LB_DIR_ORIG].dst, c->tuple[LB_DIR_ORIG].dport, vip,
-			    sizeof(vip));
-	lb_addr_format_port(&c->tuple[LB_DIR_REPLY].src, c->tuple[LB_DIR_REPLY].sport, be,
-			    sizeof(be));
-	fprintf(x->out,
-		"client=%s vip=%s backend=%s state=%s expires=%lld.%03lld "
+	lb_addr_format_port(&st->orig.src, st->orig.sport, client, sizeof(client));
+	lb_addr_format_port(&st->orig.dst, st->orig.dport, vip, sizeof(vip));
+	lb_addr_format_port(&st->backend, st->backend_port, be, sizeof(be));
+	fprintf(out,
+		"client=%s vip=%s backend=%s state=%s expires=%u.%03u "
 		"orig_end=%u orig_maxend=%u orig_maxwin=%u orig_wscale=%u "
 		"reply_end=%u reply_maxend=%u reply_maxwin=%u reply_wscale=%u "
 		"pkts_orig=%llu pkts_reply=%llu bytes_orig=%llu bytes_reply=%llu\n",
-		client, vip, be, lb_tcp_state_name(c->tcp.state), left / 1000,
-		(left < 0 ? -left : left) % 1000, o->end, o->maxend, o->maxwin, o->wscale,
+		client, vip, be, lb_tcp_state_name(st->tcp.state), st->expires_ms / 1000,
+		st->expires_ms % 1000, o->end, o->maxend, o->maxwin, o->wscale,
 		r->end, r->maxend, r->maxwin, r->wscale,
 		(unsigned long long)c->pkts[0], (unsigned long long)c->pkts[1],
 		(unsigned long long)c->bytes[0], (unsigned long long)c->bytes[1]);
@@ -90,9 +82,7 @@ static void print_conn(const struct lb_conn *c, void *arg)
 
 void lbd_cmd_conns(struct lbd *d, FILE *out)
 {
-	struct conns_ctx x = { out, clock_mono_ms() };
-
-	lb_engine_foreach_conn(d->engine, print_conn, &x);
+	lb_engine_foreach_conn(d->engine, clock_mono_ms(), print_conn, out);
 }
 
 static void print_backend(const struct lb_backend *be, void *arg)
