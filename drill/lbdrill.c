@@ -31,6 +31,7 @@
 #include "drill.h"
 #include "drill_replay.h"
 #include "log.h"
+#include "num.h"
 
 #define DRILL_GOLDEN 0x9e3779b97f4a7c15ull
 
@@ -242,17 +243,7 @@ const char *drill_addr_format(const struct sockaddr *sa, char buf[static DRILL_A
 
 int drill_arg_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return num_parse_u64(s, min, max, out) < 0 ? -EINVAL : 0;
 }
 
 int drill_arg_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out)

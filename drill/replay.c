@@ -12,6 +12,7 @@
 #include "drill_pair.h"
 #include "drill_replay.h"
 #include "drill_trace.h"
+#include "num.h"
 #include "lb_pkt.h"
 
 #define START_MS 1000000ull	/* simulated clock at the first packet */
@@ -522,31 +523,14 @@ static void usage(FILE *f)
 		"      3 a replicated connection lost or altered, 2 bad usage or input\n");
 }
 
-/* A whole number, all of the text, in [min, max]. */
-static int parse_uint(const char *v, unsigned long long min, unsigned long long max,
-		      unsigned long long *out)
-{
-	char *end;
-	unsigned long long x;
-
-	if (!*v || *v == '-' || *v == '+')
-		return -1;
-	errno = 0;
-	x = strtoull(v, &end, 10);
-	if (errno || *end || x < min || x > max)
-		return -1;
-	*out = x;
-	return 0;
-}
-
 /* RECORD (a whole number) or TIME with its unit (1.5s, 1500ms). */
 static int parse_failover(struct opts *o, const char *v)
 {
-	unsigned long long n;
+	uint64_t n;
 	char *end;
 	double x;
 
-	if (parse_uint(v, 1, LONG_MAX, &n) == 0) {
+	if (num_parse_u64(v, 1, LONG_MAX, &n) == 0) {
 		o->failover_pkt = (long)n;
 		return 0;
 	}
@@ -588,7 +572,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned long long n;
+	uint64_t n;
 	int c;
 
 	*o = (struct opts){ .failover_s = -1, .delay_ms = 1 };
@@ -599,11 +583,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'c': o->config = optarg; break;
 		case 'f': if (parse_failover(o, optarg) < 0) goto bad; break;
 		case 's': o->sweep = 1; break;
-		case 'e': if (parse_uint(optarg, 1, UINT32_MAX, &n)) goto bad; o->every = (uint32_t)n; break;
+		case 'e': if (num_parse_u64(optarg, 1, UINT32_MAX, &n)) goto bad; o->every = (uint32_t)n; break;
 		case 'l': if (parse_loss(&o->loss, optarg) < 0) goto bad; break;
-		case 'd': if (parse_uint(optarg, 0, 60000, &n)) goto bad; o->delay_ms = (uint32_t)n; break;
+		case 'd': if (num_parse_u64(optarg, 0, 60000, &n)) goto bad; o->delay_ms = (uint32_t)n; break;
 		case 'D': o->defer = 1; break;
-		case 'm': if (parse_uint(optarg, 1, 1u << 26, &n)) goto bad; o->max_conns = n; break;
+		case 'm': if (num_parse_u64(optarg, 1, 1u << 26, &n)) goto bad; o->max_conns = n; break;
 		case 'j': o->json = optarg; break;
 		case 'v': o->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+uint64_t clock_mono_ns(void);	/* CLOCK_MONOTONIC, nanoseconds */
 uint64_t clock_mono_us(void);	/* CLOCK_MONOTONIC, microseconds */
 uint64_t clock_mono_ms(void);	/* CLOCK_MONOTONIC, milliseconds */
 uint64_t clock_real_us(void);	/* CLOCK_REALTIME, microseconds */

@@ -105,7 +105,7 @@ struct lb_engine_conf {
 	size_t max_conns;			/* table capacity */
 	uint32_t timeout_s[LB_TCP_STATE_COUNT];	/* idle timeout per state */
 	size_t max_persist;			/* persistence entries */
-	uint32_t seed;				/* hash key; 0 picks a random one */
+	uint32_t seed;				/* hash key, from the caller (lbd: random) */
 };
 
 /* Fills conf with the defaults (IPVS's timeouts, 256 Ki connections). */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "engine_impl.h"
 #include "lb_pkt.h"
@@ -65,9 +64,6 @@ struct lb_engine *lb_engine_new(const struct lb_engine_conf *conf, uint64_t now_
 	if (!e)
 		return NULL;
 	e->conf = *conf;
-	while (e->conf.seed == 0 &&
-	       getrandom(&e->conf.seed, sizeof(e->conf.seed), 0) != sizeof(e->conf.seed))
-		;
 	for (int s = 0; s < LB_TCP_STATE_COUNT; s++)
 		e->timeout_ms[s] = conf->timeout_s[s] * 1000u;
 	pthread_rwlock_init(&e->svc_lock, NULL);

@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "log.h"
+#include "num.h"
 
 #define DEFAULT_MAX_PACKETS	1000000u
 #define DEFAULT_MAX_BYTES	(256u << 20)
@@ -125,22 +126,6 @@ struct lbd_capture_tap *lbd_capture_tap(struct lbd_capture *c)
 
 /* ---- arguments ---- */
 
-/* A whole decimal number in [min, max]; no sign, no spaces, no suffix. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* One "key=value" argument of `capture start`. */
 static int parse_option(char *tok, struct lbd_capture_conf *conf, char *err, size_t errlen)
 {
@@ -149,15 +134,15 @@ static int parse_option(char *tok, struct lbd_capture_conf *conf, char *err, siz
 
 	*eq = '\0';
 	if (strcmp(tok, "max_packets") == 0) {
-		if (parse_u64(val, 1, UINT64_MAX, &conf->max_packets) == 0)
+		if (num_parse_u64(val, 1, UINT64_MAX, &conf->max_packets) == 0)
 			return 0;
 		snprintf(err, errlen, "max_packets '%s': use a number from 1", val);
 	} else if (strcmp(tok, "max_bytes") == 0) {
-		if (parse_u64(val, MIN_MAX_BYTES, UINT64_MAX, &conf->max_bytes) == 0)
+		if (num_parse_u64(val, MIN_MAX_BYTES, UINT64_MAX, &conf->max_bytes) == 0)
 			return 0;
 		snprintf(err, errlen, "max_bytes '%s': use a number from %u", val, MIN_MAX_BYTES);
 	} else if (strcmp(tok, "snaplen") == 0) {
-		if (parse_u64(val, 1, LBD_CAPTURE_SNAPLEN_MAX, &v) == 0) {
+		if (num_parse_u64(val, 1, LBD_CAPTURE_SNAPLEN_MAX, &v) == 0) {
 			conf->snaplen = (uint32_t)v;
 			return 0;
 		}

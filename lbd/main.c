@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "log.h"
+#include "random_seed.h"
 
 #define TICK_MS 200
 
@@ -70,7 +71,13 @@ static int open_queues(struct lbd *d)
 static int start(struct lbd *d)
 {
 	uint64_t now = clock_mono_ms();
+	int rc = random_bytes(&d->conf.engine.seed, sizeof(d->conf.engine.seed));
 
+	/* A guessable hash key lets an outsider aim SYNs at one bucket. */
+	if (rc < 0) {
+		log_err("cannot read a random hash key: %s", strerror(-rc));
+		return -1;
+	}
 	d->engine = lb_engine_new(&d->conf.engine, now);
 	if (!d->engine) {
 		log_err("cannot create the engine: %s", strerror(errno));

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "log.h"
+#include "sockaddr_util.h"
 #include "sync_node.h"
 
 #define ENGINE_TICK_MS 100
@@ -45,29 +46,10 @@ struct lbd_sync {
 	struct sockaddr_storage from[RX_BATCH];
 };
 
-static socklen_t sockaddr_of(const struct lb_addr *a, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		memcpy(&sin->sin_addr, a->bytes, 4);
-		return sizeof(*sin);
-	}
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(port);
-	memcpy(&sin6->sin6_addr, a->bytes, 16);
-	return sizeof(*sin6);
-}
-
 static int open_socket(struct lbd_sync *s, const struct lb_sync_conf *sc)
 {
 	struct sockaddr_storage local;
-	socklen_t len = sockaddr_of(&sc->local, sc->port, &local);
+	socklen_t len = sockaddr_build(&local, sc->local.family, sc->local.bytes, sc->port);
 	int fd = socket(sc->local.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int buf = 4 << 20;
 
@@ -86,7 +68,7 @@ static int open_socket(struct lbd_sync *s, const struct lb_sync_conf *sc)
 		close(fd);
 		return -1;
 	}
-	s->peer_len = sockaddr_of(&sc->peer, sc->port, &s->peer);
+	s->peer_len = sockaddr_build(&s->peer, sc->peer.family, sc->peer.bytes, sc->port);
 	s->fd = fd;
 	return 0;
 }
@@ -126,17 +108,6 @@ static const struct sync_node_ops node_ops = {
 
 /* ---- the thread ---- */
 
-static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-			      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
 static void receive(struct lbd_sync *s, uint64_t now)
 {
 	for (int round = 0; round < 8; round++) {
@@ -153,7 +124,7 @@ static void receive(struct lbd_sync *s, uint64_t now)
 			return;
 		for (int i = 0; i < n; i++) {
 			/* The HMAC decides; this only counts strangers. */
-			if (!same_host(&s->from[i], &s->peer))
+			if (!sockaddr_same_host(&s->from[i], &s->peer))
 				s->foreign_source++;
 			sync_node_input(s->node, s->rx[i], s->msgs[i].msg_len, now);
 		}
