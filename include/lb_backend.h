@@ -1,18 +1,18 @@
 /*
- * lb_backend: one real server behind a virtual service.
+ * lb_backend: one real server behind a virtual service, as the caller sees
+ * it. struct lb_backend_conf is what the configuration says of it;
+ * struct lb_backend_info is a plain-value snapshot of the engine's live
+ * backend (lb_engine_foreach_backend()), whose own layout is private to the
+ * engine.
  *
- * Address and port are fixed for the life of the object; weight and
- * max_conns change only on a reload, under the engine's service lock, which
- * every reader of them (the schedulers) holds too. Live counters are atomics
- * because every worker thread updates them. A backend removed by a
- * reload is marked draining: it takes no new connection but lives on until
- * the last connection that points at it has expired, as IPVS keeps a removed
- * real server in its trash list while it still has connections.
+ * A backend removed by a reload is draining: it takes no new connection but
+ * lives on (and is reported) until its last connection has expired, as IPVS
+ * keeps a removed real server in its trash list while it still has
+ * connections.
  */
 #ifndef LB_BACKEND_H
 #define LB_BACKEND_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,37 +25,22 @@ struct lb_backend_conf {
 	uint32_t max_conns;	/* 0: unlimited */
 };
 
-struct lb_backend {
-	struct lb_backend_conf conf;
-	uint32_t id;			/* slot in the engine's backend array */
-	uint32_t service_id;		/* the service it belongs to */
-	struct lb_addr vip;		/* that service's VIP and port */
+/* A copy of one backend's settings and counters, taken under the engine's
+ * service lock; the counters are read one by one, not as a unit. */
+struct lb_backend_info {
+	uint32_t service_id;	/* stable across reloads */
+	struct lb_addr vip;	/* the service's VIP and port (host order) */
 	uint16_t vport;
-	atomic_bool draining;		/* removed from config, waiting for conns to end */
-	atomic_uint active;		/* connections in ESTABLISHED */
-	atomic_uint inactive;		/* connections in any other state */
-	atomic_uint_fast64_t conns_total;
-	atomic_uint_fast64_t pkts_in, bytes_in;	  /* client -> backend */
-	atomic_uint_fast64_t pkts_out, bytes_out; /* backend -> client */
+	struct lb_addr addr;	/* the backend's address and port (host order) */
+	uint16_t port;
+	uint32_t weight;
+	uint32_t max_conns;	/* 0: unlimited */
+	bool draining;		/* removed by a reload, waiting for conns to end */
+	uint32_t active;	/* connections in ESTABLISHED */
+	uint32_t inactive;	/* connections in any other state */
+	uint64_t conns_total;
+	uint64_t pkts_in, bytes_in;	/* client -> backend */
+	uint64_t pkts_out, bytes_out;	/* backend -> client */
 };
-
-/* Connections currently pointing at the backend. */
-static inline uint32_t lb_backend_conns(const struct lb_backend *be)
-{
-	return atomic_load_explicit(&be->active, memory_order_relaxed) +
-	       atomic_load_explicit(&be->inactive, memory_order_relaxed);
-}
-
-/*
- * True when a scheduler may give the backend a new connection: positive
- * weight, not draining, and under its connection limit.
- */
-static inline bool lb_backend_available(const struct lb_backend *be)
-{
-	if (be->conf.weight == 0 ||
-	    atomic_load_explicit(&be->draining, memory_order_relaxed))
-		return false;
-	return be->conf.max_conns == 0 || lb_backend_conns(be) < be->conf.max_conns;
-}
 
 #endif

@@ -206,7 +206,7 @@ static void backend_count_packet(struct lb_backend *be, enum lb_dir dir, uint32_
 /* Rewrites an accepted packet of a connection and counts it. */
 static enum lb_verdict forward(struct lb_worker *w, struct lb_packet *pkt,
 			       const struct lb_pkt_info *pi, enum lb_dir dir,
-			       const struct lb_tuple *nat, struct lb_backend *be)
+			       const struct lb_tuple *nat)
 {
 	int partial = !!(pkt->flags & LB_PKT_F_CSUM_PARTIAL);
 
@@ -224,7 +224,6 @@ static enum lb_verdict forward(struct lb_worker *w, struct lb_packet *pkt,
 		lb_worker_count(w, LB_CNT_CSUM_FULL, 1);
 	if (pkt->flags & LB_PKT_F_GSO)
 		lb_worker_count(w, LB_CNT_PKTS_GSO, 1);
-	backend_count_packet(be, dir, pi->ip_len);
 	return LB_VERDICT_ACCEPT;
 }
 
@@ -421,16 +420,16 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
 	client = c->tuple[LB_DIR_ORIG].src;
-	/* Past this point c may be freed by the control thread, so only
-	 * copies are used. be stays valid: the expiry was just pushed at
-	 * least a second ahead, and a backend is freed only after its last
-	 * connection expired. */
-	lb_conn_unlock(c);
-	if (persist_ms) {
-		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
+	/* be lives as long as a connection points at it, so everything that
+	 * reads it happens before the unlock: past it the control thread may
+	 * expire c and free a drained be, however unlikely the timing. */
+	backend_count_packet(be, dir, pi->ip_len);
+	if (persist_ms)
 		repl_persist(e, w, be, &client, persist_ms);
-	}
-	return forward(w, pkt, pi, dir, &nat, be);
+	lb_conn_unlock(c);
+	if (persist_ms)
+		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
+	return forward(w, pkt, pi, dir, &nat);
 }
 
 /* Records a client's persistence entry; a full table is counted. Returns 0 or -1. */
@@ -515,7 +514,6 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	struct lb_service *svc;
 	struct lb_conn *c;
 	struct lb_tuple nat;
-	struct lb_backend *be;
 	uint64_t ticket;
 	int existed;
 
@@ -541,9 +539,9 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];
-	be = c->backend;
+	backend_count_packet(c->backend, LB_DIR_ORIG, pi->ip_len);	/* see on_conn() */
 	lb_conn_unlock(c);
-	return forward(w, pkt, pi, LB_DIR_ORIG, &nat, be);
+	return forward(w, pkt, pi, LB_DIR_ORIG, &nat);
 }
 
 enum lb_verdict lb_engine_packet(struct lb_engine *e, struct lb_worker *w,

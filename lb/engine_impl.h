@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 
+#include "backend_impl.h"
 #include "lb_engine.h"
 #include "lb_persist.h"
 #include "lb_sched.h"

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 #include "lb_addr.h"
-#include "lb_backend.h"
+
+struct lb_backend;	/* backend_impl.h */
 
 struct lb_persist;
 

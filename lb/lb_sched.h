@@ -31,7 +31,8 @@
 #include <stdint.h>
 
 #include "lb_addr.h"
-#include "lb_backend.h"
+
+struct lb_backend;	/* backend_impl.h */
 
 #define LB_SCHED_SH_SIZE 256
 #define LB_SCHED_MH_SIZE 65537

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend_impl.h"
 #include "lb_sched.h"
 
 /* Longest wrr sequence; bigger weight sums are scaled down to it. */

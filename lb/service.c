@@ -281,12 +281,40 @@ size_t lb_engine_reclaim_backends(struct lb_engine *e)
 	return freed;
 }
 
-void lb_engine_foreach_backend(struct lb_engine *e,
-			       void (*fn)(const struct lb_backend *be, void *arg), void *arg)
+/* Fills info from be; svc_lock held (weight and max_conns are stable). */
+static void backend_snapshot(const struct lb_backend *be, struct lb_backend_info *info)
 {
+	*info = (struct lb_backend_info){
+		.service_id = be->service_id,
+		.vip = be->vip,
+		.vport = be->vport,
+		.addr = be->conf.addr,
+		.port = be->conf.port,
+		.weight = be->conf.weight,
+		.max_conns = be->conf.max_conns,
+		.draining = atomic_load(&be->draining),
+		.active = atomic_load(&be->active),
+		.inactive = atomic_load(&be->inactive),
+		.conns_total = atomic_load(&be->conns_total),
+		.pkts_in = atomic_load(&be->pkts_in),
+		.bytes_in = atomic_load(&be->bytes_in),
+		.pkts_out = atomic_load(&be->pkts_out),
+		.bytes_out = atomic_load(&be->bytes_out),
+	};
+}
+
+void lb_engine_foreach_backend(struct lb_engine *e,
+			       void (*fn)(const struct lb_backend_info *be, void *arg),
+			       void *arg)
+{
+	struct lb_backend_info info;
+
 	pthread_rwlock_rdlock(&e->svc_lock);
-	for (size_t i = 0; i < LB_ENGINE_MAX_BACKENDS; i++)
-		if (e->backends[i])
-			fn(e->backends[i], arg);
+	for (size_t i = 0; i < LB_ENGINE_MAX_BACKENDS; i++) {
+		if (!e->backends[i])
+			continue;
+		backend_snapshot(e->backends[i], &info);
+		fn(&info, arg);
+	}
 	pthread_rwlock_unlock(&e->svc_lock);
 }

@@ -29,9 +29,10 @@
 #include <stdint.h>
 
 #include "lb_addr.h"
-#include "lb_backend.h"
 #include "lb_tcp.h"
 #include "lb_wheel.h"
+
+struct lb_backend;	/* backend_impl.h */
 
 struct lb_conn_node {
 	struct lb_conn_node *next;

@@ -345,7 +345,7 @@ struct be_list {
 	struct be_view v[16];
 };
 
-static void collect_backend(const struct lb_backend *be, void *arg)
+static void collect_backend(const struct lb_backend_info *be, void *arg)
 {
 	struct be_list *l = arg;
 	struct be_view *v;
@@ -353,15 +353,15 @@ static void collect_backend(const struct lb_backend *be, void *arg)
 	if (l->n >= 16)
 		return;
 	v = &l->v[l->n++];
-	lb_addr_format(&be->conf.addr, v->addr, sizeof(v->addr));
-	v->port = be->conf.port;
+	lb_addr_format(&be->addr, v->addr, sizeof(v->addr));
+	v->port = be->port;
 	v->vport = be->vport;
-	v->draining = atomic_load(&be->draining);
-	v->active = atomic_load(&be->active);
-	v->inactive = atomic_load(&be->inactive);
-	v->conns_total = atomic_load(&be->conns_total);
-	v->pkts_in = atomic_load(&be->pkts_in);
-	v->pkts_out = atomic_load(&be->pkts_out);
+	v->draining = be->draining;
+	v->active = be->active;
+	v->inactive = be->inactive;
+	v->conns_total = be->conns_total;
+	v->pkts_in = be->pkts_in;
+	v->pkts_out = be->pkts_out;
 }
 
 static const struct be_view *find_backend(struct fx *f, struct be_list *l, const char *addr,

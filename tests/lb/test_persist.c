@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../../lb/backend_impl.h"
 #include "../../lb/lb_persist.h"
 
 #define SEED 0xabcdef01u

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../../lb/backend_impl.h"
 #include "../../lb/lb_sched.h"
 
 #define SEED 0x5eed1234u

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "../../lb/backend_impl.h"
 #include "../../lb/table.h"
 
 #define T0 1000000u	/* a start time that is not a multiple of the wheel tick */
