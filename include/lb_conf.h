@@ -21,7 +21,7 @@ struct lb_daemon_conf {
 	char chain[24];		/* prefix of the iptables chains lbd owns */
 };
 
-/* The sync channel to the peer (DESIGN.md §4); enabled when the section exists. */
+/* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */
 struct lb_sync_conf {
 	int enabled;
 	uint32_t node_id;

@@ -16,9 +16,13 @@
  * dropped (no loose pickup). Every drop has a counter.
  *
  * Threads: lb_engine_packet() may run on any number of threads at once, each
- * with its own struct lb_worker. lb_engine_tick(), lb_engine_set_services()
- * and the foreach functions may run concurrently with them from one control
- * thread.
+ * with its own struct lb_worker. lb_engine_tick(), lb_engine_set_services(),
+ * lb_engine_set_role(), lb_engine_set_clock() and the imports and exports of
+ * replication (lb_repl.h) may run concurrently with them from one control
+ * thread, always the same one while others run. The readers
+ * (lb_engine_counters(), lb_engine_conn_count(), lb_engine_conn_find(), the
+ * foreach functions, lb_engine_role()) lock or read atomics and may be
+ * called from any thread.
  */
 #ifndef LB_ENGINE_H
 #define LB_ENGINE_H
@@ -203,11 +207,13 @@ void lb_engine_foreach_conn(struct lb_engine *e, uint64_t now_ms,
 			    void (*fn)(const struct lb_conn_info *c, void *arg), void *arg);
 
 /*
- * Calls fn for every backend, draining ones too, under the service lock: fn
- * must not call into the engine.
+ * Calls fn with a snapshot of every backend, draining ones too. fn runs under
+ * the service lock: it must not call into the engine. The snapshot is valid
+ * only during the call.
  */
 void lb_engine_foreach_backend(struct lb_engine *e,
-			       void (*fn)(const struct lb_backend *be, void *arg), void *arg);
+			       void (*fn)(const struct lb_backend_info *be, void *arg),
+			       void *arg);
 
 size_t lb_engine_conn_count(struct lb_engine *e);
 

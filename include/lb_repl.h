@@ -23,8 +23,9 @@ struct lb_worker;
  * replication hooks; a backup or fault node forwards nothing (every packet is
  * dropped as drop_not_master) and takes state in through the import
  * functions, straight into the live table, so promotion has no work left to
- * do. Import and export must run on the engine's control thread (the one
- * that calls lb_engine_tick()).
+ * do. Role changes, imports and exports must run on the engine's control
+ * thread (the one that calls lb_engine_tick()); lb_engine_role() may be
+ * called from any thread.
  */
 
 enum lb_role { LB_ROLE_MASTER = 1, LB_ROLE_BACKUP = 2, LB_ROLE_FAULT = 3 };

@@ -159,12 +159,4 @@ uint64_t sync_link_peer_acked(const struct sync_link *link);
 
 const struct sync_link_stats *sync_link_stats(const struct sync_link *link);
 
-/*
- * Reads an HMAC key file: its bytes are the key (SYNC_KEY_MIN..SYNC_KEY_MAX;
- * a trailing newline is kept as key material, so generate with e.g.
- * `head -c 32 /dev/urandom > key`). Refuses a file readable by group or
- * others. Returns the key length, or -1 with a message in err.
- */
-int sync_key_load(const char *path, uint8_t key[SYNC_KEY_MAX], char *err, size_t errlen);
-
 #endif

@@ -1,5 +1,5 @@
 /*
- * lbd packet capture: `lbctl capture start|stop|status` (see lbd.h).
+ * lbd packet capture: `lbctl capture start|stop|status` (see lbd_capture.h).
  *
  * Two pcap files of link type RAW, written with libpcap's dumper:
  *
@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 
 #include "clock.h"
 #include "lbd.h"
+#include "lbd_capture.h"
 #include "log.h"
 #include "num.h"
 

@@ -1,7 +1,13 @@
 /*
- * lbd's control commands: what `lbctl stats|conns|backends|reload` print.
- * Formats are line-oriented "key=value" or "name value" so that shell tests
- * and operators can pick fields with awk.
+ * lbd's control commands (lbd_cmd.h): what `lbctl stats|conns|backends|
+ * reload|role|ready|sync` do and print. Formats are line-oriented
+ * "key=value" or "name value" so that shell tests and operators can pick
+ * fields with awk.
+ *
+ * They run on the main thread and read the engine only through its
+ * any-thread calls (counters, foreach, role). What changes the engine
+ * (services, role) is handed to its control thread, the loop, and waited
+ * for; the iptables rules that follow a reload are the main thread's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +16,12 @@
 
 #include "clock.h"
 #include "lbd.h"
+#include "lbd_capture.h"
+#include "lbd_cmd.h"
+#include "lbd_loop.h"
+#include "lbd_queue.h"
+#include "lbd_rules.h"
+#include "lbd_sync.h"
 #include "log.h"
 
 /* The kernel's per-queue counters for our queues (this network namespace). */
@@ -85,28 +97,41 @@ void lbd_cmd_conns(struct lbd *d, FILE *out)
 	lb_engine_foreach_conn(d->engine, clock_mono_ms(), print_conn, out);
 }
 
-static void print_backend(const struct lb_backend *be, void *arg)
+static void print_backend(const struct lb_backend_info *be, void *arg)
 {
 	FILE *out = arg;
 	char svc[64], addr[64];
 
 	lb_addr_format_port(&be->vip, be->vport, svc, sizeof(svc));
-	lb_addr_format_port(&be->conf.addr, be->conf.port, addr, sizeof(addr));
+	lb_addr_format_port(&be->addr, be->port, addr, sizeof(addr));
 	fprintf(out,
 		"service=%s backend=%s weight=%u max_conns=%u state=%s active=%u inactive=%u "
 		"conns=%llu pkts_in=%llu bytes_in=%llu pkts_out=%llu bytes_out=%llu\n",
-		svc, addr, be->conf.weight, be->conf.max_conns,
-		atomic_load(&be->draining) ? "draining" : "up", atomic_load(&be->active),
-		atomic_load(&be->inactive), (unsigned long long)atomic_load(&be->conns_total),
-		(unsigned long long)atomic_load(&be->pkts_in),
-		(unsigned long long)atomic_load(&be->bytes_in),
-		(unsigned long long)atomic_load(&be->pkts_out),
-		(unsigned long long)atomic_load(&be->bytes_out));
+		svc, addr, be->weight, be->max_conns, be->draining ? "draining" : "up",
+		be->active, be->inactive, (unsigned long long)be->conns_total,
+		(unsigned long long)be->pkts_in, (unsigned long long)be->bytes_in,
+		(unsigned long long)be->pkts_out, (unsigned long long)be->bytes_out);
 }
 
 void lbd_cmd_backends(struct lbd *d, FILE *out)
 {
 	lb_engine_foreach_backend(d->engine, print_backend, out);
+}
+
+/* Why a command handed to the loop failed, for the log and the client. */
+static const char *loop_error(int rc)
+{
+	switch (rc) {
+	case -ETIMEDOUT:
+		return "the engine's control thread did not answer in time; nothing changed";
+	case -EINPROGRESS:
+		return "the engine's control thread did not finish in time; "
+		       "the change may still take effect";
+	case -EBUSY:
+		return "the engine's control thread is busy; try again";
+	default:
+		return strerror(-rc);
+	}
 }
 
 /* Settings that only a restart can change; a reload keeps the running ones. */
@@ -141,11 +166,14 @@ int lbd_cmd_reload(struct lbd *d, FILE *out)
 	next.daemon = d->conf.daemon;
 	next.engine = d->conf.engine;
 	next.sync = d->conf.sync;
-	rc = lb_engine_set_services(d->engine, next.services, next.nservices);
+	rc = lbd_loop_set_services(d->loop, &next);
 	if (rc < 0) {
-		log_err("reload refused: %s", strerror(-rc));
+		/* After -EINPROGRESS the engine may yet take the new services
+		 * while conf and the rules keep the old: a reload that
+		 * answers in time puts them in step again. */
+		log_err("reload refused: %s", loop_error(rc));
 		if (out)
-			fprintf(out, "error: %s\n", strerror(-rc));
+			fprintf(out, "error: %s\n", loop_error(rc));
 		lb_conf_free(&next);
 		return -1;
 	}
@@ -159,24 +187,33 @@ int lbd_cmd_reload(struct lbd *d, FILE *out)
 	return 0;
 }
 
+int lbd_cmd_set_role(struct lbd *d, enum lb_role role, FILE *out)
+{
+	enum lb_role was;
+	int rc = lbd_loop_set_role(d->loop, role, &was);
+
+	if (rc < 0) {
+		log_err("role %s refused: %s", lb_role_name(role), loop_error(rc));
+		if (out)
+			fprintf(out, "error: %s\n", loop_error(rc));
+		return -1;
+	}
+	if (out)
+		fprintf(out, "ok: role %s (was %s)\n", lb_role_name(role), lb_role_name(was));
+	return 0;
+}
+
 int lbd_cmd_role(struct lbd *d, const char *arg, FILE *out)
 {
-	static const struct { const char *name; enum lb_role role; } roles[] = {
-		{ "master", LB_ROLE_MASTER }, { "backup", LB_ROLE_BACKUP },
-		{ "fault", LB_ROLE_FAULT },
-	};
-	enum lb_role was = lb_engine_role(d->engine);
+	static const enum lb_role roles[] = { LB_ROLE_MASTER, LB_ROLE_BACKUP, LB_ROLE_FAULT };
 
 	if (!arg) {
-		fprintf(out, "role %s\n", lb_role_name(was));
+		fprintf(out, "role %s\n", lb_role_name(lb_engine_role(d->engine)));
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-		if (strcmp(arg, roles[i].name) == 0) {
-			lbd_set_role(d, roles[i].role);
-			fprintf(out, "ok: role %s (was %s)\n", roles[i].name, lb_role_name(was));
-			return 0;
-		}
+		if (strcmp(arg, lb_role_name(roles[i])) == 0)
+			return lbd_cmd_set_role(d, roles[i], out);
 	fprintf(out, "error: unknown role '%s' (master, backup, fault)\n", arg);
 	return -1;
 }

@@ -2,7 +2,8 @@
  * lbd's control socket: a Unix stream socket speaking one line per
  * connection. The client sends "COMMAND [ARGS]\n", lbd answers with text and
  * closes. An answer whose first line starts with "error:" is a failure.
- * Only root (the socket is 0600) may talk to it.
+ * Only root (the socket is 0600) may talk to it. The main thread serves one
+ * client at a time; the commands themselves are in cmd.c (and capture.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "lbd.h"
+#include "lbd_capture.h"
+#include "lbd_cmd.h"
+#include "lbd_ctl.h"
 #include "log.h"
 
 int lbd_ctl_listen(const char *path)

@@ -9,10 +9,16 @@
  * on exit (SIGTERM/SIGINT) the rules go before the queues. SIGHUP reloads;
  * SIGUSR1 makes the node master, SIGUSR2 backup (the same as `lbctl role`).
  *
- * Threads: workers only move packets. The main thread owns the control
- * socket, reloads and the iptables rules. The engine's control work (expiry,
- * and with a sync section the imports from the peer) runs on the sync thread
- * when there is one, else on the main thread.
+ * Threads: workers (lbd_queue.h) only move packets. The loop (lbd_loop.h)
+ * is the engine's one control thread: it ticks the engine, runs the sync
+ * node when there is a sync section, and applies the reloads and role
+ * changes the main thread hands it. The main thread owns the configuration,
+ * the control socket, the signals and the iptables rules; it makes engine
+ * control calls itself only before the loop starts and after it stopped.
+ *
+ * Calls between lbd's files go one way, down this list: main, ctl, cmd,
+ * loop, sync, key, queue, capture, rules. Nothing calls back up; in
+ * particular nothing calls into this file.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,10 +34,17 @@
 
 #include "clock.h"
 #include "lbd.h"
+#include "lbd_capture.h"
+#include "lbd_cmd.h"
+#include "lbd_ctl.h"
+#include "lbd_loop.h"
+#include "lbd_queue.h"
+#include "lbd_rules.h"
+#include "lbd_sync.h"
 #include "log.h"
 #include "random_seed.h"
 
-#define TICK_MS 200
+#define RULES_CHECK_MS 200	/* how often freed backends are looked for */
 
 
 static void usage(FILE *f)
@@ -83,7 +96,6 @@ static int start(struct lbd *d)
 		log_err("cannot create the engine: %s", strerror(errno));
 		return -1;
 	}
-	d->ctl_worker = lb_engine_worker_new(d->engine);
 	if (lb_engine_set_services(d->engine, d->conf.services, d->conf.nservices) < 0) {
 		log_err("cannot load the services");
 		return -1;
@@ -96,8 +108,16 @@ static int start(struct lbd *d)
 	if (open_queues(d) < 0)
 		return -1;
 	/* With a peer, start as backup: keepalived says when to be master. */
-	if (d->conf.sync.enabled && !(d->sync = lbd_sync_start(d)))
+	if (d->conf.sync.enabled &&
+	    !(d->sync = lbd_sync_open(&d->conf.sync, d->engine, d->queues, d->nqueues)))
 		return -1;
+	/* From here on only the loop makes the engine's control calls. */
+	d->loop = lbd_loop_new(d->engine, d->sync);
+	if (!d->loop || (rc = lbd_loop_start(d->loop)) < 0) {
+		log_err("cannot start the engine's control thread: %s",
+			strerror(d->loop ? -rc : errno));
+		return -1;
+	}
 	lbd_rules_remove(d->conf.daemon.chain);	/* left by a crashed run */
 	if (lbd_rules_install(&d->conf, d->engine) < 0)
 		return -1;
@@ -115,8 +135,10 @@ static void stop(struct lbd *d)
 		lbd_rules_remove(d->conf.daemon.chain);
 	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_stop(d->queues[i]);
-	/* Before the queues go: the sync thread releases deferred verdicts. */
-	lbd_sync_stop(d->sync);
+	/* The loop before the sync node it drives, and both before the
+	 * queues go: the node releases deferred verdicts on them. */
+	lbd_loop_free(d->loop);
+	lbd_sync_close(d->sync);
 	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_close(d->queues[i]);
 	/* After the workers are gone: flushes and closes a running capture. */
@@ -129,13 +151,11 @@ static void stop(struct lbd *d)
 	lb_conf_free(&d->conf);
 }
 
-/* After the tick freed drained backends, their reply rules can go too. */
-static void tick(struct lbd *d)
+/* After the loop's tick freed drained backends, their reply rules can go too. */
+static void check_rules(struct lbd *d)
 {
 	uint64_t counters[LB_CNT_COUNT];
 
-	if (!d->sync)
-		lb_engine_tick(d->engine, d->ctl_worker, clock_mono_ms());
 	lb_engine_counters(d->engine, counters);
 	if (counters[LB_CNT_BACKENDS_FREED] != d->backends_freed_seen) {
 		d->backends_freed_seen = counters[LB_CNT_BACKENDS_FREED];
@@ -157,7 +177,7 @@ static int on_signal(struct lbd *d)
 	if (si.ssi_signo == SIGPIPE)
 		return 1;
 	if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
-		lbd_set_role(d, si.ssi_signo == SIGUSR1 ? LB_ROLE_MASTER : LB_ROLE_BACKUP);
+		lbd_cmd_set_role(d, si.ssi_signo == SIGUSR1 ? LB_ROLE_MASTER : LB_ROLE_BACKUP, NULL);
 		return 1;
 	}
 	log_info("signal %u: shutting down", si.ssi_signo);
@@ -166,12 +186,12 @@ static int on_signal(struct lbd *d)
 
 static void run(struct lbd *d)
 {
-	uint64_t next_tick = clock_mono_ms() + TICK_MS;
+	uint64_t next_check = clock_mono_ms() + RULES_CHECK_MS;
 
 	for (;;) {
 		struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { d->sig_fd, POLLIN, 0 } };
 		uint64_t now = clock_mono_ms();
-		int timeout = now >= next_tick ? 0 : (int)(next_tick - now);
+		int timeout = now >= next_check ? 0 : (int)(next_check - now);
 
 		if (poll(p, 2, timeout) < 0 && errno != EINTR)
 			break;
@@ -183,24 +203,11 @@ static void run(struct lbd *d)
 			if (fd >= 0)
 				lbd_ctl_serve(d, fd);
 		}
-		if (clock_mono_ms() >= next_tick) {
-			tick(d);
-			next_tick = clock_mono_ms() + TICK_MS;
+		if (clock_mono_ms() >= next_check) {
+			check_rules(d);
+			next_check = clock_mono_ms() + RULES_CHECK_MS;
 		}
 	}
-}
-
-void lbd_set_role(struct lbd *d, enum lb_role role)
-{
-	enum lb_role was;
-
-	/* The sync node first: as master it must answer resync requests by
-	 * the time the engine forwards. */
-	if (d->sync)
-		lbd_sync_set_role(d->sync, role);
-	was = lb_engine_set_role(d->engine, role);
-	if (was != role)
-		log_info("role %s -> %s", lb_role_name(was), lb_role_name(role));
 }
 
 static int block_signals(void)

@@ -4,9 +4,10 @@
  * A worker receives up to LBD_BATCH packets with one recvmmsg(), runs each
  * through the engine, and returns every verdict of the batch in one
  * sendto(): the per-packet cost of crossing into userspace is what limits
- * throughput (DESIGN.md §3), so syscalls are per batch, not per packet.
- * Packets arrive with NFQA_CFG_F_GSO, so one may be a 64 KiB GSO segment:
- * every receive slot and the verdict buffer are sized for that.
+ * throughput (docs/platform.md §4), so syscalls are per batch, not per packet.
+ * Packets arrive with NFQA_CFG_F_GSO, so one may be a 64 KiB GSO segment
+ * (docs/platform.md §3): every receive slot and the verdict buffer are sized
+ * for that.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink_queue.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,9 +23,12 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "lbd.h"
+#include "lb_engine.h"
+#include "lbd_capture.h"
+#include "lbd_queue.h"
 #include "log.h"
 
+#define LBD_BATCH 32				/* packets per recvmmsg */
 #define SLOT_SIZE (65536 + 4096)		/* a GSO packet plus netlink headers */
 #define TX_LIMIT (256 * 1024)			/* flush verdicts past this */
 #define TX_SIZE (TX_LIMIT + SLOT_SIZE)		/* room for one more big verdict */

@@ -10,7 +10,8 @@
  *
  * Requests are rewritten before routing so the kernel routes them to the
  * backend; replies after routing, because a packet whose source is already
- * the (local) VIP would be a martian to the routing decision (DESIGN.md §3).
+ * the (local) VIP would be a martian to the routing decision
+ * (docs/platform.md §5).
  * The kernel's conntrack is kept out of both directions.
  *
  * The chains are written with iptables-restore --noflush in one transaction
@@ -28,7 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lbd.h"
+#include "lb_conf.h"
+#include "lb_engine.h"
+#include "lbd_rules.h"
 #include "log.h"
 
 extern char **environ;
@@ -101,17 +104,17 @@ struct backend_rules {
 	const char *chain;
 };
 
-static void backend_rule(const struct lb_backend *be, void *arg)
+static void backend_rule(const struct lb_backend_info *be, void *arg)
 {
 	struct backend_rules *br = arg;
 	char a[LB_ADDR_STRLEN];
 
-	if (be->conf.addr.family != br->family)
+	if (be->addr.family != br->family)
 		return;
-	lb_addr_format(&be->conf.addr, a, sizeof(a));
+	lb_addr_format(&be->addr, a, sizeof(a));
 	fprintf(br->pre, "-A %s-PRE -s %s -p tcp -m tcp --sport %u -j CT --notrack\n",
-		br->chain, a, be->conf.port);
-	fprintf(br->fwd, "-A %s-FWD -s %s -p tcp -m tcp --sport %u ", br->chain, a, be->conf.port);
+		br->chain, a, be->port);
+	fprintf(br->fwd, "-A %s-FWD -s %s -p tcp -m tcp --sport %u ", br->chain, a, be->port);
 	queue_target(br->fwd, br->conf);
 }
 

@@ -1,45 +1,51 @@
 /*
- * lbd's sync thread: the UDP socket of the sync channel, the sync node over
- * the engine, and the engine's control work (expiry, imports), which must run
- * on one thread. Workers reach it only through the node's queue and an
- * eventfd that wakes it; the control socket thread reaches it through
- * node_lock for role changes, readiness and counters.
+ * lbd's sync channel (lbd_sync.h): the UDP socket to the peer, the sync node
+ * over the engine, and the node's callbacks. It runs on the engine's control
+ * thread (the loop), which polls our descriptors and calls lbd_sync_run():
+ * the node imports into the engine, and that must happen on the thread that
+ * ticks it. Workers reach us only through the node's queue and the wake
+ * eventfd; the main thread reads readiness and counters under node_lock,
+ * which the loop holds whenever it drives the node.
  */
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
-#include "lbd.h"
+#include "lb_conf.h"
+#include "lb_engine.h"
+#include "lbd_key.h"
+#include "lbd_queue.h"
+#include "lbd_sync.h"
 #include "log.h"
 #include "sockaddr_util.h"
 #include "sync_node.h"
 
-#define ENGINE_TICK_MS 100
 #define RX_BATCH 64
 #define RX_SLOT 2048
+#define DEFER_GRID_MS 5		/* deferred packets time out on this grid at worst */
 
 struct lbd_sync {
-	struct lbd *d;
-	struct lb_sync_conf conf;	/* ours: a reload rewrites d->conf */
+	struct lb_sync_conf conf;	/* ours: a reload rewrites main's */
+	struct lb_engine *engine;
+	struct lbd_queue *queues[LB_ENGINE_MAX_WORKERS];
+	unsigned nqueues;
 	int fd;
-	int wake_fd;
+	int wake_fd;			/* written by workers (defer mode) */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
-	struct lb_worker *worker;
+	struct lb_worker *worker;	/* counts the imports */
 	pthread_mutex_t node_lock;
 	struct sync_node *node;
-	pthread_t thread;
-	atomic_bool stop;
-	uint64_t foreign_source;	/* datagrams not from the configured peer */
-	uint64_t send_errors;
+	uint64_t foreign_source;	/* under node_lock: datagrams not from the peer */
+	uint64_t send_errors;		/* under node_lock */
 	uint8_t rx[RX_BATCH][RX_SLOT];
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iov[RX_BATCH];
@@ -98,15 +104,15 @@ static void op_released(void *arg, uint64_t ticket)
 {
 	struct lbd_sync *s = arg;
 
-	for (unsigned i = 0; i < s->d->nqueues; i++)
-		lbd_queue_release(s->d->queues[i], ticket);
+	for (unsigned i = 0; i < s->nqueues; i++)
+		lbd_queue_release(s->queues[i], ticket);
 }
 
 static const struct sync_node_ops node_ops = {
 	.send = op_send, .wake = op_wake, .released = op_released,
 };
 
-/* ---- the thread ---- */
+/* ---- the control thread's turn ---- */
 
 static void receive(struct lbd_sync *s, uint64_t now)
 {
@@ -133,58 +139,48 @@ static void receive(struct lbd_sync *s, uint64_t now)
 	}
 }
 
-static void control_work(struct lbd_sync *s, uint64_t now, uint64_t *next_engine_tick)
+void lbd_sync_poll_fds(struct lbd_sync *s, struct pollfd p[static LBD_SYNC_POLLFDS])
 {
-	if (now >= *next_engine_tick) {
-		lb_engine_set_clock(s->d->engine, now, clock_real_us());
-		lb_engine_tick(s->d->engine, s->worker, now);
-		*next_engine_tick = now + ENGINE_TICK_MS;
-	}
-	for (unsigned i = 0; i < s->d->nqueues; i++)
-		lbd_queue_defer_expire(s->d->queues[i], s->conf.defer_timeout_ms);
+	p[0] = (struct pollfd){ s->fd, POLLIN, 0 };
+	p[1] = (struct pollfd){ s->wake_fd, POLLIN, 0 };
 }
 
-static void *sync_main(void *arg)
+uint64_t lbd_sync_next_ms(struct lbd_sync *s, uint64_t now_ms)
 {
-	struct lbd_sync *s = arg;
-	uint64_t next_engine_tick = 0;
+	uint64_t next;
 
-	while (!atomic_load(&s->stop)) {
-		struct pollfd p[2] = { { s->fd, POLLIN, 0 }, { s->wake_fd, POLLIN, 0 } };
-		uint64_t now = clock_mono_ms(), next;
-		int timeout;
-
-		pthread_mutex_lock(&s->node_lock);
-		next = sync_node_next_ms(s->node, now);
-		pthread_mutex_unlock(&s->node_lock);
-		if (next > next_engine_tick)
-			next = next_engine_tick;
-		/* Deferred packets time out on a 5 ms grid at worst. */
-		if (s->conf.defer && next > now + 5)
-			next = now + 5;
-		timeout = next <= now ? 0 : (int)(next - now);
-		poll(p, 2, timeout > 250 ? 250 : timeout);
-		if (p[1].revents & POLLIN) {
-			uint64_t v;
-
-			if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				break;
-		}
-		now = clock_mono_ms();
-		pthread_mutex_lock(&s->node_lock);
-		if (p[0].revents & POLLIN)
-			receive(s, now);
-		sync_node_tick(s->node, now);
-		control_work(s, now, &next_engine_tick);
-		pthread_mutex_unlock(&s->node_lock);
-	}
-	return NULL;
+	pthread_mutex_lock(&s->node_lock);
+	next = sync_node_next_ms(s->node, now_ms);
+	pthread_mutex_unlock(&s->node_lock);
+	if (s->conf.defer && next > now_ms + DEFER_GRID_MS)
+		next = now_ms + DEFER_GRID_MS;
+	return next;
 }
+
+void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLLFDS],
+		  uint64_t now_ms)
+{
+	if (p[1].revents & POLLIN) {
+		uint64_t v;
+
+		if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			log_debug("sync: wake: %s", strerror(errno));
+	}
+	pthread_mutex_lock(&s->node_lock);
+	if (p[0].revents & POLLIN)
+		receive(s, now_ms);
+	sync_node_tick(s->node, now_ms);
+	pthread_mutex_unlock(&s->node_lock);
+	for (unsigned i = 0; i < s->nqueues; i++)
+		lbd_queue_defer_expire(s->queues[i], s->conf.defer_timeout_ms);
+}
+
+/* ---- setup ---- */
 
 static int load_key(const struct lb_sync_conf *sc, uint8_t key[SYNC_KEY_MAX])
 {
 	char err[256];
-	int len = sync_key_load(sc->key_file, key, err, sizeof(err));
+	int len = lbd_key_load(sc->key_file, key, err, sizeof(err));
 
 	if (len < 0)
 		log_err("sync: %s", err);
@@ -210,62 +206,63 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 
 	if (key_len < 0)
 		return NULL;
-	n = sync_node_new(&nc, s->d->engine, s->worker, &node_ops, s, clock_mono_ms());
+	n = sync_node_new(&nc, s->engine, s->worker, &node_ops, s, clock_mono_ms());
 	memset(key, 0, sizeof(key));
 	if (!n)
 		log_err("sync: cannot create the sync node: %s", strerror(errno));
 	return n;
 }
 
-struct lbd_sync *lbd_sync_start(struct lbd *d)
+struct lbd_sync *lbd_sync_open(const struct lb_sync_conf *sc, struct lb_engine *e,
+			       struct lbd_queue *const *queues, unsigned nqueues)
 {
-	const struct lb_sync_conf *sc = &d->conf.sync;
 	struct lb_repl_conf rc = { .interval_ms = sc->interval_ms, .defer = sc->defer,
 				   .max_lag = sc->max_lag };
-	struct lbd_sync *s = calloc(1, sizeof(*s));
+	struct lbd_sync *s;
 
+	if (nqueues > LB_ENGINE_MAX_WORKERS) {
+		log_err("sync: %u queues, at most %d", nqueues, LB_ENGINE_MAX_WORKERS);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->d = d;
 	s->conf = *sc;
-	s->fd = s->wake_fd = -1;
+	s->engine = e;
+	for (unsigned i = 0; i < nqueues; i++)
+		s->queues[i] = queues[i];
+	s->nqueues = nqueues;
+	s->fd = -1;
 	pthread_mutex_init(&s->node_lock, NULL);
-	s->worker = lb_engine_worker_new(d->engine);
+	s->worker = lb_engine_worker_new(e);
 	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (!s->worker || s->wake_fd < 0 || open_socket(s, sc) < 0 ||
 	    !(s->node = make_node(s, sc)))
 		goto fail;
-	lb_engine_set_role(d->engine, LB_ROLE_BACKUP);
-	lb_engine_set_repl(d->engine, sync_node_repl_ops(), s->node, &rc);
+	lb_engine_set_role(e, LB_ROLE_BACKUP);
+	lb_engine_set_repl(e, sync_node_repl_ops(), s->node, &rc);
 	sync_node_start(s->node, clock_mono_ms());
-	if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
-		goto fail;
 	log_info("sync: node %u on port %u, peer %s, interval %u ms%s", sc->node_id, sc->port,
 		 lb_addr_format(&sc->peer, (char[LB_ADDR_STRLEN]){ 0 }, LB_ADDR_STRLEN),
 		 sc->interval_ms, sc->defer ? ", defer" : "");
 	return s;
 fail:
-	lb_engine_set_repl(d->engine, NULL, NULL, NULL);
-	sync_node_free(s->node);
+	lbd_sync_close(s);
+	return NULL;
+}
+
+void lbd_sync_close(struct lbd_sync *s)
+{
+	if (!s)
+		return;
+	if (s->node) {
+		lb_engine_set_repl(s->engine, NULL, NULL, NULL);
+		sync_node_free(s->node);
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
-	free(s);
-	return NULL;
-}
-
-void lbd_sync_stop(struct lbd_sync *s)
-{
-	if (!s)
-		return;
-	atomic_store(&s->stop, true);
-	op_wake(s);
-	pthread_join(s->thread, NULL);
-	lb_engine_set_repl(s->d->engine, NULL, NULL, NULL);
-	sync_node_free(s->node);
-	close(s->fd);
-	close(s->wake_fd);
 	pthread_mutex_destroy(&s->node_lock);
 	free(s);
 }

@@ -5,10 +5,9 @@
  * ring overflow and Gone; peer restarts and stale epochs; every refusal
  * (size, prefix, HMAC, decoding, own and foreign node, replay) with its
  * counter and without side effects; acks, peer status, resync requests,
- * payload limits, bad configurations and key files.
+ * payload limits and bad configurations.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <sodium.h>
@@ -1106,69 +1103,6 @@ static void test_max_payload(void **state)
 	sync_link_free(lb);
 }
 
-/* ---- key files ---- */
-
-static char keydir[64];
-
-static const char *key_file(const char *name, const uint8_t *bytes, size_t len, mode_t mode)
-{
-	static char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", keydir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-	return path;
-}
-
-static void test_key_load(void **state)
-{
-	uint8_t bytes[SYNC_KEY_MAX + 1], key[SYNC_KEY_MAX];
-	char err[256];
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < sizeof(bytes); i++)
-		bytes[i] = (uint8_t)(i * 7 + 1);
-	snprintf(keydir, sizeof(keydir), "/tmp/test_link.XXXXXX");
-	assert_non_null(mkdtemp(keydir));
-	assert_int_equal(sync_key_load(key_file("good", bytes, 32, 0600), key, err, sizeof(err)),
-			 32);
-	assert_memory_equal(key, bytes, 32);
-	assert_int_equal(sync_key_load(key_file("min", bytes, SYNC_KEY_MIN, 0400), key, err,
-				       sizeof(err)), SYNC_KEY_MIN);
-	assert_int_equal(sync_key_load(key_file("max", bytes, SYNC_KEY_MAX, 0600), key, err,
-				       sizeof(err)), SYNC_KEY_MAX);
-	assert_memory_equal(key, bytes, SYNC_KEY_MAX);
-	err[0] = 0;
-	assert_int_equal(sync_key_load(key_file("short", bytes, SYNC_KEY_MIN - 1, 0600), key, err,
-				       sizeof(err)), -1);
-	assert_non_null(strstr(err, "too short"));
-	assert_int_equal(sync_key_load(key_file("long", bytes, SYNC_KEY_MAX + 1, 0600), key, err,
-				       sizeof(err)), -1);
-	assert_non_null(strstr(err, "too long"));
-	assert_int_equal(sync_key_load(key_file("world", bytes, 32, 0644), key, err, sizeof(err)),
-			 -1);
-	assert_non_null(strstr(err, "mode"));
-	assert_int_equal(sync_key_load(key_file("group", bytes, 32, 0640), key, err, sizeof(err)),
-			 -1);
-	assert_int_equal(sync_key_load("/nonexistent/sync.key", key, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "/nonexistent/sync.key"));
-	assert_int_equal(sync_key_load(keydir, key, err, sizeof(err)), -1);	/* a directory */
-	assert_int_equal(sync_key_load("/nonexistent", key, NULL, 0), -1);
-	for (i = 0; i < 7; i++) {
-		const char *names[] = { "good", "min", "max", "short", "long", "world", "group" };
-		char path[128];
-
-		snprintf(path, sizeof(path), "%s/%s", keydir, names[i]);
-		unlink(path);
-	}
-	rmdir(keydir);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1194,7 +1128,6 @@ int main(void)
 		cmocka_unit_test(test_peer_status),
 		cmocka_unit_test(test_resync_request),
 		cmocka_unit_test(test_max_payload),
-		cmocka_unit_test(test_key_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
