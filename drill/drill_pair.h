@@ -9,8 +9,8 @@
  * drill_pair_advance(); datagrams arrive at send time + delay, and both
  * nodes' and engines' timers run in order in between.
  */
-#ifndef LB_AGENT_DRILL_PAIR_H
-#define LB_AGENT_DRILL_PAIR_H
+#ifndef DRILL_PAIR_H
+#define DRILL_PAIR_H
 
 #include <stdint.h>
 

@@ -26,8 +26,8 @@
  * Errors are one line, naming the file and, for a damaged record, its
  * number: "x.pcap: record 3: truncated dump file; ...".
  */
-#ifndef LB_AGENT_DRILL_PCAP_H
-#define LB_AGENT_DRILL_PCAP_H
+#ifndef DRILL_PCAP_H
+#define DRILL_PCAP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,13 +38,13 @@ struct drill_pcap;			/* opaque */
 
 /* Why a record was skipped; the index of drill_pcap_skipped()'s counters. */
 enum drill_pcap_skip {
-	DRILL_SKIP_NOT_IP,		/* ARP, LLC, another EtherType or family */
-	DRILL_SKIP_SHORT,		/* ends before its IP header's first byte */
-	DRILL_SKIP_VLAN_DEPTH,		/* more than DRILL_PCAP_MAX_VLANS tags */
-	DRILL_SKIP_IP_VERSION,		/* link header says IPv4/IPv6, the
+	DRILL_PCAP_SKIP_NOT_IP,		/* ARP, LLC, another EtherType or family */
+	DRILL_PCAP_SKIP_SHORT,		/* ends before its IP header's first byte */
+	DRILL_PCAP_SKIP_VLAN_DEPTH,	/* more than DRILL_PCAP_MAX_VLANS tags */
+	DRILL_PCAP_SKIP_IP_VERSION,	/* link header says IPv4/IPv6, the
 					 * version nibble says otherwise */
-	DRILL_SKIP_BAD_LEN,		/* wire length below the captured length */
-	DRILL_SKIP_COUNT
+	DRILL_PCAP_SKIP_BAD_LEN,	/* wire length below the captured length */
+	DRILL_PCAP_SKIP_COUNT
 };
 
 struct drill_pcap_pkt {

@@ -17,8 +17,8 @@
  * async mode allows); 3 a connection the standby held was lost, or rewritten
  * differently; 2 bad usage or input.
  */
-#ifndef LB_AGENT_DRILL_REPLAY_H
-#define LB_AGENT_DRILL_REPLAY_H
+#ifndef DRILL_REPLAY_H
+#define DRILL_REPLAY_H
 
 int drill_replay_main(int argc, char **argv);
 

@@ -16,8 +16,8 @@
  * when its IP and TCP headers are complete, since the tracker needs only the
  * lengths, not the payload.
  */
-#ifndef LB_AGENT_DRILL_TRACE_H
-#define LB_AGENT_DRILL_TRACE_H
+#ifndef DRILL_TRACE_H
+#define DRILL_TRACE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,54 +26,60 @@
 #include "lb_conf.h"
 #include "lb_tcp.h"
 
-enum trace_skip {
-	TRACE_SKIP_LINK,	/* not IP, or shorter than its link header */
-	TRACE_SKIP_TRUNCATED,	/* cut short before the end of the TCP header */
-	TRACE_SKIP_MALFORMED,	/* the engine's parser refuses it */
-	TRACE_SKIP_FRAGMENT,
-	TRACE_SKIP_NOT_TCP,
-	TRACE_SKIP_NO_SERVICE,	/* TCP, but no configured service on either side */
-	TRACE_SKIP_ORPHAN,	/* a backend's reply before any packet of its connection */
-	TRACE_SKIP_COUNT
+/* Why a record was not kept; the index of drill_trace.skipped. */
+enum drill_trace_skip {
+	DRILL_TRACE_SKIP_LINK,		/* not IP, or shorter than its link header */
+	DRILL_TRACE_SKIP_TRUNCATED,	/* cut short before the end of the TCP header */
+	DRILL_TRACE_SKIP_MALFORMED,	/* the engine's parser refuses it */
+	DRILL_TRACE_SKIP_FRAGMENT,
+	DRILL_TRACE_SKIP_NOT_TCP,
+	DRILL_TRACE_SKIP_NO_SERVICE,	/* TCP, but no configured service on either side */
+	DRILL_TRACE_SKIP_ORPHAN,	/* a backend's reply before any packet of its connection */
+	DRILL_TRACE_SKIP_COUNT
 };
 
-struct trace_pkt {
+struct drill_trace_pkt {
 	uint64_t index;		/* record number in the capture, from 1 */
 	uint64_t ts_us;		/* from the start of the capture */
-	uint32_t conn;		/* index into trace.conns */
+	uint32_t conn;		/* index into drill_trace.conns */
 	uint8_t dir;		/* LB_DIR_ORIG or LB_DIR_REPLY */
 	uint8_t tcp_flags;
 	uint32_t len;
 	uint8_t *data;
 };
 
-struct trace_conn {
+struct drill_trace_conn {
 	struct lb_tuple orig;	/* client -> VIP:port */
-	size_t first;		/* its first packet (index into trace.pkts) */
+	size_t first;		/* its first packet (index into drill_trace.pkts) */
 	size_t last;
 	size_t syn;		/* its first client SYN, or SIZE_MAX */
 	uint32_t npkts;
 };
 
-struct trace {
-	struct trace_pkt *pkts;
+struct drill_trace {
+	struct drill_trace_pkt *pkts;
 	size_t npkts;
-	struct trace_conn *conns;
+	struct drill_trace_conn *conns;
 	size_t nconns;
 	uint64_t records;	/* in the capture */
 	uint64_t padded;	/* truncated by the capture, zero-filled */
-	uint64_t skipped[TRACE_SKIP_COUNT];
+	uint64_t skipped[DRILL_TRACE_SKIP_COUNT];
 	char linktype[32];
 };
 
 /*
- * Reads a capture for the services of conf. Returns 0, or -1 with a message
- * in err (unreadable or malformed file, nothing to replay).
+ * Reads a capture for the services of conf into t (which the caller owns;
+ * its arrays are the trace's, freed by drill_trace_free()). Returns 0, or -1
+ * with a message in err (unreadable or malformed file, nothing to replay)
+ * and t empty.
  */
-int trace_load(struct trace *t, const char *path, const struct lb_conf *conf, char *err,
-	       size_t errlen);
-void trace_free(struct trace *t);
+int drill_trace_load(struct drill_trace *t, const char *path, const struct lb_conf *conf,
+		     char *err, size_t errlen);
 
-const char *trace_skip_name(enum trace_skip why);
+/* Frees what t holds and empties it; t itself is the caller's. */
+void drill_trace_free(struct drill_trace *t);
+
+/* A reason's text ("not IP", ...); "?" out of range. */
+const char *drill_trace_skip_name(enum drill_trace_skip why);
 
 #endif

@@ -34,7 +34,7 @@
 #define PCAP_SNAPLEN_AT	16
 
 /* What link_decode() returns when it found an IP header. */
-#define LINK_IP		DRILL_SKIP_COUNT
+#define LINK_IP		DRILL_PCAP_SKIP_COUNT
 
 enum reader_state { READING, AT_END, FAILED };
 
@@ -44,17 +44,17 @@ struct drill_pcap {
 	int dlt;
 	enum reader_state state;
 	uint64_t records;		/* read so far, skipped ones included */
-	uint64_t skipped[DRILL_SKIP_COUNT];
+	uint64_t skipped[DRILL_PCAP_SKIP_COUNT];
 	uint64_t truncated;
 	char error[PCAP_ERRBUF_SIZE + 256];
 };
 
-static const char *const skip_names[DRILL_SKIP_COUNT] = {
-	[DRILL_SKIP_NOT_IP] = "not_ip",
-	[DRILL_SKIP_SHORT] = "short",
-	[DRILL_SKIP_VLAN_DEPTH] = "vlan_depth",
-	[DRILL_SKIP_IP_VERSION] = "ip_version",
-	[DRILL_SKIP_BAD_LEN] = "bad_len",
+static const char *const skip_names[DRILL_PCAP_SKIP_COUNT] = {
+	[DRILL_PCAP_SKIP_NOT_IP] = "not_ip",
+	[DRILL_PCAP_SKIP_SHORT] = "short",
+	[DRILL_PCAP_SKIP_VLAN_DEPTH] = "vlan_depth",
+	[DRILL_PCAP_SKIP_IP_VERSION] = "ip_version",
+	[DRILL_PCAP_SKIP_BAD_LEN] = "bad_len",
 };
 
 /* ---- link-layer headers ---- */
@@ -93,16 +93,16 @@ static int ethertype_ip(const uint8_t **p, const uint8_t *end, uint16_t type, in
 {
 	for (int tags = 0; is_vlan_tpid(type); tags++) {
 		if (tags == DRILL_PCAP_MAX_VLANS)
-			return DRILL_SKIP_VLAN_DEPTH;
+			return DRILL_PCAP_SKIP_VLAN_DEPTH;
 		if (skip_bytes(p, end, 2) < 0 || take16(p, end, &type) < 0)	/* TCI, type */
-			return DRILL_SKIP_SHORT;
+			return DRILL_PCAP_SKIP_SHORT;
 	}
 	if (type == ETHERTYPE_IPV4)
 		*version = 4;
 	else if (type == ETHERTYPE_IPV6)
 		*version = 6;
 	else
-		return DRILL_SKIP_NOT_IP;
+		return DRILL_PCAP_SKIP_NOT_IP;
 	return LINK_IP;
 }
 
@@ -124,7 +124,7 @@ static int null_family(const uint8_t **p, const uint8_t *end, int *version)
 	uint32_t family;
 
 	if (end - *p < NULL_HLEN)
-		return DRILL_SKIP_SHORT;
+		return DRILL_PCAP_SKIP_SHORT;
 	memcpy(&family, *p, 4);
 	family = ntohl(family);
 	if ((family & 0xffff) == 0)
@@ -135,7 +135,7 @@ static int null_family(const uint8_t **p, const uint8_t *end, int *version)
 	else if (is_af_inet6(family))
 		*version = 6;
 	else
-		return DRILL_SKIP_NOT_IP;
+		return DRILL_PCAP_SKIP_NOT_IP;
 	return LINK_IP;
 }
 
@@ -160,21 +160,21 @@ static int link_header(int dlt, const uint8_t **p, const uint8_t *end, int *vers
 		return LINK_IP;
 	case DLT_EN10MB:
 		if (skip_bytes(p, end, 12) < 0 || take16(p, end, &type) < 0)
-			return DRILL_SKIP_SHORT;
+			return DRILL_PCAP_SKIP_SHORT;
 		return ethertype_ip(p, end, type, version);
 	case DLT_LINUX_SLL:
 		if (skip_bytes(p, end, SLL_HLEN - 2) < 0 || take16(p, end, &type) < 0)
-			return DRILL_SKIP_SHORT;
+			return DRILL_PCAP_SKIP_SHORT;
 		return ethertype_ip(p, end, type, version);
 	case DLT_LINUX_SLL2:
 		if (take16(p, end, &type) < 0 || skip_bytes(p, end, SLL2_HLEN - 2) < 0)
-			return DRILL_SKIP_SHORT;
+			return DRILL_PCAP_SKIP_SHORT;
 		return ethertype_ip(p, end, type, version);
 	case DLT_NULL:
 	case DLT_LOOP:
 		return null_family(p, end, version);
 	}
-	return DRILL_SKIP_NOT_IP;	/* refused at open; not reached */
+	return DRILL_PCAP_SKIP_NOT_IP;	/* refused at open; not reached */
 }
 
 /* Link header, then the IP version nibble it must agree with. */
@@ -186,12 +186,12 @@ static int link_decode(int dlt, const uint8_t *rec, size_t caplen, size_t *ip_of
 	if (rc != LINK_IP)
 		return rc;
 	if (p == end)
-		return DRILL_SKIP_SHORT;
+		return DRILL_PCAP_SKIP_SHORT;
 	nibble = *p >> 4;
 	if (version == 0 && nibble != 4 && nibble != 6)
-		return DRILL_SKIP_NOT_IP;
+		return DRILL_PCAP_SKIP_NOT_IP;
 	if (version != 0 && nibble != version)
-		return DRILL_SKIP_IP_VERSION;
+		return DRILL_PCAP_SKIP_IP_VERSION;
 	*ip_off = (size_t)(p - rec);
 	return LINK_IP;
 }
@@ -362,7 +362,7 @@ int drill_pcap_next(struct drill_pcap *p, struct drill_pcap_pkt *pkt, char *err,
 									: "unexpected result");
 		p->records++;
 		if (h->len < h->caplen) {
-			p->skipped[DRILL_SKIP_BAD_LEN]++;
+			p->skipped[DRILL_PCAP_SKIP_BAD_LEN]++;
 			continue;
 		}
 		if ((rc = link_decode(p->dlt, data, h->caplen, &off)) != LINK_IP) {
@@ -389,12 +389,12 @@ int drill_pcap_next(struct drill_pcap *p, struct drill_pcap_pkt *pkt, char *err,
 
 uint64_t drill_pcap_skipped(const struct drill_pcap *p, enum drill_pcap_skip why)
 {
-	return (unsigned)why < DRILL_SKIP_COUNT ? p->skipped[why] : 0;
+	return (unsigned)why < DRILL_PCAP_SKIP_COUNT ? p->skipped[why] : 0;
 }
 
 const char *drill_pcap_skip_name(enum drill_pcap_skip why)
 {
-	return (unsigned)why < DRILL_SKIP_COUNT ? skip_names[why] : "unknown";
+	return (unsigned)why < DRILL_PCAP_SKIP_COUNT ? skip_names[why] : "unknown";
 }
 
 uint64_t drill_pcap_truncated(const struct drill_pcap *p)

@@ -72,7 +72,7 @@ struct opts {
 struct replay {
 	struct opts o;
 	struct lb_conf conf;
-	struct trace t;
+	struct drill_trace t;
 	struct pkt_result *ref;
 	struct pkt_result *run;
 	struct conn_result *conns;
@@ -96,7 +96,7 @@ static uint64_t fnv1a(const uint8_t *p, size_t n)
  */
 static struct lb_packet prepare(struct replay *r, struct lb_engine *e, size_t i, uint64_t now)
 {
-	const struct trace_pkt *tp = &r->t.pkts[i];
+	const struct drill_trace_pkt *tp = &r->t.pkts[i];
 	struct lb_packet pkt = { .data = r->scratch, .len = tp->len,
 				 .hook = tp->dir == LB_DIR_ORIG ? LB_HOOK_PRE : LB_HOOK_POST };
 	struct lb_conn_state st;
@@ -301,7 +301,7 @@ static int exit_status(const struct tally *t)
 
 static void print_conn(const struct replay *r, size_t n, uint64_t fail_us, FILE *f)
 {
-	const struct trace_conn *tc = &r->t.conns[n];
+	const struct drill_trace_conn *tc = &r->t.conns[n];
 	const struct conn_result *c = &r->conns[n];
 	char client[64], vip[64];
 
@@ -336,12 +336,12 @@ static void print_header(const struct replay *r)
 	printf("lbdrill replay: %s (%s)\n", r->o.pcap, r->t.linktype);
 	printf("  records          %llu\n", (unsigned long long)r->t.records);
 	printf("  replayed         %zu packets in %zu connections\n", r->t.npkts, r->t.nconns);
-	for (int i = 0; i < TRACE_SKIP_COUNT; i++)
+	for (int i = 0; i < DRILL_TRACE_SKIP_COUNT; i++)
 		skipped += r->t.skipped[i];
 	printf("  skipped          %llu", (unsigned long long)skipped);
-	for (int i = 0, first = 1; i < TRACE_SKIP_COUNT; i++)
+	for (int i = 0, first = 1; i < DRILL_TRACE_SKIP_COUNT; i++)
 		if (r->t.skipped[i]) {
-			printf("%s %s %llu", first ? ":" : ",", trace_skip_name(i),
+			printf("%s %s %llu", first ? ":" : ",", drill_trace_skip_name(i),
 			       (unsigned long long)r->t.skipped[i]);
 			first = 0;
 		}
@@ -623,7 +623,7 @@ static int setup(struct replay *r, char *err, size_t errlen)
 {
 	if (lb_conf_load(r->o.config, &r->conf, err, errlen) < 0)
 		return -1;
-	if (trace_load(&r->t, r->o.pcap, &r->conf, err, errlen) < 0)
+	if (drill_trace_load(&r->t, r->o.pcap, &r->conf, err, errlen) < 0)
 		return -1;
 	if (!r->o.max_conns)
 		r->o.max_conns = r->t.nconns * 2 + 1024;
@@ -644,7 +644,7 @@ static void teardown(struct replay *r)
 	free(r->run);
 	free(r->conns);
 	free(r->scratch);
-	trace_free(&r->t);
+	drill_trace_free(&r->t);
 	lb_conf_free(&r->conf);
 }
 

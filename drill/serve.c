@@ -5,7 +5,7 @@
  *                 [--tick MS] [--report-every S] [--verbose]
  *
  * One thread, one epoll set, non-blocking sockets, any number of
- * connections. Per connection: read the hello (drill/drill.h), then verify
+ * connections. Per connection: read the hello (drill/drill_proto.h), then verify
  * every byte of the client's stream and send the server's stream at the
  * rate the hello asked for. A wrong hello or a wrong byte is logged and the
  * connection reset (SO_LINGER 0), so the client sees it.
@@ -31,7 +31,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "drill.h"
+#include "drill_proto.h"
+#include "drill_sys.h"
 #include "log.h"
 
 #define SERVE_MAX_LISTEN	16
@@ -170,7 +173,7 @@ static int serve_listen_open(struct serve *s, size_t i)
 	char name[DRILL_ADDR_STRLEN];
 	int fd, one = 1;
 
-	drill_addr_format((const struct sockaddr *)&a->ss, name);
+	drill_addr_format(&a->ss, name);
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto err;
@@ -212,7 +215,7 @@ static int serve_open(struct serve *s)
 	for (size_t i = 0; i < s->conf.n_listen; i++)
 		if (serve_listen_open(s, i) < 0)
 			return -1;
-	s->next_report_ns = drill_now_ns() + s->conf.report_ms * 1000000ull;
+	s->next_report_ns = clock_mono_ns() + s->conf.report_ms * 1000000ull;
 	return 0;
 }
 
@@ -249,7 +252,7 @@ static void serve_reap(struct serve *s)
 	}
 }
 
-static void serve_conn_add(struct serve *s, int fd, const struct sockaddr *peer)
+static void serve_conn_add(struct serve *s, int fd, const struct sockaddr_storage *peer)
 {
 	struct serve_conn *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -300,7 +303,7 @@ static void serve_accept(struct serve *s, struct drill_ev *ev)
 		len = sizeof(peer);
 		fd = accept4(ev->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			serve_conn_add(s, fd, (struct sockaddr *)&peer);
+			serve_conn_add(s, fd, &peer);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -335,7 +338,7 @@ static int serve_conn_hello(struct serve *s, struct serve_conn *c, const uint8_t
 		return -1;
 	}
 	c->streaming = 1;
-	c->t_stream_ns = drill_now_ns();
+	c->t_stream_ns = clock_mono_ns();
 	return 0;
 }
 
@@ -434,7 +437,7 @@ static void serve_report(struct serve *s)
 
 static void serve_tick(struct serve *s)
 {
-	uint64_t now = drill_now_ns();
+	uint64_t now = clock_mono_ns();
 	struct serve_conn *c, *next;
 
 	drill_fd_drain(s->tick.fd);

@@ -7,7 +7,7 @@
  *                  [--stuck S] [--tick MS] [--seed N]
  *
  * Opens N connections (paced: --connect-rate per second, 0 = all at once),
- * each sending its stream (drill/drill.h) at --rate bytes/s while the server
+ * each sending its stream (drill/drill_proto.h) at --rate bytes/s while the server
  * sends its own back at the same rate, and verifies every byte received.
  * Per connection it records whether it connected, bytes each way, the first
  * corrupt offset, a reset, an early EOF, and its stall: the longest gap
@@ -40,8 +40,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "drill.h"
+#include "drill_proto.h"
+#include "drill_sys.h"
 #include "log.h"
+#include "sockaddr_util.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -308,9 +312,7 @@ static void stream_conn_opened(struct stream *s, struct stream_conn *c, uint64_t
 	c->state = STREAM_OPEN;
 	c->t_open_ns = now;
 	if (getsockname(c->ev.fd, (struct sockaddr *)&local, &len) == 0)
-		c->lport = ntohs(local.ss_family == AF_INET6 ?
-				 ((struct sockaddr_in6 *)&local)->sin6_port :
-				 ((struct sockaddr_in *)&local)->sin_port);
+		c->lport = sockaddr_port(&local);
 	drill_hello_encode(hello, &h);
 	/* A fresh socket's send buffer always takes 24 bytes whole. */
 	n = send(c->ev.fd, hello, sizeof(hello), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -413,7 +415,7 @@ static int stream_conn_consume(const struct stream_conf *conf, struct stream_con
 
 static void stream_conn_readable(struct stream *s, struct stream_conn *c)
 {
-	uint64_t now = drill_now_ns();
+	uint64_t now = clock_mono_ns();
 
 	for (int i = 0; i < STREAM_READS_PER_EVENT; i++) {
 		ssize_t n = recv(c->ev.fd, s->buf, sizeof(s->buf), 0);
@@ -548,14 +550,14 @@ static void stream_events_finish(struct stream *s)
 			while (waitpid(ev->pid, &ev->status, 0) < 0 && errno == EINTR)
 				;
 			ev->done = 1;
-			ev->t_end_ns = drill_now_ns();
+			ev->t_end_ns = clock_mono_ns();
 		}
 	}
 }
 
 static void stream_tick(struct stream *s)
 {
-	uint64_t now = drill_now_ns();
+	uint64_t now = clock_mono_ns();
 
 	drill_fd_drain(s->tick.fd);
 	stream_events(s, now);
@@ -594,7 +596,7 @@ static void stream_dispatch(struct stream *s, const struct epoll_event *e)
 		break;
 	case STREAM_EV_CONN:
 		if (c->state == STREAM_CONNECTING)
-			stream_conn_connected(s, c, drill_now_ns());
+			stream_conn_connected(s, c, clock_mono_ns());
 		else if (c->state == STREAM_OPEN)
 			stream_conn_readable(s, c);
 		break;
@@ -633,7 +635,7 @@ static int stream_run(struct stream *s)
 {
 	struct epoll_event events[STREAM_EVENTS];
 
-	s->t0_ns = drill_now_ns();
+	s->t0_ns = clock_mono_ns();
 	s->t_end_ns = s->t0_ns + s->conf.duration_ms * NS_PER_MS;
 	s->next_report_ns = s->t0_ns + s->conf.report_ms * NS_PER_MS;
 	stream_start_due(s, s->t0_ns);
@@ -852,7 +854,7 @@ static void stream_print(const struct stream *s, const struct stream_summary *m,
 	char target[DRILL_ADDR_STRLEN];
 	const struct stream_conn *w = &s->conns[m->max_stall_conn];
 
-	drill_addr_format((const struct sockaddr *)&s->conf.target.ss, target);
+	drill_addr_format(&s->conf.target.ss, target);
 	printf("lbdrill %s: %s, %u conns, %.1f s%s, %u B/s each way\n", s->conf.name, target,
 	       s->conf.conns,
 	       m->elapsed_s, s->interrupted ? " (interrupted)" : "", s->conf.rate);
@@ -924,7 +926,7 @@ static void stream_close(struct stream *s)
 /* Summary, JSON; returns the exit status. */
 static int stream_results(struct stream *s)
 {
-	uint64_t now = drill_now_ns();
+	uint64_t now = clock_mono_ns();
 	struct stream_summary sum;
 
 	stream_events_finish(s);

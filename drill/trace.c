@@ -11,14 +11,14 @@
 
 #define MAX_PKT 65535
 
-static const char *const skip_names[TRACE_SKIP_COUNT] = {
+static const char *const skip_names[DRILL_TRACE_SKIP_COUNT] = {
 	"not IP", "truncated headers", "malformed", "fragment", "not TCP",
 	"no service", "reply before its connection",
 };
 
-const char *trace_skip_name(enum trace_skip why)
+const char *drill_trace_skip_name(enum drill_trace_skip why)
 {
-	return why < TRACE_SKIP_COUNT ? skip_names[why] : "?";
+	return why < DRILL_TRACE_SKIP_COUNT ? skip_names[why] : "?";
 }
 
 /* A small open-addressing map from client tuple to connection index. */
@@ -28,7 +28,7 @@ struct conn_map {
 };
 
 struct loader {
-	struct trace *t;
+	struct drill_trace *t;
 	const struct lb_conf *conf;
 	struct conn_map map;
 	size_t cap_pkts, cap_conns;
@@ -78,7 +78,7 @@ static int map_grow(struct loader *l)
 /* The connection of a client tuple, created when create is set; -1 if none. */
 static long conn_of(struct loader *l, const struct lb_tuple *orig, int create, size_t pkt)
 {
-	struct trace *t = l->t;
+	struct drill_trace *t = l->t;
 	size_t h;
 
 	if ((t->nconns + 1) * 2 > l->map.size && map_grow(l) < 0)
@@ -91,15 +91,15 @@ static long conn_of(struct loader *l, const struct lb_tuple *orig, int create, s
 		return -1;
 	if (t->nconns == l->cap_conns) {
 		size_t cap = l->cap_conns ? l->cap_conns * 2 : 256;
-		struct trace_conn *c = realloc(t->conns, cap * sizeof(*c));
+		struct drill_trace_conn *c = realloc(t->conns, cap * sizeof(*c));
 
 		if (!c)
 			return -1;
 		t->conns = c;
 		l->cap_conns = cap;
 	}
-	t->conns[t->nconns] = (struct trace_conn){ .orig = *orig, .first = pkt, .last = pkt,
-						    .syn = SIZE_MAX };
+	t->conns[t->nconns] = (struct drill_trace_conn){ .orig = *orig, .first = pkt,
+							  .last = pkt, .syn = SIZE_MAX };
 	l->map.slot[h] = (uint32_t)++t->nconns;
 	return (long)t->nconns - 1;
 }
@@ -148,9 +148,9 @@ static int classify(struct loader *l, const struct lb_pkt_info *pi, size_t pkt,
 		*dir = LB_DIR_REPLY;
 		*conn = conn_of_backend_reply(l, pi);
 		if (*conn < 0)
-			return TRACE_SKIP_ORPHAN;
+			return DRILL_TRACE_SKIP_ORPHAN;
 	} else {
-		return TRACE_SKIP_NO_SERVICE;
+		return DRILL_TRACE_SKIP_NO_SERVICE;
 	}
 	return *conn < 0 ? CLASS_NOMEM : CLASS_OK;
 }
@@ -158,23 +158,23 @@ static int classify(struct loader *l, const struct lb_pkt_info *pi, size_t pkt,
 static int skip_of(enum lb_pkt_result r)
 {
 	switch (r) {
-	case LB_PKT_FRAGMENT: return TRACE_SKIP_FRAGMENT;
-	case LB_PKT_NOT_TCP: return TRACE_SKIP_NOT_TCP;
-	case LB_PKT_TRUNCATED: return TRACE_SKIP_TRUNCATED;
-	default: return TRACE_SKIP_MALFORMED;
+	case LB_PKT_FRAGMENT: return DRILL_TRACE_SKIP_FRAGMENT;
+	case LB_PKT_NOT_TCP: return DRILL_TRACE_SKIP_NOT_TCP;
+	case LB_PKT_TRUNCATED: return DRILL_TRACE_SKIP_TRUNCATED;
+	default: return DRILL_TRACE_SKIP_MALFORMED;
 	}
 }
 
 static int push_pkt(struct loader *l, const uint8_t *data, size_t len, uint64_t index,
 		    uint64_t ts_us, const struct lb_pkt_info *pi, uint8_t dir, long conn)
 {
-	struct trace *t = l->t;
-	struct trace_pkt *p;
-	struct trace_conn *c = &t->conns[conn];
+	struct drill_trace *t = l->t;
+	struct drill_trace_pkt *p;
+	struct drill_trace_conn *c = &t->conns[conn];
 
 	if (t->npkts == l->cap_pkts) {
 		size_t cap = l->cap_pkts ? l->cap_pkts * 2 : 1024;
-		struct trace_pkt *np = realloc(t->pkts, cap * sizeof(*np));
+		struct drill_trace_pkt *np = realloc(t->pkts, cap * sizeof(*np));
 
 		if (!np)
 			return -1;
@@ -224,7 +224,7 @@ static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf
 	if (r != LB_PKT_OK) {
 		/* Whatever a cut record looks like when filled with zeros, what
 		 * is wrong with it is the cut. */
-		l->t->skipped[have < len ? TRACE_SKIP_TRUNCATED : skip_of(r)]++;
+		l->t->skipped[have < len ? DRILL_TRACE_SKIP_TRUNCATED : skip_of(r)]++;
 		return 0;
 	}
 	if (!l->have_t0) {
@@ -244,8 +244,8 @@ static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf
 			rec->ts_us >= l->t0_us ? rec->ts_us - l->t0_us : 0, &pi, dir, conn);
 }
 
-int trace_load(struct trace *t, const char *path, const struct lb_conf *conf, char *err,
-	       size_t errlen)
+int drill_trace_load(struct drill_trace *t, const char *path, const struct lb_conf *conf,
+		     char *err, size_t errlen)
 {
 	struct loader l = { .t = t, .conf = conf };
 	struct drill_pcap *p;
@@ -273,26 +273,26 @@ int trace_load(struct trace *t, const char *path, const struct lb_conf *conf, ch
 			break;
 		}
 	}
-	for (int i = 0; i < DRILL_SKIP_COUNT; i++)
-		t->skipped[TRACE_SKIP_LINK] += drill_pcap_skipped(p, (enum drill_pcap_skip)i);
-	t->records += t->skipped[TRACE_SKIP_LINK];
+	for (int i = 0; i < DRILL_PCAP_SKIP_COUNT; i++)
+		t->skipped[DRILL_TRACE_SKIP_LINK] += drill_pcap_skipped(p, (enum drill_pcap_skip)i);
+	t->records += t->skipped[DRILL_TRACE_SKIP_LINK];
 	drill_pcap_close(p);
 	free(buf);
 	free(l.map.slot);
 	if (rc < 0) {
-		trace_free(t);
+		drill_trace_free(t);
 		return -1;
 	}
 	if (t->npkts == 0) {
 		snprintf(err, errlen, "%s: no TCP packet of a configured service (%llu records)",
 			 path, (unsigned long long)t->records);
-		trace_free(t);
+		drill_trace_free(t);
 		return -1;
 	}
 	return 0;
 }
 
-void trace_free(struct trace *t)
+void drill_trace_free(struct drill_trace *t)
 {
 	for (size_t i = 0; i < t->npkts; i++)
 		free(t->pkts[i].data);

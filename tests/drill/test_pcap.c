@@ -186,11 +186,11 @@ static void expect_end(struct drill_pcap *p)
 static void expect_skipped(struct drill_pcap *p, uint64_t not_ip, uint64_t shrt, uint64_t vlan,
 			   uint64_t version, uint64_t bad_len)
 {
-	assert_int_equal(drill_pcap_skipped(p, DRILL_SKIP_NOT_IP), not_ip);
-	assert_int_equal(drill_pcap_skipped(p, DRILL_SKIP_SHORT), shrt);
-	assert_int_equal(drill_pcap_skipped(p, DRILL_SKIP_VLAN_DEPTH), vlan);
-	assert_int_equal(drill_pcap_skipped(p, DRILL_SKIP_IP_VERSION), version);
-	assert_int_equal(drill_pcap_skipped(p, DRILL_SKIP_BAD_LEN), bad_len);
+	assert_int_equal(drill_pcap_skipped(p, DRILL_PCAP_SKIP_NOT_IP), not_ip);
+	assert_int_equal(drill_pcap_skipped(p, DRILL_PCAP_SKIP_SHORT), shrt);
+	assert_int_equal(drill_pcap_skipped(p, DRILL_PCAP_SKIP_VLAN_DEPTH), vlan);
+	assert_int_equal(drill_pcap_skipped(p, DRILL_PCAP_SKIP_IP_VERSION), version);
+	assert_int_equal(drill_pcap_skipped(p, DRILL_PCAP_SKIP_BAD_LEN), bad_len);
 }
 
 /* Opening name must fail with a message containing each of want[]. */
@@ -635,14 +635,14 @@ static void test_error_unsupported_linktype(void **state)
 static void test_skip_names(void **state)
 {
 	(void)state;
-	for (int i = 0; i < DRILL_SKIP_COUNT; i++) {
+	for (int i = 0; i < DRILL_PCAP_SKIP_COUNT; i++) {
 		assert_non_null(drill_pcap_skip_name(i));
 		assert_string_not_equal(drill_pcap_skip_name(i), "unknown");
 		for (int j = 0; j < i; j++)
 			assert_string_not_equal(drill_pcap_skip_name(i), drill_pcap_skip_name(j));
 	}
-	assert_string_equal(drill_pcap_skip_name(DRILL_SKIP_COUNT), "unknown");
-	assert_string_equal(drill_pcap_skip_name(DRILL_SKIP_NOT_IP), "not_ip");
+	assert_string_equal(drill_pcap_skip_name(DRILL_PCAP_SKIP_COUNT), "unknown");
+	assert_string_equal(drill_pcap_skip_name(DRILL_PCAP_SKIP_NOT_IP), "not_ip");
 	drill_pcap_close(NULL);
 }
 

@@ -65,7 +65,7 @@ C4, V4, B4 = "198.18.0.10", "198.18.0.100", "198.18.1.11"
 C6, V6 = "2001:db8::10", "2001:db8::100"
 SERVICES = {(V4, 80), (V6, 80)}
 # What drill_trace does with a packet, and the name it counts a skip under
-# (in the order of enum trace_skip: the "skipped" line's order).
+# (in the order of enum drill_trace_skip: the "skipped" line's order).
 SKIP = [("link", "not IP"), ("trunc", "truncated headers"), ("malformed", "malformed"),
         ("fragment", "fragment"), ("nottcp", "not TCP"), ("noservice", "no service"),
         ("orphan", "reply before its connection")]
