@@ -315,7 +315,7 @@ static int read_services(struct reader *r, const config_setting_t *list, struct 
 	return 0;
 }
 
-static void set_defaults(struct lb_conf *c)
+void lb_conf_defaults(struct lb_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->daemon.workers = 1;
@@ -361,7 +361,7 @@ int lb_conf_load(const char *path, struct lb_conf *c, char *err, size_t errlen)
 	config_t cfg;
 	int rc = 0;
 
-	set_defaults(c);
+	lb_conf_defaults(c);
 	config_init(&cfg);
 	if (!config_read_file(&cfg, path)) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
@@ -377,7 +377,7 @@ int lb_conf_load(const char *path, struct lb_conf *c, char *err, size_t errlen)
 	config_destroy(&cfg);
 	if (rc < 0) {
 		lb_conf_free(c);
-		set_defaults(c);
+		lb_conf_defaults(c);
 	}
 	return rc;
 }

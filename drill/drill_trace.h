@@ -11,6 +11,9 @@
  * engine chose for its connection, so either kind replays through any
  * configuration whose services name the capture's VIP:ports.
  *
+ * With --auto-services (drill_trace_load_auto()), any TCP capture: every
+ * connection's server becomes a service.
+ *
  * What cannot be replayed is skipped and counted by reason; a packet whose
  * capture was cut short (snaplen) is zero-filled to its length on the wire
  * when its IP and TCP headers are complete, since the tracker needs only the
@@ -75,6 +78,21 @@ struct drill_trace {
  */
 int drill_trace_load(struct drill_trace *t, const char *path, const struct lb_conf *conf,
 		     char *err, size_t errlen);
+
+/*
+ * `--auto-services`: any capture of TCP. The server of every connection
+ * (the receiver of its first SYN, the sender of its first SYN/ACK; when the
+ * capture holds neither, the end with the lower port, then the lower
+ * address) becomes a service of conf (replacing the configured ones), with
+ * one synthetic backend: 198.19.240.0/20 or 2001:db8:ffff::/48, on the
+ * service's port, numbered in the services' order. Every connection is then
+ * balanced, NATed, tracked and replicated as a real one would be. Refused
+ * with the figure when the capture has more than DRILL_TRACE_MAX_AUTO
+ * servers (the engine's backend slots). Returns 0, or -1 with a message.
+ */
+#define DRILL_TRACE_MAX_AUTO 4096
+int drill_trace_load_auto(struct drill_trace *t, const char *path, struct lb_conf *conf,
+			  char *err, size_t errlen);
 
 /* Frees what t holds and empties it; t itself is the caller's. */
 void drill_trace_free(struct drill_trace *t);

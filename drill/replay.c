@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "drill_pair.h"
 #include "drill_replay.h"
 #include "drill_trace.h"
@@ -66,6 +68,7 @@ struct opts {
 	int sweep;
 	uint32_t every;
 	int verbose;
+	int auto_services;
 	size_t max_conns;
 };
 
@@ -336,6 +339,8 @@ static void print_header(const struct replay *r)
 	printf("lbdrill replay: %s (%s)\n", r->o.pcap, r->t.linktype);
 	printf("  records          %llu\n", (unsigned long long)r->t.records);
 	printf("  replayed         %zu packets in %zu connections\n", r->t.npkts, r->t.nconns);
+	if (r->o.auto_services)
+		printf("  auto services    %zu (one synthetic backend each)\n", r->conf.nservices);
 	for (int i = 0; i < DRILL_TRACE_SKIP_COUNT; i++)
 		skipped += r->t.skipped[i];
 	printf("  skipped          %llu", (unsigned long long)skipped);
@@ -373,35 +378,43 @@ static void print_tally(const struct tally *t)
 		       s + 1 < sizeof(t->n) / sizeof(t->n[0]) ? "," : "\n");
 }
 
-static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const struct tally *t)
+/* A connection's tuple as "client" and "vip" members. */
+static void json_tuple(FILE *f, const struct drill_trace_conn *tc)
 {
-	FILE *f = fopen(r->o.json, "w");
+	char client[64], vip[64];
+
+	lb_addr_format_port(&tc->orig.src, tc->orig.sport, client, sizeof(client));
+	lb_addr_format_port(&tc->orig.dst, tc->orig.dport, vip, sizeof(vip));
+	fprintf(f, "\"client\":\"%s\",\"vip\":\"%s\"", client, vip);
+}
+
+/* A connection lost or altered: what a sweep writes out. */
+static int is_finding(uint8_t status)
+{
+	return status == CS_UNSYNCED || status == CS_LOST || status == CS_MISMATCH;
+}
+
+/*
+ * The connections that did not simply survive, as a JSON array; with
+ * lost_only, only the findings (a sweep would otherwise list every
+ * rescheduled connection at every point).
+ */
+static void json_conns(FILE *f, const struct replay *r, uint64_t fail_us, int lost_only)
+{
 	int first = 1;
 
-	if (!f) {
-		fprintf(stderr, "lbdrill replay: %s: %s\n", r->o.json, strerror(errno));
-		return;
-	}
-	fprintf(f, "{\"records\":%llu,\"packets\":%zu,\"connections\":%zu,"
-		   "\"failover_record\":%llu,\"failover_ms\":%.3f,",
-		(unsigned long long)r->t.records, r->t.npkts, r->t.nconns,
-		(unsigned long long)r->t.pkts[k].index, fail_us / 1000.0);
-	for (size_t s = 0; s < sizeof(t->n) / sizeof(t->n[0]); s++)
-		fprintf(f, "\"%s\":%zu,", status_names[s], t->n[s]);
-	fprintf(f, "\"max_unsynced_age_ms\":%.3f,\"exit\":%d,\"conns\":[",
-		t->max_unsynced_age_ms, exit_status(t));
+	fputc('[', f);
 	for (size_t n = 0; n < r->t.nconns; n++) {
 		const struct conn_result *c = &r->conns[n];
-		char client[64], vip[64];
 
-		if (c->status == CS_BEFORE || c->status == CS_SURVIVED || c->status == CS_NEW)
+		if (c->status == CS_BEFORE || c->status == CS_SURVIVED || c->status == CS_NEW ||
+		    (lost_only && !is_finding(c->status)))
 			continue;
-		lb_addr_format_port(&r->t.conns[n].orig.src, r->t.conns[n].orig.sport, client,
-				    sizeof(client));
-		lb_addr_format_port(&r->t.conns[n].orig.dst, r->t.conns[n].orig.dport, vip,
-				    sizeof(vip));
-		fprintf(f, "%s{\"client\":\"%s\",\"vip\":\"%s\",\"status\":\"%s\",\"dropped\":%u",
-			first ? "" : ",", client, vip, status_names[c->status], c->dropped);
+		fprintf(f, "%s{", first ? "" : ",");
+		json_tuple(f, &r->t.conns[n]);
+		fprintf(f, ",\"first_seen_record\":%llu,\"status\":\"%s\",\"dropped\":%u",
+			(unsigned long long)r->t.pkts[r->t.conns[n].first].index,
+			status_names[c->status], c->dropped);
 		if (c->dropped || c->status == CS_MISMATCH || c->status == CS_RESCHEDULED)
 			fprintf(f, ",\"first_record\":%llu",
 				(unsigned long long)r->t.pkts[c->first_bad].index);
@@ -410,10 +423,44 @@ static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const
 		if (c->status == CS_UNSYNCED)
 			fprintf(f, ",\"held\":%s,\"age_ms\":%.3f", c->held ? "true" : "false",
 				((double)fail_us - (double)c->last_change_us) / 1000.0);
-		fprintf(f, "}");
+		fputc('}', f);
 		first = 0;
 	}
-	fprintf(f, "]}\n");
+	fputc(']', f);
+}
+
+/* One failover point's figures, without braces. */
+static void json_point(FILE *f, const struct replay *r, size_t k, uint64_t fail_us,
+		       const struct tally *t, int lost_only)
+{
+	fprintf(f, "\"failover_record\":%llu,\"failover_ms\":%.3f,",
+		(unsigned long long)r->t.pkts[k].index, fail_us / 1000.0);
+	for (size_t s = 0; s < sizeof(t->n) / sizeof(t->n[0]); s++)
+		fprintf(f, "\"%s\":%zu,", status_names[s], t->n[s]);
+	fprintf(f, "\"max_unsynced_age_ms\":%.3f,\"exit\":%d,\"conns\":",
+		t->max_unsynced_age_ms, exit_status(t));
+	json_conns(f, r, fail_us, lost_only);
+}
+
+static FILE *json_open(const struct replay *r)
+{
+	FILE *f = fopen(r->o.json, "w");
+
+	if (!f)
+		fprintf(stderr, "lbdrill replay: %s: %s\n", r->o.json, strerror(errno));
+	return f;
+}
+
+static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const struct tally *t)
+{
+	FILE *f = json_open(r);
+
+	if (!f)
+		return;
+	fprintf(f, "{\"records\":%llu,\"packets\":%zu,\"connections\":%zu,",
+		(unsigned long long)r->t.records, r->t.npkts, r->t.nconns);
+	json_point(f, r, k, fail_us, t, 0);
+	fprintf(f, "}\n");
 	fclose(f);
 }
 
@@ -450,13 +497,32 @@ static int replay_once(struct replay *r, size_t k, char *err, size_t errlen)
 }
 
 struct sweep_sum {
-	size_t runs, with_loss, unsynced, failures, max_unsynced_one;
+	size_t runs, points, with_loss, unsynced, failures, max_unsynced_one;
 	double max_age_ms;
+	FILE *json;		/* --json: one object per failover point */
+	uint64_t t0_ns, last_progress_ns;
+	int progress;		/* a progress line on stderr (a terminal) */
 };
+
+/*
+ * Every connection lost or altered at failover point k, one line each,
+ * with the record to give --failover-at to replay exactly that case.
+ */
+static void sweep_findings(const struct replay *r, size_t k, uint64_t fail_us)
+{
+	for (size_t n = 0; n < r->t.nconns; n++) {
+		if (!is_finding(r->conns[n].status))
+			continue;
+		printf("  at #%-8llu", (unsigned long long)r->t.pkts[k].index);
+		print_conn(r, n, fail_us, stdout);
+	}
+}
 
 static void sweep_note(struct sweep_sum *s, const struct replay *r, size_t k, uint64_t fail_us,
 		       const struct tally *t)
 {
+	size_t lost = t->n[CS_UNSYNCED] + t->n[CS_LOST] + t->n[CS_MISMATCH];
+
 	s->runs++;
 	s->unsynced += t->n[CS_UNSYNCED];
 	s->with_loss += (t->n[CS_UNSYNCED] + t->n[CS_LOST]) > 0;
@@ -464,31 +530,96 @@ static void sweep_note(struct sweep_sum *s, const struct replay *r, size_t k, ui
 		s->max_unsynced_one = t->n[CS_UNSYNCED];
 	if (t->max_unsynced_age_ms > s->max_age_ms)
 		s->max_age_ms = t->max_unsynced_age_ms;
-	if (t->n[CS_LOST] + t->n[CS_MISMATCH] == 0)
-		return;
-	if (s->failures++ < 10) {
-		printf("  failure at record #%llu:\n", (unsigned long long)r->t.pkts[k].index);
-		for (size_t n = 0; n < r->t.nconns; n++)
-			if (r->conns[n].status == CS_LOST || r->conns[n].status == CS_MISMATCH)
-				print_conn(r, n, fail_us, stdout);
+	s->failures += (t->n[CS_LOST] + t->n[CS_MISMATCH]) > 0;
+	if (lost) {
+		if (s->progress)
+			fputs("\r\033[K", stderr);	/* the finding goes where the line was */
+		sweep_findings(r, k, fail_us);
+		fflush(stdout);
 	}
+	if (s->json) {
+		fprintf(s->json, "%s{", s->runs > 1 ? ",\n" : "");
+		json_point(s->json, r, k, fail_us, t, 1);
+		fputc('}', s->json);
+	}
+}
+
+/* "1h02m", "3m05s", "12s": an estimate needs no more. */
+static void fmt_duration(char *buf, size_t len, double sec)
+{
+	unsigned long v = sec < 0 ? 0 : (unsigned long)(sec + 0.5);
+
+	if (v >= 3600)
+		snprintf(buf, len, "%luh%02lum", v / 3600, v / 60 % 60);
+	else if (v >= 60)
+		snprintf(buf, len, "%lum%02lus", v / 60, v % 60);
+	else
+		snprintf(buf, len, "%lus", v);
+}
+
+/* At most twice a second: done/total, the losses so far, the time left. */
+static void sweep_progress(struct sweep_sum *s)
+{
+	uint64_t now = clock_mono_ns();
+	double spent = (double)(now - s->t0_ns) / 1e9;
+	char eta[32];
+
+	if (!s->progress || now - s->last_progress_ns < 500000000ull)
+		return;
+	s->last_progress_ns = now;
+	fmt_duration(eta, sizeof(eta), spent / (double)s->runs * (double)(s->points - s->runs));
+	fprintf(stderr, "\r\033[K  sweep %zu/%zu (%.0f%%), %zu with losses, %zu failures, ETA %s",
+		s->runs, s->points, 100.0 * (double)s->runs / (double)s->points, s->with_loss,
+		s->failures, eta);
+}
+
+static void sweep_json_open(struct sweep_sum *s, const struct replay *r, uint32_t every)
+{
+	if (!r->o.json || !(s->json = json_open(r)))
+		return;
+	fprintf(s->json, "{\"records\":%llu,\"packets\":%zu,\"connections\":%zu,\"every\":%u,"
+			 "\"defer\":%s,\"sync_loss\":%.4f,\"sync_delay_ms\":%u,\"points\":[\n",
+		(unsigned long long)r->t.records, r->t.npkts, r->t.nconns, every,
+		r->o.defer ? "true" : "false", r->o.loss, r->o.delay_ms);
+}
+
+static void sweep_json_close(struct sweep_sum *s, int status)
+{
+	if (!s->json)
+		return;
+	fprintf(s->json, "\n],\"failovers\":%zu,\"with_losses\":%zu,\"unsynced\":%zu,"
+			 "\"max_unsynced_one\":%zu,\"max_unsynced_age_ms\":%.3f,"
+			 "\"takeover_failures\":%zu,\"exit\":%d}\n",
+		s->runs, s->with_loss, s->unsynced, s->max_unsynced_one, s->max_age_ms,
+		s->failures, status);
+	fclose(s->json);
 }
 
 static int sweep(struct replay *r, char *err, size_t errlen)
 {
-	struct sweep_sum s = { 0 };
 	uint32_t every = r->o.every ? r->o.every : 1;
+	struct sweep_sum s = { .points = (r->t.npkts - 1 + every - 1) / every,
+			       .t0_ns = clock_mono_ns(), .progress = isatty(STDERR_FILENO) };
+	int status;
 
+	sweep_json_open(&s, r, every);
+	printf("  findings         every connection lost or altered, by failover record "
+	       "(replay one with --failover-at RECORD)\n");
 	for (size_t k = 1; k < r->t.npkts; k += every) {
 		uint64_t fail_us = 0;
 		struct tally t;
 
-		if (run_failover(r, k, &fail_us, err, errlen) < 0)
+		if (run_failover(r, k, &fail_us, err, errlen) < 0) {
+			sweep_json_close(&s, 2);
 			return -1;
+		}
 		judge(r, k);
 		count(r, fail_us, &t);
 		sweep_note(&s, r, k, fail_us, &t);
+		sweep_progress(&s);
 	}
+	if (s.progress)
+		fputs("\r\033[K", stderr);
 	printf("  sweep            %zu failovers (every %u packet%s)\n", s.runs, every,
 	       every == 1 ? "" : "s");
 	printf("  with losses      %zu\n", s.with_loss);
@@ -502,7 +633,9 @@ static int sweep(struct replay *r, char *err, size_t errlen)
 		printf("result: %s\n", s.unsynced ? "LOSS: only connections created in the "
 						    "unsynchronised window"
 						  : "PASS: no connection lost at any failover");
-	return s.failures ? 3 : s.unsynced ? 1 : 0;
+	status = s.failures ? 3 : s.unsynced ? 1 : 0;
+	sweep_json_close(&s, status);
+	return status;
 }
 
 /* ---- command line ---- */
@@ -510,9 +643,12 @@ static int sweep(struct replay *r, char *err, size_t errlen)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lbdrill replay --pcap FILE --config FILE [--failover-at RECORD|TIME]\n"
-		"                      [--sweep [--every N]] [--sync-loss P] [--sync-delay MS]\n"
-		"                      [--defer] [--max-conns N] [--json FILE] [--verbose]\n"
+		"usage: lbdrill replay --pcap FILE (--config FILE | --auto-services)\n"
+		"                      [--failover-at RECORD|TIME] [--sweep [--every N]]\n"
+		"                      [--sync-loss P] [--sync-delay MS] [--defer] [--max-conns N]\n"
+		"                      [--json FILE] [--verbose]\n"
+		"  --auto-services every TCP server in the capture becomes a service with one\n"
+		"                  backend (with --config: its settings, not its services)\n"
 		"  --failover-at   before this record of the capture (a number), or at this time\n"
 		"                  from its start (1.5s, 1500ms); default: its middle\n"
 		"  --sweep         fail over at every packet boundary (--every N: every Nth)\n"
@@ -570,6 +706,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "sync-delay", required_argument, NULL, 'd' }, { "defer", no_argument, NULL, 'D' },
 		{ "max-conns", required_argument, NULL, 'm' }, { "json", required_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+		{ "auto-services", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n;
@@ -590,11 +727,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'm': if (num_parse_u64(optarg, 1, 1u << 26, &n)) goto bad; o->max_conns = n; break;
 		case 'j': o->json = optarg; break;
 		case 'v': o->verbose = 1; break;
+		case 'A': o->auto_services = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
 		}
 	}
-	if (!o->pcap || !o->config || optind != argc)
+	if (!o->pcap || (!o->config && !o->auto_services) || optind != argc)
 		goto bad;
 	return 0;
 bad:
@@ -621,9 +759,18 @@ static size_t failover_index(const struct replay *r)
 
 static int setup(struct replay *r, char *err, size_t errlen)
 {
-	if (lb_conf_load(r->o.config, &r->conf, err, errlen) < 0)
-		return -1;
-	if (drill_trace_load(&r->t, r->o.pcap, &r->conf, err, errlen) < 0)
+	int rc;
+
+	if (r->o.config) {
+		if (lb_conf_load(r->o.config, &r->conf, err, errlen) < 0)
+			return -1;
+	} else {
+		lb_conf_defaults(&r->conf);
+		r->conf.sync.enabled = 1;	/* lbd's sync defaults, as for a pair */
+	}
+	rc = r->o.auto_services ? drill_trace_load_auto(&r->t, r->o.pcap, &r->conf, err, errlen)
+				: drill_trace_load(&r->t, r->o.pcap, &r->conf, err, errlen);
+	if (rc < 0)
 		return -1;
 	if (!r->o.max_conns)
 		r->o.max_conns = r->t.nconns * 2 + 1024;

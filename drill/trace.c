@@ -29,7 +29,7 @@ struct conn_map {
 
 struct loader {
 	struct drill_trace *t;
-	const struct lb_conf *conf;
+	const struct lb_conf *conf;	/* NULL: --auto-services */
 	struct conn_map map;
 	size_t cap_pkts, cap_conns;
 	uint64_t t0_us;
@@ -129,12 +129,59 @@ static long conn_of_backend_reply(struct loader *l, const struct lb_pkt_info *pi
 #define CLASS_OK (-1)		/* classify(): keep the packet */
 #define CLASS_NOMEM (-2)
 
+/*
+ * Which end of a connection not seen before sent this packet: the sender
+ * of a SYN is the client, of a SYN/ACK the server; without either (the
+ * capture began mid-connection) the server is the end with the lower port
+ * (services listen on low, well-known ports; clients on ephemeral ones),
+ * and between equal ports the lower address.
+ */
+static int sender_is_client(const struct lb_pkt_info *pi)
+{
+	const struct lb_tuple *tu = &pi->tuple;
+	int c;
+
+	if (pi->flags & LB_TCP_SYN)
+		return !(pi->flags & LB_TCP_ACK);
+	if (tu->sport != tu->dport)
+		return tu->sport > tu->dport;
+	c = memcmp(tu->src.bytes, tu->dst.bytes, lb_addr_len(&tu->src));
+	return c > 0;
+}
+
+/* --auto-services: the connection decides, or the packet starts one. */
+static int classify_auto(struct loader *l, const struct lb_pkt_info *pi, size_t pkt,
+			 uint8_t *dir, long *conn)
+{
+	const struct lb_tuple *tu = &pi->tuple;
+	struct lb_tuple rev = { .src = tu->dst, .dst = tu->src, .sport = tu->dport,
+				.dport = tu->sport };
+	int client;
+
+	if ((*conn = conn_of(l, tu, 0, 0)) >= 0) {
+		*dir = LB_DIR_ORIG;
+		return CLASS_OK;
+	}
+	if ((*conn = conn_of(l, &rev, 0, 0)) >= 0) {
+		*dir = LB_DIR_REPLY;
+		return CLASS_OK;
+	}
+	client = sender_is_client(pi);
+	if ((client ? tu->dport : tu->sport) == 0)
+		return DRILL_TRACE_SKIP_MALFORMED;	/* no service listens on port 0 */
+	*dir = client ? LB_DIR_ORIG : LB_DIR_REPLY;
+	*conn = conn_of(l, client ? tu : &rev, 1, pkt);
+	return *conn < 0 ? CLASS_NOMEM : CLASS_OK;
+}
+
 /* Direction and connection of a parsed packet, or the reason to skip it. */
 static int classify(struct loader *l, const struct lb_pkt_info *pi, size_t pkt,
 		    uint8_t *dir, long *conn)
 {
 	const struct lb_tuple *tu = &pi->tuple;
 
+	if (!l->conf)
+		return classify_auto(l, pi, pkt, dir, conn);
 	if (is_service(l->conf, &tu->dst, tu->dport)) {
 		*dir = LB_DIR_ORIG;
 		*conn = conn_of(l, tu, 1, pkt);
@@ -244,8 +291,9 @@ static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf
 			rec->ts_us >= l->t0_us ? rec->ts_us - l->t0_us : 0, &pi, dir, conn);
 }
 
-int drill_trace_load(struct drill_trace *t, const char *path, const struct lb_conf *conf,
-		     char *err, size_t errlen)
+/* Reads the capture; conf NULL: --auto-services. */
+static int load(struct drill_trace *t, const char *path, const struct lb_conf *conf,
+		char *err, size_t errlen)
 {
 	struct loader l = { .t = t, .conf = conf };
 	struct drill_pcap *p;
@@ -284,8 +332,112 @@ int drill_trace_load(struct drill_trace *t, const char *path, const struct lb_co
 		return -1;
 	}
 	if (t->npkts == 0) {
-		snprintf(err, errlen, "%s: no TCP packet of a configured service (%llu records)",
-			 path, (unsigned long long)t->records);
+		snprintf(err, errlen, "%s: no TCP packet%s (%llu records)", path,
+			 conf ? " of a configured service" : "", (unsigned long long)t->records);
+		drill_trace_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+int drill_trace_load(struct drill_trace *t, const char *path, const struct lb_conf *conf,
+		     char *err, size_t errlen)
+{
+	return load(t, path, conf, err, errlen);
+}
+
+/* Orders servers (a connection's VIP:port) to find the distinct ones. */
+static int by_server(const void *a, const void *b)
+{
+	const struct lb_tuple *x = a, *y = b;
+	int c = (int)x->dst.family - (int)y->dst.family;
+
+	if (!c)
+		c = memcmp(x->dst.bytes, y->dst.bytes, sizeof(x->dst.bytes));
+	if (!c)
+		c = (int)x->dport - (int)y->dport;
+	return c;
+}
+
+/*
+ * The synthetic backend of the n-th service: 198.19.240.0/20 or
+ * 2001:db8:ffff::/48 (documentation and benchmarking space, which a
+ * capture of real traffic does not use), on the service's port.
+ */
+static void auto_backend(struct lb_backend_conf *be, const struct lb_service_conf *svc, size_t n)
+{
+	memset(be, 0, sizeof(*be));
+	be->addr.family = svc->vip.family;
+	be->port = svc->port;
+	be->weight = 1;
+	if (svc->vip.family == 2 /* AF_INET */) {
+		uint32_t a = 0xc613f000u + (uint32_t)n + 1;	/* 198.19.240.0 + n + 1 */
+
+		be->addr.bytes[0] = (uint8_t)(a >> 24);
+		be->addr.bytes[1] = (uint8_t)(a >> 16);
+		be->addr.bytes[2] = (uint8_t)(a >> 8);
+		be->addr.bytes[3] = (uint8_t)a;
+	} else {
+		static const uint8_t pfx[6] = { 0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff };
+
+		memcpy(be->addr.bytes, pfx, sizeof(pfx));
+		be->addr.bytes[14] = (uint8_t)((n + 1) >> 8);
+		be->addr.bytes[15] = (uint8_t)(n + 1);
+	}
+}
+
+/* The distinct servers of t's connections, as services of conf. */
+static int auto_services(const struct drill_trace *t, struct lb_conf *conf, char *err,
+			 size_t errlen)
+{
+	struct lb_tuple *s = malloc(t->nconns * sizeof(*s));
+	size_t n = 0;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < t->nconns; i++)
+		s[i] = t->conns[i].orig;
+	qsort(s, t->nconns, sizeof(*s), by_server);
+	for (size_t i = 0; i < t->nconns; i++)
+		if (i == 0 || by_server(&s[i - 1], &s[i]))
+			s[n++] = s[i];
+	if (n > DRILL_TRACE_MAX_AUTO) {
+		snprintf(err, errlen, "%zu servers in the capture; --auto-services makes at most "
+			 "%d services (one backend each)", n, DRILL_TRACE_MAX_AUTO);
+		free(s);
+		return -1;
+	}
+	lb_conf_free(conf);
+	conf->services = calloc(n, sizeof(*conf->services));
+	for (size_t i = 0; conf->services && i < n; i++) {
+		struct lb_service_conf *svc = &conf->services[i];
+
+		svc->vip = s[i].dst;
+		svc->port = s[i].dport;
+		snprintf(svc->scheduler, sizeof(svc->scheduler), "rr");
+		svc->backends = malloc(sizeof(*svc->backends));
+		if (!svc->backends)
+			break;
+		svc->nbackends = 1;
+		auto_backend(svc->backends, svc, i);
+		conf->nservices = i + 1;
+	}
+	free(s);
+	if (conf->nservices != n) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int drill_trace_load_auto(struct drill_trace *t, const char *path, struct lb_conf *conf,
+			  char *err, size_t errlen)
+{
+	if (load(t, path, NULL, err, errlen) < 0)
+		return -1;
+	if (auto_services(t, conf, err, errlen) < 0) {
 		drill_trace_free(t);
 		return -1;
 	}

@@ -49,6 +49,12 @@ struct lb_conf {
 };
 
 /*
+ * What a file that sets nothing but an empty services list gives: lbd's
+ * defaults, no services, no sync section. Overwrites *conf (free it first).
+ */
+void lb_conf_defaults(struct lb_conf *conf);
+
+/*
  * Loads path into *conf. Returns 0, or -1 with a message "file:line: what"
  * in err (errlen bytes) and *conf left empty.
  */

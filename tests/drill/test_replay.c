@@ -113,12 +113,18 @@ static void write_capture(struct capture *c, const char *name)
 	pcap_close(pd);
 }
 
+/* Where the client sends the packets of the connection connection_to()
+ * writes (the server answers from its own address: the same, or a
+ * backend's in lbd's own capture), and the server's port. */
+static const char *client_dst = VIP;
+static uint16_t server_port = 80;
+
 /* One segment of a connection: from the client when from_client. */
 static struct pb_spec seg(int from_client, const char *client, uint16_t sport, const char *server,
 			  uint32_t seq, uint32_t ack, uint8_t flags, uint32_t len)
 {
-	struct pb_spec s = from_client ? pb_spec_v4(client, sport, VIP, 80)
-				       : pb_spec_v4(server, 80, client, sport);
+	struct pb_spec s = from_client ? pb_spec_v4(client, sport, client_dst, server_port)
+				       : pb_spec_v4(server, server_port, client, sport);
 
 	s.seq = seq;
 	s.ack = ack;
@@ -131,18 +137,19 @@ static struct pb_spec seg(int from_client, const char *client, uint16_t sport, c
 }
 
 /*
- * A whole connection, its packets gap_us apart from t_us on: handshake, a
- * 120-byte request, a 2000-byte response in two segments, FIN both ways.
- * Replies come from the VIP (a client-side capture) or, with backend_view,
- * from a backend (lbd's own capture). Returns the number of packets.
+ * A whole connection to client_dst:server_port, answered from server, its packets gap_us apart from
+ * t_us on: handshake, a 120-byte request, a 2000-byte response in two
+ * segments, FIN both ways; from its packet number from on (0: all; a
+ * capture that began mid-connection otherwise). Returns the number of
+ * packets written.
  */
-static int connection(struct capture *c, int idx, uint64_t t_us, uint64_t gap_us, int backend_view)
+static int connection_to(struct capture *c, int idx, uint64_t t_us, uint64_t gap_us,
+			 const char *server, int from)
 {
 	char client[32];
 	int len = snprintf(client, sizeof(client), "198.18.0.%d", 20 + idx);
 	uint16_t sport = (uint16_t)(40000 + idx);
 	uint32_t ci = 1000u * (uint32_t)idx + 1, si = 50000u * (uint32_t)idx + 7;
-	const char *server = backend_view ? BACKEND : VIP;
 	const uint8_t A = LB_TCP_ACK, PA = LB_TCP_PSH | LB_TCP_ACK, FA = LB_TCP_FIN | LB_TCP_ACK;
 	struct pb_spec s[] = {
 		seg(1, client, sport, server, ci, 0, LB_TCP_SYN, 0),
@@ -160,9 +167,17 @@ static int connection(struct capture *c, int idx, uint64_t t_us, uint64_t gap_us
 	int n = (int)(sizeof(s) / sizeof(s[0]));
 
 	assert_true(len > 0 && (size_t)len < sizeof(client));
-	for (int i = 0; i < n; i++)
-		put(c, t_us + (uint64_t)i * gap_us, &s[i]);
-	return n;
+	for (int i = from; i < n; i++)
+		put(c, t_us + (uint64_t)(i - from) * gap_us, &s[i]);
+	return n - from;
+}
+
+/* A whole connection to the VIP; see connection_to(). */
+static int connection(struct capture *c, int idx, uint64_t t_us, uint64_t gap_us, int backend_view)
+{
+	client_dst = VIP;
+	server_port = 80;
+	return connection_to(c, idx, t_us, gap_us, backend_view ? BACKEND : VIP, 0);
 }
 
 static void write_config(const char *name, uint16_t port)
@@ -389,6 +404,86 @@ static void test_unsynced_defer(void **state)
 	assert_report_has("result: PASS");
 }
 
+/*
+ * A sweep writes out every lost connection with its failover point, in
+ * the report and in the JSON file; --failover-at that point replays
+ * exactly that case.
+ */
+static void test_sweep_findings_reproduce(void **state)
+{
+	const char *json, *at;
+	char client[64], line[256];
+	unsigned long rec;
+
+	(void)state;
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--sweep", "--sync-delay", "50", "--json", path_of("sweep.json"),
+				NULL), 1);
+	assert_report_has("result: LOSS");
+	at = strstr(out_text, "\n  at #");
+	assert_non_null(at);
+	assert_int_equal(sscanf(at, "\n  at #%lu %63s", &rec, client), 2);
+	assert_string_equal(client, "198.18.0.20:40000");
+	json = read_file(path_of("sweep.json"));
+	snprintf(line, sizeof(line), "{\"failover_record\":%lu,", rec);
+	assert_non_null(strstr(json, line));
+	assert_non_null(strstr(json, "\"every\":1,\"defer\":false,"));
+	assert_non_null(strstr(json, "\"conns\":[{\"client\":\"198.18.0.20:40000\","
+				     "\"vip\":\"198.18.0.100:80\",\"first_seen_record\":1,"
+				     "\"status\":\"unsynced\""));
+	assert_non_null(strstr(json, "\"takeover_failures\":0,\"exit\":1}"));
+	/* Each point is one object, its losses listed: as many as reported. */
+	{
+		size_t points = 0, lost = 0;
+
+		for (const char *p = json; (p = strstr(p, "{\"failover_record\":")); p++)
+			points++;
+		for (const char *p = json; (p = strstr(p, "\"status\":\"unsynced\"")); p++)
+			lost++;
+		assert_int_equal(points, 10);
+		for (const char *p = out_text; (p = strstr(p, "\n  at #")); p++)
+			lost--;
+		assert_int_equal(lost, 0);
+	}
+	/* The finding, replayed alone: the same connection, the same loss. */
+	snprintf(line, sizeof(line), "%lu", rec);
+	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
+				"--failover-at", line, "--sync-delay", "50", NULL), 1);
+	snprintf(line, sizeof(line), "failover         before record #%lu ", rec);
+	assert_report_has(line);
+	assert_report_has("unsynced 1, LOST 0, MISMATCH 0");
+	assert_report_has("198.18.0.20:40000");
+}
+
+/*
+ * --auto-services, without a configuration: every server in the capture is
+ * a service (VIP:80 and 198.18.5.5:8443), every connection is balanced and
+ * tracked; one whose capture began mid-connection, its first packet the
+ * server's, is still the client's connection to port 80 (the lower port),
+ * and the reference drops it (no SYN: no connection).
+ */
+static void test_auto_services(void **state)
+{
+	(void)state;
+	assert_int_equal(replay("--pcap", path_of("any.pcap"), "--auto-services", "--verbose",
+				"--failover-at", "12", NULL), 0);
+	assert_report_has("replayed         29 packets in 3 connections");
+	assert_report_has("auto services    2 (one synthetic backend each)");
+	assert_report_has("reference        forwarded 22, dropped 7 drop_no_conn 7");
+	assert_report_has("198.18.0.21:40001            198.18.5.5:8443");
+	assert_report_has("198.18.0.22:40002            198.18.0.100:80");
+	assert_report_has("LOST 0, MISMATCH 0");
+	assert_int_equal(replay("--pcap", path_of("any.pcap"), "--auto-services", "--sweep",
+				"--defer", NULL), 0);
+	assert_report_has("sweep            28 failovers (every 1 packet)");
+	assert_report_has("result: PASS");
+	/* Its services replace a configuration's: other.conf names port 8080. */
+	assert_int_equal(replay("--pcap", path_of("any.pcap"), "--auto-services", "--config",
+				path_of("other.conf"), "--failover-at", "12", NULL), 0);
+	assert_report_has("auto services    2 (one synthetic backend each)");
+	assert_report_has("reference        forwarded 22, dropped 7");
+}
+
 /* Each: exit 2, the usage on stderr, nothing on stdout. */
 static void test_usage_errors(void **state)
 {
@@ -491,6 +586,15 @@ static int make_files(void **state)
 	c->n = 0;
 	connection(c, 0, 0, 100, 0);
 	write_capture(c, "fast.pcap");
+	c->n = 0;
+	connection(c, 0, 0, 5000, 0);
+	client_dst = "198.18.5.5";
+	server_port = 8443;
+	connection_to(c, 1, 2000, 5000, "198.18.5.5", 0);
+	client_dst = VIP;
+	server_port = 80;
+	connection_to(c, 2, 3000, 5000, VIP, 4);	/* from the server's ACK on */
+	write_capture(c, "any.pcap");
 	free(c);
 	return 0;
 }
@@ -498,7 +602,8 @@ static int make_files(void **state)
 static int remove_files(void **state)
 {
 	static const char *const names[] = { "lb.conf", "other.conf", "clean.pcap", "fast.pcap",
-					     "clean.json", "fast.json", "stdout", "stderr" };
+					     "clean.json", "fast.json", "stdout", "stderr",
+					     "any.pcap", "sweep.json" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -514,6 +619,8 @@ int main(void)
 		cmocka_unit_test(test_clean_single_failover),
 		cmocka_unit_test(test_unsynced_async),
 		cmocka_unit_test(test_unsynced_defer),
+		cmocka_unit_test(test_sweep_findings_reproduce),
+		cmocka_unit_test(test_auto_services),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_usage_bad_numbers),
 		cmocka_unit_test(test_input_errors),
