@@ -4,7 +4,8 @@
  *   lbdrill serve  --listen ADDR:PORT [--listen ...]
  *   lbdrill stream --target ADDR:PORT --conns N --duration S [...]
  *   lbdrill live   --target VIP:PORT ... --failover SECONDS:COMMAND
- *   lbdrill replay --pcap FILE --config FILE [...]
+ *   lbdrill replay --pcap FILE (--config FILE | --auto-services) [...]
+ *   lbdrill audit  FILE (--config FILE | --auto-services) [...]
  *   lbdrill help [SUBCOMMAND]
  *
  * `serve` runs on the backends; `stream` opens many long-lived connections
@@ -12,7 +13,8 @@
  * verifying every byte they receive (protocol: drill/drill_proto.h), and
  * reports per connection whether it survived, was reset, corrupted or
  * stalled; `live` does so while failing a running pair over; `replay` fails
- * over offline on a capture (drill/drill_replay.h).
+ * over offline on a capture (drill/drill_replay.h); `audit` lists what the
+ * strict tracker drops of a capture (drill/drill_audit.h).
  *
  * This file is only the program: usage and dispatch on the subcommand (a
  * table, so a later subcommand is one row). Everything else is libdrill.a.
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "drill.h"
+#include "drill_audit.h"
 #include "drill_replay.h"
 #include "log.h"
 
@@ -35,6 +38,7 @@ static const struct drill_cmd drill_cmds[] = {
 	{ "stream", drill_stream_main, "open N verified streams to a VIP and report on them" },
 	{ "live", drill_live_main, "fail a running pair over under verified streams" },
 	{ "replay", drill_replay_main, "fail over on a packet capture, offline, and compare" },
+	{ "audit", drill_audit_main, "list what the strict tracker drops of a capture, and why" },
 };
 
 #define DRILL_NCMDS (sizeof(drill_cmds) / sizeof(drill_cmds[0]))

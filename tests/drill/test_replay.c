@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "../../drill/drill_audit.h"
 #include "../../drill/drill_replay.h"
 #include "../lb/pktbuild.h"
 #include "lb_pkt.h"
@@ -226,31 +227,28 @@ static void restore(int fd, int saved, const char *path, char *buf, size_t size)
  * err_text. The arguments end with NULL; argv[0] is the subcommand's name,
  * as lbdrill passes it.
  */
-static int replay(const char *first, ...)
+static int run_main(int (*fn)(int, char **), const char *name, const char *first, va_list ap)
 {
 	static char out_path[sizeof(dir) + 16], err_path[sizeof(dir) + 16];
 	char *argv[32];
 	int argc = 0, rc, out, err;
 	const char *a;
-	va_list ap;
 
 	snprintf(out_path, sizeof(out_path), "%s/stdout", dir);
 	snprintf(err_path, sizeof(err_path), "%s/stderr", dir);
 
-	argv[argc++] = (char *)"replay";
-	va_start(ap, first);
+	argv[argc++] = (char *)name;
 	for (a = first; a; a = va_arg(ap, const char *)) {
 		assert_true(argc < 31);
 		argv[argc++] = (char *)a;
 	}
-	va_end(ap);
 	argv[argc] = NULL;
 
 	fflush(stdout);
 	fflush(stderr);
 	out = redirect(STDOUT_FILENO, out_path);
 	err = redirect(STDERR_FILENO, err_path);
-	rc = drill_replay_main(argc, argv);
+	rc = fn(argc, argv);
 	fflush(stdout);
 	fflush(stderr);
 	restore(STDERR_FILENO, err, err_path, err_text, sizeof(err_text));
@@ -258,11 +256,38 @@ static int replay(const char *first, ...)
 	return rc;
 }
 
+static int replay(const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = run_main(drill_replay_main, "replay", first, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int audit(const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = run_main(drill_audit_main, "audit", first, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* The last run failed with usage on stderr and nothing on stdout. */
-static void assert_usage(void)
+static void assert_usage_of(const char *text)
 {
 	assert_string_equal(out_text, "");
-	assert_non_null(strstr(err_text, "usage: lbdrill replay"));
+	assert_non_null(strstr(err_text, text));
+}
+
+static void assert_usage(void)
+{
+	assert_usage_of("usage: lbdrill replay");
 }
 
 /* The last run failed with one line on stderr that contains text. */
@@ -484,6 +509,62 @@ static void test_auto_services(void **state)
 	assert_report_has("reference        forwarded 22, dropped 7");
 }
 
+/* A clean capture: nothing dropped, exit 0, in the report and the JSON. */
+static void test_audit_clean(void **state)
+{
+	(void)state;
+	assert_int_equal(audit(path_of("clean.pcap"), "--config", path_of("lb.conf"), "--json",
+			       path_of("audit.json"), NULL), 0);
+	assert_report_has("packets          44 in 4 connections");
+	assert_report_has("drops            0 of 44 packets, in 0 of 4 connections");
+	assert_report_has("result: PASS: every drop explained");
+	assert_non_null(strstr(read_file(path_of("audit.json")), "\"drops\":0,"));
+	/* A connection begun before the capture is explained, not a finding. */
+	assert_int_equal(audit("--pcap", path_of("any.pcap"), "--auto-services", NULL), 0);
+	assert_report_has("auto services    2");
+	assert_report_has("midstream        7\n");
+	assert_report_has("unexplained      0\n");
+	assert_report_has("drop_no_conn             7 (midstream 7)");
+}
+
+/*
+ * The capture missed the server's second data segment, which the client
+ * then ACKs: the tracker drops the ACK (beyond what it saw the server
+ * send), and the audit blames the capture.
+ */
+static void test_audit_capture_loss(void **state)
+{
+	(void)state;
+	assert_int_equal(audit(path_of("lossy.pcap"), "--config", path_of("lb.conf"), "--json",
+			       path_of("audit.json"), NULL), 0);
+	assert_report_has("capture_loss     ");
+	assert_report_has("drop_out_of_window");
+	assert_report_has("unexplained      0\n");
+	assert_report_has("(established) capture_loss");
+	assert_non_null(strstr(read_file(path_of("audit.json")), "\"explained\":\"capture_loss\""));
+}
+
+/* A segment far beyond the window that nobody ACKs: unexplained, exit 1. */
+static void test_audit_unexplained(void **state)
+{
+	(void)state;
+	assert_int_equal(audit(path_of("wild.pcap"), "--config", path_of("lb.conf"), "--json",
+			       path_of("audit.json"), NULL), 1);
+	assert_report_has("#5 ");
+	assert_report_has("drop_out_of_window (established) unexplained");
+	assert_report_has("unexplained      1\n");
+	assert_report_has("result: UNEXPLAINED");
+	assert_non_null(strstr(read_file(path_of("audit.json")),
+			       "\"record\":5,\"t_us\":15000,\"client\":\"198.18.0.20:40000\","
+			       "\"vip\":\"198.18.0.100:80\",\"dir\":\"orig\",\"flags\":\"P.\""));
+	assert_non_null(strstr(read_file(path_of("audit.json")), "\"unexplained\":1,"));
+	/* Usage: a capture and a configuration, or --auto-services. */
+	assert_int_equal(audit(path_of("wild.pcap"), NULL), 2);
+	assert_usage_of("usage: lbdrill audit");
+	assert_int_equal(audit(NULL), 2);
+	assert_usage_of("usage: lbdrill audit");
+}
+
 /* Each: exit 2, the usage on stderr, nothing on stdout. */
 static void test_usage_errors(void **state)
 {
@@ -595,6 +676,22 @@ static int make_files(void **state)
 	server_port = 80;
 	connection_to(c, 2, 3000, 5000, VIP, 4);	/* from the server's ACK on */
 	write_capture(c, "any.pcap");
+	/* The capture misses the server's second data segment (the 7th). */
+	c->n = 0;
+	connection(c, 0, 0, 5000, 0);
+	memmove(&c->recs[6], &c->recs[7], (c->n - 7) * sizeof(c->recs[0]));
+	c->n--;
+	write_capture(c, "lossy.pcap");
+	/* A client segment 16 MB beyond the window, in the middle. */
+	c->n = 0;
+	connection(c, 0, 0, 5000, 0);
+	{
+		struct pb_spec w = seg(1, "198.18.0.20", 40000, VIP, 1 + (16u << 20), 8,
+				       LB_TCP_PSH | LB_TCP_ACK, 10);
+
+		put(c, 15000, &w);	/* after the handshake's ACK (10 ms) */
+	}
+	write_capture(c, "wild.pcap");
 	free(c);
 	return 0;
 }
@@ -603,7 +700,8 @@ static int remove_files(void **state)
 {
 	static const char *const names[] = { "lb.conf", "other.conf", "clean.pcap", "fast.pcap",
 					     "clean.json", "fast.json", "stdout", "stderr",
-					     "any.pcap", "sweep.json" };
+					     "any.pcap", "sweep.json", "lossy.pcap", "wild.pcap",
+					     "audit.json" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -621,6 +719,9 @@ int main(void)
 		cmocka_unit_test(test_unsynced_defer),
 		cmocka_unit_test(test_sweep_findings_reproduce),
 		cmocka_unit_test(test_auto_services),
+		cmocka_unit_test(test_audit_clean),
+		cmocka_unit_test(test_audit_capture_loss),
+		cmocka_unit_test(test_audit_unexplained),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_usage_bad_numbers),
 		cmocka_unit_test(test_input_errors),
