@@ -8,7 +8,8 @@
  * returns what starts at the IP header. Link types:
  *
  *   EN10MB       Ethernet II, under up to DRILL_PCAP_MAX_VLANS 802.1Q
- *                (0x8100), 802.1ad (0x88a8) or old QinQ (0x9100) tags
+ *                (0x8100), 802.1ad (0x88a8) or old QinQ (0x9100) tags,
+ *                and PPPoE sessions (0x8864) carrying IPv4 or IPv6
  *   RAW          raw IP (LINKTYPE_RAW, 101): the version nibble says which
  *   IPV4, IPV6   raw IP of one version (LINKTYPE_IPV4 228, LINKTYPE_IPV6 229)
  *   LINUX_SLL    Linux cooked v1: 16 bytes, the EtherType at offset 14

@@ -6,7 +6,8 @@
  * decodes the link-layer header of each record with a cursor that checks
  * every read against the record's captured length:
  *
- *   EN10MB      | dst 6 | src 6 | type 2 | (tpid 2 | tci 2 | type 2)... | IP
+ *   EN10MB      | dst 6 | src 6 | type 2 | (tpid 2 | tci 2 | type 2)... |
+ *               ([PPPoE] ver/type 1 | code 1 | session 2 | length 2 | proto 2) | IP
  *   LINUX_SLL   | pkttype 2 | hatype 2 | addrlen 2 | addr 8 | type 2 | IP
  *   LINUX_SLL2  | type 2 | 0 2 | ifindex 4 | hatype 2 | pkttype 1 |
  *               | addrlen 1 | addr 8 | IP
@@ -30,6 +31,10 @@
 #define NULL_HLEN	4
 #define ETHERTYPE_IPV4	0x0800
 #define ETHERTYPE_IPV6	0x86dd
+#define ETHERTYPE_PPPOE	0x8864		/* PPPoE session stage */
+#define PPPOE_HLEN	6		/* ver/type, code, session, length */
+#define PPP_IPV4	0x0021
+#define PPP_IPV6	0x0057
 #define PCAP_HDR_LEN	24		/* a classic pcap file header */
 #define PCAP_SNAPLEN_AT	16
 
@@ -86,8 +91,9 @@ static int is_vlan_tpid(uint16_t type)
 }
 
 /*
- * From an EtherType at the cursor's back (type), past any VLAN tags, to the
- * IP version it announces (*version 4 or 6). Returns LINK_IP or a skip reason.
+ * From an EtherType at the cursor's back (type), past any VLAN tags and a
+ * PPPoE session header (PPP protocol IPv4 or IPv6), to the IP version it
+ * announces (*version 4 or 6). Returns LINK_IP or a skip reason.
  */
 static int ethertype_ip(const uint8_t **p, const uint8_t *end, uint16_t type, int *version)
 {
@@ -96,6 +102,12 @@ static int ethertype_ip(const uint8_t **p, const uint8_t *end, uint16_t type, in
 			return DRILL_PCAP_SKIP_VLAN_DEPTH;
 		if (skip_bytes(p, end, 2) < 0 || take16(p, end, &type) < 0)	/* TCI, type */
 			return DRILL_PCAP_SKIP_SHORT;
+	}
+	if (type == ETHERTYPE_PPPOE) {
+		/* RFC 2516: the PPP protocol follows, uncompressed. */
+		if (skip_bytes(p, end, PPPOE_HLEN) < 0 || take16(p, end, &type) < 0)
+			return DRILL_PCAP_SKIP_SHORT;
+		type = type == PPP_IPV4 ? ETHERTYPE_IPV4 : type == PPP_IPV6 ? ETHERTYPE_IPV6 : 0;
 	}
 	if (type == ETHERTYPE_IPV4)
 		*version = 4;

@@ -331,6 +331,49 @@ static void test_ethernet_vlans(void **state)
 	drill_pcap_close(p);
 }
 
+/* PPPoE sessions (an ISP's access link), alone or under a VLAN tag. */
+static void test_ethernet_pppoe(void **state)
+{
+	static const uint16_t ppp4[] = { 0x8864, 0x1100, 0x3b1a, 0x0042, 0x0021 },
+		ppp6[] = { 0x8864, 0x1100, 0x3b1a, 0x0066, 0x0057 },
+		vlan_ppp4[] = { 0x8100, 0x0064, 0x8864, 0x1100, 0x0001, 0x0042, 0x0021 },
+		lcp[] = { 0x8864, 0x1100, 0x3b1a, 0x0042, 0xc021 },
+		lie[] = { 0x8864, 0x1100, 0x3b1a, 0x0042, 0x0021 };
+	uint8_t v4[64], v6[100], h[64], f[6][256];
+	struct rec recs[6];
+	size_t n = 0, hl;
+	struct drill_pcap *p;
+
+	(void)state;
+	ipv4(v4, sizeof(v4), 3);
+	ipv6(v6, sizeof(v6), 4);
+#define ADD(types, ip)                                                                    \
+	do {                                                                              \
+		hl = eth(h, types, sizeof(types) / sizeof(types[0]));                     \
+		recs[n] = (struct rec){ f[n], (uint32_t)frame(f[n], h, hl, ip, sizeof(ip)), \
+					0, 10, (uint32_t)n };                                \
+		recs[n].len = recs[n].caplen;                                             \
+		n++;                                                                      \
+	} while (0)
+	ADD(ppp4, v4);		/* 1 */
+	ADD(ppp6, v6);		/* 2 */
+	ADD(vlan_ppp4, v4);	/* 3 */
+	ADD(lcp, v4);		/* 4: PPP's link control, not IP */
+	ADD(lie, v6);		/* 5: says IPv4, carries IPv6 */
+#undef ADD
+	/* 6: cut inside the PPPoE header. */
+	recs[n++] = (struct rec){ f[0], 14 + 4, 14 + 4, 10, 0 };
+	write_dump("pppoe.pcap", DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_MICRO, recs, n);
+
+	p = open_ok("pppoe.pcap");
+	expect_pkt(p, v4, sizeof(v4), sizeof(v4), 1, 10000000);
+	expect_pkt(p, v6, sizeof(v6), sizeof(v6), 2, 10000001);
+	expect_pkt(p, v4, sizeof(v4), sizeof(v4), 3, 10000002);
+	expect_end(p);
+	expect_skipped(p, 1, 1, 0, 1, 0);
+	drill_pcap_close(p);
+}
+
 static void test_linux_cooked(void **state)
 {
 	uint8_t v4[48], v6[72], sll[16] = { 0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1 },
@@ -680,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_returned),
 		cmocka_unit_test(test_nanosecond_file),
 		cmocka_unit_test(test_pcapng),
+		cmocka_unit_test(test_ethernet_pppoe),
 		cmocka_unit_test(test_error_missing_and_not_a_file),
 		cmocka_unit_test(test_error_magic_and_short_header),
 		cmocka_unit_test(test_error_snaplen_zero),
