@@ -51,7 +51,7 @@ UNIT_SRCS := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/drill/test_*
 UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
-.PHONY: all test demo deps clean unit bench fuzz tsan tsan-build
+.PHONY: all test demo deps clean unit bench fuzz tsan tsan-build drills
 all: $(TOOLS) $(UNIT_BINS)
 
 $(GEN_C) $(GEN_H): sync/lbsync.proto
@@ -117,6 +117,11 @@ test: deps
 demo: deps
 	$(MAKE) all
 	deploy/demo
+
+# The full drills over the public capture corpus (make test runs a subset).
+drills: deps
+	$(MAKE) all
+	tests/corpus/run.sh
 
 # Benchmarks compare in one run and report ratios; not part of `make test`.
 bench: deps
