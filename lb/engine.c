@@ -385,8 +385,12 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 	c->bytes[dir] += pi->ip_len;
 	ticket = repl_after_packet(e, w, c, before, now_ms);
 	/* Zero-loss mode holds the server's SYN/ACK until the peer has the
-	 * connection with the server's ISN. */
-	if (e->repl_conf.defer && before == LB_TCP_SYN_SENT && c->tcp.state == LB_TCP_SYN_RECV)
+	 * connection with the server's ISN, and a SYN that reopens a closed
+	 * entry as on_new() holds a new one: else a takeover before its SYN/ACK
+	 * finds the peer's entry still closed, which refuses the SYN/ACK. */
+	if (e->repl_conf.defer &&
+	    ((before == LB_TCP_SYN_SENT && c->tcp.state == LB_TCP_SYN_RECV) ||
+	     (before >= LB_TCP_TIME_WAIT && c->tcp.state == LB_TCP_SYN_SENT)))
 		pkt->defer_ticket = ticket;
 }
 

@@ -119,6 +119,7 @@ static void write_capture(struct capture *c, const char *name)
  * backend's in lbd's own capture), and the server's port. */
 static const char *client_dst = VIP;
 static uint16_t server_port = 80;
+static uint32_t isn_shift;	/* added to both ends' initial sequence numbers */
 
 /* One segment of a connection: from the client when from_client. */
 static struct pb_spec seg(int from_client, const char *client, uint16_t sport, const char *server,
@@ -150,7 +151,7 @@ static int connection_to(struct capture *c, int idx, uint64_t t_us, uint64_t gap
 	char client[32];
 	int len = snprintf(client, sizeof(client), "198.18.0.%d", 20 + idx);
 	uint16_t sport = (uint16_t)(40000 + idx);
-	uint32_t ci = 1000u * (uint32_t)idx + 1, si = 50000u * (uint32_t)idx + 7;
+	uint32_t ci = 1000u * (uint32_t)idx + 1 + isn_shift, si = 50000u * (uint32_t)idx + 7 + isn_shift;
 	const uint8_t A = LB_TCP_ACK, PA = LB_TCP_PSH | LB_TCP_ACK, FA = LB_TCP_FIN | LB_TCP_ACK;
 	struct pb_spec s[] = {
 		seg(1, client, sport, server, ci, 0, LB_TCP_SYN, 0),
@@ -565,6 +566,26 @@ static void test_audit_unexplained(void **state)
 	assert_usage_of("usage: lbdrill audit");
 }
 
+/*
+ * A client reuses its port: a connection ends (TIME_WAIT), and a new one
+ * on the same tuple starts 50 ms later, its handshake 100 us apart. The
+ * new SYN reopens the old entry; in defer mode it must be held like any
+ * SYN that creates a connection, or a failover between it and the SYN/ACK
+ * finds the standby still in TIME_WAIT, which refuses the SYN/ACK.
+ */
+static void test_reused_port_defer(void **state)
+{
+	int rc;
+
+	(void)state;
+	rc = replay("--pcap", path_of("reuse.pcap"), "--config", path_of("lb.conf"), "--sweep",
+		    "--defer", NULL);
+	assert_report_has("reference        forwarded 22, dropped 0");
+	assert_report_has("unsynchronised   0 connections lost in all");
+	assert_report_has("result: PASS");
+	assert_int_equal(rc, 0);
+}
+
 /* Each: exit 2, the usage on stderr, nothing on stdout. */
 static void test_usage_errors(void **state)
 {
@@ -692,6 +713,14 @@ static int make_files(void **state)
 		put(c, 15000, &w);	/* after the handshake's ACK (10 ms) */
 	}
 	write_capture(c, "wild.pcap");
+	/* The same client port twice: the second connection's sequence
+	 * numbers are past the first's (what a reuse needs, RFC 6191). */
+	c->n = 0;
+	connection(c, 0, 0, 5000, 0);
+	isn_shift = 1u << 20;
+	connection(c, 0, 100000, 100, 0);
+	isn_shift = 0;
+	write_capture(c, "reuse.pcap");
 	free(c);
 	return 0;
 }
@@ -701,7 +730,7 @@ static int remove_files(void **state)
 	static const char *const names[] = { "lb.conf", "other.conf", "clean.pcap", "fast.pcap",
 					     "clean.json", "fast.json", "stdout", "stderr",
 					     "any.pcap", "sweep.json", "lossy.pcap", "wild.pcap",
-					     "audit.json" };
+					     "audit.json", "reuse.pcap" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -722,6 +751,7 @@ int main(void)
 		cmocka_unit_test(test_audit_clean),
 		cmocka_unit_test(test_audit_capture_loss),
 		cmocka_unit_test(test_audit_unexplained),
+		cmocka_unit_test(test_reused_port_defer),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_usage_bad_numbers),
 		cmocka_unit_test(test_input_errors),
