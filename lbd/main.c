@@ -3,6 +3,9 @@
  *
  *   lbd -c FILE [-d]     run in the foreground (systemd, the lab)
  *   lbd -c FILE --check  validate the configuration and exit
+ *   lbd --version
+ * --pidfile FILE writes our pid once we are ready; under systemd
+ * (Type=notify) READY=1 goes out at the same moment (lbd_service.h).
  *
  * Start-up order matters: the configuration is checked before anything is
  * touched, the queues are bound before the rules that feed them exist, and
@@ -40,7 +43,9 @@
 #include "lbd_loop.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
+#include "lbd_service.h"
 #include "lbd_sync.h"
+#include "lb_version.h"
 #include "log.h"
 #include "random_seed.h"
 
@@ -49,10 +54,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lbd -c FILE [-d] [--check]\n"
+	fprintf(f, "usage: lbd -c FILE [-d] [--check] [--pidfile FILE]\n"
 		   "  -c, --config FILE  configuration (libconfig syntax)\n"
 		   "  -d, --debug        debug logging\n"
-		   "      --check        validate the configuration and exit\n");
+		   "      --check        validate the configuration and exit\n"
+		   "      --pidfile FILE write our pid there once ready\n"
+		   "      --version      print the version and exit\n");
 }
 
 static void warn_forwarding(void)
@@ -210,6 +217,21 @@ static void run(struct lbd *d)
 	}
 }
 
+/* Rules, queues and sync are up: the pid file, then systemd's READY=1. */
+static int announce_ready(struct lbd *d)
+{
+	char msg[256];
+
+	if (d->pidfile && lbd_service_write_pidfile(d->pidfile, msg, sizeof(msg)) < 0) {
+		log_err("pid file %s", msg);
+		return 1;
+	}
+	snprintf(msg, sizeof(msg), "%zu services, %u workers, sync %s", d->conf.nservices,
+		 d->nqueues, d->conf.sync.enabled ? "on" : "off");
+	lbd_service_ready(msg);
+	return 0;
+}
+
 static int block_signals(void)
 {
 	sigset_t set;
@@ -232,6 +254,7 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "debug", no_argument, NULL, 'd' },
 		{ "check", no_argument, NULL, 'C' },	    { "help", no_argument, NULL, 'h' },
+		{ "pidfile", required_argument, NULL, 'P' }, { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -242,6 +265,8 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 		case 'd': log_set_level(LOG_LVL_DEBUG); break;
 		case 'C': *check = 1; break;
 		case 'h': usage(stdout); exit(0);
+		case 'P': d->pidfile = optarg; break;
+		case 'V': printf("lbd %s\n", LB_VERSION); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
@@ -280,9 +305,13 @@ int main(int argc, char **argv)
 		log_info("running: %zu services, %u workers on queues %u-%u, control %s",
 			 d.conf.nservices, d.nqueues, d.conf.daemon.queue,
 			 d.conf.daemon.queue + d.nqueues - 1, d.conf.daemon.control);
-		run(&d);
-		rc = 0;
+		rc = announce_ready(&d);
+		if (rc == 0)
+			run(&d);
 	}
+	lbd_service_stopping();
+	if (d.pidfile)
+		lbd_service_remove_pidfile(d.pidfile);
 	stop(&d);
 	close(d.sig_fd);
 	return rc;
