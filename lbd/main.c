@@ -2,7 +2,8 @@
  * lbd: the load balancer daemon.
  *
  *   lbd -c FILE [-d]     run in the foreground (systemd, the lab)
- *   lbd -c FILE --check  validate the configuration and exit
+ *   lbd -c FILE --check  validate the configuration, check the host, exit
+ *                        (0 fine, 1 the host would stop lbd, 2 bad file)
  *   lbd --version
  * --pidfile FILE writes our pid once we are ready; under systemd
  * (Type=notify) READY=1 goes out at the same moment (lbd_service.h).
@@ -38,6 +39,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "lbd_capture.h"
+#include "lbd_check.h"
 #include "lbd_cmd.h"
 #include "lbd_ctl.h"
 #include "lbd_loop.h"
@@ -62,18 +64,22 @@ static void usage(FILE *f)
 		   "      --version      print the version and exit\n");
 }
 
-static void warn_forwarding(void)
+/* Host checks at start go to the log; lbd starts anyway and the failing
+ * step (key, sync socket, tables) stops it with its own message. */
+static void log_finding(void *arg, enum lbd_check_level level, const char *msg)
 {
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "r");
-	int on = 1;
+	(void)arg;
+	if (level == LBD_CHECK_ERROR)
+		log_err("check: %s", msg);
+	else
+		log_warn("check: %s", msg);
+}
 
-	if (f) {
-		if (fscanf(f, "%d", &on) != 1)
-			on = 1;
-		fclose(f);
-	}
-	if (!on)
-		log_warn("net.ipv4.ip_forward is 0: balanced packets will not be forwarded");
+/* --check prints each finding under the file's verdict. */
+static void print_finding(void *arg, enum lbd_check_level level, const char *msg)
+{
+	printf("%s: %s: %s\n", (const char *)arg, level == LBD_CHECK_ERROR ? "error" : "warning",
+	       msg);
 }
 
 static int open_queues(struct lbd *d)
@@ -292,15 +298,16 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		printf("%s: ok (%zu services)\n", d.conf_path, d.conf.nservices);
+		rc = lbd_check_host(&d.conf, "", print_finding, (void *)d.conf_path) ? 1 : 0;
 		lb_conf_free(&d.conf);
-		return 0;
+		return rc;
 	}
 	d.sig_fd = block_signals();
 	if (d.sig_fd < 0) {
 		log_err("signals: %s", strerror(errno));
 		return 1;
 	}
-	warn_forwarding();
+	lbd_check_host(&d.conf, "", log_finding, NULL);
 	if (start(&d) == 0) {
 		log_info("running: %zu services, %u workers on queues %u-%u, control %s",
 			 d.conf.nservices, d.nqueues, d.conf.daemon.queue,
