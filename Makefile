@@ -18,13 +18,13 @@
 # sync/lbsync.proto.
 
 CC      ?= cc
-PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap
+PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \
            -D_GNU_SOURCE -Iinclude -pthread \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+LDLIBS  := $(LDFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 # B is the build directory (`make tsan` builds the same tree into build/tsan);
 # objects go under O so that build/lbd the program and lbd/ the folder differ.
@@ -51,8 +51,9 @@ UNIT_SRCS := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/drill/test_*
 UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
-.PHONY: all test demo deps clean unit bench fuzz tsan tsan-build drills
+.PHONY: all tools test demo deps clean unit bench fuzz tsan tsan-build install deb drills
 all: $(TOOLS) $(UNIT_BINS)
+tools: $(TOOLS)
 
 $(GEN_C) $(GEN_H): sync/lbsync.proto
 	@mkdir -p $(B)/gen
@@ -136,5 +137,44 @@ fuzz: deps
 
 clean:
 	rm -rf build
+
+# `make install`: programs, lb-notify, systemd unit, man pages and example
+# configurations, the way a distribution lays them out. PREFIX (/usr/local),
+# sysconfdir (/etc), DESTDIR (staging root) as usual; the Debian package
+# (debian/rules) installs with PREFIX=/usr. lb-notify goes to
+# $(libexecdir)/lbd, root-owned, as keepalived's script security wants.
+PREFIX     ?= /usr/local
+sbindir    ?= $(PREFIX)/sbin
+bindir     ?= $(PREFIX)/bin
+libexecdir ?= $(PREFIX)/lib
+mandir     ?= $(PREFIX)/share/man
+docdir     ?= $(PREFIX)/share/doc/lbd
+sysconfdir ?= /etc
+unitdir    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+install: tools
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(libexecdir)/lbd \
+		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 \
+		$(DESTDIR)$(unitdir) $(DESTDIR)$(docdir)/examples/pair
+	$(INSTALL) -d -m 0750 $(DESTDIR)$(sysconfdir)/lbd
+	$(INSTALL) -m 0755 $(B)/lbd $(B)/lbctl $(DESTDIR)$(sbindir)/
+	$(INSTALL) -m 0755 $(B)/lbdrill $(DESTDIR)$(bindir)/
+	$(INSTALL) -m 0755 deploy/keepalived/lb-notify deploy/pair/lbpair $(DESTDIR)$(libexecdir)/lbd/
+	sed 's|@SBINDIR@|$(sbindir)|g; s|@SYSCONFDIR@|$(sysconfdir)|g' deploy/systemd/lbd.service.in \
+		>$(DESTDIR)$(unitdir)/lbd.service
+	chmod 0644 $(DESTDIR)$(unitdir)/lbd.service
+	$(INSTALL) -m 0644 man/lbdrill.1 $(DESTDIR)$(mandir)/man1/
+	$(INSTALL) -m 0644 man/lbd.conf.5 $(DESTDIR)$(mandir)/man5/
+	$(INSTALL) -m 0644 man/lbd.8 man/lbctl.8 $(DESTDIR)$(mandir)/man8/
+	$(INSTALL) -m 0644 deploy/pair/example.inventory \
+		$(DESTDIR)$(docdir)/examples/pair/
+	$(INSTALL) -m 0644 docs/operations.md docs/configuration.md $(DESTDIR)$(docdir)/
+	$(INSTALL) -m 0644 deploy/lbd.conf.example $(DESTDIR)$(docdir)/examples/lbd.conf
+
+# `make deb`: the Debian package, built with dpkg-buildpackage from a copy
+# of the tracked tree (it writes next to the source, so not into the
+# checkout's parent); the .deb lands in $(B)/deb/.
+deb:
+	deploy/build-deb $(B)/deb
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lb_version.h"
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: lbctl [-s SOCKET] COMMAND [ARGS...]\n"
@@ -102,6 +104,10 @@ int main(int argc, char **argv)
 
 	if (!path)
 		path = "/run/lbd.sock";
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("lbctl %s\n", LB_VERSION);
+		return 0;
+	}
 	while ((o = getopt(argc, argv, "+s:h")) != -1) {
 		switch (o) {
 		case 's': path = optarg; break;

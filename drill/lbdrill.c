@@ -25,6 +25,7 @@
 #include "drill.h"
 #include "drill_audit.h"
 #include "drill_replay.h"
+#include "lb_version.h"
 #include "log.h"
 
 struct drill_cmd {
@@ -68,6 +69,10 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("lbdrill %s\n", LB_VERSION);
+		return 0;
 	}
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {

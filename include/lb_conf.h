@@ -38,6 +38,7 @@ struct lb_sync_conf {
 	uint32_t heartbeat_ms;
 	uint32_t peer_timeout_ms;
 	uint32_t resync_timeout_ms;	/* no master answered: ready on our own */
+	uint32_t key_grace_s;		/* a reloaded key: the old one stays accepted this long */
 };
 
 struct lb_conf {

@@ -115,6 +115,10 @@ struct lb_engine_conf {
 /* Fills conf with the defaults (IPVS's timeouts, 256 Ki connections). */
 void lb_engine_conf_defaults(struct lb_engine_conf *conf);
 
+/* Bytes lb_engine_new(conf) allocates up front for its connection and
+ * persistence tables: what max_conns and max_persist cost in memory. */
+size_t lb_engine_mem_bytes(const struct lb_engine_conf *conf);
+
 enum lb_hook {
 	LB_HOOK_ANY = 0,	/* unknown (replay): the table decides */
 	LB_HOOK_PRE,		/* before routing: client -> VIP */

@@ -159,4 +159,25 @@ uint64_t sync_link_peer_acked(const struct sync_link *link);
 
 const struct sync_link_stats *sync_link_stats(const struct sync_link *link);
 
+/*
+ * Key rotation without a gap. The two nodes are given the new key one after
+ * the other (each with sync_link_set_key()), within grace_ms of each other:
+ *
+ *   OFFERED   both keys are accepted; we still send with the old one (the
+ *             peer may not have the new key yet), plus one heartbeat per
+ *             period under the new key, so a peer that has it learns we do;
+ *   SWITCHED  a datagram under the new key came from the peer: we send with
+ *             it; the old key is still accepted (datagrams in flight);
+ *   STEADY    grace_ms after sync_link_set_key(): the new key alone, whatever
+ *             the peer did.
+ *
+ * A peer still on the old key only counts the probe heartbeats as bad_hmac.
+ * A second call during a rotation makes the pending key current first.
+ * Returns 0, or -EINVAL for a key of the wrong length (nothing changes).
+ */
+enum sync_key_state { SYNC_KEY_STEADY = 0, SYNC_KEY_OFFERED = 1, SYNC_KEY_SWITCHED = 2 };
+int sync_link_set_key(struct sync_link *link, const uint8_t *key, size_t len, uint32_t grace_ms,
+		      uint64_t now_ms);
+enum sync_key_state sync_link_key_state(const struct sync_link *link);
+
 #endif

@@ -75,6 +75,10 @@ int sync_node_peer_up(struct sync_node *n);
 /* 1 when ready to become master; else 0 and the reason in why. */
 int sync_node_ready(struct sync_node *n, uint64_t now_ms, char *why, size_t len);
 
+/* The node's link, for what the node does not wrap (sync_link_set_key(),
+ * sync_link_key_state(), sync_link_stats()); call it as the node is called. */
+struct sync_link *sync_node_link(struct sync_node *n);
+
 /* Every counter of the node and its link, as name/value. */
 void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 		     void (*fn)(void *arg, const char *name, uint64_t value), void *arg);

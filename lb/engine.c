@@ -39,6 +39,12 @@ static const enum lb_counter tcp_drop[LB_TCP_RESULT_COUNT] = {
 
 static void on_wake(struct lb_conn *c, uint64_t now_ms, void *arg);
 
+size_t lb_engine_mem_bytes(const struct lb_engine_conf *conf)
+{
+	return lb_table_mem_bytes(conf->max_conns) +
+	       lb_persist_mem_bytes(conf->max_persist ? conf->max_persist : 1);
+}
+
 void lb_engine_conf_defaults(struct lb_engine_conf *conf)
 {
 	/* The idle timeouts of IPVS (ipvsadm --list --timeout and

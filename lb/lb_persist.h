@@ -33,6 +33,9 @@ struct lb_persist_entry {
  * the current time. Returns NULL and sets errno (ENOMEM, EINVAL for 0).
  */
 struct lb_persist *lb_persist_new(size_t capacity, uint32_t seed, uint64_t now_ms);
+
+/* Bytes lb_persist_new(capacity, ...) allocates up front. */
+size_t lb_persist_mem_bytes(size_t capacity);
 void lb_persist_free(struct lb_persist *p);
 
 /*

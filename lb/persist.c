@@ -78,6 +78,16 @@ static bool persist_live(const struct persist_slot *s, uint64_t now_ms)
 	return s->e.expires_ms > now_ms;
 }
 
+size_t lb_persist_mem_bytes(size_t capacity)
+{
+	size_t nbuckets = 1;
+
+	while (nbuckets < capacity)
+		nbuckets <<= 1;
+	return sizeof(struct lb_persist) + capacity * sizeof(struct persist_slot) +
+	       nbuckets * sizeof(((struct lb_persist *)0)->buckets[0]);
+}
+
 struct lb_persist *lb_persist_new(size_t capacity, uint32_t seed, uint64_t now_ms)
 {
 	struct lb_persist *p;

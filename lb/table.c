@@ -95,6 +95,15 @@ struct lb_table *lb_table_new(size_t capacity, uint32_t seed, uint64_t now_ms)
 	return t;
 }
 
+size_t lb_table_mem_bytes(size_t capacity)
+{
+	size_t nbuckets = pow2_at_least(capacity);
+	size_t nstripes = nbuckets < MAX_STRIPES ? nbuckets : MAX_STRIPES;
+
+	return sizeof(struct lb_table) + nbuckets * sizeof(((struct lb_table *)0)->buckets[0]) +
+	       nstripes * sizeof(pthread_mutex_t) + capacity * sizeof(struct lb_conn);
+}
+
 void lb_table_free(struct lb_table *t)
 {
 	if (!t)

@@ -86,6 +86,9 @@ struct lb_table;
  */
 struct lb_table *lb_table_new(size_t capacity, uint32_t seed, uint64_t now_ms);
 
+/* Bytes lb_table_new(capacity, ...) allocates up front. */
+size_t lb_table_mem_bytes(size_t capacity);
+
 /* Frees the table and every connection in it; NULL is fine. */
 void lb_table_free(struct lb_table *table);
 

@@ -149,6 +149,20 @@ static void warn_restart_only(const struct lb_conf *old, const struct lb_conf *n
 	}
 }
 
+/* A changed key file starts a key rotation; an unusable one keeps the key. */
+static void reload_key(struct lbd *d, FILE *out)
+{
+	char msg[512];
+	int rc = lbd_sync_rekey(d->sync, msg, sizeof(msg));
+
+	if (rc < 0)
+		log_err("reload: %s", msg);
+	else if (rc > 0)
+		log_info("reload: %s", msg);
+	if (out)
+		fprintf(out, "%s%s\n", rc < 0 ? "error: " : "", msg);
+}
+
 int lbd_cmd_reload(struct lbd *d, FILE *out)
 {
 	struct lb_conf next;
@@ -184,6 +198,8 @@ int lbd_cmd_reload(struct lbd *d, FILE *out)
 	log_info("reloaded %s: %zu services", d->conf_path, d->conf.nservices);
 	if (out)
 		fprintf(out, "ok: %zu services\n", d->conf.nservices);
+	if (d->sync)
+		reload_key(d, out);
 	return 0;
 }
 

@@ -21,6 +21,7 @@ struct lbd_sync;
 
 struct lbd {
 	const char *conf_path;
+	const char *pidfile;		/* --pidfile, or NULL */
 	struct lb_conf conf;		/* running; a reload replaces its services */
 	struct lb_engine *engine;
 	struct lbd_queue *queues[LB_ENGINE_MAX_WORKERS];

@@ -52,6 +52,15 @@ uint64_t lbd_sync_next_ms(struct lbd_sync *s, uint64_t now_ms);
 void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLLFDS],
 		  uint64_t now_ms);
 
+/*
+ * Reads the key file again; when its key differs from the one in use,
+ * starts a rotation (sync_link_set_key(): both keys accepted for the sync
+ * section's key_grace). Main thread. Returns 1 (rotation started), 0 (same
+ * key) or -1 (unreadable or unusable file: the key in use stays), with a
+ * one-line account in msg.
+ */
+int lbd_sync_rekey(struct lbd_sync *s, char *msg, size_t len);
+
 /* Tells the node our role (only a master answers resync requests). Control thread. */
 void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role);
 

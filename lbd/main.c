@@ -2,7 +2,11 @@
  * lbd: the load balancer daemon.
  *
  *   lbd -c FILE [-d]     run in the foreground (systemd, the lab)
- *   lbd -c FILE --check  validate the configuration and exit
+ *   lbd -c FILE --check  validate the configuration, check the host, exit
+ *                        (0 fine, 1 the host would stop lbd, 2 bad file)
+ *   lbd --version
+ * --pidfile FILE writes our pid once we are ready; under systemd
+ * (Type=notify) READY=1 goes out at the same moment (lbd_service.h).
  *
  * Start-up order matters: the configuration is checked before anything is
  * touched, the queues are bound before the rules that feed them exist, and
@@ -35,12 +39,15 @@
 #include "clock.h"
 #include "lbd.h"
 #include "lbd_capture.h"
+#include "lbd_check.h"
 #include "lbd_cmd.h"
 #include "lbd_ctl.h"
 #include "lbd_loop.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
+#include "lbd_service.h"
 #include "lbd_sync.h"
+#include "lb_version.h"
 #include "log.h"
 #include "random_seed.h"
 
@@ -49,24 +56,30 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lbd -c FILE [-d] [--check]\n"
+	fprintf(f, "usage: lbd -c FILE [-d] [--check] [--pidfile FILE]\n"
 		   "  -c, --config FILE  configuration (libconfig syntax)\n"
 		   "  -d, --debug        debug logging\n"
-		   "      --check        validate the configuration and exit\n");
+		   "      --check        validate the configuration and exit\n"
+		   "      --pidfile FILE write our pid there once ready\n"
+		   "      --version      print the version and exit\n");
 }
 
-static void warn_forwarding(void)
+/* Host checks at start go to the log; lbd starts anyway and the failing
+ * step (key, sync socket, tables) stops it with its own message. */
+static void log_finding(void *arg, enum lbd_check_level level, const char *msg)
 {
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "r");
-	int on = 1;
+	(void)arg;
+	if (level == LBD_CHECK_ERROR)
+		log_err("check: %s", msg);
+	else
+		log_warn("check: %s", msg);
+}
 
-	if (f) {
-		if (fscanf(f, "%d", &on) != 1)
-			on = 1;
-		fclose(f);
-	}
-	if (!on)
-		log_warn("net.ipv4.ip_forward is 0: balanced packets will not be forwarded");
+/* --check prints each finding under the file's verdict. */
+static void print_finding(void *arg, enum lbd_check_level level, const char *msg)
+{
+	printf("%s: %s: %s\n", (const char *)arg, level == LBD_CHECK_ERROR ? "error" : "warning",
+	       msg);
 }
 
 static int open_queues(struct lbd *d)
@@ -210,6 +223,21 @@ static void run(struct lbd *d)
 	}
 }
 
+/* Rules, queues and sync are up: the pid file, then systemd's READY=1. */
+static int announce_ready(struct lbd *d)
+{
+	char msg[256];
+
+	if (d->pidfile && lbd_service_write_pidfile(d->pidfile, msg, sizeof(msg)) < 0) {
+		log_err("pid file %s", msg);
+		return 1;
+	}
+	snprintf(msg, sizeof(msg), "%zu services, %u workers, sync %s", d->conf.nservices,
+		 d->nqueues, d->conf.sync.enabled ? "on" : "off");
+	lbd_service_ready(msg);
+	return 0;
+}
+
 static int block_signals(void)
 {
 	sigset_t set;
@@ -232,6 +260,7 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "debug", no_argument, NULL, 'd' },
 		{ "check", no_argument, NULL, 'C' },	    { "help", no_argument, NULL, 'h' },
+		{ "pidfile", required_argument, NULL, 'P' }, { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -242,6 +271,8 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 		case 'd': log_set_level(LOG_LVL_DEBUG); break;
 		case 'C': *check = 1; break;
 		case 'h': usage(stdout); exit(0);
+		case 'P': d->pidfile = optarg; break;
+		case 'V': printf("lbd %s\n", LB_VERSION); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
@@ -267,22 +298,27 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		printf("%s: ok (%zu services)\n", d.conf_path, d.conf.nservices);
+		rc = lbd_check_host(&d.conf, "", print_finding, (void *)d.conf_path) ? 1 : 0;
 		lb_conf_free(&d.conf);
-		return 0;
+		return rc;
 	}
 	d.sig_fd = block_signals();
 	if (d.sig_fd < 0) {
 		log_err("signals: %s", strerror(errno));
 		return 1;
 	}
-	warn_forwarding();
+	lbd_check_host(&d.conf, "", log_finding, NULL);
 	if (start(&d) == 0) {
 		log_info("running: %zu services, %u workers on queues %u-%u, control %s",
 			 d.conf.nservices, d.nqueues, d.conf.daemon.queue,
 			 d.conf.daemon.queue + d.nqueues - 1, d.conf.daemon.control);
-		run(&d);
-		rc = 0;
+		rc = announce_ready(&d);
+		if (rc == 0)
+			run(&d);
 	}
+	lbd_service_stopping();
+	if (d.pidfile)
+		lbd_service_remove_pidfile(d.pidfile);
 	stop(&d);
 	close(d.sig_fd);
 	return rc;

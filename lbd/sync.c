@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -31,6 +32,7 @@
 #define RX_BATCH 64
 #define RX_SLOT 2048
 #define DEFER_GRID_MS 5		/* deferred packets time out on this grid at worst */
+#define BAD_HMAC_LOG_MS 10000	/* at most one authentication-failure line this often */
 
 struct lbd_sync {
 	struct lb_sync_conf conf;	/* ours: a reload rewrites main's */
@@ -46,6 +48,10 @@ struct lbd_sync {
 	struct sync_node *node;
 	uint64_t foreign_source;	/* under node_lock: datagrams not from the peer */
 	uint64_t send_errors;		/* under node_lock */
+	uint8_t key_digest[crypto_generichash_BYTES];	/* of the key in use; main thread */
+	enum sync_key_state key_state;	/* under node_lock: as last logged */
+	uint64_t bad_hmac_logged;	/* under node_lock: bad_hmac at the last line */
+	uint64_t bad_hmac_log_ms;	/* under node_lock: when that line went out */
 	uint8_t rx[RX_BATCH][RX_SLOT];
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iov[RX_BATCH];
@@ -157,6 +163,37 @@ uint64_t lbd_sync_next_ms(struct lbd_sync *s, uint64_t now_ms)
 	return next;
 }
 
+/*
+ * A peer with another key is otherwise only a counter. One line per
+ * BAD_HMAC_LOG_MS at most, however many datagrams fail. Under node_lock.
+ */
+static void log_auth_failures(struct lbd_sync *s, uint64_t now_ms)
+{
+	uint64_t bad = sync_link_stats(sync_node_link(s->node))->bad_hmac;
+
+	if (bad == s->bad_hmac_logged || now_ms - s->bad_hmac_log_ms < BAD_HMAC_LOG_MS)
+		return;
+	log_warn("sync: %llu datagrams failed authentication since the last report (another "
+		 "key? a rotation gives both nodes the new key within key_grace)",
+		 (unsigned long long)(bad - s->bad_hmac_logged));
+	s->bad_hmac_logged = bad;
+	s->bad_hmac_log_ms = now_ms;
+}
+
+/* Under node_lock: says when a key rotation moves on. */
+static void log_key_state(struct lbd_sync *s)
+{
+	enum sync_key_state now = sync_link_key_state(sync_node_link(s->node));
+
+	if (now == s->key_state)
+		return;
+	if (now == SYNC_KEY_SWITCHED)
+		log_info("sync: the peer has the new key; sending with it");
+	else if (now == SYNC_KEY_STEADY)
+		log_info("sync: key rotation over; only the new key is accepted");
+	s->key_state = now;
+}
+
 void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLLFDS],
 		  uint64_t now_ms)
 {
@@ -170,6 +207,8 @@ void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLL
 	if (p[0].revents & POLLIN)
 		receive(s, now_ms);
 	sync_node_tick(s->node, now_ms);
+	log_auth_failures(s, now_ms);
+	log_key_state(s);
 	pthread_mutex_unlock(&s->node_lock);
 	for (unsigned i = 0; i < s->nqueues; i++)
 		lbd_queue_defer_expire(s->queues[i], s->conf.defer_timeout_ms);
@@ -206,6 +245,7 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 
 	if (key_len < 0)
 		return NULL;
+	crypto_generichash(s->key_digest, sizeof(s->key_digest), key, (size_t)key_len, NULL, 0);
 	n = sync_node_new(&nc, s->engine, s->worker, &node_ops, s, clock_mono_ms());
 	memset(key, 0, sizeof(key));
 	if (!n)
@@ -267,6 +307,39 @@ void lbd_sync_close(struct lbd_sync *s)
 	free(s);
 }
 
+int lbd_sync_rekey(struct lbd_sync *s, char *msg, size_t len)
+{
+	uint8_t key[SYNC_KEY_MAX], digest[crypto_generichash_BYTES];
+	char err[256];
+	int key_len = lbd_key_load(s->conf.key_file, key, err, sizeof(err)), rc;
+
+	if (key_len < 0) {
+		snprintf(msg, len, "sync key not changed: %s", err);
+		return -1;
+	}
+	crypto_generichash(digest, sizeof(digest), key, (size_t)key_len, NULL, 0);
+	if (sodium_memcmp(digest, s->key_digest, sizeof(digest)) == 0) {
+		sodium_memzero(key, sizeof(key));
+		snprintf(msg, len, "sync key unchanged");
+		return 0;
+	}
+	pthread_mutex_lock(&s->node_lock);
+	rc = sync_link_set_key(sync_node_link(s->node), key, (size_t)key_len,
+			       s->conf.key_grace_s * 1000, clock_mono_ms());
+	if (rc == 0)
+		s->key_state = SYNC_KEY_OFFERED;
+	pthread_mutex_unlock(&s->node_lock);
+	sodium_memzero(key, sizeof(key));
+	if (rc < 0) {
+		snprintf(msg, len, "sync key not changed: %s", strerror(-rc));
+		return -1;
+	}
+	memcpy(s->key_digest, digest, sizeof(digest));
+	snprintf(msg, len, "sync key: new key from %s, the old one accepted for %u s more",
+		 s->conf.key_file, s->conf.key_grace_s);
+	return 1;
+}
+
 void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role)
 {
 	pthread_mutex_lock(&s->node_lock);
@@ -293,7 +366,8 @@ void lbd_sync_print(struct lbd_sync *s, FILE *out)
 {
 	pthread_mutex_lock(&s->node_lock);
 	sync_node_stats(s->node, clock_mono_ms(), print_stat, out);
-	fprintf(out, "sync_foreign_source %llu\nsync_send_errors %llu\n",
-		(unsigned long long)s->foreign_source, (unsigned long long)s->send_errors);
+	fprintf(out, "sync_foreign_source %llu\nsync_send_errors %llu\nsync_key_state %d\n",
+		(unsigned long long)s->foreign_source, (unsigned long long)s->send_errors,
+		(int)sync_link_key_state(sync_node_link(s->node)));
 	pthread_mutex_unlock(&s->node_lock);
 }

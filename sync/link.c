@@ -128,6 +128,7 @@ void sync_link_free(struct sync_link *link)
 		return;
 	sodium_memzero(link->key, sizeof(link->key));
 	sodium_memzero(&link->mac_base, sizeof(link->mac_base));
+	sodium_memzero(&link->mac_alt, sizeof(link->mac_alt));
 	free(link->rx.range_ptrs);
 	free(link->rx.ranges);
 	free(link->rx.nack_due);
@@ -145,9 +146,84 @@ void sync_link_free(struct sync_link *link)
  * it). The peer timeout needs none: liveness is judged from last_heard_ms
  * when asked, so there is nothing to do when it passes.
  */
+/* ---- key rotation ---- */
+
+static void key_swap(struct sync_link *link)
+{
+	crypto_auth_hmacsha256_state t = link->mac_base;
+
+	link->mac_base = link->mac_alt;
+	link->mac_alt = t;
+	sodium_memzero(&t, sizeof(t));
+}
+
+static void key_forget_alt(struct sync_link *link)
+{
+	sodium_memzero(&link->mac_alt, sizeof(link->mac_alt));
+	link->key_alt_until_ms = 0;
+	link->key_alt_new = 0;
+}
+
+int sync_link_set_key(struct sync_link *link, const uint8_t *key, size_t len, uint32_t grace_ms,
+		      uint64_t now_ms)
+{
+	if (!key || len < SYNC_KEY_MIN || len > SYNC_KEY_MAX)
+		return -EINVAL;
+	/* A rotation still under way ends here: its new key is the current
+	 * one from now on, and only it and the newest are accepted. */
+	if (link->key_alt_until_ms && link->key_alt_new)
+		key_swap(link);
+	crypto_auth_hmacsha256_init(&link->mac_alt, key, len);
+	link->key_alt_until_ms = now_ms + (grace_ms ? grace_ms : 1);
+	link->key_alt_new = 1;
+	return 0;
+}
+
+/* The peer holds the new key: send with it; the old one stays accepted
+ * for the rest of the grace period (datagrams already in flight). */
+void sync_link_key_alt_seen(struct sync_link *link)
+{
+	if (!link->key_alt_new)
+		return;
+	key_swap(link);
+	link->key_alt_new = 0;
+}
+
+enum sync_key_state sync_link_key_state(const struct sync_link *link)
+{
+	if (!link->key_alt_until_ms)
+		return SYNC_KEY_STEADY;
+	return link->key_alt_new ? SYNC_KEY_OFFERED : SYNC_KEY_SWITCHED;
+}
+
+/*
+ * While the peer has not shown the new key: one heartbeat under it per
+ * period, so that a peer which has it too learns we do (one it cannot
+ * authenticate is refused there and changes nothing). At the end of the
+ * grace period the new key is the only one, whatever the peer did.
+ */
+static void key_tick(struct sync_link *link, uint64_t now_ms, int heartbeat_sent)
+{
+	if (!link->key_alt_until_ms)
+		return;
+	if (now_ms >= link->key_alt_until_ms) {
+		if (link->key_alt_new)
+			key_swap(link);
+		key_forget_alt(link);
+		return;
+	}
+	if (heartbeat_sent && link->key_alt_new) {
+		key_swap(link);
+		sync_link_tx_heartbeat(link);
+		key_swap(link);
+	}
+}
+
 void sync_link_tick(struct sync_link *link, uint64_t now_ms)
 {
-	if (now_ms >= link->next_heartbeat_ms) {
+	int heartbeat = now_ms >= link->next_heartbeat_ms;
+
+	if (heartbeat) {
 		sync_link_tx_heartbeat(link);
 		link->next_heartbeat_ms += link->conf.heartbeat_ms;
 		/* After a stall, one heartbeat, not a burst of missed ones. */
@@ -156,12 +232,16 @@ void sync_link_tick(struct sync_link *link, uint64_t now_ms)
 	}
 	if (now_ms >= link->rx.nack_next)
 		sync_link_rx_nacks(link, now_ms);
+	key_tick(link, now_ms, heartbeat);
 }
 
 uint64_t sync_link_next_ms(const struct sync_link *link)
 {
-	return link->rx.nack_next < link->next_heartbeat_ms ? link->rx.nack_next
-							     : link->next_heartbeat_ms;
+	uint64_t next = link->rx.nack_next < link->next_heartbeat_ms ? link->rx.nack_next
+								    : link->next_heartbeat_ms;
+
+	return link->key_alt_until_ms && link->key_alt_until_ms < next ? link->key_alt_until_ms
+									: next;
 }
 
 void sync_link_set_status(struct sync_link *link, enum sync_role role, int ready)

@@ -92,6 +92,12 @@ struct sync_link {
 	struct sync_link_conf conf;	/* conf.key points at key[] */
 	uint8_t key[SYNC_KEY_MAX];
 	crypto_auth_hmacsha256_state mac_base;	/* keyed once, copied per use */
+	/* Key rotation (sync_link_set_key()): the other key, accepted until
+	 * key_alt_until_ms (0: no rotation). While key_alt_new, it is the new
+	 * key the peer has not yet shown it holds; afterwards the old one. */
+	crypto_auth_hmacsha256_state mac_alt;
+	uint64_t key_alt_until_ms;
+	int key_alt_new;
 	const struct sync_link_ops *ops;
 	void *arg;
 	struct sync_link_stats stats;
@@ -120,6 +126,9 @@ enum link_verdict sync_link_wire_open(struct sync_link *link, const uint8_t *buf
 				      Lbsync__Packet **out);
 void sync_link_wire_close(struct sync_link *link, Lbsync__Packet *pkt);
 void sync_link_arena_setup(struct sync_link *link);
+
+/* link.c: a datagram authenticated with the alternate key arrived. */
+void sync_link_key_alt_seen(struct sync_link *link);
 
 /* link_tx.c */
 void sync_link_tx_heartbeat(struct sync_link *link);

@@ -31,12 +31,13 @@ size_t sync_link_varint_size(uint64_t v)
 	return n;
 }
 
-/* HMAC-SHA256 of buf with the link's key. The keyed state is prepared once
- * in sync_link_new(); copying it saves hashing the key pads per datagram. */
-static void link_mac(const struct sync_link *link, const uint8_t *buf, size_t len,
+/* HMAC-SHA256 of buf with a key whose state was prepared once (in
+ * sync_link_new(), sync_link_set_key()); copying it saves hashing the key
+ * pads per datagram. */
+static void link_mac(const crypto_auth_hmacsha256_state *keyed, const uint8_t *buf, size_t len,
 		     uint8_t out[static LINK_MAC_LEN])
 {
-	crypto_auth_hmacsha256_state st = link->mac_base;
+	crypto_auth_hmacsha256_state st = *keyed;
 
 	crypto_auth_hmacsha256_update(&st, buf, len);
 	crypto_auth_hmacsha256_final(&st, out);
@@ -62,7 +63,7 @@ int sync_link_wire_send(struct sync_link *link, Lbsync__Packet *pkt)
 	memcpy(link->txbuf, link_prefix, LINK_PREFIX_LEN);
 	lbsync__packet__pack(pkt, link->txbuf + LINK_PREFIX_LEN);
 	len = LINK_PREFIX_LEN + body;
-	link_mac(link, link->txbuf, len, link->txbuf + len);
+	link_mac(&link->mac_base, link->txbuf, len, link->txbuf + len);
 	len += LINK_MAC_LEN;
 	link->stats.sent++;
 	link->stats.sent_bytes += len;
@@ -136,9 +137,16 @@ enum link_verdict sync_link_wire_open(struct sync_link *link, const uint8_t *buf
 		return LINK_BAD_SIZE;
 	if (memcmp(buf, link_prefix, LINK_PREFIX_LEN) != 0)
 		return LINK_BAD_MAGIC;
-	link_mac(link, buf, len - LINK_MAC_LEN, mac);
-	if (sodium_memcmp(mac, buf + len - LINK_MAC_LEN, LINK_MAC_LEN) != 0)
-		return LINK_BAD_HMAC;
+	link_mac(&link->mac_base, buf, len - LINK_MAC_LEN, mac);
+	if (sodium_memcmp(mac, buf + len - LINK_MAC_LEN, LINK_MAC_LEN) != 0) {
+		/* During a key rotation the other key is good too. */
+		if (!link->key_alt_until_ms)
+			return LINK_BAD_HMAC;
+		link_mac(&link->mac_alt, buf, len - LINK_MAC_LEN, mac);
+		if (sodium_memcmp(mac, buf + len - LINK_MAC_LEN, LINK_MAC_LEN) != 0)
+			return LINK_BAD_HMAC;
+		sync_link_key_alt_seen(link);
+	}
 	link->arena_used = 0;
 	pkt = lbsync__packet__unpack(&link->alloc, len - LINK_PREFIX_LEN - LINK_MAC_LEN,
 				     buf + LINK_PREFIX_LEN);

@@ -571,6 +571,11 @@ uint64_t sync_node_next_ms(struct sync_node *n, uint64_t now_ms)
 	return next;
 }
 
+struct sync_link *sync_node_link(struct sync_node *n)
+{
+	return n->link;
+}
+
 void sync_node_set_role(struct sync_node *n, enum lb_role role)
 {
 	n->role = role;
