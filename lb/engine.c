@@ -250,6 +250,7 @@ void lb_conn_export(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_sta
 	st->tcp = c->tcp;
 	st->tcp.slack[0] = st->tcp.slack[1] = 0;
 	st->tcp.used_slack = 0;
+	lb_tcp_strip_local(&st->tcp);
 	st->expires_ms = c->expires_ms > now_ms ? (uint32_t)(c->expires_ms - now_ms) : 0;
 	st->rate[0] = c->rate[0];
 	st->rate[1] = c->rate[1];
@@ -363,11 +364,11 @@ static int persist_due(struct lb_conn *c, uint64_t now_ms)
 /* Counts, times and replicates an accepted packet of c (locked). */
 static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 		    enum lb_dir dir, struct lb_packet *pkt, const struct lb_pkt_info *pi,
-		    uint8_t before, uint64_t now_ms)
+		    uint8_t before, int reopened, uint64_t now_ms)
 {
 	uint64_t expires = now_ms + e->timeout_ms[c->tcp.state], ticket;
 
-	if (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) {
+	if (reopened) {
 		/* A new incarnation of the tuple. */
 		lb_worker_count(w, LB_CNT_CONNS_REOPENED, 1);
 		c->created_us = lb_engine_real_us(e, now_ms);
@@ -390,12 +391,30 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 		pkt->defer_ticket = ticket;
 }
 
+/*
+ * A segment the tracker let through without a state change (an inexact RST
+ * for the endpoint to challenge, a SYN on a live tuple for the server to
+ * answer): forwarded and counted, but it neither refreshes the entry's
+ * timeout nor is replicated, so a blind flood of them keeps nothing alive.
+ */
+static enum lb_verdict forward_ignored(struct lb_worker *w, struct lb_conn *c, enum lb_dir dir,
+				       struct lb_packet *pkt, const struct lb_pkt_info *pi)
+{
+	struct lb_tuple nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
+
+	lb_worker_count(w, (pi->flags & LB_TCP_RST) ? LB_CNT_RST_INEXACT : LB_CNT_SYN_IGNORED, 1);
+	backend_count_packet(c->backend, dir, pi->ip_len);	/* see on_conn() */
+	lb_conn_unlock(c);
+	return forward(w, pkt, pi, dir, &nat);
+}
+
 /* A packet of a known connection; c is locked and is unlocked here. */
 static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 			       enum lb_dir dir, struct lb_packet *pkt,
 			       const struct lb_pkt_info *pi, uint64_t now_ms)
 {
 	uint8_t before = c->tcp.state;
+	uint32_t isn_before = c->tcp.isn[LB_DIR_ORIG];
 	enum lb_tcp_result r;
 	struct lb_tuple nat;
 	struct lb_backend *be = c->backend;
@@ -415,7 +434,13 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		lb_conn_unlock(c);
 		return drop(w, pkt, tcp_drop[r]);
 	}
-	account(e, w, c, dir, pkt, pi, before, now_ms);
+	if (c->tcp.ignored)
+		return forward_ignored(w, c, dir, pkt, pi);
+	/* A new incarnation: a SYN reusing a closed tuple, or the server
+	 * agreeing to an ignored SYN (another client ISN). */
+	account(e, w, c, dir, pkt, pi, before,
+		(c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) ||
+		c->tcp.isn[LB_DIR_ORIG] != isn_before, now_ms);
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
@@ -565,6 +590,13 @@ enum lb_verdict lb_engine_packet(struct lb_engine *e, struct lb_worker *w,
 	r = lb_pkt_parse(pkt->data, pkt->len, &pi);
 	if (r != LB_PKT_OK)
 		return drop(w, pkt, pkt_drop[r]);
+	/* Nothing may move a tracker on a corrupted segment (a flipped bit
+	 * turning data into an RST), and the endpoint would discard it
+	 * anyway. A CHECKSUM_PARTIAL packet was built on this host or a
+	 * trusted veth peer and carries only the pseudo-header sum. */
+	if (!(pkt->flags & (LB_PKT_F_CSUM_PARTIAL | LB_PKT_F_CSUM_TRUSTED)) &&
+	    !lb_pkt_tcp_csum_ok(pkt->data, &pi))
+		return drop(w, pkt, LB_CNT_DROP_BAD_CSUM);
 	c = lb_table_lookup(e->table, &pi.tuple, &dir);
 	if (c)
 		return on_conn(e, w, c, dir, pkt, &pi, now_ms);

@@ -549,6 +549,89 @@ static void test_bad_rst_dropped_conn_continues(void **state)
 	check_counters(f);
 }
 
+/*
+ * RFC 5961: an in-window RST that is not exact is forwarded for the backend
+ * to challenge, counted, and changes neither state nor expiry; a corrupted
+ * exact RST is dropped before the tracker sees it.
+ */
+static void test_inexact_rst_forwarded_bad_csum_dropped(void **state)
+{
+	struct fx *f = *state;
+	struct flow fl;
+	struct pb_spec s;
+	uint64_t expires;
+
+	flow_init(&fl, 0, 4, 40003, 80);
+	flow_open(f, &fl, T0);
+	expires = only_conn(f).expires_ms;
+	for (uint32_t i = 1; i <= 100; i++) {
+		s = spec(0, fl.client, fl.cport, VIP4, 80, fl.cseq + i * 613, 0, LB_TCP_RST, 0);
+		assert_int_equal(inject(f, &s, LB_HOOK_PRE, 0, T0 + i), LB_VERDICT_ACCEPT);
+		assert_out(f, fl.client, fl.cport, fl.baddr, BPORT);
+		f->want[LB_CNT_PKTS_ORIG]++;
+		f->want[LB_CNT_BYTES_ORIG] += f->len;
+	}
+	f->want[LB_CNT_RST_INEXACT] += 100;
+	assert_int_equal(only_conn(f).state, LB_TCP_ESTABLISHED);
+	assert_int_equal(only_conn(f).expires_ms, expires);	/* not refreshed */
+	/* The exact RST with a broken checksum, then one with a zero field. */
+	s = spec(0, fl.client, fl.cport, VIP4, 80, fl.cseq, 0, LB_TCP_RST, 0);
+	s.csum = PB_CSUM_ZERO;
+	expect_drop(f, &s, LB_HOOK_PRE, LB_CNT_DROP_BAD_CSUM, T0);
+	s = spec(0, fl.client, fl.cport, VIP4, 80, fl.cseq, fl.sseq, LB_TCP_ACK | LB_TCP_PSH, 200);
+	f->len = pb_build(f->buf, sizeof(f->buf), &s);
+	f->buf[f->len - 1] ^= 0x40;	/* one flipped payload bit */
+	f->pkt = (struct lb_packet){ .data = f->buf, .len = (uint32_t)f->len, .hook = LB_HOOK_PRE };
+	assert_int_equal(lb_engine_packet(f->e, f->w, &f->pkt, T0), LB_VERDICT_DROP);
+	assert_int_equal(f->pkt.drop_reason, LB_CNT_DROP_BAD_CSUM);
+	f->want[LB_CNT_DROP_BAD_CSUM]++;
+	assert_int_equal(only_conn(f).state, LB_TCP_ESTABLISHED);
+	/* The backend's challenge ACK and the client's data pass. */
+	assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK | LB_TCP_PSH, 10, 0, T0), LB_VERDICT_ACCEPT);
+	/* A partial checksum is not checked (the sender's offload completes it). */
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, LB_PKT_F_CSUM_PARTIAL, T0),
+			 LB_VERDICT_ACCEPT);
+	check_counters(f);
+}
+
+/*
+ * A forged SYN with a live client's tuple is forwarded unchanged and does
+ * not re-seed the entry; when the backend takes the new SYN (a SYN/ACK
+ * acking it), the entry follows as a new incarnation.
+ */
+static void test_forged_syn_live_tuple(void **state)
+{
+	struct fx *f = *state;
+	struct flow fl;
+	struct pb_spec s;
+	struct conn_view before;
+
+	flow_init(&fl, 0, 5, 40004, 80);
+	flow_open(f, &fl, T0);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK | LB_TCP_PSH, 100, 0, T0), LB_VERDICT_ACCEPT);
+	before = only_conn(f);
+	s = spec(0, fl.client, fl.cport, VIP4, 80, 123456789, 0, LB_TCP_SYN, 0);
+	assert_int_equal(inject(f, &s, LB_HOOK_PRE, 0, T0 + 1), LB_VERDICT_ACCEPT);
+	f->want[LB_CNT_PKTS_ORIG]++;
+	f->want[LB_CNT_BYTES_ORIG] += f->len;
+	f->want[LB_CNT_SYN_IGNORED]++;
+	assert_int_equal(only_conn(f).state, LB_TCP_ESTABLISHED);
+	assert_int_equal(only_conn(f).expires_ms, before.expires_ms);
+	/* The real client goes on. */
+	assert_int_equal(backend_send(f, &fl, LB_TCP_ACK | LB_TCP_PSH, 50, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	/* The backend took the new SYN (it had dropped the old socket). */
+	s = spec(0, fl.baddr, BPORT, fl.client, fl.cport, 777, 123456790,
+		 LB_TCP_SYN | LB_TCP_ACK, 0);
+	assert_int_equal(inject(f, &s, LB_HOOK_POST, 0, T0 + 2), LB_VERDICT_ACCEPT);
+	f->want[LB_CNT_PKTS_REPLY]++;
+	f->want[LB_CNT_BYTES_REPLY] += f->len;
+	f->want[LB_CNT_CONNS_REOPENED]++;
+	assert_int_equal(only_conn(f).state, LB_TCP_SYN_RECV);
+	check_counters(f);
+}
+
 static void test_tracker_drops_counted(void **state)
 {
 	struct fx *f = *state;
@@ -1044,6 +1127,8 @@ int main(void)
 		T(test_syn_retransmission_same_backend),
 		T(test_midstream_without_conn_dropped),
 		T(test_bad_rst_dropped_conn_continues),
+		T(test_inexact_rst_forwarded_bad_csum_dropped),
+		T(test_forged_syn_live_tuple),
 		T(test_tracker_drops_counted),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),
