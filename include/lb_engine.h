@@ -48,6 +48,7 @@
 	X(CONNS_CREATED, "conns_created")                                \
 	X(CONNS_REOPENED, "conns_reopened") /* SYN reusing a closed tuple */ \
 	X(CONNS_EXPIRED, "conns_expired")                                \
+	X(CONNS_EVICTED, "conns_evicted")   /* half-open past max_embryonic, oldest first */ \
 	X(BACKENDS_FREED, "backends_freed") /* drained after a reload */ \
 	X(PERSIST_FULL, "persist_full")                                  \
 	X(DROP_TRUNCATED, "drop_truncated")                              \
@@ -112,6 +113,8 @@ struct lb_engine_conf {
 	size_t max_conns;			/* table capacity */
 	uint32_t timeout_s[LB_TCP_STATE_COUNT];	/* idle timeout per state */
 	size_t max_persist;			/* persistence entries */
+	size_t max_embryonic;			/* half-open (syn_sent, syn_recv) entries
+						 * at most; 0: max_conns / 4 */
 	uint32_t seed;				/* hash key, from the caller (lbd: random) */
 };
 

@@ -71,12 +71,17 @@ struct lb_engine *lb_engine_new(const struct lb_engine_conf *conf, uint64_t now_
 	e->next_service_id = 1;
 	atomic_init(&e->role, LB_ROLE_MASTER);
 	lb_engine_set_clock(e, now_ms, now_ms * 1000u);
+	e->embryos.cap = conf->max_embryonic ? conf->max_embryonic : conf->max_conns / 4;
+	if (e->embryos.cap == 0)
+		e->embryos.cap = 1;
+	pthread_mutex_init(&e->embryos.lock, NULL);
+	e->embryos.ring = calloc(e->embryos.cap, sizeof(*e->embryos.ring));
 	e->table = lb_table_new(conf->max_conns, e->conf.seed, now_ms);
 	e->persist = lb_persist_new(conf->max_persist ? conf->max_persist : 1,
 				    e->conf.seed * 31u, now_ms);
 	if (e->table)
 		lb_table_set_wake(e->table, on_wake, e);
-	if (!e->table || !e->persist) {
+	if (!e->table || !e->persist || !e->embryos.ring) {
 		int err = errno;
 
 		lb_engine_free(e);
@@ -99,6 +104,8 @@ void lb_engine_free(struct lb_engine *e)
 		free(e->workers[i]);
 	pthread_rwlock_destroy(&e->svc_lock);
 	pthread_mutex_destroy(&e->workers_lock);
+	pthread_mutex_destroy(&e->embryos.lock);
+	free(e->embryos.ring);
 	free(e);
 }
 
@@ -391,6 +398,53 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 		pkt->defer_ticket = ticket;
 }
 
+/* Ends the connection of an old half-open record if it is still that one and half-open. */
+static void embryo_evict(struct lb_engine *e, struct lb_worker *w, const struct lb_embryo *old,
+			 uint64_t now_ms)
+{
+	enum lb_dir dir;
+	struct lb_conn *c = lb_table_lookup(e->table, &old->orig, &dir);
+
+	if (!c)
+		return;
+	if (dir == LB_DIR_ORIG && c->created_us == old->created_us &&
+	    (c->tcp.state == LB_TCP_SYN_SENT || c->tcp.state == LB_TCP_SYN_RECV) &&
+	    c->expires_ms > now_ms) {
+		/* The control thread frees it at its next tick; a packet of a
+		 * real handshake meanwhile gives it its timeout back. */
+		c->expires_ms = now_ms;
+		lb_table_wake_at(e->table, c, now_ms);
+		lb_worker_count(w, LB_CNT_CONNS_EVICTED, 1);
+	}
+	lb_conn_unlock(c);
+}
+
+/*
+ * Records a new half-open connection (no connection lock held: the eviction
+ * looks another one up). Past max_embryonic the oldest record goes, and
+ * with it its connection if that is still half-open.
+ */
+static void embryo_add(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
+		       uint64_t created_us, uint64_t now_ms)
+{
+	struct lb_embryos *em = &e->embryos;
+	struct lb_embryo old;
+	int evict = 0;
+
+	pthread_mutex_lock(&em->lock);
+	if (em->n == em->cap) {
+		old = em->ring[em->head];
+		em->head = (em->head + 1) % em->cap;
+		em->n--;
+		evict = 1;
+	}
+	em->ring[(em->head + em->n) % em->cap] = (struct lb_embryo){ *orig, created_us };
+	em->n++;
+	pthread_mutex_unlock(&em->lock);
+	if (evict)
+		embryo_evict(e, w, &old, now_ms);
+}
+
 /*
  * A segment the tracker let through without a state change (an inexact RST
  * for the endpoint to challenge, a SYN on a live tuple for the server to
@@ -415,6 +469,8 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 {
 	uint8_t before = c->tcp.state;
 	uint32_t isn_before = c->tcp.isn[LB_DIR_ORIG];
+	uint64_t created_us;
+	int reopened;
 	enum lb_tcp_result r;
 	struct lb_tuple nat;
 	struct lb_backend *be = c->backend;
@@ -438,9 +494,10 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		return forward_ignored(w, c, dir, pkt, pi);
 	/* A new incarnation: a SYN reusing a closed tuple, or the server
 	 * agreeing to an ignored SYN (another client ISN). */
-	account(e, w, c, dir, pkt, pi, before,
-		(c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) ||
-		c->tcp.isn[LB_DIR_ORIG] != isn_before, now_ms);
+	reopened = (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) ||
+		   c->tcp.isn[LB_DIR_ORIG] != isn_before;
+	account(e, w, c, dir, pkt, pi, before, reopened, now_ms);
+	created_us = c->created_us;
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
@@ -454,6 +511,8 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	lb_conn_unlock(c);
 	if (persist_ms)
 		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
+	if (reopened)
+		embryo_add(e, w, &pi->tuple, created_us, now_ms);
 	return forward(w, pkt, pi, dir, &nat);
 }
 
@@ -539,7 +598,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	struct lb_service *svc;
 	struct lb_conn *c;
 	struct lb_tuple nat;
-	uint64_t ticket;
+	uint64_t ticket, created_us;
 	int existed;
 
 	if ((pi->flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST | LB_TCP_FIN)) != LB_TCP_SYN ||
@@ -564,8 +623,10 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];
+	created_us = c->created_us;
 	backend_count_packet(c->backend, LB_DIR_ORIG, pi->ip_len);	/* see on_conn() */
 	lb_conn_unlock(c);
+	embryo_add(e, w, &pi->tuple, created_us, now_ms);
 	return forward(w, pkt, pi, LB_DIR_ORIG, &nat);
 }
 

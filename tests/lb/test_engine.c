@@ -120,6 +120,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	lb_engine_conf_defaults(&f->conf);
 	f->conf.max_conns = MAX_CONNS;
+	f->conf.max_embryonic = MAX_CONNS;	/* test_embryonic_cap() sets its own */
 	f->conf.max_persist = 64;
 	f->conf.seed = 0x5eed;
 	f->e = lb_engine_new(&f->conf, T0);
@@ -931,6 +932,54 @@ static void test_service_without_backends_dropped(void **state)
 	check_counters(f);
 }
 
+/*
+ * At most max_embryonic half-open entries: a new SYN past it evicts the
+ * oldest one still half-open; entries that finished their handshake are
+ * never touched, and the evicted ones leave at the next tick.
+ */
+static void test_embryonic_cap(void **state)
+{
+	struct fx *f = *state;
+	struct flow est[2], half[6];
+
+	lb_engine_free(f->e);
+	f->conf.max_embryonic = 4;
+	f->e = lb_engine_new(&f->conf, T0);
+	assert_non_null(f->e);
+	f->w = lb_engine_worker_new(f->e);
+	assert_non_null(f->w);
+	assert_int_equal(set_standard_services(f->e, -1), 0);
+	for (int i = 0; i < 2; i++) {
+		flow_init(&est[i], 0, 20 + i, 41000, 80);
+		flow_open(f, &est[i], T0);
+	}
+	for (int i = 0; i < 6; i++) {
+		flow_init(&half[i], 0, 30 + i, 42000, 80);
+		assert_int_equal(client_send(f, &half[i], LB_TCP_SYN, 0, 0, T0 + 1), LB_VERDICT_ACCEPT);
+		f->want[LB_CNT_CONNS_CREATED]++;
+	}
+	/* The 5th and 6th SYN pushed out the two established records (nothing
+	 * to do) and then the 1st and 2nd half-open ones. */
+	f->want[LB_CNT_CONNS_EVICTED] += 2;
+	check_counters(f);
+	lb_engine_tick(f->e, f->w, T0 + 1000);
+	f->want[LB_CNT_CONNS_EXPIRED] += 2;
+	assert_int_equal(lb_engine_conn_count(f->e), 2 + 4);
+	/* The evicted tuples are gone; the others and the established ones live. */
+	assert_int_equal(backend_send(f, &half[5], LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0 + 1000),
+			 LB_VERDICT_ACCEPT);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(client_send(f, &est[i], LB_TCP_ACK | LB_TCP_PSH, 10, 0, T0 + 1000),
+				 LB_VERDICT_ACCEPT);
+	{
+		struct pb_spec p = spec(0, half[0].client, half[0].cport, VIP4, 80, half[0].cseq,
+					0, LB_TCP_ACK, 0);
+
+		expect_drop(f, &p, LB_HOOK_PRE, LB_CNT_DROP_NO_CONN, T0 + 1000);
+	}
+	check_counters(f);
+}
+
 static void test_table_full_dropped(void **state)
 {
 	struct fx *f = *state;
@@ -1130,6 +1179,7 @@ int main(void)
 		T(test_inexact_rst_forwarded_bad_csum_dropped),
 		T(test_forged_syn_live_tuple),
 		T(test_tracker_drops_counted),
+		T(test_embryonic_cap),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),
 		T(test_partial_checksums_completed),
