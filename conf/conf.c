@@ -115,10 +115,12 @@ static int get_addr(struct reader *r, const config_setting_t *g, const char *nam
 static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
-					     "chain", "max_conns", "max_persist", NULL };
+					     "chain", "max_conns", "max_persist", "max_embryonic",
+					     NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
 	unsigned max_persist = (unsigned)c->engine.max_persist;
+	unsigned max_embryonic = (unsigned)c->engine.max_embryonic;
 
 	if (check_keys(r, g, "'daemon'", keys) < 0 ||
 	    get_uint(r, g, "workers", 1, LB_ENGINE_MAX_WORKERS - 2, &c->daemon.workers) < 0 ||
@@ -126,6 +128,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	    get_uint(r, g, "queue_maxlen", 16, 1 << 20, &c->daemon.queue_maxlen) < 0 ||
 	    get_uint(r, g, "max_conns", 1, 1 << 26, &max_conns) < 0 ||
 	    get_uint(r, g, "max_persist", 1, 1 << 24, &max_persist) < 0 ||
+	    get_uint(r, g, "max_embryonic", 0, 1 << 26, &max_embryonic) < 0 ||
 	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0)
 		return -1;
 	if (strlen(control) >= sizeof(c->daemon.control))
@@ -138,6 +141,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	memmove(c->daemon.chain, chain, strlen(chain) + 1);
 	c->engine.max_conns = max_conns;
 	c->engine.max_persist = max_persist;
+	c->engine.max_embryonic = max_embryonic;
 	return 0;
 }
 

@@ -48,6 +48,7 @@
 	X(CONNS_CREATED, "conns_created")                                \
 	X(CONNS_REOPENED, "conns_reopened") /* SYN reusing a closed tuple */ \
 	X(CONNS_EXPIRED, "conns_expired")                                \
+	X(CONNS_EVICTED, "conns_evicted")   /* half-open past max_embryonic, oldest first */ \
 	X(BACKENDS_FREED, "backends_freed") /* drained after a reload */ \
 	X(PERSIST_FULL, "persist_full")                                  \
 	X(DROP_TRUNCATED, "drop_truncated")                              \
@@ -55,6 +56,7 @@
 	X(DROP_FRAGMENT, "drop_fragment")                                \
 	X(DROP_NOT_TCP, "drop_not_tcp")                                  \
 	X(DROP_BAD_TCP, "drop_bad_tcp")                                  \
+	X(DROP_BAD_CSUM, "drop_bad_csum")   /* complete TCP checksum wrong */ \
 	X(DROP_BAD_FLAGS, "drop_bad_flags")                              \
 	X(DROP_OUT_OF_WINDOW, "drop_out_of_window")                      \
 	X(DROP_BAD_RST, "drop_bad_rst")                                  \
@@ -67,6 +69,8 @@
 	X(DROP_TUPLE_CLASH, "drop_tuple_clash")                          \
 	X(DROP_WRONG_HOOK, "drop_wrong_hook")                            \
 	X(DROP_NOT_MASTER, "drop_not_master") /* backup or fault role */ \
+	X(RST_INEXACT, "rst_inexact")       /* in-window RST, forwarded, no state change */ \
+	X(SYN_IGNORED, "syn_ignored")       /* SYN on a live tuple, forwarded, no state change */ \
 	X(TAKEOVER_SLACK, "takeover_slack") /* accepted thanks to slack */ \
 	X(REPL_UPDATES, "repl_updates")     /* connection states emitted */ \
 	X(REPL_DELETES, "repl_deletes")                                  \
@@ -109,6 +113,8 @@ struct lb_engine_conf {
 	size_t max_conns;			/* table capacity */
 	uint32_t timeout_s[LB_TCP_STATE_COUNT];	/* idle timeout per state */
 	size_t max_persist;			/* persistence entries */
+	size_t max_embryonic;			/* half-open (syn_sent, syn_recv) entries
+						 * at most; 0: max_conns / 4 */
 	uint32_t seed;				/* hash key, from the caller (lbd: random) */
 };
 
@@ -128,6 +134,8 @@ enum lb_hook {
 /* Packet flags from the queue. */
 #define LB_PKT_F_CSUM_PARTIAL	0x01	/* L4 checksum holds only the pseudo-header sum */
 #define LB_PKT_F_GSO		0x02	/* a GSO super-segment */
+#define LB_PKT_F_CSUM_TRUSTED	0x04	/* not from the wire (replay of a capture that
+					 * may be truncated): skip the checksum check */
 
 struct lb_packet {
 	uint8_t *data;		/* starts at the IP header; rewritten in place */

@@ -89,6 +89,13 @@ const char *lb_pkt_result_name(enum lb_pkt_result r);
 void lb_pkt_nat(uint8_t *data, const struct lb_pkt_info *info, int dst_side,
 		const struct lb_addr *addr, uint16_t port, int csum_partial);
 
+/*
+ * True when the TCP checksum of a parsed packet is complete and correct.
+ * Only for packets whose checksum the sender completed: a CHECKSUM_PARTIAL
+ * packet holds the pseudo-header sum and fails.
+ */
+int lb_pkt_tcp_csum_ok(const uint8_t *data, const struct lb_pkt_info *info);
+
 /* Writes a complete TCP checksum for the packet, from scratch. */
 void lb_pkt_tcp_csum_full(uint8_t *data, const struct lb_pkt_info *info);
 

@@ -7,8 +7,35 @@
  *   SYN_RECV --ACK(orig) of the SYN/ACK--> ESTABLISHED
  *   ESTABLISHED --FIN--> FIN_WAIT --ACK of it--> CLOSE_WAIT
  *   FIN_WAIT|CLOSE_WAIT --FIN(other side)--> LAST_ACK --both acked--> TIME_WAIT
- *   any --acceptable RST--> CLOSE
- *   TIME_WAIT|CLOSE --new SYN(orig)--> SYN_SENT (tuple reuse)
+ *   any --exact RST--> CLOSE
+ *   TIME_WAIT|CLOSE --new SYN(orig)--> SYN_SENT (tuple reuse, any ISN)
+ *   SYN_SENT..LAST_ACK --SYN(orig) with another ISN--> (ignored: forwarded,
+ *       remembered) --SYN/ACK acking it--> SYN_RECV of the new connection
+ *
+ * Off-path attacks (the rules of Linux conntrack, nf_conntrack_proto_tcp):
+ *   RST  accepted (state CLOSE) only at the exact sequence number: the
+ *        receiver's highest ack (its rcv_nxt as far as we saw it) or the
+ *        sender's own end (the RST that ends a train of segments, and the
+ *        one a stack sends when it aborts: snd_nxt). An RST inside the
+ *        window but not exact is forwarded with the state unchanged, the
+ *        way conntrack keeps the state "to allow a possible challenge
+ *        ACK": a Linux endpoint answers it with a challenge ACK (RFC 5961
+ *        §3.2), which passes as an ordinary ACK, and only the true peer can
+ *        answer that with an exact RST. An RST below the receiver's ack
+ *        or outside the window is refused (LB_TCP_BAD_RST).
+ *   SYN  never re-seeds a live tracker. In SYN_SENT..LAST_ACK a SYN with
+ *        another ISN is forwarded and remembered (conntrack's "ignored"):
+ *        the server decides. If it answers with a SYN/ACK that acks the
+ *        remembered SYN, client and server agree on a new connection and
+ *        the tracker follows (SYN_RECV); if it answers with a (challenge)
+ *        ACK, the true client answers that with an exact RST, which
+ *        closes the entry, and its retransmitted SYN reopens it. So a
+ *        forged SYN can neither hold a tuple nor replace its ISN; the
+ *        real client wins. In TIME_WAIT and CLOSE a SYN opens a new
+ *        incarnation whatever its ISN (conntrack: "Reopened connection
+ *        (RFC 1122)"); a forged one is again decided by the server.
+ * Packets accepted under these rules without changing state set the out
+ * flag ignored; the engine forwards them without refreshing the entry.
  *
  * The closing states are derived from which sides have sent a FIN and which
  * FINs were acknowledged, so they can only move forward.
@@ -77,6 +104,9 @@ enum lb_tcp_result {
 #define LB_TCP_PF_WSCALE	0x02	/* its SYN carried a window scale option */
 #define LB_TCP_PF_FIN		0x04	/* it has sent a FIN */
 #define LB_TCP_PF_FIN_ACKED	0x08	/* and the other side acked it */
+#define LB_TCP_PF_MAXACK	0x10	/* maxack holds this side's highest ack */
+/* Flags that hold only for this node's own observations: not replicated. */
+#define LB_TCP_PF_LOCAL		LB_TCP_PF_MAXACK
 
 struct lb_tcp_peer {
 	uint32_t end;
@@ -84,14 +114,25 @@ struct lb_tcp_peer {
 	uint32_t maxwin;
 	uint8_t wscale;
 	uint8_t flags;
+	uint32_t maxack;	/* highest ack this side sent (LB_TCP_PF_MAXACK) */
+};
+
+/* A client SYN the tracker forwarded without acting on it (see above). */
+struct lb_tcp_syn {
+	uint32_t isn;
+	uint16_t win;
+	uint8_t wscale;		/* or LB_PKT_NO_WSCALE */
+	uint8_t set;
 };
 
 struct lb_tcp {
 	uint8_t state;			/* enum lb_tcp_state */
 	uint8_t used_slack;		/* out: the last accepted segment needed slack */
+	uint8_t ignored;		/* out: accepted, but the state did not move */
 	uint32_t isn[2];		/* initial sequence numbers, by direction */
 	struct lb_tcp_peer peer[2];	/* by direction of the sender */
 	uint32_t slack[2];		/* takeover tolerance by direction, bytes */
+	struct lb_tcp_syn ign;		/* the last ignored client SYN (local) */
 };
 
 /* Starts tracking from a connection's first SYN (client side). */
@@ -104,6 +145,12 @@ void lb_tcp_init(struct lb_tcp *t, const struct lb_pkt_info *syn);
  */
 enum lb_tcp_result lb_tcp_track(struct lb_tcp *t, enum lb_dir dir,
 				const struct lb_pkt_info *pi);
+
+/*
+ * Clears what only this node observed (maxack, the ignored SYN) before a
+ * tracker is replicated or after one is imported.
+ */
+void lb_tcp_strip_local(struct lb_tcp *t);
 
 /* True when flags form a combination that real stacks send. */
 int lb_tcp_flags_valid(uint8_t flags);

@@ -77,12 +77,17 @@ struct lb_engine *lb_engine_new(const struct lb_engine_conf *conf, uint64_t now_
 	e->next_service_id = 1;
 	atomic_init(&e->role, LB_ROLE_MASTER);
 	lb_engine_set_clock(e, now_ms, now_ms * 1000u);
+	e->embryos.cap = conf->max_embryonic ? conf->max_embryonic : conf->max_conns / 4;
+	if (e->embryos.cap == 0)
+		e->embryos.cap = 1;
+	pthread_mutex_init(&e->embryos.lock, NULL);
+	e->embryos.ring = calloc(e->embryos.cap, sizeof(*e->embryos.ring));
 	e->table = lb_table_new(conf->max_conns, e->conf.seed, now_ms);
 	e->persist = lb_persist_new(conf->max_persist ? conf->max_persist : 1,
 				    e->conf.seed * 31u, now_ms);
 	if (e->table)
 		lb_table_set_wake(e->table, on_wake, e);
-	if (!e->table || !e->persist) {
+	if (!e->table || !e->persist || !e->embryos.ring) {
 		int err = errno;
 
 		lb_engine_free(e);
@@ -105,6 +110,8 @@ void lb_engine_free(struct lb_engine *e)
 		free(e->workers[i]);
 	pthread_rwlock_destroy(&e->svc_lock);
 	pthread_mutex_destroy(&e->workers_lock);
+	pthread_mutex_destroy(&e->embryos.lock);
+	free(e->embryos.ring);
 	free(e);
 }
 
@@ -256,6 +263,7 @@ void lb_conn_export(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_sta
 	st->tcp = c->tcp;
 	st->tcp.slack[0] = st->tcp.slack[1] = 0;
 	st->tcp.used_slack = 0;
+	lb_tcp_strip_local(&st->tcp);
 	st->expires_ms = c->expires_ms > now_ms ? (uint32_t)(c->expires_ms - now_ms) : 0;
 	st->rate[0] = c->rate[0];
 	st->rate[1] = c->rate[1];
@@ -369,11 +377,11 @@ static int persist_due(struct lb_conn *c, uint64_t now_ms)
 /* Counts, times and replicates an accepted packet of c (locked). */
 static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 		    enum lb_dir dir, struct lb_packet *pkt, const struct lb_pkt_info *pi,
-		    uint8_t before, uint64_t now_ms)
+		    uint8_t before, int reopened, uint64_t now_ms)
 {
 	uint64_t expires = now_ms + e->timeout_ms[c->tcp.state], ticket;
 
-	if (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) {
+	if (reopened) {
 		/* A new incarnation of the tuple. */
 		lb_worker_count(w, LB_CNT_CONNS_REOPENED, 1);
 		c->created_us = lb_engine_real_us(e, now_ms);
@@ -400,12 +408,79 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 		pkt->defer_ticket = ticket;
 }
 
+/* Ends the connection of an old half-open record if it is still that one and half-open. */
+static void embryo_evict(struct lb_engine *e, struct lb_worker *w, const struct lb_embryo *old,
+			 uint64_t now_ms)
+{
+	enum lb_dir dir;
+	struct lb_conn *c = lb_table_lookup(e->table, &old->orig, &dir);
+
+	if (!c)
+		return;
+	if (dir == LB_DIR_ORIG && c->created_us == old->created_us &&
+	    (c->tcp.state == LB_TCP_SYN_SENT || c->tcp.state == LB_TCP_SYN_RECV) &&
+	    c->expires_ms > now_ms) {
+		/* The control thread frees it at its next tick; a packet of a
+		 * real handshake meanwhile gives it its timeout back. */
+		c->expires_ms = now_ms;
+		lb_table_wake_at(e->table, c, now_ms);
+		lb_worker_count(w, LB_CNT_CONNS_EVICTED, 1);
+	}
+	lb_conn_unlock(c);
+}
+
+/*
+ * Records a new half-open connection (no connection lock held: the eviction
+ * looks another one up). Past max_embryonic the oldest record goes, and
+ * with it its connection if that is still half-open.
+ */
+static void embryo_add(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
+		       uint64_t created_us, uint64_t now_ms)
+{
+	struct lb_embryos *em = &e->embryos;
+	struct lb_embryo old;
+	int evict = 0;
+
+	pthread_mutex_lock(&em->lock);
+	if (em->n == em->cap) {
+		old = em->ring[em->head];
+		em->head = (em->head + 1) % em->cap;
+		em->n--;
+		evict = 1;
+	}
+	em->ring[(em->head + em->n) % em->cap] = (struct lb_embryo){ *orig, created_us };
+	em->n++;
+	pthread_mutex_unlock(&em->lock);
+	if (evict)
+		embryo_evict(e, w, &old, now_ms);
+}
+
+/*
+ * A segment the tracker let through without a state change (an inexact RST
+ * for the endpoint to challenge, a SYN on a live tuple for the server to
+ * answer): forwarded and counted, but it neither refreshes the entry's
+ * timeout nor is replicated, so a blind flood of them keeps nothing alive.
+ */
+static enum lb_verdict forward_ignored(struct lb_worker *w, struct lb_conn *c, enum lb_dir dir,
+				       struct lb_packet *pkt, const struct lb_pkt_info *pi)
+{
+	struct lb_tuple nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
+
+	lb_worker_count(w, (pi->flags & LB_TCP_RST) ? LB_CNT_RST_INEXACT : LB_CNT_SYN_IGNORED, 1);
+	backend_count_packet(c->backend, dir, pi->ip_len);	/* see on_conn() */
+	lb_conn_unlock(c);
+	return forward(w, pkt, pi, dir, &nat);
+}
+
 /* A packet of a known connection; c is locked and is unlocked here. */
 static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 			       enum lb_dir dir, struct lb_packet *pkt,
 			       const struct lb_pkt_info *pi, uint64_t now_ms)
 {
 	uint8_t before = c->tcp.state;
+	uint32_t isn_before = c->tcp.isn[LB_DIR_ORIG];
+	uint64_t created_us;
+	int reopened;
 	enum lb_tcp_result r;
 	struct lb_tuple nat;
 	struct lb_backend *be = c->backend;
@@ -425,7 +500,14 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		lb_conn_unlock(c);
 		return drop(w, pkt, tcp_drop[r]);
 	}
-	account(e, w, c, dir, pkt, pi, before, now_ms);
+	if (c->tcp.ignored)
+		return forward_ignored(w, c, dir, pkt, pi);
+	/* A new incarnation: a SYN reusing a closed tuple, or the server
+	 * agreeing to an ignored SYN (another client ISN). */
+	reopened = (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) ||
+		   c->tcp.isn[LB_DIR_ORIG] != isn_before;
+	account(e, w, c, dir, pkt, pi, before, reopened, now_ms);
+	created_us = c->created_us;
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
@@ -439,6 +521,8 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	lb_conn_unlock(c);
 	if (persist_ms)
 		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
+	if (reopened)
+		embryo_add(e, w, &pi->tuple, created_us, now_ms);
 	return forward(w, pkt, pi, dir, &nat);
 }
 
@@ -524,7 +608,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	struct lb_service *svc;
 	struct lb_conn *c;
 	struct lb_tuple nat;
-	uint64_t ticket;
+	uint64_t ticket, created_us;
 	int existed;
 
 	if ((pi->flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST | LB_TCP_FIN)) != LB_TCP_SYN ||
@@ -549,8 +633,10 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];
+	created_us = c->created_us;
 	backend_count_packet(c->backend, LB_DIR_ORIG, pi->ip_len);	/* see on_conn() */
 	lb_conn_unlock(c);
+	embryo_add(e, w, &pi->tuple, created_us, now_ms);
 	return forward(w, pkt, pi, LB_DIR_ORIG, &nat);
 }
 
@@ -575,6 +661,13 @@ enum lb_verdict lb_engine_packet(struct lb_engine *e, struct lb_worker *w,
 	r = lb_pkt_parse(pkt->data, pkt->len, &pi);
 	if (r != LB_PKT_OK)
 		return drop(w, pkt, pkt_drop[r]);
+	/* Nothing may move a tracker on a corrupted segment (a flipped bit
+	 * turning data into an RST), and the endpoint would discard it
+	 * anyway. A CHECKSUM_PARTIAL packet was built on this host or a
+	 * trusted veth peer and carries only the pseudo-header sum. */
+	if (!(pkt->flags & (LB_PKT_F_CSUM_PARTIAL | LB_PKT_F_CSUM_TRUSTED)) &&
+	    !lb_pkt_tcp_csum_ok(pkt->data, &pi))
+		return drop(w, pkt, LB_CNT_DROP_BAD_CSUM);
 	c = lb_table_lookup(e->table, &pi.tuple, &dir);
 	if (c)
 		return on_conn(e, w, c, dir, pkt, &pi, now_ms);

@@ -32,6 +32,25 @@ struct lb_svcset {
 	size_t index_size;		/* power of two */
 };
 
+/*
+ * The half-open connections in the order they were created, by tuple and
+ * creation time (never by pointer: only the control thread frees entries,
+ * and a slot may be reused by the time a record is looked at). A full ring
+ * evicts the connection of its oldest record if that one is still half-open,
+ * so at most cap half-open entries live at once and a SYN flood cannot push
+ * out connections that finished their handshake.
+ */
+struct lb_embryo {
+	struct lb_tuple orig;
+	uint64_t created_us;
+};
+
+struct lb_embryos {
+	pthread_mutex_t lock;
+	struct lb_embryo *ring;
+	size_t cap, head, n;
+};
+
 struct lb_engine {
 	struct lb_engine_conf conf;
 	uint32_t timeout_ms[LB_TCP_STATE_COUNT];
@@ -57,6 +76,7 @@ struct lb_engine {
 	void *repl_arg;
 	struct lb_repl_conf repl_conf;
 	struct lb_worker *tick_worker;	/* counts for the control thread's callbacks */
+	struct lb_embryos embryos;
 };
 
 /* Wall-clock microseconds for a monotonic time (see lb_engine_set_clock). */

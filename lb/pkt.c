@@ -232,6 +232,18 @@ void lb_pkt_tcp_csum_full(uint8_t *data, const struct lb_pkt_info *info)
 	memcpy(tcp + 16, &check, 2);
 }
 
+int lb_pkt_tcp_csum_ok(const uint8_t *data, const struct lb_pkt_info *info)
+{
+	const struct lb_tuple *t = &info->tuple;
+	uint32_t sum;
+
+	sum = lb_csum_pseudo(t->src.bytes, t->dst.bytes, lb_addr_len(&t->src),
+			     IPPROTO_TCP, info->l4_len);
+	sum = lb_csum_add(sum, data + info->l4_off, info->l4_len);
+	/* The checksum field included, a correct segment sums to all ones. */
+	return lb_csum_fold(sum) == 0;
+}
+
 void lb_pkt_nat(uint8_t *data, const struct lb_pkt_info *info, int dst_side,
 		const struct lb_addr *addr, uint16_t port, int csum_partial)
 {

@@ -82,6 +82,7 @@ static void apply(struct lb_engine *e, struct lb_conn *c, const struct lb_conn_s
 	c->tcp = st->tcp;
 	c->tcp.slack[0] = c->tcp.slack[1] = slack;
 	c->tcp.used_slack = 0;
+	lb_tcp_strip_local(&c->tcp);
 	c->created_us = st->created_us;
 	c->version = st->version;
 	c->rate[0] = st->rate[0];

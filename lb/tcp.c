@@ -65,18 +65,44 @@ static uint32_t max_u32(uint32_t a, uint32_t b)
 	return a > b ? a : b;
 }
 
-void lb_tcp_init(struct lb_tcp *t, const struct lb_pkt_info *syn)
+/* The client's side of a connection from its SYN's fields. */
+static void init_client(struct lb_tcp *t, uint32_t isn, uint32_t end, uint16_t win,
+			uint8_t wscale)
 {
 	struct lb_tcp_peer *c = &t->peer[LB_DIR_ORIG];
 
 	*t = (struct lb_tcp){ .state = LB_TCP_SYN_SENT };
-	t->isn[LB_DIR_ORIG] = syn->seq;
-	c->end = c->maxend = seg_end(syn);
-	c->maxwin = max_u32(syn->win, 1);
+	t->isn[LB_DIR_ORIG] = isn;
+	c->end = c->maxend = end;
+	c->maxwin = max_u32(win, 1);
 	c->flags = LB_TCP_PF_SEEN;
-	if (syn->wscale != LB_PKT_NO_WSCALE) {
-		c->wscale = syn->wscale;
+	if (wscale != LB_PKT_NO_WSCALE) {
+		c->wscale = wscale;
 		c->flags |= LB_TCP_PF_WSCALE;
+	}
+}
+
+void lb_tcp_init(struct lb_tcp *t, const struct lb_pkt_info *syn)
+{
+	init_client(t, syn->seq, seg_end(syn), syn->win, syn->wscale);
+}
+
+void lb_tcp_strip_local(struct lb_tcp *t)
+{
+	for (int d = 0; d < 2; d++) {
+		t->peer[d].flags &= (uint8_t)~LB_TCP_PF_LOCAL;
+		t->peer[d].maxack = 0;
+	}
+	t->ign = (struct lb_tcp_syn){ 0 };
+	t->ignored = 0;
+}
+
+/* Records the highest ack side snd has sent: the exact point for an RST to it. */
+static void note_ack(struct lb_tcp_peer *snd, uint32_t ack)
+{
+	if (!(snd->flags & LB_TCP_PF_MAXACK) || lb_seq_gt(ack, snd->maxack)) {
+		snd->maxack = ack;
+		snd->flags |= LB_TCP_PF_MAXACK;
 	}
 }
 
@@ -91,6 +117,7 @@ static enum lb_tcp_result on_synack(struct lb_tcp *t, const struct lb_pkt_info *
 	s->end = seg_end(pi);
 	s->maxwin = max_u32(pi->win, 1);
 	s->flags = LB_TCP_PF_SEEN;
+	note_ack(s, pi->ack);
 	s->wscale = 0;
 	if (pi->wscale != LB_PKT_NO_WSCALE && (c->flags & LB_TCP_PF_WSCALE)) {
 		s->wscale = pi->wscale;
@@ -152,6 +179,7 @@ static void update_window(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt
 	if (!(pi->flags & LB_TCP_ACK))
 		return;
 	snd->maxwin = max_u32(snd->maxwin, win);
+	note_ack(snd, pi->ack);
 	if (lb_seq_gt(pi->ack + win, rcv->maxend))
 		rcv->maxend = pi->ack + win;
 	/* An ACK proves the other side sent that far; only after a takeover
@@ -178,38 +206,79 @@ static enum lb_tcp_state closing_state(const struct lb_tcp *t)
 	return acked == 2 ? LB_TCP_TIME_WAIT : LB_TCP_LAST_ACK;
 }
 
+/* A client SYN forwarded to the server without acting on it (conntrack: sIG). */
+static enum lb_tcp_result ignore_syn(struct lb_tcp *t, const struct lb_pkt_info *pi)
+{
+	t->ign = (struct lb_tcp_syn){ .isn = pi->seq, .win = pi->win, .wscale = pi->wscale,
+				      .set = 1 };
+	t->ignored = 1;
+	return LB_TCP_ACCEPT;
+}
+
+/*
+ * A client SYN; see "Off-path attacks" in lb_tcp.h. Whoever sent a SYN
+ * first, only a SYN/ACK or an exact RST from the real endpoints moves the
+ * tracker, so a forged SYN can neither re-seed it nor hold the tuple.
+ */
 static enum lb_tcp_result on_syn(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi)
 {
 	if (dir != LB_DIR_ORIG)
 		return LB_TCP_BAD_STATE;	/* simultaneous open: not a service */
 	switch (t->state) {
 	case LB_TCP_SYN_SENT:
-		if (pi->seq != t->isn[LB_DIR_ORIG])
-			lb_tcp_init(t, pi);	/* a new attempt on the same tuple */
-		return LB_TCP_ACCEPT;
 	case LB_TCP_SYN_RECV:
-		return pi->seq == t->isn[LB_DIR_ORIG] ? LB_TCP_ACCEPT : LB_TCP_BAD_STATE;
+		if (pi->seq == t->isn[LB_DIR_ORIG])
+			return LB_TCP_ACCEPT;	/* retransmission */
+		return ignore_syn(t, pi);
 	case LB_TCP_TIME_WAIT:
-		/* Reuse of the tuple, accepted only past the old sequence space
-		 * so a delayed old SYN cannot reopen it (RFC 6191's idea). */
-		if (!lb_seq_gt(pi->seq, t->peer[LB_DIR_ORIG].end))
-			return LB_TCP_BAD_STATE;
-		lb_tcp_init(t, pi);
-		return LB_TCP_ACCEPT;
 	case LB_TCP_CLOSE:
+		/* A new incarnation whatever its ISN, as conntrack reopens
+		 * (RFC 1122 4.2.2.13 lets the server decide; random-ISN
+		 * clients and NATs need it). */
 		lb_tcp_init(t, pi);
 		return LB_TCP_ACCEPT;
 	default:
-		/* A SYN on a synchronized connection (the client rebooted and
-		 * reused its port) passes untracked: the server answers with a
-		 * challenge ACK (RFC 5961 §4), the client's stack resets, and
-		 * the RST closes the entry. Dropping it would wedge the client. */
-		return LB_TCP_ACCEPT;
+		/* A synchronized connection: the client may have rebooted and
+		 * reused its port, or the SYN is forged. The server answers a
+		 * challenge ACK (RFC 5961 §4), which the true client resets
+		 * with an exact RST, or a SYN/ACK if it had forgotten the old
+		 * connection, which on_synack_other() follows. */
+		return ignore_syn(t, pi);
 	}
 }
 
+/*
+ * A SYN/ACK that is not the answer to the tracked SYN: the answer to an
+ * ignored SYN (client and server agree on a new connection, so the tracker
+ * follows them), or a retransmission (our client's ACK was lost).
+ */
+static enum lb_tcp_result on_synack_other(struct lb_tcp *t, const struct lb_pkt_info *pi)
+{
+	if (t->ign.set && pi->ack == t->ign.isn + 1) {
+		struct lb_tcp_syn syn = t->ign;
+
+		init_client(t, syn.isn, syn.isn + 1, syn.win, syn.wscale);
+		return on_synack(t, pi);
+	}
+	if (t->state == LB_TCP_SYN_SENT)
+		return LB_TCP_BAD_HANDSHAKE;
+	return pi->seq == t->isn[LB_DIR_REPLY] && t->state <= LB_TCP_ESTABLISHED
+	       ? LB_TCP_ACCEPT : LB_TCP_BAD_STATE;
+}
+
+/*
+ * RSTs after the SYN/ACK; see "Off-path attacks" in lb_tcp.h. Exact: the
+ * sender's end or the receiver's highest ack. The endpoints' own RSTs are
+ * exact: an aborting stack sends snd_nxt (our end of its side), a stack
+ * without the socket sends the ack of the segment it answers (what the
+ * receiver acked). A blind attacker hits either with 2 chances in 2^32,
+ * where the old "anywhere in the window" rule gave one in 256.
+ */
 static enum lb_tcp_result on_rst(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi)
 {
+	const struct lb_tcp_peer *snd = &t->peer[dir], *rcv = &t->peer[!dir];
+	int rcv_acked = !!(rcv->flags & LB_TCP_PF_MAXACK);
+
 	if (t->state == LB_TCP_SYN_SENT) {
 		/* RFC 793: a RST in SYN-SENT is acceptable if it acks the SYN. */
 		if (dir == LB_DIR_REPLY ? ((pi->flags & LB_TCP_ACK) &&
@@ -220,11 +289,40 @@ static enum lb_tcp_result on_rst(struct lb_tcp *t, enum lb_dir dir, const struct
 		}
 		return LB_TCP_BAD_RST;
 	}
-	if (!(t->peer[!dir].flags & LB_TCP_PF_SEEN) || !in_window(t, dir, pi)) {
+	if (!(rcv->flags & LB_TCP_PF_SEEN) || !in_window(t, dir, pi)) {
 		t->used_slack = 0;
 		return LB_TCP_BAD_RST;
 	}
-	t->state = LB_TCP_CLOSE;
+	if (pi->seq == snd->end || (rcv_acked && pi->seq == rcv->maxack)) {
+		t->state = LB_TCP_CLOSE;
+		return LB_TCP_ACCEPT;
+	}
+	t->used_slack = 0;
+	/* Below what the receiver acked, the endpoint drops it silently
+	 * (RFC 5961 §3.2: out of window); conntrack calls it invalid. */
+	if (rcv_acked && lb_seq_lt(pi->seq, rcv->maxack))
+		return LB_TCP_BAD_RST;
+	/* In the window but inexact: the endpoint will challenge it. A
+	 * tracker that came over the sync channel may be behind, so the
+	 * real RST of a taken-over connection can land here too; its entry
+	 * then ends on the idle timeout, the price of not trusting blind
+	 * RSTs during the grace period. */
+	t->ignored = 1;
+	return LB_TCP_ACCEPT;
+}
+
+/*
+ * The server's ACK before the client's final one: only the answer to an
+ * ignored SYN (a request socket acks what it holds, the client's ISN + 1,
+ * RFC 793 p. 69), which the true client resets with an exact RST. Forwarded
+ * without a state change, like conntrack's ignored reply ACK.
+ */
+static enum lb_tcp_result server_ack_early(struct lb_tcp *t, const struct lb_pkt_info *pi)
+{
+	if (!t->ign.set || pi->payload_len || (pi->flags & LB_TCP_FIN) ||
+	    pi->ack != t->isn[LB_DIR_ORIG] + 1 || pi->seq != t->isn[LB_DIR_REPLY] + 1)
+		return LB_TCP_BAD_STATE;
+	t->ignored = 1;
 	return LB_TCP_ACCEPT;
 }
 
@@ -243,7 +341,7 @@ static enum lb_tcp_result on_ack(struct lb_tcp *t, enum lb_dir dir, const struct
 		 * before a takeover and that ACK did not: then the server's
 		 * segment proves the handshake finished. */
 		if (dir != LB_DIR_ORIG && !t->slack[dir])
-			return LB_TCP_BAD_STATE;
+			return server_ack_early(t, pi);
 		/* The final ACK acks the SYN/ACK; after a takeover it may ack
 		 * server data too (check III bounds it: exactly ISN+1 when we
 		 * saw everything). */
@@ -260,6 +358,7 @@ enum lb_tcp_result lb_tcp_track(struct lb_tcp *t, enum lb_dir dir,
 				const struct lb_pkt_info *pi)
 {
 	t->used_slack = 0;
+	t->ignored = 0;
 	if (!lb_tcp_flags_valid(pi->flags))
 		return LB_TCP_BAD_FLAGS;
 	switch (classify(pi->flags)) {
@@ -268,11 +367,9 @@ enum lb_tcp_result lb_tcp_track(struct lb_tcp *t, enum lb_dir dir,
 	case SEG_SYNACK:
 		if (dir != LB_DIR_REPLY)
 			return LB_TCP_BAD_STATE;
-		if (t->state == LB_TCP_SYN_SENT)
+		if (t->state == LB_TCP_SYN_SENT && pi->ack == t->isn[LB_DIR_ORIG] + 1)
 			return on_synack(t, pi);
-		/* A retransmitted SYN/ACK (our client's ACK was lost). */
-		return pi->seq == t->isn[LB_DIR_REPLY] && t->state <= LB_TCP_ESTABLISHED
-		       ? LB_TCP_ACCEPT : LB_TCP_BAD_STATE;
+		return on_synack_other(t, pi);
 	case SEG_RST:
 		return on_rst(t, dir, pi);
 	default:

@@ -141,7 +141,8 @@ static void warn_restart_only(const struct lb_conf *old, const struct lb_conf *n
 	    memcmp(&old->sync, &new->sync, sizeof(old->sync)) != 0 ||
 	    memcmp(old->engine.timeout_s, new->engine.timeout_s, sizeof(old->engine.timeout_s)) ||
 	    old->engine.max_conns != new->engine.max_conns ||
-	    old->engine.max_persist != new->engine.max_persist) {
+	    old->engine.max_persist != new->engine.max_persist ||
+	    old->engine.max_embryonic != new->engine.max_embryonic) {
 		log_warn("reload: daemon, sync or timeouts settings changed; "
 			 "they take effect on restart");
 		if (out)

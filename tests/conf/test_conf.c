@@ -98,6 +98,7 @@ static const char full_conf[] =
 	"  chain = \"LBT_1\";\n"
 	"  max_conns = 1000;\n"
 	"  max_persist = 500;\n"
+	"  max_embryonic = 250;\n"
 	"};\n"
 	"timeouts: {\n"
 	"  syn_sent = 11; syn_recv = 12; established = 13; fin_wait = 14;\n"
@@ -130,6 +131,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c->daemon.chain, "LBT_1");
 	assert_int_equal(c->engine.max_conns, 1000);
 	assert_int_equal(c->engine.max_persist, 500);
+	assert_int_equal(c->engine.max_embryonic, 250);
 	for (int st = LB_TCP_SYN_SENT; st <= LB_TCP_CLOSE; st++)
 		assert_int_equal(c->engine.timeout_s[st], 10 + st);
 	assert_int_equal(c->nservices, 2);

@@ -28,8 +28,19 @@ lab() { "$LAB" "$@"; }
 lab_exec() { "$LAB" exec "$@"; }
 ctl() { "$LAB" ctl lb1 "$@"; }
 
-# stat NAME: one counter of lb1's lbd.
-stat() { ctl stats | awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }'; }
+# stat NAME: one counter of lb1's lbd. A counter lbd does not report (a
+# typo, a renamed counter, lbd gone) is a failure, never a silent 0: it
+# prints a "not ok" line and ends the test (stat runs in $(...), so it
+# signals the test's own shell; its trap brings the lab down).
+stat() {
+	local v
+	v=$(ctl stats | awk -v n="$1" '$1 == n && $2 ~ /^[0-9]+$/ { print $2; f = 1 }
+				      END { exit !f }') && { echo "$v"; return 0; }
+	printf 'not ok - lbd reports no counter %s\n' "$1" >&2
+	kill -TERM "$TEST_PID"
+	return 1
+}
+TEST_PID=$$
 
 lab_cleanup() {
 	local rc=$?

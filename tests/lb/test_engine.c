@@ -120,6 +120,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	lb_engine_conf_defaults(&f->conf);
 	f->conf.max_conns = MAX_CONNS;
+	f->conf.max_embryonic = MAX_CONNS;	/* test_embryonic_cap() sets its own */
 	f->conf.max_persist = 64;
 	f->conf.seed = 0x5eed;
 	f->e = lb_engine_new(&f->conf, T0);
@@ -549,6 +550,89 @@ static void test_bad_rst_dropped_conn_continues(void **state)
 	check_counters(f);
 }
 
+/*
+ * RFC 5961: an in-window RST that is not exact is forwarded for the backend
+ * to challenge, counted, and changes neither state nor expiry; a corrupted
+ * exact RST is dropped before the tracker sees it.
+ */
+static void test_inexact_rst_forwarded_bad_csum_dropped(void **state)
+{
+	struct fx *f = *state;
+	struct flow fl;
+	struct pb_spec s;
+	uint64_t expires;
+
+	flow_init(&fl, 0, 4, 40003, 80);
+	flow_open(f, &fl, T0);
+	expires = only_conn(f).expires_ms;
+	for (uint32_t i = 1; i <= 100; i++) {
+		s = spec(0, fl.client, fl.cport, VIP4, 80, fl.cseq + i * 613, 0, LB_TCP_RST, 0);
+		assert_int_equal(inject(f, &s, LB_HOOK_PRE, 0, T0 + i), LB_VERDICT_ACCEPT);
+		assert_out(f, fl.client, fl.cport, fl.baddr, BPORT);
+		f->want[LB_CNT_PKTS_ORIG]++;
+		f->want[LB_CNT_BYTES_ORIG] += f->len;
+	}
+	f->want[LB_CNT_RST_INEXACT] += 100;
+	assert_int_equal(only_conn(f).state, LB_TCP_ESTABLISHED);
+	assert_int_equal(only_conn(f).expires_ms, expires);	/* not refreshed */
+	/* The exact RST with a broken checksum, then one with a zero field. */
+	s = spec(0, fl.client, fl.cport, VIP4, 80, fl.cseq, 0, LB_TCP_RST, 0);
+	s.csum = PB_CSUM_ZERO;
+	expect_drop(f, &s, LB_HOOK_PRE, LB_CNT_DROP_BAD_CSUM, T0);
+	s = spec(0, fl.client, fl.cport, VIP4, 80, fl.cseq, fl.sseq, LB_TCP_ACK | LB_TCP_PSH, 200);
+	f->len = pb_build(f->buf, sizeof(f->buf), &s);
+	f->buf[f->len - 1] ^= 0x40;	/* one flipped payload bit */
+	f->pkt = (struct lb_packet){ .data = f->buf, .len = (uint32_t)f->len, .hook = LB_HOOK_PRE };
+	assert_int_equal(lb_engine_packet(f->e, f->w, &f->pkt, T0), LB_VERDICT_DROP);
+	assert_int_equal(f->pkt.drop_reason, LB_CNT_DROP_BAD_CSUM);
+	f->want[LB_CNT_DROP_BAD_CSUM]++;
+	assert_int_equal(only_conn(f).state, LB_TCP_ESTABLISHED);
+	/* The backend's challenge ACK and the client's data pass. */
+	assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK | LB_TCP_PSH, 10, 0, T0), LB_VERDICT_ACCEPT);
+	/* A partial checksum is not checked (the sender's offload completes it). */
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, LB_PKT_F_CSUM_PARTIAL, T0),
+			 LB_VERDICT_ACCEPT);
+	check_counters(f);
+}
+
+/*
+ * A forged SYN with a live client's tuple is forwarded unchanged and does
+ * not re-seed the entry; when the backend takes the new SYN (a SYN/ACK
+ * acking it), the entry follows as a new incarnation.
+ */
+static void test_forged_syn_live_tuple(void **state)
+{
+	struct fx *f = *state;
+	struct flow fl;
+	struct pb_spec s;
+	struct conn_view before;
+
+	flow_init(&fl, 0, 5, 40004, 80);
+	flow_open(f, &fl, T0);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK | LB_TCP_PSH, 100, 0, T0), LB_VERDICT_ACCEPT);
+	before = only_conn(f);
+	s = spec(0, fl.client, fl.cport, VIP4, 80, 123456789, 0, LB_TCP_SYN, 0);
+	assert_int_equal(inject(f, &s, LB_HOOK_PRE, 0, T0 + 1), LB_VERDICT_ACCEPT);
+	f->want[LB_CNT_PKTS_ORIG]++;
+	f->want[LB_CNT_BYTES_ORIG] += f->len;
+	f->want[LB_CNT_SYN_IGNORED]++;
+	assert_int_equal(only_conn(f).state, LB_TCP_ESTABLISHED);
+	assert_int_equal(only_conn(f).expires_ms, before.expires_ms);
+	/* The real client goes on. */
+	assert_int_equal(backend_send(f, &fl, LB_TCP_ACK | LB_TCP_PSH, 50, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	/* The backend took the new SYN (it had dropped the old socket). */
+	s = spec(0, fl.baddr, BPORT, fl.client, fl.cport, 777, 123456790,
+		 LB_TCP_SYN | LB_TCP_ACK, 0);
+	assert_int_equal(inject(f, &s, LB_HOOK_POST, 0, T0 + 2), LB_VERDICT_ACCEPT);
+	f->want[LB_CNT_PKTS_REPLY]++;
+	f->want[LB_CNT_BYTES_REPLY] += f->len;
+	f->want[LB_CNT_CONNS_REOPENED]++;
+	assert_int_equal(only_conn(f).state, LB_TCP_SYN_RECV);
+	check_counters(f);
+}
+
 static void test_tracker_drops_counted(void **state)
 {
 	struct fx *f = *state;
@@ -848,6 +932,54 @@ static void test_service_without_backends_dropped(void **state)
 	check_counters(f);
 }
 
+/*
+ * At most max_embryonic half-open entries: a new SYN past it evicts the
+ * oldest one still half-open; entries that finished their handshake are
+ * never touched, and the evicted ones leave at the next tick.
+ */
+static void test_embryonic_cap(void **state)
+{
+	struct fx *f = *state;
+	struct flow est[2], half[6];
+
+	lb_engine_free(f->e);
+	f->conf.max_embryonic = 4;
+	f->e = lb_engine_new(&f->conf, T0);
+	assert_non_null(f->e);
+	f->w = lb_engine_worker_new(f->e);
+	assert_non_null(f->w);
+	assert_int_equal(set_standard_services(f->e, -1), 0);
+	for (int i = 0; i < 2; i++) {
+		flow_init(&est[i], 0, 20 + i, 41000, 80);
+		flow_open(f, &est[i], T0);
+	}
+	for (int i = 0; i < 6; i++) {
+		flow_init(&half[i], 0, 30 + i, 42000, 80);
+		assert_int_equal(client_send(f, &half[i], LB_TCP_SYN, 0, 0, T0 + 1), LB_VERDICT_ACCEPT);
+		f->want[LB_CNT_CONNS_CREATED]++;
+	}
+	/* The 5th and 6th SYN pushed out the two established records (nothing
+	 * to do) and then the 1st and 2nd half-open ones. */
+	f->want[LB_CNT_CONNS_EVICTED] += 2;
+	check_counters(f);
+	lb_engine_tick(f->e, f->w, T0 + 1000);
+	f->want[LB_CNT_CONNS_EXPIRED] += 2;
+	assert_int_equal(lb_engine_conn_count(f->e), 2 + 4);
+	/* The evicted tuples are gone; the others and the established ones live. */
+	assert_int_equal(backend_send(f, &half[5], LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0 + 1000),
+			 LB_VERDICT_ACCEPT);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(client_send(f, &est[i], LB_TCP_ACK | LB_TCP_PSH, 10, 0, T0 + 1000),
+				 LB_VERDICT_ACCEPT);
+	{
+		struct pb_spec p = spec(0, half[0].client, half[0].cport, VIP4, 80, half[0].cseq,
+					0, LB_TCP_ACK, 0);
+
+		expect_drop(f, &p, LB_HOOK_PRE, LB_CNT_DROP_NO_CONN, T0 + 1000);
+	}
+	check_counters(f);
+}
+
 static void test_table_full_dropped(void **state)
 {
 	struct fx *f = *state;
@@ -1044,7 +1176,10 @@ int main(void)
 		T(test_syn_retransmission_same_backend),
 		T(test_midstream_without_conn_dropped),
 		T(test_bad_rst_dropped_conn_continues),
+		T(test_inexact_rst_forwarded_bad_csum_dropped),
+		T(test_forged_syn_live_tuple),
 		T(test_tracker_drops_counted),
+		T(test_embryonic_cap),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),
 		T(test_partial_checksums_completed),

@@ -72,6 +72,7 @@ static void refuse(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *
 	enum lb_tcp_result r;
 
 	memcpy(&before, t, sizeof(before));
+	before.ignored = 0;	/* an out flag: every call resets it */
 	r = lb_tcp_track(t, dir, pi);
 	if (r != want)
 		fail_msg("got %s, want %s", lb_tcp_result_name(r), lb_tcp_result_name(want));
@@ -92,8 +93,26 @@ static void accept_unchanged(struct lb_tcp *t, enum lb_dir dir, const struct lb_
 	struct lb_tcp before;
 
 	memcpy(&before, t, sizeof(before));
+	before.ignored = 0;
 	assert_int_equal(lb_tcp_track(t, dir, pi), LB_TCP_ACCEPT);
 	assert_memory_equal(t, &before, sizeof(before));
+}
+
+/*
+ * Accepts a segment that must pass without moving the tracker (an inexact
+ * RST, a SYN on a live tuple): only the out flag and the remembered SYN
+ * may change.
+ */
+static void accept_ignored(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi)
+{
+	struct lb_tcp before = *t, after;
+
+	assert_int_equal(lb_tcp_track(t, dir, pi), LB_TCP_ACCEPT);
+	assert_int_equal(t->ignored, 1);
+	after = *t;
+	after.ignored = before.ignored;
+	after.ign = before.ign;
+	assert_memory_equal(&after, &before, sizeof(before));
 }
 
 /* SYN, SYN/ACK, ACK with the given ISNs and no window scaling. */
@@ -147,7 +166,8 @@ static void test_handshake_established(void **state)
 	assert_int_equal(t.peer[REPLY].end, SI + 1);
 	assert_int_equal(t.peer[REPLY].maxend, SI + 1 + CWIN);
 	assert_int_equal(t.peer[REPLY].maxwin, SWIN);
-	assert_int_equal(t.peer[REPLY].flags, LB_TCP_PF_SEEN);
+	assert_int_equal(t.peer[REPLY].flags, LB_TCP_PF_SEEN | LB_TCP_PF_MAXACK);
+	assert_int_equal(t.peer[REPLY].maxack, CI + 1);
 	assert_int_equal(t.peer[ORIG].maxend, CI + 1 + SWIN);
 	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1, F_A, 502, 0), LB_TCP_ACCEPT);
 	assert_int_equal(t.state, LB_TCP_ESTABLISHED);
@@ -242,27 +262,79 @@ static void test_syn_retransmission_in_syn_sent(void **state)
 	(void)state;
 	lb_tcp_init(&t, &syn);
 	accept_unchanged(&t, ORIG, &again);
-	/* A new attempt with another ISN restarts tracking from it. */
+	/* Another ISN (a forged SYN, or a new attempt) does not re-seed the
+	 * tracker: it passes and is remembered. */
 	other = seg(CI + 12345, 0, F_S, 1000, 0);
-	assert_int_equal(lb_tcp_track(&t, ORIG, &other), LB_TCP_ACCEPT);
-	assert_int_equal(t.state, LB_TCP_SYN_SENT);
+	accept_ignored(&t, ORIG, &other);
+	assert_int_equal(t.isn[ORIG], CI);
+	assert_int_equal(t.peer[ORIG].end, CI + 1);
+	/* The SYN/ACK for the first one still completes it... */
+	assert_int_equal(track(&t, REPLY, SI, CI + 1, F_SA, SWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_SYN_RECV);
+	assert_int_equal(t.isn[ORIG], CI);
+}
+
+/* ...and a SYN/ACK for the second one makes the tracker follow it. */
+static void test_synack_confirms_second_syn(void **state)
+{
+	struct lb_tcp t;
+	struct lb_pkt_info syn = seg(CI, 0, F_S, CWIN, 0), other = syn_ws(CI + 12345, 1000, 3);
+
+	(void)state;
+	lb_tcp_init(&t, &syn);
+	accept_ignored(&t, ORIG, &other);
+	refuse_seg(&t, REPLY, SI, CI + 2, F_SA, SWIN, 0, LB_TCP_BAD_HANDSHAKE);
+	assert_int_equal(track(&t, REPLY, SI, CI + 12346, F_SA, SWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_SYN_RECV);
 	assert_int_equal(t.isn[ORIG], CI + 12345);
 	assert_int_equal(t.peer[ORIG].end, CI + 12346);
 	assert_int_equal(t.peer[ORIG].maxwin, 1000);
-	/* The SYN/ACK of the old attempt is now wrong. */
-	refuse_seg(&t, REPLY, SI, CI + 1, F_SA, SWIN, 0, LB_TCP_BAD_HANDSHAKE);
+	assert_int_equal(t.ign.set, 0);
+	assert_int_equal(track(&t, ORIG, CI + 12346, SI + 1, F_A, 502, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_ESTABLISHED);
+}
+
+/*
+ * A forged SYN got the tuple into SYN_RECV: the real client's SYN (another
+ * ISN) passes; the server's ACK for the forged one passes to the real
+ * client, whose exact RST closes the entry; its next SYN opens it.
+ */
+static void test_syn_recv_real_client_wins(void **state)
+{
+	struct lb_tcp t;
+	struct lb_pkt_info forged = seg(CI, 0, F_S, CWIN, 0), real = seg(4242, 0, F_S, CWIN, 0);
+
+	(void)state;
+	lb_tcp_init(&t, &forged);
+	assert_int_equal(track(&t, REPLY, SI, CI + 1, F_SA, SWIN, 0), LB_TCP_ACCEPT);
+	accept_unchanged(&t, ORIG, &forged);
+	accept_ignored(&t, ORIG, &real);
+	/* The server's request socket acks what it holds. */
+	refuse_seg(&t, REPLY, SI + 1, CI + 2, F_A, SWIN, 0, LB_TCP_OUT_OF_WINDOW);
+	refuse_seg(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 5, LB_TCP_BAD_STATE);
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_A, SWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.ignored, 1);
+	assert_int_equal(t.state, LB_TCP_SYN_RECV);
+	/* RFC 793: the real client resets <SEQ=SEG.ACK>, exact. */
+	assert_int_equal(track(&t, ORIG, CI + 1, 0, F_R, 0, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_CLOSE);
+	assert_int_equal(lb_tcp_track(&t, ORIG, &real), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_SYN_SENT);
+	assert_int_equal(t.isn[ORIG], 4242);
 }
 
 static void test_syn_retransmission_in_syn_recv(void **state)
 {
 	struct lb_tcp t;
-	struct lb_pkt_info syn = seg(CI, 0, F_S, CWIN, 0), again = syn;
+	struct lb_pkt_info syn = seg(CI, 0, F_S, CWIN, 0), again = syn,
+			   other = seg(CI + 5, 0, F_S, CWIN, 0);
 
 	(void)state;
 	lb_tcp_init(&t, &syn);
 	assert_int_equal(track(&t, REPLY, SI, CI + 1, F_SA, SWIN, 0), LB_TCP_ACCEPT);
 	accept_unchanged(&t, ORIG, &again);
-	refuse_seg(&t, ORIG, CI + 5, 0, F_S, CWIN, 0, LB_TCP_BAD_STATE);
+	accept_ignored(&t, ORIG, &other);
+	assert_int_equal(t.ign.isn, CI + 5);
 }
 
 static void test_synack_retransmission(void **state)
@@ -289,8 +361,56 @@ static void test_syn_on_established_accepted_unchanged(void **state)
 
 	(void)state;
 	establish(&t);
-	accept_unchanged(&t, ORIG, &syn);
+	accept_ignored(&t, ORIG, &syn);
 	assert_int_equal(t.state, LB_TCP_ESTABLISHED);
+	/* The server's challenge ACK is an ordinary ACK. */
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_A, SWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.ignored, 0);
+	/* A SYN/ACK for another ISN than the remembered SYN's is refused. */
+	refuse_seg(&t, REPLY, 5555, 779, F_SA, SWIN, 0, LB_TCP_BAD_STATE);
+}
+
+/*
+ * In every synchronized and closing state a SYN is ignored; a SYN/ACK that
+ * acks it (the server had forgotten the old connection) opens the new one,
+ * and the client's exact RST to a challenge ACK closes the old one.
+ */
+static void test_syn_in_closing_states(void **state)
+{
+	static const uint8_t fins[][2] = { { 0, 0 }, { 1, 0 }, { 1, 1 }, { 2, 0 } };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fins) / sizeof(fins[0]); i++) {
+		struct lb_tcp t;
+		struct lb_pkt_info syn = seg(70000, 0, F_S, CWIN, 0);
+		uint32_t cend = CI + 1, send = SI + 1;
+
+		establish(&t);
+		if (fins[i][0] >= 1) {	/* client FIN */
+			assert_int_equal(track(&t, ORIG, cend, send, F_FA, 502, 0), LB_TCP_ACCEPT);
+			cend++;
+		}
+		if (fins[i][0] == 2) {	/* server FIN too: LAST_ACK */
+			assert_int_equal(track(&t, REPLY, send, cend, F_FA, SWIN, 0), LB_TCP_ACCEPT);
+			send++;
+		}
+		if (fins[i][1])		/* the server acks the client's FIN */
+			assert_int_equal(track(&t, REPLY, send, cend, F_A, SWIN, 0), LB_TCP_ACCEPT);
+		assert_true(t.state >= LB_TCP_ESTABLISHED && t.state <= LB_TCP_LAST_ACK);
+		accept_ignored(&t, ORIG, &syn);
+		struct lb_tcp copy = t;
+
+		/* The server resyncs to the new connection. */
+		assert_int_equal(track(&t, REPLY, 31337, 70001, F_SA, SWIN, 0), LB_TCP_ACCEPT);
+		assert_int_equal(t.state, LB_TCP_SYN_RECV);
+		assert_int_equal(t.isn[ORIG], 70000);
+		assert_int_equal(t.isn[REPLY], 31337);
+		/* Or it challenges, and the true client resets exactly. */
+		t = copy;
+		refuse_seg(&t, ORIG, cend - 2, 0, F_R, 0, 0, LB_TCP_BAD_RST);
+		assert_int_equal(track(&t, ORIG, cend, 0, F_R, 0, 0), LB_TCP_ACCEPT);
+		assert_int_equal(t.state, LB_TCP_CLOSE);
+	}
 }
 
 static void test_syn_from_server_refused(void **state)
@@ -669,6 +789,42 @@ static void test_rst_out_of_window_refused(void **state)
 	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1, F_PA, 502, 10), LB_TCP_ACCEPT);
 }
 
+/*
+ * RFC 5961 §3: only the exact sequence closes. In the window but inexact,
+ * the RST passes unchanged for the endpoint to challenge; below what the
+ * receiver acked, it is refused.
+ */
+static void test_rst_inexact_in_window(void **state)
+{
+	struct lb_tcp t;
+	struct lb_pkt_info rst;
+
+	(void)state;
+	establish(&t);
+	/* The server sends 3000 bytes; the client acks 1000 of them. */
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
+	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1001, F_A, 502, 0), LB_TCP_ACCEPT);
+	for (uint32_t off = 1; off < 60000; off += 997) {
+		rst = seg(CI + 1 + off, 0, F_R, 0, 0);
+		accept_ignored(&t, ORIG, &rst);
+	}
+	rst = seg(SI + 1 + 2000, CI + 1, F_RA, 0, 0);
+	accept_ignored(&t, REPLY, &rst);
+	assert_int_equal(t.state, LB_TCP_ESTABLISHED);
+	/* Below the client's ack: the client would discard it. */
+	refuse_seg(&t, REPLY, SI + 500, CI + 1, F_RA, 0, 0, LB_TCP_BAD_RST);
+	/* The server's RST at what the client acked (a stack without the
+	 * socket answers <SEQ=SEG.ACK>) is exact. */
+	assert_int_equal(track(&t, REPLY, SI + 1001, CI + 1, F_RA, 0, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.ignored, 0);
+	assert_int_equal(t.state, LB_TCP_CLOSE);
+	/* So is its own end (an aborting stack sends snd_nxt). */
+	establish(&t);
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
+	assert_int_equal(track(&t, REPLY, SI + 3001, CI + 1, F_RA, 0, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_CLOSE);
+}
+
 static void test_rst_in_syn_sent(void **state)
 {
 	struct lb_tcp t;
@@ -756,19 +912,21 @@ static void test_syn_in_time_wait(void **state)
 
 	(void)state;
 	to_time_wait(&t);
-	/* At or below the old sequence space: an old duplicate. */
-	refuse_seg(&t, ORIG, CI + 2, 0, F_S, CWIN, 0, LB_TCP_BAD_STATE);
-	refuse_seg(&t, ORIG, CI - 5000, 0, F_S, CWIN, 0, LB_TCP_BAD_STATE);
-	/* Above it: a new connection on the same tuple. */
-	syn = syn_ws(CI + 3, 2000, 4);
+	/* A new connection on the same tuple, whatever its ISN (conntrack
+	 * reopens; random-ISN clients and NATs need it). */
+	syn = syn_ws(CI - 5000, 2000, 4);
 	assert_int_equal(lb_tcp_track(&t, ORIG, &syn), LB_TCP_ACCEPT);
 	assert_int_equal(t.state, LB_TCP_SYN_SENT);
-	assert_int_equal(t.isn[ORIG], CI + 3);
-	assert_int_equal(t.peer[ORIG].end, CI + 4);
+	assert_int_equal(t.isn[ORIG], CI - 5000);
+	assert_int_equal(t.peer[ORIG].end, CI - 4999);
 	assert_int_equal(t.peer[ORIG].wscale, 4);
 	assert_int_equal(t.peer[REPLY].flags, 0);
-	assert_int_equal(track(&t, REPLY, 9999, CI + 4, F_SA, SWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(track(&t, REPLY, 9999, CI - 4999, F_SA, SWIN, 0), LB_TCP_ACCEPT);
 	assert_int_equal(t.state, LB_TCP_SYN_RECV);
+	/* Above the old space too. */
+	to_time_wait(&t);
+	assert_int_equal(track(&t, ORIG, CI + 3, 0, F_S, CWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.isn[ORIG], CI + 3);
 }
 
 static void test_syn_in_close_reopens(void **state)
@@ -823,9 +981,12 @@ int main(void)
 		cmocka_unit_test(test_server_data_in_syn_recv_refused),
 		cmocka_unit_test(test_final_ack_with_data),
 		cmocka_unit_test(test_syn_retransmission_in_syn_sent),
+		cmocka_unit_test(test_synack_confirms_second_syn),
+		cmocka_unit_test(test_syn_recv_real_client_wins),
 		cmocka_unit_test(test_syn_retransmission_in_syn_recv),
 		cmocka_unit_test(test_synack_retransmission),
 		cmocka_unit_test(test_syn_on_established_accepted_unchanged),
+		cmocka_unit_test(test_syn_in_closing_states),
 		cmocka_unit_test(test_syn_from_server_refused),
 		cmocka_unit_test(test_data_both_ways),
 		cmocka_unit_test(test_retransmission_within_window_accepted),
@@ -845,6 +1006,7 @@ int main(void)
 		cmocka_unit_test(test_close_fin_acking_fin),
 		cmocka_unit_test(test_rst_in_window_closes),
 		cmocka_unit_test(test_rst_out_of_window_refused),
+		cmocka_unit_test(test_rst_inexact_in_window),
 		cmocka_unit_test(test_rst_in_syn_sent),
 		cmocka_unit_test(test_rst_in_syn_recv),
 		cmocka_unit_test(test_flags_valid_table),
