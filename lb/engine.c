@@ -38,6 +38,9 @@ static const enum lb_counter tcp_drop[LB_TCP_RESULT_COUNT] = {
 };
 
 static void on_wake(struct lb_conn *c, uint64_t now_ms, void *arg);
+static void persist_established(struct lb_engine *e, struct lb_worker *w, uint32_t service_id,
+				const struct lb_addr *client, struct lb_backend *be,
+				uint32_t persist_ms, uint64_t now_ms);
 
 size_t lb_engine_mem_bytes(const struct lb_engine_conf *conf)
 {
@@ -480,7 +483,7 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	uint8_t before = c->tcp.state;
 	uint32_t isn_before = c->tcp.isn[LB_DIR_ORIG];
 	uint64_t created_us;
-	int reopened;
+	int reopened, established;
 	enum lb_tcp_result r;
 	struct lb_tuple nat;
 	struct lb_backend *be = c->backend;
@@ -508,6 +511,10 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		   c->tcp.isn[LB_DIR_ORIG] != isn_before;
 	account(e, w, c, dir, pkt, pi, before, reopened, now_ms);
 	created_us = c->created_us;
+	established = before < LB_TCP_ESTABLISHED && c->tcp.state >= LB_TCP_ESTABLISHED &&
+		      c->persist_ms;
+	if (established)
+		c->persist_touched_ms = now_ms;
 	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
@@ -516,10 +523,12 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	 * reads it happens before the unlock: past it the control thread may
 	 * expire c and free a drained be, however unlikely the timing. */
 	backend_count_packet(be, dir, pi->ip_len);
-	if (persist_ms)
+	if (persist_ms && !established)
 		repl_persist(e, w, be, &client, persist_ms);
+	if (established)
+		persist_established(e, w, service_id, &client, be, c->persist_ms, now_ms);
 	lb_conn_unlock(c);
-	if (persist_ms)
+	if (persist_ms && !established)
 		lb_persist_touch(e->persist, service_id, &client, now_ms + persist_ms);
 	if (reopened)
 		embryo_add(e, w, &pi->tuple, created_us, now_ms);
@@ -539,7 +548,15 @@ static int persist_record(struct lb_engine *e, struct lb_worker *w, uint32_t ser
 	return -1;
 }
 
-/* Chooses the backend of a new connection: persistence first, then the scheduler. */
+/*
+ * Chooses the backend of a new connection: persistence first, then the
+ * scheduler. A client without an entry gets one that lasts only as long as
+ * a half-open connection (so its parallel SYNs land together, as with IPVS's
+ * templates); it gets the service's full persistence timeout, and goes to
+ * the peer, only when a connection completes its handshake (see
+ * persist_established()). So a spoofed SYN neither fills the persistence
+ * table for long nor costs a sync record.
+ */
 static struct lb_backend *choose_backend(struct lb_engine *e, struct lb_worker *w,
 					 struct lb_service *svc, const struct lb_pkt_info *pi,
 					 uint64_t now_ms)
@@ -551,13 +568,23 @@ static struct lb_backend *choose_backend(struct lb_engine *e, struct lb_worker *
 		be = lb_persist_lookup(e->persist, svc->id, client, now_ms);
 		if (be && !lb_backend_available(be))
 			be = NULL;
+		if (be)
+			return be;
 	}
-	if (!be)
-		be = lb_sched_pick(svc->sched, client, pi->tuple.sport);
-	if (be && svc->persistence_ms &&
-	    persist_record(e, w, svc->id, client, be, now_ms + svc->persistence_ms) == 0)
-		repl_persist(e, w, be, client, svc->persistence_ms);
+	be = lb_sched_pick(svc->sched, client, pi->tuple.sport);
+	if (be && svc->persistence_ms)
+		persist_record(e, w, svc->id, client, be,
+			       now_ms + e->timeout_ms[LB_TCP_SYN_SENT]);
 	return be;
+}
+
+/* c's handshake completed: its client's persistence entry now counts. */
+static void persist_established(struct lb_engine *e, struct lb_worker *w, uint32_t service_id,
+				const struct lb_addr *client, struct lb_backend *be,
+				uint32_t persist_ms, uint64_t now_ms)
+{
+	if (persist_record(e, w, service_id, client, be, now_ms + persist_ms) == 0)
+		repl_persist(e, w, be, client, persist_ms);
 }
 
 /* Inserts the connection of a SYN to svc; returns it locked, or NULL (counted). */
@@ -706,7 +733,9 @@ static void on_expire(struct lb_conn *c, void *arg)
 		lb_worker_count(x->w, LB_CNT_REPL_DELETES, 1);
 		e->repl->conn_delete(e->repl_arg, &st);
 	}
-	if (c->persist_ms && !atomic_load(&be->draining))
+	/* Only a client that completed a handshake earns persistence. */
+	if (c->persist_ms && !atomic_load(&be->draining) &&
+	    c->tcp.state != LB_TCP_SYN_SENT && c->tcp.state != LB_TCP_SYN_RECV)
 		persist_record(e, x->w, c->service_id, &c->tuple[LB_DIR_ORIG].src, be,
 			       x->now_ms + c->persist_ms);
 	lb_worker_count(x->w, LB_CNT_CONNS_EXPIRED, 1);

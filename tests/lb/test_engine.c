@@ -1054,6 +1054,51 @@ static void test_persistence_same_backend(void **state)
 	check_counters(f);
 }
 
+/*
+ * A client whose SYN never completes a handshake (a spoofed one) holds its
+ * persistence entry only as long as a half-open connection: after the
+ * SYN_SENT timeout (120 s) it is balanced anew. A completed handshake
+ * gives the full persistence timeout (300 s).
+ */
+static void test_persistence_only_after_handshake(void **state)
+{
+	struct fx *f = *state;
+	struct flow half, o, full;
+	int seen_other = 0, first;
+
+	flow_init(&half, 0, 25, 52000, 443);
+	assert_int_equal(client_send(f, &half, LB_TCP_SYN, 0, 0, T0), LB_VERDICT_ACCEPT);
+	f->want[LB_CNT_CONNS_CREATED]++;
+	first = half.backend;
+	flow_init(&full, 0, 26, 52000, 443);
+	flow_open(f, &full, T0);
+	lb_engine_tick(f->e, f->w, T0 + 121000);	/* half-open entry and its persistence gone */
+	f->want[LB_CNT_CONNS_EXPIRED]++;
+	/* The established client keeps its backend (300 s from its handshake). */
+	first = full.backend;
+	flow_init(&full, 0, 26, 52010, 443);
+	assert_int_equal(client_send(f, &full, LB_TCP_SYN, 0, 0, T0 + 121000), LB_VERDICT_ACCEPT);
+	f->want[LB_CNT_CONNS_CREATED]++;
+	assert_int_equal(full.backend, first);
+	first = half.backend;
+	/* Three new SYNs of the half-open client, other clients in between:
+	 * rr spreads them, so at least one lands elsewhere. */
+	for (int i = 0; i < 3; i++) {
+		flow_init(&o, 0, 27, (uint16_t)(52100 + i), 443);
+		assert_int_equal(client_send(f, &o, LB_TCP_SYN, 0, 0, T0 + 121000), LB_VERDICT_ACCEPT);
+		flow_init(&half, 0, 25, (uint16_t)(52001 + i), 443);
+		assert_int_equal(client_send(f, &half, LB_TCP_SYN, 0, 0, T0 + 121000),
+				 LB_VERDICT_ACCEPT);
+		f->want[LB_CNT_CONNS_CREATED] += 2;
+		lb_engine_tick(f->e, f->w, T0 + 121000 + 121000 * (uint64_t)(i + 1));
+		f->want[LB_CNT_CONNS_EXPIRED] += 2 + (i == 0);	/* and full's second SYN */
+		seen_other += half.backend != first;
+		first = half.backend;
+	}
+	assert_true(seen_other >= 1);
+	check_counters(f);
+}
+
 /* The entry outlives the connection by the persistence timeout. */
 static void test_persistence_survives_conn_expiry(void **state)
 {
@@ -1194,6 +1239,7 @@ int main(void)
 		T(test_reply_tuple_clash_dropped),
 		T(test_persistence_same_backend),
 		T(test_persistence_survives_conn_expiry),
+		T(test_persistence_only_after_handshake),
 		T(test_expiry_through_tick),
 		T(test_reopen_after_time_wait),
 		T(test_worker_limit),
