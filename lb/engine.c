@@ -288,6 +288,23 @@ static void update_rates(struct lb_conn *c, uint64_t now_ms)
 	}
 }
 
+/*
+ * Under a SYN flood (half-open entries evicted within the last SYN_SENT
+ * timeout), half-open connections are not replicated in async mode: each
+ * spoofed SYN would cost an urgent record and the sync queue would overflow.
+ * A real connection is replicated at its handshake's end (a state change),
+ * so a takeover loses only handshakes in flight, which the clients retry.
+ * Zero-loss (defer) mode keeps replicating them: it promises the half-open
+ * connections too, and pays for it under a flood.
+ */
+static int repl_skip_half_open(struct lb_engine *e, const struct lb_conn *c, uint64_t now_ms)
+{
+	uint64_t t = atomic_load_explicit(&e->embryo_evicted_ms, memory_order_relaxed);
+
+	return !e->repl_conf.defer && c->tcp.state < LB_TCP_ESTABLISHED && t &&
+	       now_ms - t < e->timeout_ms[LB_TCP_SYN_SENT];
+}
+
 /* Replicates c (locked) now. Returns the ticket, 0 when not replicating. */
 static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 			  uint64_t now_ms, int urgent)
@@ -322,7 +339,7 @@ static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, stru
 
 	int urgent;
 
-	if (!e->repl)
+	if (!e->repl || repl_skip_half_open(e, c, now_ms))
 		return 0;
 	urgent = c->tcp.state != before ||
 		 c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
@@ -428,6 +445,8 @@ static void embryo_evict(struct lb_engine *e, struct lb_worker *w, const struct 
 		c->expires_ms = now_ms;
 		lb_table_wake_at(e->table, c, now_ms);
 		lb_worker_count(w, LB_CNT_CONNS_EVICTED, 1);
+		atomic_store_explicit(&e->embryo_evicted_ms, now_ms ? now_ms : 1,
+				      memory_order_relaxed);
 	}
 	lb_conn_unlock(c);
 }
@@ -656,7 +675,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 		return on_conn(e, w, c, LB_DIR_ORIG, pkt, pi, now_ms);
 	c->pkts[LB_DIR_ORIG]++;
 	c->bytes[LB_DIR_ORIG] += pi->ip_len;
-	ticket = repl_emit(e, w, c, now_ms, 1);
+	ticket = repl_skip_half_open(e, c, now_ms) ? 0 : repl_emit(e, w, c, now_ms, 1);
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];

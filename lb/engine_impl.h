@@ -77,6 +77,7 @@ struct lb_engine {
 	struct lb_repl_conf repl_conf;
 	struct lb_worker *tick_worker;	/* counts for the control thread's callbacks */
 	struct lb_embryos embryos;
+	atomic_uint_fast64_t embryo_evicted_ms;	/* last eviction; 0: none yet */
 };
 
 /* Wall-clock microseconds for a monotonic time (see lb_engine_set_clock). */

@@ -980,6 +980,77 @@ static void test_embryonic_cap(void **state)
 	check_counters(f);
 }
 
+struct repl_count {
+	unsigned conns, half_open, persists;
+};
+
+static uint64_t count_conn(void *arg, const struct lb_conn_state *st, int urgent)
+{
+	struct repl_count *r = arg;
+
+	(void)urgent;
+	r->conns++;
+	r->half_open += st->tcp.state < LB_TCP_ESTABLISHED;
+	return 0;
+}
+
+static void count_delete(void *arg, const struct lb_conn_state *st)
+{
+	(void)arg;
+	(void)st;
+}
+
+static void count_persist(void *arg, const struct lb_persist_state *st)
+{
+	struct repl_count *r = arg;
+
+	(void)st;
+	r->persists++;
+}
+
+/*
+ * Under a flood (evictions), half-open connections are not replicated in
+ * async mode; a real one is at the end of its handshake. Persistence goes
+ * to the peer only for a completed handshake.
+ */
+static void test_flood_replicates_only_handshakes(void **state)
+{
+	static const struct lb_repl_ops ops = { count_conn, count_delete, count_persist };
+	struct fx *f = *state;
+	struct repl_count rc = { 0 };
+	struct flow fl;
+
+	lb_engine_free(f->e);
+	f->conf.max_embryonic = 2;
+	f->e = lb_engine_new(&f->conf, T0);
+	assert_non_null(f->e);
+	f->w = lb_engine_worker_new(f->e);
+	assert_non_null(f->w);
+	assert_int_equal(set_standard_services(f->e, -1), 0);
+	lb_engine_set_repl(f->e, &ops, &rc, NULL);
+	/* No pressure yet: a SYN is replicated at once, persistence not. */
+	flow_init(&fl, 0, 60, 43000, 443);
+	assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(rc.half_open, 1);
+	assert_int_equal(rc.persists, 0);
+	for (int i = 1; i < 4; i++) {
+		flow_init(&fl, 0, 60 + i, 43000, 80);
+		assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0 + 1), LB_VERDICT_ACCEPT);
+	}
+	/* The third SYN (replicated) evicted the first: from then on, pressure. */
+	assert_int_equal(rc.half_open, 3);
+	rc = (struct repl_count){ 0 };
+	flow_init(&fl, 0, 70, 43000, 443);
+	assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0 + 2), LB_VERDICT_ACCEPT);
+	assert_int_equal(backend_send(f, &fl, LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0 + 500),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(rc.conns, 0);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0 + 600), LB_VERDICT_ACCEPT);
+	assert_int_equal(rc.conns, 1);
+	assert_int_equal(rc.half_open, 0);
+	assert_int_equal(rc.persists, 1);
+}
+
 static void test_table_full_dropped(void **state)
 {
 	struct fx *f = *state;
@@ -1225,6 +1296,7 @@ int main(void)
 		T(test_forged_syn_live_tuple),
 		T(test_tracker_drops_counted),
 		T(test_embryonic_cap),
+		T(test_flood_replicates_only_handshakes),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),
 		T(test_partial_checksums_completed),
