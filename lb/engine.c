@@ -424,6 +424,7 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 	 * finds the peer's entry still closed, which refuses the SYN/ACK. */
 	if (e->repl_conf.defer &&
 	    ((before == LB_TCP_SYN_SENT && c->tcp.state == LB_TCP_SYN_RECV) ||
+	     (reopened && c->tcp.state == LB_TCP_SYN_RECV) ||	/* an ignored SYN's SYN/ACK */
 	     (before >= LB_TCP_TIME_WAIT && c->tcp.state == LB_TCP_SYN_SENT)))
 		pkt->defer_ticket = ticket;
 }
