@@ -10,12 +10,14 @@
 #   - the exact RST with a broken checksum: drop_bad_csum;
 #   - a forged SYN with the live client's tuple: syn_ignored, no re-seed.
 #
-# The downloads are rate-limited so that they outlast every check by a wide
-# margin (16 s each, the checks take a few); the IPv4 and IPv6 ones run at
-# once. This suite used to read the state of a 4 s download after two scapy
-# start-ups (about a second each on a loaded machine, more on a fresh one
-# with no byte-code cache) and found it in time_wait: a race in the test,
-# not in the tracker.
+# The downloads cannot end during the checks: the client's reader waits on
+# a FIFO before it reads a byte, so curl stalls on a full pipe and the
+# connection sits established with a closed window until the checks are
+# done and the FIFO opens. This suite used to read the state of a 4 s
+# download after two scapy start-ups (about a second each on a loaded
+# machine, more on a fresh one with no byte-code cache) and found it in
+# time_wait: a race in the test, not in the tracker; a rate limit long
+# enough on one machine was still too short on a busier one.
 set -u
 . "$(dirname "$0")/lib.bash"
 lab_start crafted
@@ -73,7 +75,9 @@ for fam in 4 6; do
 	url=http://198.18.0.100/blob
 	[ $fam = 6 ] && url='http://[2001:db8::100]/blob'
 	OUT[$fam]=$(mktemp)
-	lab_exec client sh -c "curl -s -m 90 --limit-rate 4M '$url' | sha256sum" >"${OUT[$fam]}" &
+	mkfifo "$RUN/go$fam"
+	lab_exec client sh -c "curl -s -m 120 '$url' | { cat '$RUN/go$fam' >/dev/null; sha256sum; }" \
+		>"${OUT[$fam]}" &
 	DL[$fam]=$!
 done
 # one_established FAMILY: the line of the family's download, once established.
@@ -123,6 +127,7 @@ for fam in 4 6; do
 		"$(( $(stat drop_out_of_window) - oow0 )) $(( $(stat drop_bad_state) - state0 ))" "0 0"
 done
 for fam in 4 6; do
+	timeout 10 sh -c "echo go >'$RUN/go$fam'"	# the reader starts (bounded, as curl -m 120)
 	wait "${DL[$fam]}"
 	expect_eq "IPv$fam: the download completed intact" "$(cut -d' ' -f1 "${OUT[$fam]}")" "$WANT"
 	rm -f "${OUT[$fam]}"
