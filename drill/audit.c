@@ -179,7 +179,8 @@ static struct lb_packet prepare(struct audit *a, struct lb_engine *e, size_t i, 
 				 .hook = tp->dir == LB_DIR_ORIG ? LB_HOOK_PRE : LB_HOOK_POST };
 	struct lb_pkt_info pi;
 
-	memcpy(a->scratch, tp->data, tp->len);
+	/* The engine reads only the headers, which the trace kept. */
+	memcpy(a->scratch, tp->data, tp->stored);
 	*known = lb_engine_conn_find(e, &a->t.conns[tp->conn].orig, now, st) == 0;
 	if (tp->dir == LB_DIR_REPLY && *known &&
 	    lb_pkt_parse(a->scratch, tp->len, &pi) == LB_PKT_OK)
@@ -231,6 +232,7 @@ static int run(struct audit *a, char *err, size_t errlen)
 
 		for (; next_tick <= now; next_tick += TICK_MS)
 			lb_engine_tick(e, w, next_tick);
+		/* Parsing reads only headers (a->t kept them), as the engine. */
 		if (lb_pkt_parse(a->t.pkts[i].data, a->t.pkts[i].len, &pi) != LB_PKT_OK)
 			continue;	/* the trace kept only what parses */
 		observe(a, i, &pi);

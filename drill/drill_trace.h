@@ -29,6 +29,8 @@
 #include "lb_conf.h"
 #include "lb_tcp.h"
 
+#define DRILL_TRACE_HEAD 256	/* bytes of each packet kept, headers at least */
+
 /* Why a record was not kept; the index of drill_trace.skipped. */
 enum drill_trace_skip {
 	DRILL_TRACE_SKIP_LINK,		/* not IP, or shorter than its link header */
@@ -47,7 +49,12 @@ struct drill_trace_pkt {
 	uint32_t conn;		/* index into drill_trace.conns */
 	uint8_t dir;		/* LB_DIR_ORIG or LB_DIR_REPLY */
 	uint8_t tcp_flags;
-	uint32_t len;
+	uint32_t len;		/* on the wire, from the IP header on */
+	uint32_t stored;	/* bytes of data: the headers, at least
+				 * min(len, DRILL_TRACE_HEAD); the payload
+				 * beyond is not kept (the engine reads only
+				 * headers; 64 KiB GSO payloads would cost
+				 * gigabytes) */
 	uint8_t *data;
 };
 

@@ -23,9 +23,9 @@
  * NAT changes only headers, and the replay asks for incremental checksum
  * updates, so the engine reads and writes nothing past them: copying and
  * comparing this much of each packet is comparing all of it, at a fraction
- * of the cost of 64 KiB GSO payloads.
+ * of the cost of 64 KiB GSO payloads. The trace keeps at least this much.
  */
-#define HEAD_BYTES 256
+#define HEAD_BYTES DRILL_TRACE_HEAD
 
 enum conn_status {
 	CS_BEFORE,		/* ended before the failover */

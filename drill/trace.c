@@ -229,10 +229,13 @@ static int push_pkt(struct loader *l, const uint8_t *data, size_t len, uint64_t 
 		l->cap_pkts = cap;
 	}
 	p = &t->pkts[t->npkts];
-	p->data = malloc(len);
+	p->stored = (uint32_t)(len < DRILL_TRACE_HEAD ? len : DRILL_TRACE_HEAD);
+	if ((size_t)pi->l4_off + pi->tcp_hlen > p->stored)
+		p->stored = (uint32_t)pi->l4_off + pi->tcp_hlen;	/* long IPv6 chains */
+	p->data = malloc(p->stored);
 	if (!p->data)
 		return -1;
-	memcpy(p->data, data, len);
+	memcpy(p->data, data, p->stored);
 	p->len = (uint32_t)len;
 	p->index = index;
 	p->ts_us = ts_us;
