@@ -409,6 +409,9 @@ static void print_header(const struct audit *a)
 	if (a->t.padded)
 		printf("  zero-filled      %llu (cut short by the capture's snaplen)\n",
 		       (unsigned long long)a->t.padded);
+	if (a->t.reordered)
+		printf("  out of order     %llu timestamps earlier than the packet before "
+		       "(taken as its time)\n", (unsigned long long)a->t.reordered);
 }
 
 int drill_audit_main(int argc, char **argv)

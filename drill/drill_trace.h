@@ -73,6 +73,8 @@ struct drill_trace {
 	size_t nconns;
 	uint64_t records;	/* in the capture */
 	uint64_t padded;	/* truncated by the capture, zero-filled */
+	uint64_t reordered;	/* timestamps earlier than the packet before,
+				 * taken as that packet's time */
 	uint64_t skipped[DRILL_TRACE_SKIP_COUNT];
 	char linktype[32];
 };

@@ -357,6 +357,9 @@ static void print_header(const struct replay *r)
 	if (r->t.padded)
 		printf("  zero-filled      %llu (cut short by the capture's snaplen)\n",
 		       (unsigned long long)r->t.padded);
+	if (r->t.reordered)
+		printf("  out of order     %llu timestamps earlier than the packet before "
+		       "(taken as its time)\n", (unsigned long long)r->t.reordered);
 	printf("  sync link        loss %.1f%%, delay %u ms, defer %s\n", r->o.loss * 100,
 	       r->o.delay_ms, r->o.defer ? "on" : "off");
 	printf("  reference        ");

@@ -252,6 +252,23 @@ static int push_pkt(struct loader *l, const uint8_t *data, size_t len, uint64_t 
 }
 
 /*
+ * A record's time from the first kept one, never earlier than the record
+ * kept before it: captures written by several threads or merged from
+ * several interfaces go back in time now and then, and the engines' clocks
+ * must not (timeouts, replication intervals). Counted.
+ */
+static uint64_t rel_time(struct loader *l, uint64_t ts_us)
+{
+	uint64_t t = ts_us >= l->t0_us ? ts_us - l->t0_us : 0;
+
+	if (l->t->npkts && t < l->t->pkts[l->t->npkts - 1].ts_us) {
+		l->t->reordered++;
+		t = l->t->pkts[l->t->npkts - 1].ts_us;
+	}
+	return t;
+}
+
+/*
  * One record of the capture: normalise, classify, keep or count. A record
  * the capture cut short is zero-filled to its length on the wire, which is
  * replayable only if the cut left its IP and TCP headers whole.
@@ -290,8 +307,7 @@ static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf
 	}
 	if (have < len)
 		l->t->padded++;
-	return push_pkt(l, buf, pi.ip_len, rec->index,
-			rec->ts_us >= l->t0_us ? rec->ts_us - l->t0_us : 0, &pi, dir, conn);
+	return push_pkt(l, buf, pi.ip_len, rec->index, rel_time(l, rec->ts_us), &pi, dir, conn);
 }
 
 /* Reads the capture; conf NULL: --auto-services. */

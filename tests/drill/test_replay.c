@@ -92,6 +92,8 @@ static int by_time(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int keep_order;		/* write_capture(): as put, not sorted by time */
+
 /* Writes the records, in time order, as a raw-IP capture. */
 static void write_capture(struct capture *c, const char *name)
 {
@@ -101,7 +103,8 @@ static void write_capture(struct capture *c, const char *name)
 	assert_non_null(pd);
 	d = pcap_dump_open(pd, path_of(name));
 	assert_non_null(d);
-	qsort(c->recs, c->n, sizeof(c->recs[0]), by_time);
+	if (!keep_order)
+		qsort(c->recs, c->n, sizeof(c->recs[0]), by_time);
 	for (size_t i = 0; i < c->n; i++) {
 		struct pcap_pkthdr h = { .caplen = (bpf_u_int32)c->recs[i].len,
 					 .len = (bpf_u_int32)c->recs[i].len };
@@ -586,6 +589,23 @@ static void test_reused_port_defer(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/*
+ * A record whose timestamp goes back in time (a capture written by several
+ * threads): counted, taken as the time of the packet before, and the
+ * connection replays as any other.
+ */
+static void test_out_of_order_time(void **state)
+{
+	(void)state;
+	assert_int_equal(replay("--pcap", path_of("late.pcap"), "--config", path_of("lb.conf"),
+				"--sweep", "--defer", NULL), 0);
+	assert_report_has("out of order     1 timestamps earlier than the packet before");
+	assert_report_has("reference        forwarded 11, dropped 0");
+	assert_report_has("result: PASS");
+	assert_int_equal(audit(path_of("late.pcap"), "--config", path_of("lb.conf"), NULL), 0);
+	assert_report_has("out of order     1 timestamps");
+}
+
 /* Each: exit 2, the usage on stderr, nothing on stdout. */
 static void test_usage_errors(void **state)
 {
@@ -721,6 +741,13 @@ static int make_files(void **state)
 	connection(c, 0, 100000, 100, 0);
 	isn_shift = 0;
 	write_capture(c, "reuse.pcap");
+	/* The 6th packet stamped 19 ms earlier than the 5th, 1 ms after the start. */
+	c->n = 0;
+	connection(c, 0, 0, 5000, 0);
+	c->recs[5].t_us = 1000;
+	keep_order = 1;
+	write_capture(c, "late.pcap");
+	keep_order = 0;
 	free(c);
 	return 0;
 }
@@ -730,7 +757,7 @@ static int remove_files(void **state)
 	static const char *const names[] = { "lb.conf", "other.conf", "clean.pcap", "fast.pcap",
 					     "clean.json", "fast.json", "stdout", "stderr",
 					     "any.pcap", "sweep.json", "lossy.pcap", "wild.pcap",
-					     "audit.json", "reuse.pcap" };
+					     "audit.json", "reuse.pcap", "late.pcap" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -752,6 +779,7 @@ int main(void)
 		cmocka_unit_test(test_audit_capture_loss),
 		cmocka_unit_test(test_audit_unexplained),
 		cmocka_unit_test(test_reused_port_defer),
+		cmocka_unit_test(test_out_of_order_time),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_usage_bad_numbers),
 		cmocka_unit_test(test_input_errors),
