@@ -10,6 +10,7 @@
 #include "drill_audit.h"
 #include "drill_trace.h"
 #include "lb_pkt.h"
+#include "num.h"
 
 #define START_MS 1000000ull	/* the engine's clock at the first packet */
 #define TICK_MS 100
@@ -325,7 +326,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "auto-services", no_argument, NULL, 'A' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	char *end;
+	uint64_t n;
 	int c;
 
 	*o = (struct opts){ .max_list = 100 };
@@ -336,10 +337,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'c': o->config = optarg; break;
 		case 'j': o->json = optarg; break;
 		case 'n':
-			errno = 0;
-			o->max_list = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-')
+			if (num_parse_u64(optarg, 0, UINT32_MAX, &n) < 0)
 				goto bad;
+			o->max_list = (unsigned long)n;
 			break;
 		case 'A': o->auto_services = 1; break;
 		case 'v': o->verbose = 1; break;

@@ -567,6 +567,14 @@ static void test_audit_unexplained(void **state)
 	assert_usage_of("usage: lbdrill audit");
 	assert_int_equal(audit(NULL), 2);
 	assert_usage_of("usage: lbdrill audit");
+	assert_int_equal(audit(path_of("wild.pcap"), "--config", path_of("lb.conf"), "--list",
+			       "x", NULL), 2);
+	assert_usage_of("usage: lbdrill audit");
+	/* Bad input: one line naming it. */
+	assert_int_equal(audit(path_of("lb.conf"), "--auto-services", NULL), 2);
+	assert_string_equal(out_text, "");
+	assert_non_null(strstr(err_text, "lbdrill audit: "));
+	assert_non_null(strstr(err_text, "not a pcap or pcapng file"));
 }
 
 /*
