@@ -176,7 +176,10 @@ static struct lb_packet prepare(struct audit *a, struct lb_engine *e, size_t i, 
 				struct lb_conn_state *st, int *known)
 {
 	const struct drill_trace_pkt *tp = &a->t.pkts[i];
+	/* The trace keeps only headers, and captures hold CHECKSUM_PARTIAL
+	 * packets (offload): no checksum here is the wire's. */
 	struct lb_packet pkt = { .data = a->scratch, .len = tp->len,
+				 .flags = LB_PKT_F_CSUM_TRUSTED,
 				 .hook = tp->dir == LB_DIR_ORIG ? LB_HOOK_PRE : LB_HOOK_POST };
 	struct lb_pkt_info pi;
 
