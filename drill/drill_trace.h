@@ -64,6 +64,9 @@ struct drill_trace_conn {
 	size_t last;
 	size_t syn;		/* its first client SYN, or SIZE_MAX */
 	uint32_t npkts;
+	uint8_t ended;		/* a FIN or RST seen: a client SYN after it
+				 * starts the tuple's next connection (a port
+				 * reused), a connection of its own here */
 };
 
 struct drill_trace {

@@ -126,6 +126,48 @@ static long conn_of_backend_reply(struct loader *l, const struct lb_pkt_info *pi
 	return -1;
 }
 
+/*
+ * A client SYN on a tuple whose connection ended (FIN or RST) is the next
+ * connection on a reused port: a connection of its own, which the map
+ * gives from now on. Returns its index, or -1 out of memory.
+ */
+static long conn_renew(struct loader *l, long old, size_t pkt)
+{
+	struct drill_trace *t = l->t;
+	struct lb_tuple orig = t->conns[old].orig;
+	size_t h;
+
+	if (t->nconns == l->cap_conns) {
+		size_t cap = l->cap_conns * 2;
+		struct drill_trace_conn *c = realloc(t->conns, cap * sizeof(*c));
+
+		if (!c)
+			return -1;
+		t->conns = c;
+		l->cap_conns = cap;
+	}
+	for (h = lb_tuple_hash(&orig, 1) & (l->map.size - 1);
+	     l->map.slot[h] != (uint32_t)old + 1; h = (h + 1) & (l->map.size - 1))
+		;
+	t->conns[t->nconns] = (struct drill_trace_conn){ .orig = orig, .first = pkt,
+							  .last = pkt, .syn = SIZE_MAX };
+	l->map.slot[h] = (uint32_t)++t->nconns;
+	return (long)t->nconns - 1;
+}
+
+/* The connection a packet of connection c (or of the tuple's next one) belongs to. */
+static long incarnation(struct loader *l, long c, const struct lb_pkt_info *pi, uint8_t dir,
+			size_t pkt)
+{
+	if (c < 0 || !l->t->conns[c].ended || dir != LB_DIR_ORIG ||
+	    (pi->flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST | LB_TCP_FIN)) != LB_TCP_SYN)
+		return c;
+	/* Grow the map first: conn_renew() adds a connection, not a slot. */
+	if ((l->t->nconns + 1) * 2 > l->map.size && map_grow(l) < 0)
+		return -1;
+	return conn_renew(l, c, pkt);
+}
+
 #define CLASS_OK (-1)		/* classify(): keep the packet */
 #define CLASS_NOMEM (-2)
 
@@ -245,6 +287,8 @@ static int push_pkt(struct loader *l, const uint8_t *data, size_t len, uint64_t 
 	if (dir == LB_DIR_ORIG && (pi->flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN &&
 	    c->syn == SIZE_MAX)
 		c->syn = t->npkts;
+	if (pi->flags & (LB_TCP_FIN | LB_TCP_RST))
+		c->ended = 1;
 	c->last = t->npkts;
 	c->npkts++;
 	t->npkts++;
@@ -305,6 +349,8 @@ static int take(struct loader *l, const struct drill_pcap_pkt *rec, uint8_t *buf
 		l->t->skipped[why]++;
 		return 0;
 	}
+	if ((conn = incarnation(l, conn, &pi, dir, l->t->npkts)) < 0)
+		return -1;
 	if (have < len)
 		l->t->padded++;
 	return push_pkt(l, buf, pi.ip_len, rec->index, rel_time(l, rec->ts_us), &pi, dir, conn);
