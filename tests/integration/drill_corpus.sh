@@ -12,6 +12,10 @@
 #              in flight at every boundary, beside long connections
 #   rst        a service with no listener (RST to the SYN) and lbdrill serve
 #              given a wrong hello (RST after the handshake)
+#   reuse      20 client ports, each reused for 8 HTTP requests 15 ms apart
+#              (the server closes first, so the client may reuse at once):
+#              SYNs that reopen closed entries, after FINs the standby may
+#              not have had
 # Each trace is then swept offline, failing over at every packet boundary
 # (every Nth on the longer ones, so the suite stays within minutes):
 #   - defer mode: nothing lost (exit 0, no takeover failure, nothing
@@ -162,12 +166,43 @@ PYEOF
 		"$(tail -1 "$RUN/rst.log")" "refused 10 reset 10"
 }
 
+reuse() {
+	lab_exec client "$PY" - "$VIP" <<'PYEOF' >"$RUN/reuse.log" 2>&1
+import socket, sys, time
+vip, ok = sys.argv[1], 0
+for rnd in range(8):
+    for p in range(20):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(3)
+        s.bind(("198.18.0.10", 41000 + p))
+        try:
+            s.connect((vip, 80))
+            s.sendall(b"GET /?reuse%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % rnd)
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+            ok += data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+        except OSError as e:
+            print("error", p, e)
+        s.close()
+    time.sleep(0.01)
+print("answered", ok)
+PYEOF
+	expect_eq "reuse: 160 requests on 20 reused client ports answered 200" \
+		"$(tail -1 "$RUN/reuse.log")" "answered 160"
+}
+
 record keepalive keepalive
 record download download
 record upload upload
 record short short
 record mixed mixed
 record rst rst
+record reuse reuse
 note "recording took $(ms_since "$T_START") ms"
 
 # ---- sweeps ----
@@ -199,7 +234,7 @@ failures_of() { sed -nE 's/^  takeover failures ([0-9]+)$/\1/p' "$1"; }
 KEEP_DIR=$REPO/build/test-logs/drill_corpus.kept
 rm -rf "$KEEP_DIR"
 keep_failed() {
-	grep -E '^  (failure|[0-9])' "$2" | head -6 | sed 's/^/# /'
+	grep -E '^  (at #|failure|[0-9])' "$2" | head -6 | sed 's/^/# /'
 	mkdir -p "$KEEP_DIR"
 	cp "$RUN/$1.in.pcap" "$CONF" "$2" "$KEEP_DIR/"
 	note "kept for reproduction: $KEEP_DIR/{$1.in.pcap,lb1.conf,$(basename "$2")}"
