@@ -128,8 +128,10 @@ static uint32_t isn_shift;	/* added to both ends' initial sequence numbers */
 static struct pb_spec seg(int from_client, const char *client, uint16_t sport, const char *server,
 			  uint32_t seq, uint32_t ack, uint8_t flags, uint32_t len)
 {
-	struct pb_spec s = from_client ? pb_spec_v4(client, sport, client_dst, server_port)
-				       : pb_spec_v4(server, server_port, client, sport);
+	struct pb_spec (*spec)(const char *, uint16_t, const char *, uint16_t) =
+		strchr(client, ':') ? pb_spec_v6 : pb_spec_v4;
+	struct pb_spec s = from_client ? spec(client, sport, client_dst, server_port)
+				       : spec(server, server_port, client, sport);
 
 	s.seq = seq;
 	s.ack = ack;
@@ -152,7 +154,8 @@ static int connection_to(struct capture *c, int idx, uint64_t t_us, uint64_t gap
 			 const char *server, int from)
 {
 	char client[32];
-	int len = snprintf(client, sizeof(client), "198.18.0.%d", 20 + idx);
+	int len = snprintf(client, sizeof(client), strchr(server, ':') ? "2001:db8::%d"
+								      : "198.18.0.%d", 20 + idx);
 	uint16_t sport = (uint16_t)(40000 + idx);
 	uint32_t ci = 1000u * (uint32_t)idx + 1 + isn_shift, si = 50000u * (uint32_t)idx + 7 + isn_shift;
 	const uint8_t A = LB_TCP_ACK, PA = LB_TCP_PSH | LB_TCP_ACK, FA = LB_TCP_FIN | LB_TCP_ACK;
@@ -486,7 +489,8 @@ static void test_sweep_findings_reproduce(void **state)
 
 /*
  * --auto-services, without a configuration: every server in the capture is
- * a service (VIP:80 and 198.18.5.5:8443), every connection is balanced and
+ * a service (VIP:80, 198.18.5.5:8443, and [2001:db8:5::5]:80 over IPv6,
+ * with a synthetic IPv6 backend), every connection is balanced and
  * tracked; one whose capture began mid-connection, its first packet the
  * server's, is still the client's connection to port 80 (the lower port),
  * and the reference drops it (no SYN: no connection).
@@ -496,21 +500,22 @@ static void test_auto_services(void **state)
 	(void)state;
 	assert_int_equal(replay("--pcap", path_of("any.pcap"), "--auto-services", "--verbose",
 				"--failover-at", "12", NULL), 0);
-	assert_report_has("replayed         29 packets in 3 connections");
-	assert_report_has("auto services    2 (one synthetic backend each)");
-	assert_report_has("reference        forwarded 22, dropped 7 drop_no_conn 7");
+	assert_report_has("replayed         40 packets in 4 connections");
+	assert_report_has("auto services    3 (one synthetic backend each)");
+	assert_report_has("reference        forwarded 33, dropped 7 drop_no_conn 7");
 	assert_report_has("198.18.0.21:40001            198.18.5.5:8443");
 	assert_report_has("198.18.0.22:40002            198.18.0.100:80");
+	assert_report_has("[2001:db8::23]:40003         [2001:db8:5::5]:80");
 	assert_report_has("LOST 0, MISMATCH 0");
 	assert_int_equal(replay("--pcap", path_of("any.pcap"), "--auto-services", "--sweep",
 				"--defer", NULL), 0);
-	assert_report_has("sweep            28 failovers (every 1 packet)");
+	assert_report_has("sweep            39 failovers (every 1 packet)");
 	assert_report_has("result: PASS");
 	/* Its services replace a configuration's: other.conf names port 8080. */
 	assert_int_equal(replay("--pcap", path_of("any.pcap"), "--auto-services", "--config",
 				path_of("other.conf"), "--failover-at", "12", NULL), 0);
-	assert_report_has("auto services    2 (one synthetic backend each)");
-	assert_report_has("reference        forwarded 22, dropped 7");
+	assert_report_has("auto services    3 (one synthetic backend each)");
+	assert_report_has("reference        forwarded 33, dropped 7");
 }
 
 /* A clean capture: nothing dropped, exit 0, in the report and the JSON. */
@@ -525,7 +530,7 @@ static void test_audit_clean(void **state)
 	assert_non_null(strstr(read_file(path_of("audit.json")), "\"drops\":0,"));
 	/* A connection begun before the capture is explained, not a finding. */
 	assert_int_equal(audit("--pcap", path_of("any.pcap"), "--auto-services", NULL), 0);
-	assert_report_has("auto services    2");
+	assert_report_has("auto services    3");
 	assert_report_has("midstream        7\n");
 	assert_report_has("unexplained      0\n");
 	assert_report_has("drop_no_conn             7 (midstream 7)");
@@ -725,6 +730,9 @@ static int make_files(void **state)
 	client_dst = VIP;
 	server_port = 80;
 	connection_to(c, 2, 3000, 5000, VIP, 4);	/* from the server's ACK on */
+	client_dst = "2001:db8:5::5";
+	connection_to(c, 3, 4000, 5000, "2001:db8:5::5", 0);
+	client_dst = VIP;
 	write_capture(c, "any.pcap");
 	/* The capture misses the server's second data segment (the 7th). */
 	c->n = 0;
