@@ -4,7 +4,10 @@
 # page renders with `man -l` and without groff warnings; the unit passes
 # `systemd-analyze verify`; and lbd, started as systemd would start it
 # (NOTIFY_SOCKET set, --pidfile) in a namespace of our own, sends READY=1
-# and a STATUS only once it runs, writes its pid file and removes it at exit.
+# and a STATUS only once it runs, writes its pid file and removes it at exit
+# -- with the unit's capability bounding set (CAP_NET_ADMIN CAP_NET_RAW) and
+# no-new-privileges applied by setpriv, and a sync section bound to an
+# interface, so that what the unit allows is shown to be enough.
 set -u
 . "$(dirname "$0")/lib.bash"
 T=$(mktemp -d /tmp/lb-install.XXXXXX)
@@ -79,10 +82,20 @@ done
 # ---- readiness: lbd as systemd starts it, in a namespace of our own
 ip netns add "$NS"
 ip -n "$NS" link set lo up
+ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1
+ip -n "$NS" link add sync0 type veth peer name sync1	# no dummy driver here
+ip -n "$NS" addr add 198.18.2.1/24 dev sync0
+ip -n "$NS" link set sync0 up
+(umask 077 && head -c 32 /dev/urandom >"$T/sync.key")
 cat >"$T/lbd.conf" <<CONF
 daemon: { control = "$T/lbd.sock"; chain = "LBI"; };
 services = ( { vip = "198.18.0.100"; port = 80; backends = ( { address = "198.18.1.11"; } ); } );
+sync: { node_id = 1; local = "198.18.2.1"; peer = "198.18.2.2"; interface = "sync0";
+        key_file = "$T/sync.key"; };
 CONF
+CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' "$T/usr/lib/systemd/system/lbd.service" |
+	tr 'A-Z ' 'a-z\n' | sed -n 's/^cap_/+/p' | paste -sd, -)
+check "the unit's bounding set read ($CAPS)" [ "$CAPS" = "+net_admin,+net_raw" ]
 # A notify socket of our own: every datagram lbd sends, one per line.
 "$PY" -c '
 import socket, sys
@@ -100,13 +113,20 @@ except socket.timeout:
 ' "$T/notify.sock" "$T/notify.log" &
 LISTENER=$!
 wait_until 5 test -S "$T/notify.sock"
-NOTIFY_SOCKET=$T/notify.sock ip netns exec "$NS" "$S/usr/local/sbin/lbd" -c "$T/lbd.conf" \
-	--pidfile "$T/lbd.pid" >"$T/lbd.log" 2>&1 &
+NOTIFY_SOCKET=$T/notify.sock ip netns exec "$NS" \
+	setpriv --bounding-set "-all,$CAPS" --inh-caps -all --no-new-privs \
+	"$S/usr/local/sbin/lbd" -c "$T/lbd.conf" --pidfile "$T/lbd.pid" >"$T/lbd.log" 2>&1 &
 LBD_PID=$!
 wait_until 10 grep -q READY=1 "$T/notify.log"
 check "lbd sent READY=1" grep -q 'READY=1' "$T/notify.log"
-check "with a STATUS line (services, workers)" grep -q 'STATUS=1 services, 1 workers, sync off' \
+check "with a STATUS line (services, workers, sync)" grep -q 'STATUS=1 services, 1 workers, sync on' \
 	"$T/notify.log"
+expect_eq "lbd runs with the unit's capabilities only" \
+	"$(awk '/^CapBnd/ { print $2 }' "/proc/$LBD_PID/status" 2>&1)" 0000000000003000
+check "its rules are installed (iptables-restore ran with those capabilities)" \
+	bash -c "ip netns exec '$NS' iptables -t raw -S LBI-PRE | grep -q NFQUEUE"
+check "no check or start-up error in its log" bash -c "! grep -E 'error|check:' '$T/lbd.log'"
+sed 's/^/# lbd: /' "$T/lbd.log"
 check "lbd answers on its control socket once READY" \
 	ip netns exec "$NS" "$S/usr/local/sbin/lbctl" -s "$T/lbd.sock" stats
 expect_eq "the pid file holds lbd's pid" "$(cat "$T/lbd.pid" 2>&1)" "$LBD_PID"
