@@ -21,6 +21,7 @@
 #include "lbd_loop.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
+#include "lbd_service.h"
 #include "lbd_sync.h"
 #include "log.h"
 
@@ -150,6 +151,17 @@ static void warn_restart_only(const struct lb_conf *old, const struct lb_conf *n
 	}
 }
 
+/* systemd's status line (`systemctl status lbd`) follows role and reloads. */
+static void update_status(struct lbd *d)
+{
+	char status[128];
+
+	snprintf(status, sizeof(status), "role %s, %zu services, sync %s",
+		 lb_role_name(lb_engine_role(d->engine)), d->conf.nservices,
+		 d->sync ? "on" : "off");
+	lbd_service_status(status);
+}
+
 /* A changed key file starts a key rotation; an unusable one keeps the key. */
 static void reload_key(struct lbd *d, FILE *out)
 {
@@ -201,6 +213,7 @@ int lbd_cmd_reload(struct lbd *d, FILE *out)
 		fprintf(out, "ok: %zu services\n", d->conf.nservices);
 	if (d->sync)
 		reload_key(d, out);
+	update_status(d);
 	return 0;
 }
 
@@ -217,6 +230,7 @@ int lbd_cmd_set_role(struct lbd *d, enum lb_role role, FILE *out)
 	}
 	if (out)
 		fprintf(out, "ok: role %s (was %s)\n", lb_role_name(role), lb_role_name(was));
+	update_status(d);
 	return 0;
 }
 

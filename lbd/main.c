@@ -21,8 +21,8 @@
  * control calls itself only before the loop starts and after it stopped.
  *
  * Calls between lbd's files go one way, down this list: main, ctl, cmd,
- * loop, sync, key, queue, capture, rules. Nothing calls back up; in
- * particular nothing calls into this file.
+ * loop, sync, key, queue, capture, rules, service, check. Nothing calls
+ * back up; in particular nothing calls into this file.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -130,6 +130,9 @@ sed 's/^/# lbd: /' "$T/lbd.log"
 check "lbd answers on its control socket once READY" \
 	ip netns exec "$NS" "$S/usr/local/sbin/lbctl" -s "$T/lbd.sock" stats
 expect_eq "the pid file holds lbd's pid" "$(cat "$T/lbd.pid" 2>&1)" "$LBD_PID"
+ip netns exec "$NS" "$S/usr/local/sbin/lbctl" -s "$T/lbd.sock" role master >/dev/null
+check "a role change updates the STATUS line" \
+	wait_until 5 grep -q 'STATUS=role master, 1 services, sync on' "$T/notify.log"
 kill -TERM "$LBD_PID"
 wait_until 10 eval "! kill -0 $LBD_PID 2>/dev/null"
 wait "$LBD_PID"
