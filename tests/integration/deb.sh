@@ -51,6 +51,13 @@ deps=$(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed -E 's/^ *([^ (]+).*/\1/')
 missing=
 for d in $deps; do dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q 'ok installed' || missing="$missing $d"; done
 expect_eq "every Depends is satisfiable ($(echo $deps))" "${missing:-none}" none
+# ... and `install-deps runtime` installs them (libc6 is always there).
+runtime=$(sed -n '/^RUNTIME=(/,/^)/p' "$REPO/deploy/install-deps" | sed '1d;$d' | tr -s ' \t' '\n')
+absent=
+for d in $deps; do
+	[ "$d" = libc6 ] || grep -qx "$d" <<<"$runtime" || absent="$absent $d"
+done
+expect_eq "install-deps runtime covers every Depends" "${absent:-none}" none
 
 # The packaged renderer and checker agree.
 "$R/usr/lib/lbd/lbpair" render "$R/usr/share/doc/lbd/examples/pair/example.inventory" "$T/pair" \
