@@ -23,6 +23,8 @@ struct lb_backend_conf {
 	uint16_t port;		/* host order */
 	uint32_t weight;	/* 0: quiesced, no new connections */
 	uint32_t max_conns;	/* 0: unlimited */
+	bool drain;		/* set at run time (lb_admin.h): no new connections,
+				 * established ones continue; a reload clears it */
 };
 
 /* A copy of one backend's settings and counters, taken under the engine's
@@ -36,6 +38,8 @@ struct lb_backend_info {
 	uint32_t weight;
 	uint32_t max_conns;	/* 0: unlimited */
 	bool draining;		/* removed by a reload, waiting for conns to end */
+	bool drain;		/* drained at run time (lb_admin.h) */
+	bool down;		/* failed its health check (lb_admin.h) */
 	uint32_t active;	/* connections in ESTABLISHED */
 	uint32_t inactive;	/* connections in any other state */
 	uint64_t conns_total;

@@ -28,6 +28,7 @@
 #define LB_ENGINE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,7 @@
 	X(DROP_BAD_STATE, "drop_bad_state")                              \
 	X(DROP_NO_CONN, "drop_no_conn")     /* mid-stream, no entry */    \
 	X(DROP_NO_SERVICE, "drop_no_service")                            \
+	X(DROP_SERVICE_DISABLED, "drop_service_disabled") /* lb_admin.h */ \
 	X(DROP_NO_BACKEND, "drop_no_backend")                            \
 	X(DROP_TABLE_FULL, "drop_table_full")                            \
 	X(DROP_TUPLE_CLASH, "drop_tuple_clash")                          \
@@ -102,6 +104,8 @@ struct lb_service_conf {
 	uint16_t port;
 	char scheduler[8];
 	uint32_t persistence_s;		/* 0: no client persistence */
+	bool disabled;			/* set at run time (lb_admin.h): new
+					 * connections refused; a reload clears it */
 	struct lb_backend_conf *backends;
 	size_t nbackends;
 };

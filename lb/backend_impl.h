@@ -28,6 +28,7 @@ struct lb_backend {
 	struct lb_addr vip;		/* that service's VIP and port */
 	uint16_t vport;
 	atomic_bool draining;		/* removed from config, waiting for conns to end */
+	atomic_bool down;		/* failed its health check; kept across reloads */
 	atomic_uint active;		/* connections in ESTABLISHED */
 	atomic_uint inactive;		/* connections in any other state */
 	atomic_uint_fast64_t conns_total;
@@ -44,12 +45,14 @@ static inline uint32_t lb_backend_conns(const struct lb_backend *be)
 
 /*
  * True when a scheduler may give the backend a new connection: positive
- * weight, not draining, and under its connection limit.
+ * weight, not draining (removed or drained at run time), not down, and
+ * under its connection limit.
  */
 static inline bool lb_backend_available(const struct lb_backend *be)
 {
-	if (be->conf.weight == 0 ||
-	    atomic_load_explicit(&be->draining, memory_order_relaxed))
+	if (be->conf.weight == 0 || be->conf.drain ||
+	    atomic_load_explicit(&be->draining, memory_order_relaxed) ||
+	    atomic_load_explicit(&be->down, memory_order_relaxed))
 		return false;
 	return be->conf.max_conns == 0 || lb_backend_conns(be) < be->conf.max_conns;
 }

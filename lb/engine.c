@@ -668,6 +668,10 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 		pthread_rwlock_unlock(&e->svc_lock);
 		return drop(w, pkt, LB_CNT_DROP_NO_SERVICE);
 	}
+	if (svc->disabled) {
+		pthread_rwlock_unlock(&e->svc_lock);
+		return drop(w, pkt, LB_CNT_DROP_SERVICE_DISABLED);
+	}
 	c = create_conn(e, w, svc, pkt, pi, now_ms, &existed);
 	pthread_rwlock_unlock(&e->svc_lock);
 	if (!c)

@@ -19,6 +19,8 @@ struct lb_service {
 	uint16_t port;
 	uint32_t id;			/* stable across reloads */
 	uint32_t persistence_ms;
+	char scheduler[8];		/* as configured, for lb_admin.h's edits */
+	bool disabled;			/* new connections refused */
 	struct lb_backend **backends;
 	size_t nbackends;
 	struct lb_sched *sched;

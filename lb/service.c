@@ -152,6 +152,8 @@ static int build_service(struct lb_engine *e, struct lb_service *svc,
 	svc->port = conf->port;
 	svc->id = service_id_for(e, conf);
 	svc->persistence_ms = conf->persistence_s * 1000u;
+	svc->disabled = conf->disabled;
+	memcpy(svc->scheduler, conf->scheduler, sizeof(svc->scheduler));
 	svc->nbackends = conf->nbackends;
 	svc->backends = calloc(conf->nbackends ? conf->nbackends : 1, sizeof(*svc->backends));
 	if (!svc->backends)
@@ -293,6 +295,8 @@ static void backend_snapshot(const struct lb_backend *be, struct lb_backend_info
 		.weight = be->conf.weight,
 		.max_conns = be->conf.max_conns,
 		.draining = atomic_load(&be->draining),
+		.drain = be->conf.drain,
+		.down = atomic_load(&be->down),
 		.active = atomic_load(&be->active),
 		.inactive = atomic_load(&be->inactive),
 		.conns_total = atomic_load(&be->conns_total),
