@@ -18,7 +18,7 @@
 # sync/lbsync.proto.
 
 CC      ?= cc
-PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd
+PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd jansson
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \

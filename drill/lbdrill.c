@@ -48,7 +48,8 @@ static const struct drill_cmd drill_cmds[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lbdrill SUBCOMMAND [OPTIONS]   (lbdrill SUBCOMMAND --help)\n");
+	fprintf(f, "usage: lbdrill SUBCOMMAND [OPTIONS]   (lbdrill SUBCOMMAND --help)\n"
+		   "       lbdrill --help | --version\n");
 	for (size_t i = 0; i < DRILL_NCMDS; i++)
 		fprintf(f, "  %-8s %s\n", drill_cmds[i].name, drill_cmds[i].summary);
 }

@@ -34,6 +34,12 @@ struct lb_tuple {
  */
 int lb_addr_parse(struct lb_addr *addr, const char *text);
 
+/*
+ * Parses "ADDR", "ADDR:PORT" (IPv4) or "[ADDR]:PORT" (IPv6, also bare ADDR).
+ * *port is 0 when the text has none. Returns 0 or -EINVAL.
+ */
+int lb_addr_parse_port(struct lb_addr *addr, uint16_t *port, const char *text);
+
 /* Writes the address to buf (at least LB_ADDR_STRLEN bytes); returns buf. */
 const char *lb_addr_format(const struct lb_addr *addr, char *buf, size_t len);
 

@@ -231,6 +231,17 @@ void lb_engine_foreach_backend(struct lb_engine *e,
 			       void (*fn)(const struct lb_backend_info *be, void *arg),
 			       void *arg);
 
+/*
+ * The same a slice at a time: visits the connections of up to nbuckets hash
+ * buckets from *cursor (start at 0), moves *cursor on and returns 1 while
+ * there are more, 0 after the last. Between calls nothing is locked, so a
+ * caller can send what it gathered; connections that move meanwhile may be
+ * missed or seen twice.
+ */
+int lb_engine_foreach_conn_step(struct lb_engine *e, size_t *cursor, size_t nbuckets,
+				uint64_t now_ms,
+				void (*fn)(const struct lb_conn_info *c, void *arg), void *arg);
+
 size_t lb_engine_conn_count(struct lb_engine *e);
 
 /*

@@ -22,6 +22,51 @@ int lb_addr_parse(struct lb_addr *addr, const char *text)
 	return -EINVAL;
 }
 
+/* A port: 1 to 5 digits, 1..65535. */
+static int parse_port(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0 || n > 5 || s[n])
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	if (v == 0 || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int lb_addr_parse_port(struct lb_addr *addr, uint16_t *port, const char *text)
+{
+	char buf[LB_ADDR_STRLEN + 8];
+	const char *colon = strrchr(text, ':'), *close = strchr(text, ']');
+	size_t len = strlen(text);
+
+	*port = 0;
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (text[0] == '[') {
+		/* [v6]:port or [v6] */
+		if (!close || (close[1] && (close[1] != ':' || parse_port(close + 2, port) < 0)))
+			return -EINVAL;
+		memcpy(buf, text + 1, (size_t)(close - text - 1));
+		buf[close - text - 1] = '\0';
+		return lb_addr_parse(addr, buf) == 0 && addr->family == AF_INET6 ? 0 : -EINVAL;
+	}
+	if (colon && strchr(text, ':') == colon) {
+		/* one colon: IPv4:port */
+		memcpy(buf, text, (size_t)(colon - text));
+		buf[colon - text] = '\0';
+		if (parse_port(colon + 1, port) < 0 || lb_addr_parse(addr, buf) < 0 ||
+		    addr->family != AF_INET)
+			return -EINVAL;
+		return 0;
+	}
+	return lb_addr_parse(addr, text);
+}
+
 const char *lb_addr_format(const struct lb_addr *addr, char *buf, size_t len)
 {
 	if (!inet_ntop(addr->family == AF_INET ? AF_INET : AF_INET6, addr->bytes, buf, len))

@@ -805,6 +805,15 @@ void lb_engine_foreach_conn(struct lb_engine *e, uint64_t now_ms,
 	lb_table_foreach(e->table, visit_conn, &x);
 }
 
+int lb_engine_foreach_conn_step(struct lb_engine *e, size_t *cursor, size_t nbuckets,
+				uint64_t now_ms,
+				void (*fn)(const struct lb_conn_info *c, void *arg), void *arg)
+{
+	struct foreach_ctx x = { now_ms, fn, arg };
+
+	return lb_table_foreach_step(e->table, cursor, nbuckets, visit_conn, &x);
+}
+
 size_t lb_engine_conn_count(struct lb_engine *e)
 {
 	return lb_table_count(e->table);

@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "lbd_capture.h"
+#include "lbd_reply.h"
 #include "log.h"
 #include "num.h"
 
@@ -523,7 +524,7 @@ void lbd_capture_print_status(struct lbd_capture *c, FILE *out)
 	if (!c->running)
 		fprintf(out, "detail %s\n", c->detail);
 	if (c->error[0] && c->reason != LBD_CAPTURE_WRITE_ERROR)
-		fprintf(out, "error %s\n", c->error);
+		fprintf(out, "write_error %s\n", c->error);
 	fprintf(out,
 		"in_file %s.in.pcap\nout_file %s.out.pcap\nsnaplen %" PRIu32
 		"\nmax_packets %" PRIu64 "\nmax_bytes %" PRIu64 "\nseconds %" PRIu64 ".%03" PRIu64
@@ -563,52 +564,63 @@ void lbd_capture_print_stats(struct lbd_capture *c, FILE *out)
 
 /* ---- the control command ---- */
 
-static int cmd_start(struct lbd_capture *c, const char *args, FILE *out)
+static void print_status(void *c, FILE *out) { lbd_capture_print_status(c, out); }
+
+/* The capture's status as fields of the reply. */
+static void reply_status(struct lbd_capture *c, struct lbd_reply *r)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f) {
+		lbd_reply_error(r, "out of memory");
+		return;
+	}
+	print_status(c, f);
+	fclose(f);
+	lbd_reply_kv_lines(r, text);
+	free(text);
+}
+
+static int cmd_start(struct lbd_capture *c, const char *args, struct lbd_reply *r)
 {
 	struct lbd_capture_conf conf;
 	char err[256];
 
-	if (lbd_capture_conf_parse(args, &conf, err, sizeof(err)) < 0) {
-		fprintf(out, "error: capture start: %s\nusage: capture start PREFIX "
-			     "[max_packets=N] [max_bytes=N] [snaplen=N]\n", err);
-		return -1;
-	}
-	if (lbd_capture_start(c, &conf, err, sizeof(err)) < 0) {
-		fprintf(out, "error: capture start: %s\n", err);
-		return -1;
-	}
-	fprintf(out, "ok: capturing to %s.in.pcap and %s.out.pcap (snaplen %" PRIu32
-		     ", max_packets %" PRIu64 ", max_bytes %" PRIu64 ")\n",
-		conf.prefix, conf.prefix, conf.snaplen, conf.max_packets, conf.max_bytes);
+	if (lbd_capture_conf_parse(args, &conf, err, sizeof(err)) < 0)
+		return lbd_reply_error(r, "capture start: %s; usage: capture start PREFIX "
+					  "[max_packets=N] [max_bytes=N] [snaplen=N]", err);
+	if (lbd_capture_start(c, &conf, err, sizeof(err)) < 0)
+		return lbd_reply_error(r, "capture start: %s", err);
+	lbd_reply_message(r, "capturing to %s.in.pcap and %s.out.pcap (snaplen %" PRIu32
+			     ", max_packets %" PRIu64 ", max_bytes %" PRIu64 ")",
+			  conf.prefix, conf.prefix, conf.snaplen, conf.max_packets, conf.max_bytes);
 	return 0;
 }
 
-static int cmd_stop(struct lbd_capture *c, const char *args, FILE *out)
+static int cmd_stop(struct lbd_capture *c, const char *args, struct lbd_reply *r)
 {
-	if (args) {
-		fprintf(out, "error: capture stop takes no arguments\n");
-		return -1;
-	}
+	if (args)
+		return lbd_reply_error(r, "capture stop takes no arguments, not '%s'", args);
 	if (lbd_capture_stop(c, LBD_CAPTURE_BY_OPERATOR) < 0) {
-		fprintf(out, "error: no capture is running\n");
-		lbd_capture_print_status(c, out);
-		return -1;
+		reply_status(c, r);
+		return lbd_reply_error(r, "no capture is running");
 	}
-	fprintf(out, "ok: capture stopped\n");
-	lbd_capture_print_status(c, out);
+	lbd_reply_message(r, "capture stopped");
+	reply_status(c, r);
 	return 0;
 }
 
-int lbd_cmd_capture(struct lbd *d, const char *arg, FILE *out)
+int lbd_cmd_capture(struct lbd *d, const char *arg, struct lbd_reply *r)
 {
 	char word[16];
 	const char *rest = NULL;
 	size_t len = arg ? strcspn(arg, " \t") : 0;
 
-	if (len >= sizeof(word)) {
-		fprintf(out, "error: unknown capture command (start, stop, status)\n");
-		return -1;
-	}
+	if (len >= sizeof(word))
+		return lbd_reply_error(r, "unknown capture command '%.*s' (start, stop, status)",
+				       (int)len, arg);
 	memcpy(word, arg ? arg : "", len);
 	word[len] = '\0';
 	if (arg && arg[len]) {
@@ -617,17 +629,14 @@ int lbd_cmd_capture(struct lbd *d, const char *arg, FILE *out)
 			rest = NULL;
 	}
 	if (len == 0 || strcmp(word, "status") == 0) {
-		if (rest) {
-			fprintf(out, "error: capture status takes no arguments\n");
-			return -1;
-		}
-		lbd_capture_print_status(d->capture, out);
+		if (rest)
+			return lbd_reply_error(r, "capture status takes no arguments, not '%s'", rest);
+		reply_status(d->capture, r);
 		return 0;
 	}
 	if (strcmp(word, "start") == 0)
-		return cmd_start(d->capture, rest, out);
+		return cmd_start(d->capture, rest, r);
 	if (strcmp(word, "stop") == 0)
-		return cmd_stop(d->capture, rest, out);
-	fprintf(out, "error: unknown capture command '%s' (start, stop, status)\n", word);
-	return -1;
+		return cmd_stop(d->capture, rest, r);
+	return lbd_reply_error(r, "unknown capture command '%s' (start, stop, status)", word);
 }

@@ -1,9 +1,10 @@
 /*
- * lbd's control socket: a Unix stream socket speaking one line per
- * connection. The client sends "COMMAND [ARGS]\n", lbd answers with text and
- * closes. An answer whose first line starts with "error:" is a failure.
- * Only root (the socket is 0600) may talk to it. The main thread serves one
- * client at a time; the commands themselves are in cmd.c (and capture.c).
+ * lbd's control socket: a Unix stream socket speaking one command per
+ * connection. The client sends "COMMAND [ARGS]\n"; lbd answers with JSON
+ * lines ending in a status line (lbd_reply.h) and closes. The socket is
+ * 0600 (root only) unless a control_group is configured. The main thread
+ * serves one client at a time; the commands themselves are in cmd.c,
+ * admin.c and capture.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,15 +15,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lbd_admin.h"
 #include "lbd_capture.h"
 #include "lbd_cmd.h"
 #include "lbd_ctl.h"
+#include "lbd_reply.h"
 #include "log.h"
 
 int lbd_ctl_listen(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	mode_t old_mask;
+	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_err("control socket path too long: %s", path);
@@ -39,8 +43,11 @@ int lbd_ctl_listen(const char *path)
 		return -1;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
-	    listen(fd, 16) < 0) {
+	/* Created 0600 by the umask: no moment with wider permissions. */
+	old_mask = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_mask);
+	if (rc < 0 || listen(fd, 16) < 0) {
 		log_err("control socket %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -48,43 +55,67 @@ int lbd_ctl_listen(const char *path)
 	return fd;
 }
 
-static void cmd_help(struct lbd *d, FILE *out);
+static int cmd_help(struct lbd *d, const char *arg, struct lbd_reply *r);
 
-/* Adapters to one signature: (daemon, rest of the line or NULL, output). */
-static int do_stats(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_stats(d, o); return 0; }
-static int do_conns(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_conns(d, o); return 0; }
-static int do_backends(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_backends(d, o); return 0; }
-static int do_reload(struct lbd *d, const char *a, FILE *o) { (void)a; return lbd_cmd_reload(d, o); }
-static int do_ready(struct lbd *d, const char *a, FILE *o) { (void)a; return lbd_cmd_ready(d, o); }
-static int do_sync(struct lbd *d, const char *a, FILE *o) { (void)a; lbd_cmd_sync(d, o); return 0; }
-static int do_help(struct lbd *d, const char *a, FILE *o) { (void)a; cmd_help(d, o); return 0; }
+/* Adapters to one signature: (daemon, rest of the line or NULL, reply). */
+static int do_reload(struct lbd *d, const char *a, struct lbd_reply *r)
+{
+	if (a)
+		return lbd_reply_error(r, "reload takes no arguments, not '%s'", a);
+	return lbd_cmd_reload(d, r);
+}
 
 static const struct {
 	const char *name;
-	int (*fn)(struct lbd *d, const char *arg, FILE *out);
+	int (*fn)(struct lbd *d, const char *arg, struct lbd_reply *r);
 	const char *help;
 } commands[] = {
-	{ "stats", do_stats, "every counter, one 'name value' per line" },
-	{ "conns", do_conns, "the connection table with TCP state and windows" },
-	{ "backends", do_backends, "backends with weights and live counts" },
+	{ "stats", lbd_cmd_stats, "every counter" },
+	{ "conns", lbd_cmd_conns,
+	  "the connection table; filters: [service VIP:PORT] [backend ADDR[:PORT]]\n"
+	  "           [state STATE] [client ADDR[:PORT]]" },
+	{ "backends", lbd_cmd_backends, "backends with weight, state, health and live counts" },
 	{ "reload", do_reload, "re-read the configuration file" },
 	{ "role", lbd_cmd_role, "print the role, or set it: role master|backup|fault" },
-	{ "ready", do_ready, "whether this node may become master (resync done)" },
-	{ "sync", do_sync, "the sync channel's state and counters" },
+	{ "ready", lbd_cmd_ready, "whether this node may become master (resync done)" },
+	{ "sync", lbd_cmd_sync, "the sync channel's state and counters" },
 	{ "capture", lbd_cmd_capture,
 	  "record packets to pcap: capture [status] | capture stop |\n"
 	  "           capture start PREFIX [max_packets=N] [max_bytes=N] [snaplen=N]" },
-	{ "help", do_help, "this list" },
+	{ "weight", NULL, "weight VIP:PORT BACKEND[:PORT] N     set a backend's weight" },
+	{ "drain", NULL, "drain VIP:PORT BACKEND[:PORT]        no new connections" },
+	{ "undrain", NULL, "undrain VIP:PORT BACKEND[:PORT]" },
+	{ "add", NULL, "add VIP:PORT BACKEND[:PORT] [weight=N] [max_conns=N]" },
+	{ "remove", NULL, "remove VIP:PORT BACKEND[:PORT]       drain, then free" },
+	{ "enable", NULL, "enable VIP:PORT" },
+	{ "disable", NULL, "disable VIP:PORT                     refuse new connections" },
+	{ "help", cmd_help, "this list" },
 };
 
-static void cmd_help(struct lbd *d, FILE *out)
+static int cmd_help(struct lbd *d, const char *arg, struct lbd_reply *r)
 {
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
 	(void)d;
+	(void)arg;
+	if (!f)
+		return lbd_reply_error(r, "out of memory");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "%-10s %s\n", commands[i].name, commands[i].help);
+		fprintf(f, "%-10s %s\n", commands[i].name, commands[i].help);
+	fclose(f);
+	if (len)
+		text[len - 1] = '\0';	/* lbctl adds the last newline */
+	lbd_reply_str(r, "help", text);
+	free(text);
+	return 0;
 }
 
-/* Reads one line (up to a newline, EOF or the buffer's end). */
+/*
+ * Reads one line (up to a newline or EOF). Returns its length, or -1 when
+ * it does not fit in size - 1 bytes.
+ */
 static ssize_t read_line(int fd, char *buf, size_t size)
 {
 	size_t len = 0;
@@ -99,27 +130,17 @@ static ssize_t read_line(int fd, char *buf, size_t size)
 			break;
 	}
 	buf[len] = '\0';
+	if (!memchr(buf, '\n', len) && len + 1 >= size)
+		return -1;
 	buf[strcspn(buf, "\r\n")] = '\0';
-	return (ssize_t)len;
-}
-
-static void write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n <= 0)
-			return;		/* the client went away or timed out */
-		buf += n;
-		len -= (size_t)n;
-	}
+	return (ssize_t)strlen(buf);
 }
 
 /*
  * Splits "COMMAND [ARGS]" into the command word and the rest of the line
  * (trimmed; NULL when empty), which each command parses itself.
  */
-static void dispatch(struct lbd *d, char *line, FILE *out)
+static void dispatch(struct lbd *d, char *line, struct lbd_reply *r)
 {
 	char *cmd = line + strspn(line, " \t"), *arg = cmd + strcspn(cmd, " \t"), *end;
 
@@ -132,33 +153,40 @@ static void dispatch(struct lbd *d, char *line, FILE *out)
 	*end = '\0';
 	if (!*arg)
 		arg = NULL;
-	if (!*cmd)
-		cmd = NULL;
-	for (size_t i = 0; cmd && i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(cmd, commands[i].name) == 0) {
-			commands[i].fn(d, arg, out);
+	if (!*cmd) {
+		lbd_reply_error(r, "empty command (try 'help')");
+		return;
+	}
+	if (lbd_admin_is_command(cmd)) {
+		lbd_admin_command(d, cmd, arg, r);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (commands[i].fn && strcmp(cmd, commands[i].name) == 0) {
+			commands[i].fn(d, arg, r);
 			return;
 		}
-	fprintf(out, "error: unknown command '%s' (try 'help')\n", cmd ? cmd : "");
+	lbd_reply_error(r, "unknown command '%.64s' (try 'help')", cmd);
 }
 
 void lbd_ctl_serve(struct lbd *d, int fd)
 {
-	struct timeval rcv = { .tv_sec = 1 }, snd = { .tv_sec = 5 };
-	char line[256], *text = NULL;
-	size_t len = 0;
-	FILE *out;
+	struct timeval rcv = { .tv_sec = 1 }, snd = { .tv_sec = LBD_REPLY_SEND_TIMEOUT_S };
+	char line[LBD_REPLY_LINE_MAX];
+	struct lbd_reply *r;
 
 	/* A stuck client must not stall the control thread for long. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
-	read_line(fd, line, sizeof(line));
-	out = open_memstream(&text, &len);
-	if (out) {
-		dispatch(d, line, out);
-		fclose(out);
-		write_all(fd, text, len);
+	r = lbd_reply_new(fd);
+	if (!r) {
+		close(fd);
+		return;
 	}
-	free(text);
+	if (read_line(fd, line, sizeof(line)) < 0)
+		lbd_reply_error(r, "command line longer than %d bytes", LBD_REPLY_LINE_MAX - 1);
+	else
+		dispatch(d, line, r);
+	lbd_reply_finish(r);
 	close(fd);
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 struct lbd;
+struct lbd_reply;
 struct lbd_capture;
 
 #define LBD_CAPTURE_PREFIX_MAX	200		/* the control line is 255 bytes */
@@ -113,6 +114,6 @@ void lbd_capture_print_stats(struct lbd_capture *c, FILE *out);
  * The control command: capture [status] | capture start ARGS | capture stop.
  * Prints the answer to out; returns 0, or -1 after an "error:" line.
  */
-int lbd_cmd_capture(struct lbd *d, const char *arg, FILE *out);
+int lbd_cmd_capture(struct lbd *d, const char *arg, struct lbd_reply *r);
 
 #endif

@@ -11,16 +11,21 @@
  * waits at most LBD_LOOP_WAIT_MS for the result. A command the loop has not
  * taken by then is withdrawn (not applied); one it is running finishes
  * anyway, and frees itself when the loop is done with it. Only one thread
- * (main's) posts commands and starts or frees the loop. Private to lbd/.
+ * (main's) posts commands that wait and starts or frees the loop; the
+ * health checks' thread posts lbd_loop_health(), which does not wait, and
+ * must be stopped before the loop is freed. Private to lbd/.
  */
 #ifndef LBD_LOOP_H
 #define LBD_LOOP_H
 
+#include <stdbool.h>
+
+#include "lb_admin.h"
 #include "lb_repl.h"
 
 #define LBD_LOOP_TICK_MS 100	/* lb_engine_tick() period */
 #define LBD_LOOP_WAIT_MS 5000	/* how long a caller waits for a command */
-#define LBD_LOOP_QUEUE 8	/* commands queued at most */
+#define LBD_LOOP_QUEUE 32	/* commands queued at most */
 
 struct lb_conf;
 struct lb_engine;
@@ -58,5 +63,36 @@ int lbd_loop_set_services(struct lbd_loop *l, struct lb_conf *conf);
  * -ETIMEDOUT, -EINPROGRESS, -EBUSY as above.
  */
 int lbd_loop_set_role(struct lbd_loop *l, enum lb_role role, enum lb_role *was);
+
+/* A runtime change (lb_admin.h), as `lbctl weight|drain|...` asks for it. */
+enum lbd_admin_kind {
+	LBD_ADMIN_WEIGHT,	/* value: the weight */
+	LBD_ADMIN_DRAIN,	/* value: 1 drain, 0 undrain */
+	LBD_ADMIN_ADD,		/* backend: the new backend */
+	LBD_ADMIN_REMOVE,
+	LBD_ADMIN_ENABLE,	/* value: 1 enable, 0 disable the service */
+};
+
+struct lbd_admin_op {
+	enum lbd_admin_kind kind;
+	struct lb_backend_ref ref;
+	uint32_t value;
+	struct lb_backend_conf backend;
+};
+
+/*
+ * Applies op on the loop thread and waits. Returns the engine's result
+ * (lb_admin.h: -ESRCH, -ENOENT, -EEXIST, ...) or -ETIMEDOUT, -EINPROGRESS,
+ * -EBUSY as above.
+ */
+int lbd_loop_admin(struct lbd_loop *l, const struct lbd_admin_op *op);
+
+/*
+ * Marks a backend up or down by its health (lb_engine_backend_set_health())
+ * on the loop thread, without waiting: the health checks' thread calls it.
+ * Returns 0 once queued, -EBUSY when the queue is full (try again later) or
+ * -ENOMEM.
+ */
+int lbd_loop_health(struct lbd_loop *l, const struct lb_backend_ref *ref, bool up);
 
 #endif

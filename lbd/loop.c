@@ -26,13 +26,14 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "lb_admin.h"
 #include "lb_conf.h"
 #include "lb_engine.h"
 #include "lbd_loop.h"
 #include "lbd_sync.h"
 #include "log.h"
 
-enum cmd_op { CMD_SET_SERVICES, CMD_SET_ROLE };
+enum cmd_op { CMD_SET_SERVICES, CMD_SET_ROLE, CMD_ADMIN, CMD_HEALTH };
 enum cmd_state { CMD_QUEUED, CMD_RUNNING, CMD_DONE };
 
 struct cmd {
@@ -43,6 +44,7 @@ struct cmd {
 	int result;			/* written by the loop before DONE */
 	struct lb_conf conf;		/* CMD_SET_SERVICES: the services, lent */
 	enum lb_role role, was;		/* CMD_SET_ROLE: in, out */
+	struct lbd_admin_op admin;	/* CMD_ADMIN, CMD_HEALTH (kind unused) */
 };
 
 struct lbd_loop {
@@ -71,6 +73,23 @@ static void cmd_put(struct cmd *c)
 	free(c);
 }
 
+static int admin_execute(struct lb_engine *e, const struct lbd_admin_op *op)
+{
+	switch (op->kind) {
+	case LBD_ADMIN_WEIGHT:
+		return lb_engine_backend_set_weight(e, &op->ref, op->value);
+	case LBD_ADMIN_DRAIN:
+		return lb_engine_backend_set_drain(e, &op->ref, op->value != 0);
+	case LBD_ADMIN_ADD:
+		return lb_engine_backend_add(e, &op->ref, &op->backend);
+	case LBD_ADMIN_REMOVE:
+		return lb_engine_backend_remove(e, &op->ref);
+	case LBD_ADMIN_ENABLE:
+		return lb_engine_service_set_enabled(e, &op->ref, op->value != 0);
+	}
+	return -EINVAL;
+}
+
 static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 {
 	switch (c->op) {
@@ -84,6 +103,13 @@ static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 		if (c->was != c->role)
 			log_info("role %s -> %s", lb_role_name(c->was), lb_role_name(c->role));
 		c->result = 0;
+		break;
+	case CMD_ADMIN:
+		c->result = admin_execute(l->engine, &c->admin);
+		break;
+	case CMD_HEALTH:
+		c->result = lb_engine_backend_set_health(l->engine, &c->admin.ref,
+							 c->admin.value != 0);
 		break;
 	}
 }
@@ -331,6 +357,48 @@ int lbd_loop_set_services(struct lbd_loop *l, struct lb_conf *conf)
 	cmd_put(c);
 	pthread_mutex_unlock(&l->lock);
 	return rc;
+}
+
+int lbd_loop_admin(struct lbd_loop *l, const struct lbd_admin_op *op)
+{
+	struct cmd *c = cmd_new(CMD_ADMIN);
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->admin = *op;
+	rc = post(l, c);
+	pthread_mutex_lock(&l->lock);
+	cmd_put(c);
+	pthread_mutex_unlock(&l->lock);
+	return rc;
+}
+
+int lbd_loop_health(struct lbd_loop *l, const struct lb_backend_ref *ref, bool up)
+{
+	struct cmd *c = cmd_new(CMD_HEALTH);
+
+	if (!c)
+		return -ENOMEM;
+	c->admin.ref = *ref;
+	c->admin.value = up;
+	pthread_mutex_lock(&l->lock);
+	if (l->queued == LBD_LOOP_QUEUE) {
+		cmd_put(c);
+		pthread_mutex_unlock(&l->lock);
+		return -EBUSY;
+	}
+	/* The queue takes over the caller's reference: nobody waits. */
+	c->state = CMD_QUEUED;
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->queued++;
+	pthread_mutex_unlock(&l->lock);
+	wake(l);
+	return 0;
 }
 
 int lbd_loop_set_role(struct lbd_loop *l, enum lb_role role, enum lb_role *was)

@@ -265,7 +265,7 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 	};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:dhV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': d->conf_path = optarg; break;
 		case 'd': log_set_level(LOG_LVL_DEBUG); break;

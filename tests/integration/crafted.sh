@@ -64,11 +64,11 @@ expect_eq "3 mid-stream segments without an entry dropped as drop_no_conn" \
 	$(( $(stat drop_no_conn) - before )) 3
 expect_eq "no connection was created for them" "$(stat conns_created)" 0
 
-# field NAME LINE: one NAME=value of an `lbctl conns` line.
-field() { sed -E "s/.* $1=([0-9]+) .*/\\1/" <<<"$2"; }
-# conn_line PORT: the `lbctl conns` line of the client port PORT.
-conn_line() { ctl conns | grep -E "client=\\[?[0-9a-f.:]+\\]?:$1 "; }
-state_of() { conn_line "$1" | sed -E 's/.*state=([a-z_]+).*/\1/'; }
+# field NAME ROW: one field of an `lbctl --json conns` row.
+field() { jq -r ".$1" <<<"$2"; }
+# conn_line CLIENT: the row of the connection from CLIENT (ADDR:PORT, [ADDR]:PORT).
+conn_line() { ctl --json conns client "$1" | jq -c '.conns[0] // empty'; }
+state_of() { field state "$(conn_line "$1")"; }
 
 declare -A DL OUT
 for fam in 4 6; do
@@ -80,20 +80,21 @@ for fam in 4 6; do
 		>"${OUT[$fam]}" &
 	DL[$fam]=$!
 done
-# one_established FAMILY: the line of the family's download, once established.
+# one_established FAMILY: the row of the family's download, once established.
 one_established() {
-	local pat='client=198\.18\.'
-	[ "$1" = 6 ] && pat='client=\[2001:db8:'
-	ctl conns | grep 'state=established' | grep -E "$pat" | head -1
+	local pre='198.18.'
+	[ "$1" = 6 ] && pre='[2001:db8:'
+	ctl --json conns state established |
+		jq -ce --arg p "$pre" '[.conns[] | select(.client | startswith($p))][0] // empty'
 }
 
 for fam in 4 6; do
 	vip=198.18.0.100; client=198.18.0.10
 	[ $fam = 6 ] && { vip=2001:db8::100; client=2001:db8::10; }
 	line=""
-	wait_until 10 sh -c "'$LAB' ctl lb1 conns | grep 'state=established' | grep -q '$client'" &&
-		line=$(one_established $fam)
-	cport=$(sed -E 's/.*client=\[?[0-9a-f.:]+\]?:([0-9]+) .*/\1/' <<<"$line")
+	wait_until 10 one_established $fam >/dev/null && line=$(one_established $fam)
+	cfull=$(field client "${line:-null}")
+	cport=${cfull##*:}
 	check "IPv$fam: download established (client port $cport)" [ -n "$line" ]
 	cend=$(field orig_end "$line")
 	cmaxend=$(field orig_maxend "$line")
@@ -119,9 +120,9 @@ for fam in 4 6; do
 	expect_eq "IPv$fam: 1000 blind in-window RSTs forwarded unchanged as rst_inexact" \
 		$(( $(stat rst_inexact) - inexact0 )) 1000
 	expect_eq "IPv$fam: the forged SYN passed as syn_ignored" $(( $(stat syn_ignored) - syn0 )) 1
-	expect_eq "IPv$fam: the connection is still established" "$(state_of "$cport")" established
+	expect_eq "IPv$fam: the connection is still established" "$(state_of "$cfull")" established
 	expect_eq "IPv$fam: its tracker was not re-seeded (orig_end moved on from $cend)" \
-		"$(( ( $(field orig_end "$(conn_line "$cport")") - cend ) % 4294967296 < 1048576 ))" 1
+		"$(( ( $(field orig_end "$(conn_line "$cfull")") - cend ) % 4294967296 < 1048576 ))" 1
 	# The backend's challenge ACKs, and everything else, passed.
 	expect_eq "IPv$fam: no segment of the download dropped out of window or in a bad state" \
 		"$(( $(stat drop_out_of_window) - oow0 )) $(( $(stat drop_bad_state) - state0 ))" "0 0"

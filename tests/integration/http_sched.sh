@@ -73,7 +73,7 @@ for i in 1 2 3 4 5 6; do
 	sleep 0.2
 done
 sleep 1
-est=$(ctl backends | awk '/service=198.18.0.100:80 /{ for (i = 1; i <= NF; i++) if ($i ~ /^active=/) { split($i, a, "="); printf "%s ", a[2] } }')
+est=$(ctl --json backends | jq -j '.backends[] | select(.service == "198.18.0.100:80") | "\(.active) "')
 expect_eq "lc: 6 long downloads spread 2/2/2 over the backends" "$est" "2 2 2 "
 kill "${PIDS[@]}" 2>/dev/null
 wait "${PIDS[@]}" 2>/dev/null

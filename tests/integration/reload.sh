@@ -10,8 +10,9 @@ WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
 out=$(mktemp)
 lab_exec client sh -c "curl -s -m 60 --limit-rate 12M http://198.18.0.100/blob | sha256sum" >"$out" &
 dl=$!
-wait_until 5 sh -c "'$LAB' ctl lb1 conns | grep -q 'state=established'"
-victim=$(ctl conns | grep 'state=established' | head -1 | sed -E 's/.*backend=([0-9.]+):80 .*/\1/')
+established() { ctl --json conns state established | jq -r '.conns[0].backend // empty'; }
+wait_until 5 sh -c "[ -n \"\$('$LAB' ctl lb1 --json conns state established | jq -r '.conns[0] // empty')\" ]"
+victim=$(established | sed -E 's/:80$//')
 check "download running through $victim" [ -n "$victim" ]
 
 # Take that backend out of the HTTP services and reload.
@@ -25,8 +26,8 @@ PYEOF
 check "config no longer lists $victim:80" bash -c "! grep -q '\"$victim\"; port = 80' '$RUN/lb1.conf'"
 answer=$(ctl reload 2>&1)
 check "reload accepted ($answer)" grep -q '^ok' <<<"$answer"
-state=$(ctl backends | grep "backend=$victim:80 " | grep -o 'state=[a-z]*')
-expect_eq "$victim:80 is draining" "$state" state=draining
+state=$(ctl --json backends | jq -r --arg b "$victim:80" '.backends[] | select(.backend == $b) | .state')
+expect_eq "$victim:80 is draining" "$state" draining
 
 bodies=$(for i in $(seq 1 20); do http_get http://198.18.0.100/; echo; done)
 victim_name=be$(( ${victim##*.} - 10 ))
