@@ -11,14 +11,15 @@
 #   conf/    libconf.a    the configuration file (libconfig)
 #   drill/   libdrill.a   the drills; drill/lbdrill.c is the program
 #   lbd/     lbd          the daemon around the engine
-#   agent/   lbctl        the control plane
+#   agent/   libagent.a   health checks (in lbd); agent/lbctl.c is lbctl
 # Every compile sees include/ (public headers) and, through quoted includes,
 # its own folder: a folder's private headers are on no other include path.
 # Only sync/ (and its tests) see build/gen/, the code protoc-c makes of
 # sync/lbsync.proto.
 
 CC      ?= cc
-PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd jansson
+PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd jansson \
+           libcurl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \
@@ -42,12 +43,14 @@ SYNC_OBJS   := $(call objs,$(wildcard sync/*.c)) $(O)/gen/lbsync.pb-c.o
 CONF_OBJS   := $(call objs,$(wildcard conf/*.c))
 DRILL_OBJS  := $(call objs,$(filter-out drill/lbdrill.c,$(wildcard drill/*.c)))
 LBD_OBJS    := $(call objs,$(wildcard lbd/*.c))
+AGENT_OBJS  := $(call objs,$(filter-out agent/lbctl.c,$(wildcard agent/*.c)))
 
 # Link order: a library before the ones it uses.
 LIBS := $(B)/libdrill.a $(B)/libconf.a $(B)/libsync.a $(B)/liblb.a $(B)/libcommon.a
 
 UNIT_SRCS := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/drill/test_*.c \
-                        tests/conf/test_*.c tests/common/test_*.c tests/lbd/test_*.c)
+                        tests/conf/test_*.c tests/common/test_*.c tests/lbd/test_*.c \
+                        tests/agent/test_*.c)
 UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
@@ -77,11 +80,12 @@ $(B)/liblb.a: $(LB_OBJS)
 $(B)/libsync.a: $(SYNC_OBJS)
 $(B)/libconf.a: $(CONF_OBJS)
 $(B)/libdrill.a: $(DRILL_OBJS)
+$(B)/libagent.a: $(AGENT_OBJS)
 $(B)/lib%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/lbd: $(LBD_OBJS) $(B)/libconf.a $(B)/libsync.a $(B)/liblb.a $(B)/libcommon.a
+$(B)/lbd: $(LBD_OBJS) $(B)/libagent.a $(B)/libconf.a $(B)/libsync.a $(B)/liblb.a $(B)/libcommon.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(B)/lbctl: $(O)/agent/lbctl.o $(B)/libcommon.a
@@ -90,9 +94,9 @@ $(B)/lbctl: $(O)/agent/lbctl.o $(B)/libcommon.a
 $(B)/lbdrill: $(O)/drill/lbdrill.o $(LIBS)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(LIBS) | $(GEN_H)
+$(B)/tests/%: tests/%.c $(B)/libagent.a $(LIBS) | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) $(EXTRA_INC) -MMD -MP -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) $(EXTRA_INC) -MMD -MP -o $@ $< $(B)/libagent.a $(LIBS) $(LDLIBS) -lcmocka
 
 deps:
 	deploy/install-deps

@@ -220,10 +220,91 @@ static int read_timeouts(struct reader *r, const config_setting_t *g, struct lb_
 	return 0;
 }
 
+/* Copies a string member into buf (size bytes) if present. */
+static int get_strbuf(struct reader *r, const config_setting_t *g, const char *name, char *buf,
+		      size_t size)
+{
+	const char *v = NULL;
+
+	if (get_str(r, g, name, 0, &v) < 0)
+		return -1;
+	if (!v)
+		return 0;
+	if (strlen(v) >= size)
+		return fail(r, config_setting_get_member(g, name), "'%s' is longer than %zu characters",
+			    name, size - 1);
+	memmove(buf, v, strlen(v) + 1);
+	return 0;
+}
+
+/*
+ * A `check` group, read over *cc (the service's check, or the defaults):
+ *   check = { type = "http"; interval = 2000; timeout = 2000; rise = 2; fall = 3;
+ *             port = 8080; path = "/health"; expect = 200; body = "ok";
+ *             command = "..."; };
+ */
+static int read_check(struct reader *r, const config_setting_t *g, struct agent_check_conf *cc)
+{
+	static const char *const keys[] = { "type", "interval", "timeout", "rise", "fall", "port",
+					    "path", "expect", "body", "command", NULL };
+	const config_setting_t *ts = config_setting_get_member(g, "type");
+	const char *type = NULL;
+	unsigned port = cc->port;
+
+	if (!config_setting_is_group(g))
+		return fail(r, g, "'check' must be a group { type = ...; }");
+	if (check_keys(r, g, "a check", keys) < 0 || get_str(r, g, "type", 0, &type) < 0 ||
+	    get_uint(r, g, "interval", 100, 3600000, &cc->interval_ms) < 0 ||
+	    get_uint(r, g, "timeout", 10, 600000, &cc->timeout_ms) < 0 ||
+	    get_uint(r, g, "rise", 1, 100, &cc->rise) < 0 ||
+	    get_uint(r, g, "fall", 1, 100, &cc->fall) < 0 ||
+	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
+	    get_uint(r, g, "expect", 100, 599, &cc->expect) < 0 ||
+	    get_strbuf(r, g, "path", cc->path, sizeof(cc->path)) < 0 ||
+	    get_strbuf(r, g, "body", cc->body, sizeof(cc->body)) < 0 ||
+	    get_strbuf(r, g, "command", cc->command, sizeof(cc->command)) < 0)
+		return -1;
+	cc->port = (uint16_t)port;
+	if (type) {
+		cc->kind = agent_check_kind_parse(type);
+		if (cc->kind == AGENT_CHECK_NONE)
+			return fail(r, ts, "unknown check type '%s' (tcp, http, https, exec)", type);
+	}
+	if (cc->kind == AGENT_CHECK_EXEC && !cc->command[0])
+		return fail(r, g, "an exec check needs a 'command'");
+	if (cc->path[0] != '/')
+		return fail(r, g, "check 'path' must start with '/', not '%s'", cc->path);
+	if (cc->timeout_ms > cc->interval_ms)
+		return fail(r, g, "check 'timeout' (%u ms) must not exceed 'interval' (%u ms)",
+			    cc->timeout_ms, cc->interval_ms);
+	return 0;
+}
+
+/* Adds a check target for backend be of svc. */
+static int add_check(struct reader *r, const config_setting_t *g, struct lb_conf *c,
+		     const struct lb_service_conf *svc, const struct lb_backend_conf *be,
+		     const struct agent_check_conf *cc)
+{
+	struct agent_check_target *t = realloc(c->checks, (c->nchecks + 1) * sizeof(*t));
+
+	if (!t)
+		return fail(r, g, "out of memory");
+	c->checks = t;
+	t = &c->checks[c->nchecks++];
+	memset(t, 0, sizeof(*t));
+	t->vip = svc->vip;
+	t->vport = svc->port;
+	t->addr = be->addr;
+	t->port = be->port;
+	t->conf = *cc;
+	return 0;
+}
+
 static int read_backend(struct reader *r, const config_setting_t *g,
 			const struct lb_service_conf *svc, struct lb_backend_conf *be)
 {
-	static const char *const keys[] = { "address", "port", "weight", "max_conns", NULL };
+	static const char *const keys[] = { "address", "port", "weight", "max_conns", "check",
+					    NULL };
 	unsigned port = svc->port, weight = 1, max_conns = 0;
 
 	if (!config_setting_is_group(g))
@@ -242,11 +323,16 @@ static int read_backend(struct reader *r, const config_setting_t *g,
 }
 
 static int read_backends(struct reader *r, const config_setting_t *svc_g,
-			 struct lb_service_conf *svc)
+			 struct lb_service_conf *svc, struct lb_conf *c)
 {
 	const config_setting_t *list = config_setting_get_member(svc_g, "backends");
+	const config_setting_t *svc_check = config_setting_get_member(svc_g, "check");
+	struct agent_check_conf svc_cc;
 	int n;
 
+	agent_check_conf_defaults(&svc_cc);
+	if (svc_check && read_check(r, svc_check, &svc_cc) < 0)
+		return -1;
 	if (!list)
 		return 0;	/* a service with no backend refuses connections */
 	if (!config_setting_is_list(list) && !config_setting_is_array(list))
@@ -259,7 +345,16 @@ static int read_backends(struct reader *r, const config_setting_t *svc_g,
 		const config_setting_t *b = config_setting_get_elem(list, (unsigned)i);
 		struct lb_backend_conf *be = &svc->backends[i];
 
+		const config_setting_t *be_check;
+		struct agent_check_conf cc = svc_cc;
+
 		if (read_backend(r, b, svc, be) < 0)
+			return -1;
+		/* A backend's check is read over its service's. */
+		be_check = config_setting_get_member(b, "check");
+		if (be_check && read_check(r, be_check, &cc) < 0)
+			return -1;
+		if ((svc_check || be_check) && add_check(r, b, c, svc, be, &cc) < 0)
 			return -1;
 		for (int j = 0; j < i; j++)
 			if (svc->backends[j].port == be->port &&
@@ -270,10 +365,11 @@ static int read_backends(struct reader *r, const config_setting_t *svc_g,
 	return 0;
 }
 
-static int read_service(struct reader *r, const config_setting_t *g, struct lb_service_conf *svc)
+static int read_service(struct reader *r, const config_setting_t *g, struct lb_service_conf *svc,
+			struct lb_conf *c)
 {
 	static const char *const keys[] = { "vip", "port", "scheduler", "persistence",
-					    "backends", NULL };
+					    "backends", "check", NULL };
 	const char *sched = "wlc";
 	unsigned port = 0, persistence = 0;
 
@@ -292,7 +388,7 @@ static int read_service(struct reader *r, const config_setting_t *g, struct lb_s
 	svc->port = (uint16_t)port;
 	snprintf(svc->scheduler, sizeof(svc->scheduler), "%s", sched);
 	svc->persistence_s = persistence;
-	return read_backends(r, g, svc);
+	return read_backends(r, g, svc, c);
 }
 
 static int read_services(struct reader *r, const config_setting_t *list, struct lb_conf *c)
@@ -310,7 +406,7 @@ static int read_services(struct reader *r, const config_setting_t *list, struct 
 		struct lb_service_conf *svc = &c->services[i];
 
 		c->nservices = (size_t)i + 1;
-		if (read_service(r, g, svc) < 0)
+		if (read_service(r, g, svc, c) < 0)
 			return -1;
 		for (int j = 0; j < i; j++)
 			if (c->services[j].port == svc->port &&
@@ -395,4 +491,7 @@ void lb_conf_free(struct lb_conf *c)
 	free(c->services);
 	c->services = NULL;
 	c->nservices = 0;
+	free(c->checks);
+	c->checks = NULL;
+	c->nchecks = 0;
 }

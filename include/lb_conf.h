@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_check.h"
 #include "lb_engine.h"
 
 struct lb_daemon_conf {
@@ -47,6 +48,8 @@ struct lb_conf {
 	struct lb_engine_conf engine;
 	struct lb_service_conf *services;	/* owned, with their backends */
 	size_t nservices;
+	struct agent_check_target *checks;	/* owned: one per checked backend */
+	size_t nchecks;
 };
 
 /*

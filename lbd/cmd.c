@@ -18,6 +18,7 @@
 #include "lbd.h"
 #include "lbd_capture.h"
 #include "lbd_cmd.h"
+#include "lbd_health.h"
 #include "lbd_loop.h"
 #include "lbd_queue.h"
 #include "lbd_reply.h"
@@ -248,6 +249,7 @@ static void backend_row(const struct lb_backend_info *be, void *arg)
 			"conns", (json_int_t)be->conns_total, "pkts_in", (json_int_t)be->pkts_in,
 			"bytes_in", (json_int_t)be->bytes_in, "pkts_out", (json_int_t)be->pkts_out,
 			"bytes_out", (json_int_t)be->bytes_out);
+	lbd_health_annotate(x->d->health, be, row);
 	x->rows++;
 	lbd_reply_row(x->r, row);
 }
@@ -351,6 +353,10 @@ int lbd_cmd_reload(struct lbd *d, struct lbd_reply *r)
 	}
 	lb_conf_free(&d->conf);
 	d->conf = next;
+	/* The checks follow the file too; the engine keeps who is down. */
+	lbd_health_stop(d->health);
+	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)
+		lbd_reply_warning(r, "health checks not restarted (see lbd's log)");
 	if (lbd_rules_install(&d->conf, d->engine) < 0) {
 		log_err("reload: services applied but the iptables rules were not updated");
 		return lbd_reply_error(r, "services applied but rules not updated (see lbd's log)");

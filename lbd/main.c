@@ -42,6 +42,7 @@
 #include "lbd_check.h"
 #include "lbd_cmd.h"
 #include "lbd_ctl.h"
+#include "lbd_health.h"
 #include "lbd_loop.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
@@ -131,6 +132,8 @@ static int start(struct lbd *d)
 			strerror(d->loop ? -rc : errno));
 		return -1;
 	}
+	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)
+		return -1;
 	lbd_rules_remove(d->conf.daemon.chain);	/* left by a crashed run */
 	if (lbd_rules_install(&d->conf, d->engine) < 0)
 		return -1;
@@ -150,6 +153,7 @@ static void stop(struct lbd *d)
 		lbd_queue_stop(d->queues[i]);
 	/* The loop before the sync node it drives, and both before the
 	 * queues go: the node releases deferred verdicts on them. */
+	lbd_health_stop(d->health);	/* it posts to the loop */
 	lbd_loop_free(d->loop);
 	lbd_sync_close(d->sync);
 	for (unsigned i = 0; i < d->nqueues; i++)

@@ -13,7 +13,7 @@
 set -u
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
-PKGS="libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap"
+PKGS="libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap jansson libcurl"
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -Iinclude -I$B/gen $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -pthread"
 fails=0
@@ -44,6 +44,7 @@ check "libsync.a links with liblb and libcommon only" links sync lb common
 check "libconf.a links with liblb and libcommon only" links conf lb common
 check "libdrill.a links with libconf, libsync, liblb and libcommon only" \
 	links drill conf sync lb common
+check "libagent.a (health checks) links with libcommon only" links agent common
 
 # headers_of FILE: the project headers FILE includes, directly or not.
 headers_of() {

@@ -389,6 +389,65 @@ static void test_error_other_values(void **state)
 	expect_error("daemon = 5;\nservices = ();\n", 1, "'daemon' must be a group { ... }");
 }
 
+/* A service's check applies to every backend; a backend's is read over it. */
+static void test_checks(void **state)
+{
+	struct loaded l;
+	const struct agent_check_target *t;
+
+	(void)state;
+	load_text(&l, "services = (\n"
+		      "  { vip = \"198.18.0.100\"; port = 80;\n"
+		      "    check = { type = \"http\"; path = \"/health\"; interval = 1000;\n"
+		      "              timeout = 500; fall = 4; body = \"ok\"; };\n"
+		      "    backends = ( { address = \"198.18.1.11\"; },\n"
+		      "                 { address = \"198.18.1.12\"; port = 8080;\n"
+		      "                   check = { type = \"exec\"; command = \"true\"; rise = 5; }; } ); },\n"
+		      "  { vip = \"198.18.0.100\"; port = 81;\n"
+		      "    backends = ( { address = \"198.18.1.13\"; } ); }\n"
+		      ");\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.nchecks, 2);	/* port 81 has none */
+	t = &l.conf.checks[0];
+	assert_int_equal(t->conf.kind, AGENT_CHECK_HTTP);
+	assert_string_equal(t->conf.path, "/health");
+	assert_string_equal(t->conf.body, "ok");
+	assert_int_equal(t->conf.interval_ms, 1000);
+	assert_int_equal(t->conf.timeout_ms, 500);
+	assert_int_equal(t->conf.fall, 4);
+	assert_int_equal(t->conf.rise, 2);
+	assert_int_equal(t->conf.expect, 200);
+	assert_int_equal(t->vport, 80);
+	assert_int_equal(t->port, 80);
+	t = &l.conf.checks[1];
+	assert_int_equal(t->conf.kind, AGENT_CHECK_EXEC);
+	assert_string_equal(t->conf.command, "true");
+	assert_int_equal(t->conf.rise, 5);
+	assert_int_equal(t->conf.fall, 4);	/* from the service's check */
+	assert_int_equal(t->port, 8080);
+	lb_conf_free(&l.conf);
+}
+
+static void test_check_errors(void **state)
+{
+	(void)state;
+	expect_error("services = (\n  { vip = \"198.18.0.100\"; port = 80;\n"
+		     "    check = { type = \"icmp\"; }; }\n);\n",
+		     3, "unknown check type 'icmp' (tcp, http, https, exec)");
+	expect_error("services = (\n  { vip = \"198.18.0.100\"; port = 80;\n"
+		     "    check = { type = \"exec\"; }; }\n);\n",
+		     3, "an exec check needs a 'command'");
+	expect_error("services = (\n  { vip = \"198.18.0.100\"; port = 80;\n"
+		     "    check = { interval = 1000; timeout = 2000; }; }\n);\n",
+		     3, "check 'timeout' (2000 ms) must not exceed 'interval' (1000 ms)");
+	expect_error("services = (\n  { vip = \"198.18.0.100\"; port = 80;\n"
+		     "    check = { tpye = \"tcp\"; }; }\n);\n",
+		     3, "unknown setting 'tpye' in a check");
+	expect_error("services = (\n  { vip = \"198.18.0.100\"; port = 80;\n"
+		     "    check = { fall = 0; }; }\n);\n",
+		     3, "'fall' must be between 1 and 100, not 0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +467,8 @@ int main(void)
 		cmocka_unit_test(test_error_missing_services),
 		cmocka_unit_test(test_error_string_for_int),
 		cmocka_unit_test(test_error_other_values),
+		cmocka_unit_test(test_checks),
+		cmocka_unit_test(test_check_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
