@@ -112,11 +112,33 @@ static int get_addr(struct reader *r, const config_setting_t *g, const char *nam
 	return 0;
 }
 
+/* metrics = "ADDR:PORT"; control_group = "NAME". */
+static int read_daemon_extras(struct reader *r, const config_setting_t *g, struct lb_conf *c)
+{
+	const char *metrics = NULL, *group = NULL;
+
+	if (get_str(r, g, "metrics", 0, &metrics) < 0 ||
+	    get_str(r, g, "control_group", 0, &group) < 0)
+		return -1;
+	if (metrics && (lb_addr_parse_port(&c->daemon.metrics_addr, &c->daemon.metrics_port,
+					   metrics) < 0 || !c->daemon.metrics_port))
+		return fail(r, config_setting_get_member(g, "metrics"),
+			    "'metrics' must be ADDRESS:PORT ([ADDRESS]:PORT for IPv6), not '%s'",
+			    metrics);
+	if (group && (strlen(group) == 0 || strlen(group) >= sizeof(c->daemon.control_group)))
+		return fail(r, config_setting_get_member(g, "control_group"),
+			    "'control_group' must be a group name of 1-%zu characters",
+			    sizeof(c->daemon.control_group) - 1);
+	if (group)
+		memmove(c->daemon.control_group, group, strlen(group) + 1);
+	return 0;
+}
+
 static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
 					     "chain", "max_conns", "max_persist", "max_embryonic",
-					     NULL };
+					     "metrics", "control_group", NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
 	unsigned max_persist = (unsigned)c->engine.max_persist;
@@ -137,6 +159,8 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(chain))
 		return fail(r, config_setting_get_member(g, "chain"),
 			    "'chain' must be 1-20 letters, digits or '_'");
+	if (read_daemon_extras(r, g, c) < 0)
+		return -1;
 	memmove(c->daemon.control, control, strlen(control) + 1);
 	memmove(c->daemon.chain, chain, strlen(chain) + 1);
 	c->engine.max_conns = max_conns;

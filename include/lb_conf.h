@@ -20,6 +20,9 @@ struct lb_daemon_conf {
 	unsigned queue_maxlen;	/* packets the kernel holds per queue */
 	char control[108];	/* control socket path */
 	char chain[24];		/* prefix of the iptables chains lbd owns */
+	char control_group[32];	/* group that may read the control socket; "" none */
+	struct lb_addr metrics_addr;	/* Prometheus endpoint */
+	uint16_t metrics_port;		/* 0: off */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */

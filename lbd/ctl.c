@@ -2,11 +2,13 @@
  * lbd's control socket: a Unix stream socket speaking one command per
  * connection. The client sends "COMMAND [ARGS]\n"; lbd answers with JSON
  * lines ending in a status line (lbd_reply.h) and closes. The socket is
- * 0600 (root only) unless a control_group is configured. The main thread
+ * 0600 (root only); with a control_group 0660, and members of that group
+ * may run the commands that only read (the peer's credentials decide). The main thread
  * serves one client at a time; the commands themselves are in cmd.c,
  * admin.c and capture.c.
  */
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,23 @@
 #include "lbd_reply.h"
 #include "log.h"
 
-int lbd_ctl_listen(const char *path)
+/* Gives the socket to group (0660); it was created 0600, so never wider than meant. */
+static int give_to_group(const char *path, const char *group)
+{
+	struct group *g = getgrnam(group);
+
+	if (!g) {
+		log_err("control_group '%s': no such group", group);
+		return -1;
+	}
+	if (chown(path, (uid_t)-1, g->gr_gid) < 0 || chmod(path, 0660) < 0) {
+		log_err("control socket %s: group %s: %s", path, group, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int lbd_ctl_listen(const char *path, const char *group)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	mode_t old_mask;
@@ -47,7 +65,7 @@ int lbd_ctl_listen(const char *path)
 	old_mask = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old_mask);
-	if (rc < 0 || listen(fd, 16) < 0) {
+	if (rc < 0 || (group && group[0] && give_to_group(path, group) < 0) || listen(fd, 16) < 0) {
 		log_err("control socket %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -63,6 +81,22 @@ static int do_reload(struct lbd *d, const char *a, struct lbd_reply *r)
 	if (a)
 		return lbd_reply_error(r, "reload takes no arguments, not '%s'", a);
 	return lbd_cmd_reload(d, r);
+}
+
+/*
+ * Commands a member of control_group (not root) may run: those that only
+ * read, and role and capture without arguments. The rest change the node.
+ */
+static bool read_only(const char *cmd, const char *arg)
+{
+	static const char *const readers[] = { "stats", "conns", "backends", "ready", "sync",
+					       "help", NULL };
+
+	for (const char *const *n = readers; *n; n++)
+		if (strcmp(cmd, *n) == 0)
+			return true;
+	return (!strcmp(cmd, "role") && !arg) ||
+	       (!strcmp(cmd, "capture") && (!arg || !strcmp(arg, "status")));
 }
 
 static const struct {
@@ -140,7 +174,7 @@ static ssize_t read_line(int fd, char *buf, size_t size)
  * Splits "COMMAND [ARGS]" into the command word and the rest of the line
  * (trimmed; NULL when empty), which each command parses itself.
  */
-static void dispatch(struct lbd *d, char *line, struct lbd_reply *r)
+static void dispatch(struct lbd *d, char *line, bool privileged, struct lbd_reply *r)
 {
 	char *cmd = line + strspn(line, " \t"), *arg = cmd + strcspn(cmd, " \t"), *end;
 
@@ -155,6 +189,11 @@ static void dispatch(struct lbd *d, char *line, struct lbd_reply *r)
 		arg = NULL;
 	if (!*cmd) {
 		lbd_reply_error(r, "empty command (try 'help')");
+		return;
+	}
+	if (!privileged && !read_only(cmd, arg)) {
+		lbd_reply_error(r, "'%.64s' changes the node: root only (control_group may read)",
+				cmd);
 		return;
 	}
 	if (lbd_admin_is_command(cmd)) {
@@ -173,11 +212,17 @@ void lbd_ctl_serve(struct lbd *d, int fd)
 {
 	struct timeval rcv = { .tv_sec = 1 }, snd = { .tv_sec = LBD_REPLY_SEND_TIMEOUT_S };
 	char line[LBD_REPLY_LINE_MAX];
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	bool privileged;
 	struct lbd_reply *r;
 
 	/* A stuck client must not stall the control thread for long. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
+	/* Root (or lbd's own user) may do anything; the group only read. */
+	privileged = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+		     (cred.uid == 0 || cred.uid == geteuid());
 	r = lbd_reply_new(fd);
 	if (!r) {
 		close(fd);
@@ -186,7 +231,7 @@ void lbd_ctl_serve(struct lbd *d, int fd)
 	if (read_line(fd, line, sizeof(line)) < 0)
 		lbd_reply_error(r, "command line longer than %d bytes", LBD_REPLY_LINE_MAX - 1);
 	else
-		dispatch(d, line, r);
+		dispatch(d, line, privileged, r);
 	lbd_reply_finish(r);
 	close(fd);
 }

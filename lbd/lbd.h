@@ -16,6 +16,7 @@
 
 struct lbd_capture;
 struct lbd_health;
+struct lbd_metrics;
 struct lbd_loop;
 struct lbd_queue;
 struct lbd_sync;
@@ -31,6 +32,7 @@ struct lbd {
 	struct lbd_loop *loop;		/* the engine's control thread */
 	struct lbd_capture *capture;	/* `lbctl capture`; idle until started */
 	struct lbd_health *health;	/* NULL without checks; restarted by reloads */
+	struct lbd_metrics *metrics;	/* NULL when off */
 	int ctl_fd;
 	int sig_fd;
 	int rules_installed;

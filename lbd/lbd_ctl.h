@@ -9,8 +9,12 @@
 
 struct lbd;
 
-/* Creates the listening socket at path (replacing a stale one). Returns fd or -1 (logged). */
-int lbd_ctl_listen(const char *path);
+/*
+ * Creates the listening socket at path (replacing a stale one), mode 0600,
+ * or 0660 owned by group when group is not NULL or "". Returns fd or -1
+ * (logged).
+ */
+int lbd_ctl_listen(const char *path, const char *group);
 
 /* Serves one client connection on fd: reads one command, answers, closes fd. */
 void lbd_ctl_serve(struct lbd *d, int fd);

@@ -19,6 +19,7 @@
 #define LBD_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lb_admin.h"
 #include "lb_repl.h"
@@ -63,6 +64,9 @@ int lbd_loop_set_services(struct lbd_loop *l, struct lb_conf *conf);
  * -ETIMEDOUT, -EINPROGRESS, -EBUSY as above.
  */
 int lbd_loop_set_role(struct lbd_loop *l, enum lb_role role, enum lb_role *was);
+
+/* Role changes made so far (any thread). */
+uint64_t lbd_loop_role_changes(struct lbd_loop *l);
 
 /* A runtime change (lb_admin.h), as `lbctl weight|drain|...` asks for it. */
 enum lbd_admin_kind {

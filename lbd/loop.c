@@ -56,6 +56,8 @@ struct lbd_loop {
 	bool started;
 	atomic_bool stop;
 
+	atomic_uint_fast64_t role_changes;
+
 	pthread_mutex_t lock;
 	pthread_cond_t done;		/* some command reached DONE */
 	struct cmd *head, *tail;	/* queued commands, oldest first */
@@ -100,8 +102,10 @@ static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 		if (l->sync)
 			lbd_sync_set_role(l->sync, c->role);
 		c->was = lb_engine_set_role(l->engine, c->role);
-		if (c->was != c->role)
+		if (c->was != c->role) {
+			atomic_fetch_add(&l->role_changes, 1);
 			log_info("role %s -> %s", lb_role_name(c->was), lb_role_name(c->role));
+		}
 		c->result = 0;
 		break;
 	case CMD_ADMIN:
@@ -357,6 +361,11 @@ int lbd_loop_set_services(struct lbd_loop *l, struct lb_conf *conf)
 	cmd_put(c);
 	pthread_mutex_unlock(&l->lock);
 	return rc;
+}
+
+uint64_t lbd_loop_role_changes(struct lbd_loop *l)
+{
+	return atomic_load(&l->role_changes);
 }
 
 int lbd_loop_admin(struct lbd_loop *l, const struct lbd_admin_op *op)

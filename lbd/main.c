@@ -43,6 +43,7 @@
 #include "lbd_cmd.h"
 #include "lbd_ctl.h"
 #include "lbd_health.h"
+#include "lbd_metrics.h"
 #include "lbd_loop.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
@@ -141,12 +142,15 @@ static int start(struct lbd *d)
 	for (unsigned i = 0; i < d->nqueues; i++)
 		if (lbd_queue_start(d->queues[i]) < 0)
 			return -1;
-	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control);
+	if (lbd_metrics_start(d, &d->metrics) < 0)
+		return -1;
+	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
 	return d->ctl_fd < 0 ? -1 : 0;
 }
 
 static void stop(struct lbd *d)
 {
+	lbd_metrics_stop(d->metrics);	/* it reads everything below */
 	if (d->rules_installed)
 		lbd_rules_remove(d->conf.daemon.chain);
 	for (unsigned i = 0; i < d->nqueues; i++)

@@ -13,7 +13,7 @@
 set -u
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
-PKGS="libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap jansson libcurl"
+PKGS="libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap jansson libcurl libmicrohttpd"
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -Iinclude -I$B/gen $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -pthread"
 fails=0
