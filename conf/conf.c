@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "lb_conf.h"
+#include "log.h"
 
 struct reader {
 	const char *path;
@@ -115,11 +117,26 @@ static int get_addr(struct reader *r, const config_setting_t *g, const char *nam
 /* metrics = "ADDR:PORT"; control_group = "NAME". */
 static int read_daemon_extras(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
-	const char *metrics = NULL, *group = NULL;
+	const char *metrics = NULL, *group = NULL, *log = NULL, *facility = NULL, *level = NULL;
+	enum log_level lvl;
 
 	if (get_str(r, g, "metrics", 0, &metrics) < 0 ||
-	    get_str(r, g, "control_group", 0, &group) < 0)
+	    get_str(r, g, "control_group", 0, &group) < 0 || get_str(r, g, "log", 0, &log) < 0 ||
+	    get_str(r, g, "log_facility", 0, &facility) < 0 ||
+	    get_str(r, g, "log_level", 0, &level) < 0)
 		return -1;
+	if (log && strcmp(log, "syslog") != 0 && strcmp(log, "stderr") != 0)
+		return fail(r, config_setting_get_member(g, "log"),
+			    "'log' must be \"stderr\" or \"syslog\", not '%s'", log);
+	c->daemon.log_syslog = log && strcmp(log, "syslog") == 0;
+	if (facility && log_facility_parse(facility, &c->daemon.log_facility) < 0)
+		return fail(r, config_setting_get_member(g, "log_facility"),
+			    "unknown log_facility '%s' (daemon, user, local0-local7)", facility);
+	if (level && log_level_parse(level, &lvl) < 0)
+		return fail(r, config_setting_get_member(g, "log_level"),
+			    "unknown log_level '%s' (debug, info, warn, error)", level);
+	if (level)
+		c->daemon.log_level = (int)lvl;
 	if (metrics && (lb_addr_parse_port(&c->daemon.metrics_addr, &c->daemon.metrics_port,
 					   metrics) < 0 || !c->daemon.metrics_port))
 		return fail(r, config_setting_get_member(g, "metrics"),
@@ -138,7 +155,8 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 {
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
 					     "chain", "max_conns", "max_persist", "max_embryonic",
-					     "metrics", "control_group", NULL };
+					     "metrics", "control_group", "log", "log_facility",
+					     "log_level", NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
 	unsigned max_persist = (unsigned)c->engine.max_persist;
@@ -447,6 +465,8 @@ void lb_conf_defaults(struct lb_conf *c)
 	c->daemon.queue_maxlen = 8192;
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");
+	c->daemon.log_facility = LOG_DAEMON;
+	c->daemon.log_level = -1;
 	lb_engine_conf_defaults(&c->engine);
 	c->sync.port = 7788;
 	c->sync.interval_ms = 200;

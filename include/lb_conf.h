@@ -23,6 +23,9 @@ struct lb_daemon_conf {
 	char control_group[32];	/* group that may read the control socket; "" none */
 	struct lb_addr metrics_addr;	/* Prometheus endpoint */
 	uint16_t metrics_port;		/* 0: off */
+	int log_syslog;			/* log to syslog, not stderr */
+	int log_facility;		/* LOG_DAEMON, ... */
+	int log_level;			/* enum log_level; -1: not set */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */

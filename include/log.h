@@ -1,7 +1,8 @@
 /*
- * log: levelled logging to stderr with a monotonic-ish wall timestamp.
- * The level is process-wide (set once at start-up); messages below it are
- * discarded before formatting.
+ * log: levelled logging, to stderr with a dated wall-clock timestamp, or to
+ * syslog (the journal picks it up) with a facility. Level, ident and target
+ * are process-wide, set once at start-up before any thread starts; messages
+ * below the level are discarded before formatting.
  */
 #ifndef LOG_H
 #define LOG_H
@@ -10,6 +11,15 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 
 void log_set_level(enum log_level level);
 void log_set_ident(const char *ident);
+
+/* "debug", "info", "warn", "error" -> 0 and *level, else -1. */
+int log_level_parse(const char *name, enum log_level *level);
+
+/* "daemon", "user", "local0".."local7" -> 0 and *facility (LOG_DAEMON, ...), else -1. */
+int log_facility_parse(const char *name, int *facility);
+
+/* From now on messages go to syslog with facility (openlog with the ident). */
+void log_use_syslog(int facility);
 
 __attribute__((format(printf, 2, 3)))
 void log_msg(enum log_level level, const char *fmt, ...);

@@ -36,6 +36,7 @@ struct lbd {
 	int ctl_fd;
 	int sig_fd;
 	int rules_installed;
+	int debug;			/* -d: debug logging whatever the file says */
 	uint64_t backends_freed_seen;	/* LB_CNT_BACKENDS_FREED at the last rules install */
 };
 

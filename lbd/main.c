@@ -276,7 +276,7 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 	while ((o = getopt_long(argc, argv, "c:dhV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': d->conf_path = optarg; break;
-		case 'd': log_set_level(LOG_LVL_DEBUG); break;
+		case 'd': log_set_level(LOG_LVL_DEBUG); d->debug = 1; break;
 		case 'C': *check = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'P': d->pidfile = optarg; break;
@@ -310,6 +310,10 @@ int main(int argc, char **argv)
 		lb_conf_free(&d.conf);
 		return rc;
 	}
+	if (d.conf.daemon.log_level >= 0 && !d.debug)
+		log_set_level((enum log_level)d.conf.daemon.log_level);
+	if (d.conf.daemon.log_syslog)
+		log_use_syslog(d.conf.daemon.log_facility);
 	d.sig_fd = block_signals();
 	if (d.sig_fd < 0) {
 		log_err("signals: %s", strerror(errno));

@@ -8,6 +8,7 @@
  * which the loop holds whenever it drives the node.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -34,6 +35,15 @@
 #define DEFER_GRID_MS 5		/* deferred packets time out on this grid at worst */
 #define BAD_HMAC_LOG_MS 10000	/* at most one authentication-failure line this often */
 
+#define WATCH_MS 200			/* how often the events below are looked for */
+
+/* What the log says of the sync channel: changes, seen in the node's stats. */
+struct sync_watch {
+	uint64_t next_ms;
+	uint64_t peer_alive, peer_node, resyncs_requested, resyncs_done, resyncs_served,
+		 peer_restarts, foreign_node;
+};
+
 struct lbd_sync {
 	struct lb_sync_conf conf;	/* ours: a reload rewrites main's */
 	struct lb_engine *engine;
@@ -52,6 +62,7 @@ struct lbd_sync {
 	enum sync_key_state key_state;	/* under node_lock: as last logged */
 	uint64_t bad_hmac_logged;	/* under node_lock: bad_hmac at the last line */
 	uint64_t bad_hmac_log_ms;	/* under node_lock: when that line went out */
+	struct sync_watch watch;	/* under node_lock: the events last seen */
 	uint8_t rx[RX_BATCH][RX_SLOT];
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iov[RX_BATCH];
@@ -194,6 +205,56 @@ static void log_key_state(struct lbd_sync *s)
 	s->key_state = now;
 }
 
+static void watch_stat(void *arg, const char *name, uint64_t v)
+{
+	struct sync_watch *w = arg;
+	static const struct { const char *name; size_t off; } f[] = {
+		{ "peer_alive", offsetof(struct sync_watch, peer_alive) },
+		{ "peer_node", offsetof(struct sync_watch, peer_node) },
+		{ "resyncs_requested", offsetof(struct sync_watch, resyncs_requested) },
+		{ "resyncs_done", offsetof(struct sync_watch, resyncs_done) },
+		{ "resyncs_served", offsetof(struct sync_watch, resyncs_served) },
+		{ "peer_restarts", offsetof(struct sync_watch, peer_restarts) },
+		{ "foreign_node", offsetof(struct sync_watch, foreign_node) },
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (strcmp(name, f[i].name) == 0)
+			*(uint64_t *)((char *)w + f[i].off) = v;
+}
+
+/*
+ * One log line per event: peer up/down, resync start/end, a resync served,
+ * a peer restart, datagrams of a foreign node id (bad HMACs: see
+ * log_auth_failures()). Node lock held.
+ */
+static void watch_events(struct lbd_sync *s, uint64_t now_ms)
+{
+	struct sync_watch *w = &s->watch, n = *w;
+
+	if (now_ms < w->next_ms)
+		return;
+	sync_node_stats(s->node, now_ms, watch_stat, &n);
+	n.next_ms = now_ms + WATCH_MS;
+	/* The first reading compares with zeros: a peer already up at our
+	 * first look is logged as coming up. */
+	if (n.peer_alive != w->peer_alive)
+		log_info("sync: peer %s (node %llu)", n.peer_alive ? "up" : "down",
+			 (unsigned long long)n.peer_node);
+	if (n.resyncs_requested > w->resyncs_requested)
+		log_info("sync: resync started: asked the peer for its table");
+	if (n.resyncs_done > w->resyncs_done)
+		log_info("sync: resync done");
+	if (n.resyncs_served > w->resyncs_served)
+		log_info("sync: sent the peer our table (resync served)");
+	if (n.peer_restarts > w->peer_restarts)
+		log_warn("sync: the peer restarted");
+	if (n.foreign_node > w->foreign_node)
+		log_warn("sync: %llu datagrams from a node id that is neither ours nor the "
+			 "peer's", (unsigned long long)(n.foreign_node - w->foreign_node));
+	*w = n;
+}
+
 void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLLFDS],
 		  uint64_t now_ms)
 {
@@ -209,6 +270,7 @@ void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLL
 	sync_node_tick(s->node, now_ms);
 	log_auth_failures(s, now_ms);
 	log_key_state(s);
+	watch_events(s, now_ms);
 	pthread_mutex_unlock(&s->node_lock);
 	for (unsigned i = 0; i < s->nqueues; i++)
 		lbd_queue_defer_expire(s->queues[i], s->conf.defer_timeout_ms);

@@ -448,6 +448,36 @@ static void test_check_errors(void **state)
 		     3, "'fall' must be between 1 and 100, not 0");
 }
 
+/* metrics, control_group and logging in the daemon section. */
+static void test_daemon_control_plane(void **state)
+{
+	struct loaded l;
+	char addr[64];
+
+	(void)state;
+	load_text(&l, "daemon: { metrics = \"198.18.0.2:9100\"; control_group = \"lbmon\";\n"
+		      "          log = \"syslog\"; log_facility = \"local2\"; log_level = \"warn\"; };\n"
+		      "services = ();\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.daemon.metrics_port, 9100);
+	assert_string_equal(lb_addr_format(&l.conf.daemon.metrics_addr, addr, sizeof(addr)),
+			    "198.18.0.2");
+	assert_string_equal(l.conf.daemon.control_group, "lbmon");
+	assert_int_equal(l.conf.daemon.log_syslog, 1);
+	assert_int_equal(l.conf.daemon.log_level, 2);
+	lb_conf_free(&l.conf);
+	load_text(&l, "services = ();\n");
+	assert_int_equal(l.conf.daemon.metrics_port, 0);	/* off by default */
+	assert_int_equal(l.conf.daemon.log_level, -1);
+	lb_conf_free(&l.conf);
+	expect_error("daemon: {\n  metrics = \"198.18.0.2\";\n};\nservices = ();\n", 2,
+		     "'metrics' must be ADDRESS:PORT ([ADDRESS]:PORT for IPv6), not '198.18.0.2'");
+	expect_error("daemon: {\n  log = \"file\";\n};\nservices = ();\n", 2,
+		     "'log' must be \"stderr\" or \"syslog\", not 'file'");
+	expect_error("daemon: {\n  log_facility = \"kern\";\n};\nservices = ();\n", 2,
+		     "unknown log_facility 'kern' (daemon, user, local0-local7)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_error_other_values),
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_check_errors),
+		cmocka_unit_test(test_daemon_control_plane),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -122,6 +122,9 @@ check_forgery() {
 		counted=0
 		[ "$after" -gt "$before" ] && [ "$after" -le $((before + 5)) ] && counted=1
 		expect_eq "lb2 counted the forgeries as bad HMAC ($before -> $after)" "$counted" 1
+		check "lb2 logged them, rate limited: $(grep -c 'failed authentication' "$RUN/lb2.log") line(s)" \
+			wait_until 2 grep -q 'sync: [0-9]* datagrams failed authentication' "$RUN/lb2.log"
+		check "lb2 logged the peer coming up" grep -q 'sync: peer up' "$RUN/lb2.log"
 	fi
 	expect_eq "the forgeries left lb2's connection table alone" "$conns_after" "$conns_before"
 }
