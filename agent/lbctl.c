@@ -278,7 +278,9 @@ static int on_status(struct view *v, json_t *st)
 		val = json_object_get(st, "error");
 		fprintf(stderr, "error: %s\n", json_is_string(val) ? json_string_value(val) : "?");
 	} else if (json_is_string(json_object_get(st, "message"))) {
+		/* The message says it all; the fields are for --json. */
 		printf("ok: %s\n", json_string_value(json_object_get(st, "message")));
+		return 0;
 	}
 	json_object_foreach(st, key, val) {
 		if (!strcmp(key, "status") || !strcmp(key, "error") || !strcmp(key, "message") ||

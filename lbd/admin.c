@@ -160,7 +160,10 @@ int lbd_admin_command(struct lbd *d, const char *name, const char *arg, struct l
 	else
 		log_info("runtime: %s %s%s%s (until the next reload)", name, svc, be[0] ? " " : "",
 			 be);
-	lbd_reply_message(r, "%s %s%s%s", name, svc, be[0] ? " " : "", be);
+	if (op.kind == LBD_ADMIN_WEIGHT)
+		lbd_reply_message(r, "weight %s %s %u", svc, be, op.value);
+	else
+		lbd_reply_message(r, "%s %s%s%s", name, svc, be[0] ? " " : "", be);
 	lbd_reply_str(r, "service", svc);
 	if (be[0])
 		lbd_reply_str(r, "backend", be);
