@@ -65,10 +65,12 @@ struct view {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lbctl [-s SOCKET] [-j|--json] COMMAND [ARGS...]\n"
+	fprintf(f, "usage: lbctl [-s SOCKET] [-j|--json] [--rate[=SECONDS]] COMMAND [ARGS...]\n"
 		   "       lbctl --help | --version\n"
 		   "  -s, --socket PATH  lbd's control socket ($LBCTL_SOCKET, /run/lbd.sock)\n"
 		   "  -j, --json         print the answer as one JSON document\n"
+		   "      --rate[=SECONDS]  stats, sync: each counter's change per second,\n"
+		   "                     measured over SECONDS (1)\n"
 		   "commands (`lbctl help` asks lbd for the full list):\n"
 		   "  stats | conns [service VIP:PORT] [backend ADDR[:PORT]] [state S] [client ADDR[:PORT]]\n"
 		   "  backends | reload | role [master|backup|fault] | ready | sync | help\n"
@@ -336,15 +338,97 @@ static int read_answer(int fd, struct view *v)
 	return rc;
 }
 
+/* The status line of one command with no rows (stats), or NULL (said why). */
+static json_t *fetch_status(const char *path, int argc, char **argv)
+{
+	int fd = connect_to(path);
+	FILE *in;
+	char *line = NULL;
+	size_t cap = 0;
+	json_t *st = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (send_command(fd, argc, argv) < 0 || !(in = fdopen(fd, "r"))) {
+		close(fd);
+		return NULL;
+	}
+	while (!st && getline(&line, &cap, in) > 0) {
+		json_t *obj = json_loads(line, 0, NULL);
+
+		if (json_is_string(json_object_get(obj, "status")))
+			st = obj;
+		else
+			json_decref(obj);
+	}
+	if (!st)
+		fprintf(stderr, "lbctl: no answer from lbd\n");
+	free(line);
+	fclose(in);
+	return st;
+}
+
+/*
+ * --rate: asks twice, seconds apart, and prints every counter's change per
+ * second (as ipvsadm --rate); gauges (conns, *_waiting) are rates too, read
+ * them as such. Only for answers without rows: stats, sync.
+ */
+static int show_rates(const char *path, int argc, char **argv, unsigned seconds, bool json)
+{
+	json_t *a = fetch_status(path, argc, argv), *b = NULL, *out = json_object(), *v;
+	const char *key;
+	int rc = 2;
+
+	if (!a || !out)
+		goto done;
+	if (strcmp(json_string_value(json_object_get(a, "status")), "ok") != 0) {
+		fprintf(stderr, "error: %s\n", json_string_value(json_object_get(a, "error")));
+		rc = 1;
+		goto done;
+	}
+	sleep(seconds);
+	b = fetch_status(path, argc, argv);
+	if (!b)
+		goto done;
+	json_object_foreach(b, key, v) {
+		json_t *was = json_object_get(a, key);
+
+		if (json_is_integer(v) && json_is_integer(was))
+			json_object_set_new(out, key, json_real((double)(json_integer_value(v) -
+								 json_integer_value(was)) /
+								seconds));
+	}
+	if (json) {
+		char *text;
+
+		json_object_set_new(out, "interval_s", json_integer(seconds));
+		json_object_set_new(out, "status", json_string("ok"));
+		text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", text ? text : "{}");
+		free(text);
+	} else {
+		json_object_foreach(out, key, v)
+			printf("%s/s %.1f\n", key, json_real_value(v));
+	}
+	rc = 0;
+done:
+	json_decref(a);
+	json_decref(b);
+	json_decref(out);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },	    { "version", no_argument, NULL, 'V' },
+		{ "rate", optional_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("LBCTL_SOCKET");
 	struct view v = { 0 };
+	unsigned rate = 0;
 	int o, fd, rc;
 
 	if (!path)
@@ -353,6 +437,13 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 's': path = optarg; break;
 		case 'j': v.json = true; break;
+		case 'r':
+			rate = 1;
+			if (optarg && (sscanf(optarg, "%u", &rate) != 1 || rate == 0 || rate > 3600)) {
+				fprintf(stderr, "lbctl: --rate '%s': seconds from 1 to 3600\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("lbctl %s\n", LB_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -363,6 +454,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	v.command = argv[optind];
+	if (rate) {
+		if (strcmp(v.command, "stats") != 0 && strcmp(v.command, "sync") != 0) {
+			fprintf(stderr, "lbctl: --rate is for stats and sync, not '%s'\n", v.command);
+			return 2;
+		}
+		return show_rates(path, argc - optind, argv + optind, rate, v.json);
+	}
 	v.stream = strcmp(v.command, "conns") == 0;
 	v.cols = v.stream ? conn_cols : strcmp(v.command, "backends") == 0 ? backend_cols : NULL;
 	v.rows = json_array();

@@ -63,6 +63,8 @@ answer=$(ctl drain $SVC "$victim" 2>&1)
 check "drain $victim ($answer)" grep -q "^ok: drain $SVC $victim:80" <<<"$answer"
 state=$(ctl --json backends | jq -r --arg b "$victim:80" '.backends[] | select(.backend == $b) | .state')
 expect_eq "$victim shows drained" "$state" drained
+rate=$(ctl --rate stats | awk '$1 == "pkts_reply/s" { print int($2) }')
+check "lbctl --rate stats while the download runs: ${rate:-?} pkts_reply/s" [ "${rate:-0}" -gt 0 ]
 name=be$(( ${victim##*.} - 10 ))
 b=$(bodies 20)
 expect_eq "20 new requests while drained: none to $name" "$(count_of "$name" "$b")" 0
@@ -101,6 +103,10 @@ check "disabled: a request fails" bash -c "! '$LAB' exec client curl -s -m 2 htt
 check "  counted as drop_service_disabled ($(stat drop_service_disabled))" [ "$(stat drop_service_disabled)" -gt 0 ]
 ctl enable $SVC >/dev/null
 expect_eq "enabled: requests answered again" "$(bodies 3 | grep -c '^be')" 3
+
+check "lbctl --json --rate=1 stats parses" bash -c "'$LAB' ctl lb1 --json --rate=1 stats | jq -e '.status == \"ok\" and .interval_s == 1 and (.pkts_orig | type) == \"number\"' >/dev/null"
+refused2=$(ctl --rate conns 2>&1); rc=$?
+check "--rate refuses a table command (exit $rc: $refused2)" [ "$rc" -eq 2 ]
 
 # ---- a reload puts the file's configuration back ----
 reload_conf
