@@ -4,10 +4,11 @@
 # and stops, be2 an HTTP check expecting 200 from a server that answers 503,
 # be3 an exec check that outlives its timeout; on the drill port's service
 # two HTTPS checks (self-signed) with a body match that holds and one that
-# does not. Shows: a stopped HTTP server
-# marks its backend down within fall x interval, no new connection goes to
-# it, and it comes back after rise; 503 with expect 200 is down; an exec
-# timeout is a failure; `lbctl backends` shows health and the last error.
+# does not. Shows: a stopped HTTP server marks its backend down within
+# fall x interval, no new connection goes to it, and it comes back after
+# rise; 503 with expect 200 is down; an exec timeout is a failure; a body
+# without the wanted text is a failure; `lbctl backends` shows health and
+# the last error.
 set -u
 . "$(dirname "$0")/lib.bash"
 lab_start health
