@@ -569,18 +569,7 @@ static void print_status(void *c, FILE *out) { lbd_capture_print_status(c, out);
 /* The capture's status as fields of the reply. */
 static void reply_status(struct lbd_capture *c, struct lbd_reply *r)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-
-	if (!f) {
-		lbd_reply_error(r, "out of memory");
-		return;
-	}
-	print_status(c, f);
-	fclose(f);
-	lbd_reply_kv_lines(r, text);
-	free(text);
+	lbd_reply_kv_printer(r, print_status, c);
 }
 
 static int cmd_start(struct lbd_capture *c, const char *args, struct lbd_reply *r)

@@ -70,23 +70,6 @@ static void queue_stats(struct lbd *d, struct lbd_reply *r)
 	}
 }
 
-/* Captures what a "name value" printer writes, into the reply's fields. */
-static void kv_printer(struct lbd_reply *r, void (*print)(void *obj, FILE *out), void *obj)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-
-	if (!f) {
-		lbd_reply_error(r, "out of memory");
-		return;
-	}
-	print(obj, f);
-	fclose(f);
-	lbd_reply_kv_lines(r, text);
-	free(text);
-}
-
 static void print_capture_stats(void *c, FILE *out) { lbd_capture_print_stats(c, out); }
 
 int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
@@ -102,7 +85,7 @@ int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 		lbd_reply_u64(r, lb_counter_name(i), c[i]);
 	queue_stats(d, r);
 	kernel_queue_stats(d, r);
-	kv_printer(r, print_capture_stats, d->capture);
+	lbd_reply_kv_printer(r, print_capture_stats, d->capture);
 	return 0;
 }
 
@@ -428,7 +411,7 @@ int lbd_cmd_sync(struct lbd *d, const char *arg, struct lbd_reply *r)
 		lbd_reply_str(r, "sync", "off");
 		return 0;
 	}
-	kv_printer(r, print_sync, d->sync);
+	lbd_reply_kv_printer(r, print_sync, d->sync);
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		struct lbd_defer_stats s;
 

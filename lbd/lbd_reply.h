@@ -49,6 +49,9 @@ void lbd_reply_bool(struct lbd_reply *r, const char *key, bool v);
  */
 void lbd_reply_kv_lines(struct lbd_reply *r, const char *text);
 
+/* Runs a "name value" printer on obj and reads what it wrote as above. */
+void lbd_reply_kv_printer(struct lbd_reply *r, void (*print)(void *obj, FILE *out), void *obj);
+
 /* Marks the reply failed with a message (printf); the first error wins. Returns -1. */
 __attribute__((format(printf, 2, 3)))
 int lbd_reply_error(struct lbd_reply *r, const char *fmt, ...);

@@ -282,6 +282,18 @@ static void unqueue(struct lbd_loop *l, struct cmd *c)
 	l->queued--;
 }
 
+/* Appends c to the queue; lock held, room checked by the caller. */
+static void queue_append(struct lbd_loop *l, struct cmd *c)
+{
+	c->state = CMD_QUEUED;
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->queued++;
+}
+
 /*
  * Queues c, wakes the loop and waits up to LBD_LOOP_WAIT_MS for it. Returns
  * c's result, or -EBUSY (not queued), -ETIMEDOUT (withdrawn), -EINPROGRESS
@@ -301,13 +313,7 @@ static int post(struct lbd_loop *l, struct cmd *c)
 		return -EBUSY;
 	}
 	c->refs++;		/* the queue's */
-	c->state = CMD_QUEUED;
-	if (l->tail)
-		l->tail->next = c;
-	else
-		l->head = c;
-	l->tail = c;
-	l->queued++;
+	queue_append(l, c);
 	pthread_mutex_unlock(&l->lock);
 	wake(l);
 
@@ -398,13 +404,7 @@ int lbd_loop_health(struct lbd_loop *l, const struct lb_backend_ref *ref, bool u
 		return -EBUSY;
 	}
 	/* The queue takes over the caller's reference: nobody waits. */
-	c->state = CMD_QUEUED;
-	if (l->tail)
-		l->tail->next = c;
-	else
-		l->head = c;
-	l->tail = c;
-	l->queued++;
+	queue_append(l, c);
 	pthread_mutex_unlock(&l->lock);
 	wake(l);
 	return 0;

@@ -130,6 +130,22 @@ void lbd_reply_bool(struct lbd_reply *r, const char *key, bool v)
 	json_object_set_new(r->status, key, json_boolean(v));
 }
 
+void lbd_reply_kv_printer(struct lbd_reply *r, void (*print)(void *obj, FILE *out), void *obj)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f) {
+		lbd_reply_error(r, "out of memory");
+		return;
+	}
+	print(obj, f);
+	fclose(f);
+	lbd_reply_kv_lines(r, text);
+	free(text);
+}
+
 void lbd_reply_kv_lines(struct lbd_reply *r, const char *text)
 {
 	while (text && *text) {
