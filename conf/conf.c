@@ -189,12 +189,13 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 
 static int read_sync_addrs(struct reader *r, const config_setting_t *g, struct lb_sync_conf *sc)
 {
-	const char *ifname = "", *key = NULL;
+	const char *ifname = "", *key = NULL, *state = "";
 	unsigned port = sc->port;
 
 	if (get_addr(r, g, "local", &sc->local) < 0 || get_addr(r, g, "peer", &sc->peer) < 0 ||
 	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
-	    get_str(r, g, "interface", 0, &ifname) < 0 || get_str(r, g, "key_file", 1, &key) < 0)
+	    get_str(r, g, "interface", 0, &ifname) < 0 || get_str(r, g, "key_file", 1, &key) < 0 ||
+	    get_str(r, g, "state_file", 0, &state) < 0)
 		return -1;
 	if (sc->local.family != sc->peer.family)
 		return fail(r, g, "'local' and 'peer' must be of the same address family");
@@ -202,6 +203,15 @@ static int read_sync_addrs(struct reader *r, const config_setting_t *g, struct l
 		return fail(r, config_setting_get_member(g, "interface"), "'interface' name too long");
 	if (strlen(key) >= sizeof(sc->key_file))
 		return fail(r, config_setting_get_member(g, "key_file"), "'key_file' path too long");
+	if (!*state && strlen(key) + sizeof(".epoch") > sizeof(sc->state_file))
+		return fail(r, config_setting_get_member(g, "key_file"),
+			    "'key_file' path too long to hold the state file next to it");
+	if (strlen(state) >= sizeof(sc->state_file))
+		return fail(r, config_setting_get_member(g, "state_file"), "'state_file' path too long");
+	if (*state)
+		memmove(sc->state_file, state, strlen(state) + 1);
+	else
+		snprintf(sc->state_file, sizeof(sc->state_file), "%s.epoch", key);
 	sc->port = (uint16_t)port;
 	memmove(sc->interface, ifname, strlen(ifname) + 1);
 	memmove(sc->key_file, key, strlen(key) + 1);
@@ -222,14 +232,15 @@ static int get_bool(struct reader *r, const config_setting_t *g, const char *nam
 
 static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
-	static const char *const keys[] = { "node_id", "local", "peer", "port", "interface",
-					    "key_file", "interval", "max_lag", "defer", "defer_timeout",
+	static const char *const keys[] = { "node_id", "peer_id", "local", "peer", "port",
+					    "interface", "key_file", "state_file", "interval", "max_lag", "defer", "defer_timeout",
 					    "ring", "heartbeat", "peer_timeout", "resync_timeout",
 					    "key_grace", NULL };
 	struct lb_sync_conf *sc = &c->sync;
 
 	if (check_keys(r, g, "'sync'", keys) < 0 ||
 	    get_uint(r, g, "node_id", 1, 0xffffffffLL, &sc->node_id) < 0 ||
+	    get_uint(r, g, "peer_id", 1, 0xffffffffLL, &sc->peer_id) < 0 ||
 	    read_sync_addrs(r, g, sc) < 0 ||
 	    get_uint(r, g, "interval", 10, 60000, &sc->interval_ms) < 0 ||
 	    get_uint(r, g, "max_lag", 65536, 1 << 30, &sc->max_lag) < 0 ||
@@ -243,6 +254,11 @@ static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf
 		return -1;
 	if (sc->node_id == 0)
 		return fail(r, g, "missing 'node_id' (1 or more, unique in the pair)");
+	if (sc->peer_id == 0)
+		return fail(r, g, "missing 'peer_id' (the other node's node_id)");
+	if (sc->peer_id == sc->node_id)
+		return fail(r, config_setting_get_member(g, "peer_id"),
+			    "'peer_id' must differ from 'node_id'");
 	sc->enabled = 1;
 	return 0;
 }

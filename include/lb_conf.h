@@ -32,11 +32,13 @@ struct lb_daemon_conf {
 struct lb_sync_conf {
 	int enabled;
 	uint32_t node_id;
+	uint32_t peer_id;		/* the only node id we hear */
 	struct lb_addr local;		/* bind address on the sync link */
 	struct lb_addr peer;		/* the peer's address (unicast) */
 	uint16_t port;
 	char interface[16];		/* SO_BINDTODEVICE, "" for none */
 	char key_file[256];
+	char state_file[256];		/* the epoch counter; "" = key_file + ".epoch" */
 	uint32_t interval_ms;		/* window refresh while data flows */
 	uint32_t max_lag;		/* bytes a connection moves between refreshes, at most */
 	int defer;			/* hold new connections until the peer has them */
