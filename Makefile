@@ -54,7 +54,8 @@ UNIT_SRCS := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/drill/test_*
 UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
-.PHONY: all tools test demo deps clean unit bench fuzz tsan tsan-build install deb drills
+.PHONY: all tools test demo deps clean unit bench fuzz tsan tsan-build install deb drills \
+	asan asan-build soak
 all: $(TOOLS) $(UNIT_BINS)
 tools: $(TOOLS)
 
@@ -115,8 +116,19 @@ tsan-build:
 tsan: tsan-build
 	tests/run tsan
 
+# AddressSanitizer and UndefinedBehaviorSanitizer: the same unit suites (the
+# replay suite among them) built into build/asan; `make asan` builds and
+# runs them, `make test` runs them too. Any report fails its suite.
+ASAN_B := build/asan
+asan-build:
+	$(MAKE) B=$(ASAN_B) SAN="-fsanitize=address,undefined -fno-sanitize-recover=all \
+		-fno-omit-frame-pointer -O1" $(patsubst $(B)/%,$(ASAN_B)/%,$(UNIT_BINS))
+
+asan: asan-build
+	tests/run asan
+
 test: deps
-	$(MAKE) all tsan-build
+	$(MAKE) all tsan-build asan-build
 	tests/run
 
 demo: deps

@@ -476,6 +476,33 @@ static void test_daemon_control_plane(void **state)
 		     "'log' must be \"stderr\" or \"syslog\", not 'file'");
 	expect_error("daemon: {\n  log_facility = \"kern\";\n};\nservices = ();\n", 2,
 		     "unknown log_facility 'kern' (daemon, user, local0-local7)");
+/* The sync section: peer_id is required and differs from node_id; the
+ * state file defaults to the key file's name + ".epoch". */
+#define SYNC_SVC "services = ( { vip = \"198.18.0.100\"; port = 80; backends = (\n" \
+	"  { address = \"198.18.1.11\"; port = 80; } ); } );\n"
+
+static void test_sync_peer_and_state(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		  "  peer = \"198.18.2.2\"; key_file = \"/etc/lbd/sync.key\"; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.sync.peer_id, 2);
+	assert_string_equal(l.conf.sync.state_file, "/etc/lbd/sync.key.epoch");
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		  "  peer = \"198.18.2.2\"; key_file = \"/k\"; state_file = \"/var/lib/e\"; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.sync.state_file, "/var/lib/e");
+	lb_conf_free(&l.conf);
+	expect_error(SYNC_SVC "sync: { node_id = 1; local = \"198.18.2.1\";\n"
+		     "  peer = \"198.18.2.2\"; key_file = \"/k\"; };\n", 3,
+		     "missing 'peer_id' (the other node's node_id)");
+	expect_error(SYNC_SVC "sync: { node_id = 1; local = \"198.18.2.1\";\n"
+		     "  peer_id = 1;\n  peer = \"198.18.2.2\"; key_file = \"/k\"; };\n", 4,
+		     "'peer_id' must differ from 'node_id'");
 }
 
 int main(void)
@@ -500,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_check_errors),
 		cmocka_unit_test(test_daemon_control_plane),
+		cmocka_unit_test(test_sync_peer_and_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
