@@ -151,13 +151,24 @@ static int read_daemon_extras(struct reader *r, const config_setting_t *g, struc
 	return 0;
 }
 
+static int get_bool(struct reader *r, const config_setting_t *g, const char *name, int *out);
+
+/* A user name as useradd takes it: so nothing odd reaches getpwnam(). */
+static int user_ok(const char *u)
+{
+	return *u && strlen(u) <= 32 && *u != '-' &&
+	       strspn(u, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+	       strlen(u);
+}
+
 static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
 					     "chain", "max_conns", "max_persist", "max_embryonic",
 					     "metrics", "control_group", "log", "log_facility",
-					     "log_level", NULL };
+					     "log_level", "user", "fail_open", NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
+	const char *user = c->daemon.user;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
 	unsigned max_persist = (unsigned)c->engine.max_persist;
 	unsigned max_embryonic = (unsigned)c->engine.max_embryonic;
@@ -169,8 +180,13 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	    get_uint(r, g, "max_conns", 1, 1 << 26, &max_conns) < 0 ||
 	    get_uint(r, g, "max_persist", 1, 1 << 24, &max_persist) < 0 ||
 	    get_uint(r, g, "max_embryonic", 0, 1 << 26, &max_embryonic) < 0 ||
-	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0)
+	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0 ||
+	    get_str(r, g, "user", 0, &user) < 0 ||
+	    get_bool(r, g, "fail_open", &c->daemon.fail_open) < 0)
 		return -1;
+	if (!user_ok(user))
+		return fail(r, config_setting_get_member(g, "user"),
+			    "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
 	if (strlen(control) >= sizeof(c->daemon.control))
 		return fail(r, config_setting_get_member(g, "control"), "'control' path too long");
 	if (strlen(chain) == 0 || strlen(chain) > 20 || strspn(chain,
@@ -181,6 +197,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 		return -1;
 	memmove(c->daemon.control, control, strlen(control) + 1);
 	memmove(c->daemon.chain, chain, strlen(chain) + 1);
+	memmove(c->daemon.user, user, strlen(user) + 1);
 	c->engine.max_conns = max_conns;
 	c->engine.max_persist = max_persist;
 	c->engine.max_embryonic = max_embryonic;
@@ -480,6 +497,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	c->daemon.workers = 1;
 	c->daemon.queue_maxlen = 8192;
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
+	snprintf(c->daemon.user, sizeof(c->daemon.user), "nobody");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");
 	c->daemon.log_facility = LOG_DAEMON;
 	c->daemon.log_level = -1;

@@ -26,6 +26,8 @@ struct lb_daemon_conf {
 	int log_syslog;			/* log to syslog, not stderr */
 	int log_facility;		/* LOG_DAEMON, ... */
 	int log_level;			/* enum log_level; -1: not set */
+	char user[33];		/* run as this user after set-up (root: uid 0 kept) */
+	int fail_open;		/* queue overflow and no lbd: packets pass unqueued */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */

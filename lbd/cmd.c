@@ -340,7 +340,7 @@ int lbd_cmd_reload(struct lbd *d, struct lbd_reply *r)
 	lbd_health_stop(d->health);
 	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)
 		lbd_reply_warning(r, "health checks not restarted (see lbd's log)");
-	if (lbd_rules_install(&d->conf, d->engine) < 0) {
+	if (lbd_rules_install(&d->tools, &d->conf, d->engine) < 0) {
 		log_err("reload: services applied but the iptables rules were not updated");
 		return lbd_reply_error(r, "services applied but rules not updated (see lbd's log)");
 	}

@@ -23,12 +23,13 @@ struct lbd_queue_stats {
 };
 
 /*
- * Binds NFQUEUE number num (copy whole packets, GSO on, maxlen packets) and
+ * Binds NFQUEUE number num (copy whole packets, GSO on, maxlen packets,
+ * fail_open: NFQA_CFG_F_FAIL_OPEN, a full queue passes packets) and
  * prepares a worker that feeds engine e and shows every packet to capture
  * cap (not NULL; it must outlive the queue). Returns NULL and logs why.
  */
-struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e,
-				 struct lbd_capture *cap);
+struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, int fail_open,
+				 struct lb_engine *e, struct lbd_capture *cap);
 
 /* Starts the worker thread; it runs until lbd_queue_stop(). Returns 0 or -errno. */
 int lbd_queue_start(struct lbd_queue *q);

@@ -45,6 +45,7 @@
 #include "lbd_health.h"
 #include "lbd_metrics.h"
 #include "lbd_loop.h"
+#include "lbd_privs.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
 #include "lbd_service.h"
@@ -88,11 +89,28 @@ static int open_queues(struct lbd *d)
 {
 	for (unsigned i = 0; i < d->conf.daemon.workers; i++) {
 		d->queues[i] = lbd_queue_open(d->conf.daemon.queue + i, d->conf.daemon.queue_maxlen,
-					      d->engine, d->capture);
+					      d->conf.daemon.fail_open, d->engine, d->capture);
 		if (!d->queues[i])
 			return -1;
 		d->nqueues = i + 1;
 	}
+	return 0;
+}
+
+/*
+ * Before the first thread starts (capabilities are per thread; the threads
+ * started later inherit the reduced set): from here on lbd runs as
+ * daemon.user with CAP_NET_ADMIN alone (lbd_privs.h).
+ */
+static int drop_privileges(struct lbd *d)
+{
+	char err[256];
+
+	if (lbd_privs_drop(d->conf.daemon.user, err, sizeof(err)) < 0) {
+		log_err("privileges: %s", err);
+		return -1;
+	}
+	log_info("running as uid %u with CAP_NET_ADMIN only", (unsigned)getuid());
 	return 0;
 }
 
@@ -101,6 +119,8 @@ static int start(struct lbd *d)
 	uint64_t now = clock_mono_ms();
 	int rc = random_bytes(&d->conf.engine.seed, sizeof(d->conf.engine.seed));
 
+	if (lbd_rules_find_tools(&d->tools) < 0)
+		return -1;
 	/* A guessable hash key lets an outsider aim SYNs at one bucket. */
 	if (rc < 0) {
 		log_err("cannot read a random hash key: %s", strerror(-rc));
@@ -126,6 +146,11 @@ static int start(struct lbd *d)
 	if (d->conf.sync.enabled &&
 	    !(d->sync = lbd_sync_open(&d->conf.sync, d->engine, d->queues, d->nqueues)))
 		return -1;
+	/* The last step that needs root (the socket's directory); accepted
+	 * only once run() starts. */
+	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
+	if (d->ctl_fd < 0 || drop_privileges(d) < 0)
+		return -1;
 	/* From here on only the loop makes the engine's control calls. */
 	d->loop = lbd_loop_new(d->engine, d->sync);
 	if (!d->loop || (rc = lbd_loop_start(d->loop)) < 0) {
@@ -135,8 +160,8 @@ static int start(struct lbd *d)
 	}
 	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)
 		return -1;
-	lbd_rules_remove(d->conf.daemon.chain);	/* left by a crashed run */
-	if (lbd_rules_install(&d->conf, d->engine) < 0)
+	lbd_rules_remove(&d->tools, d->conf.daemon.chain);	/* left by a crashed run */
+	if (lbd_rules_install(&d->tools, &d->conf, d->engine) < 0)
 		return -1;
 	d->rules_installed = 1;
 	for (unsigned i = 0; i < d->nqueues; i++)
@@ -144,15 +169,14 @@ static int start(struct lbd *d)
 			return -1;
 	if (lbd_metrics_start(d, &d->metrics) < 0)
 		return -1;
-	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
-	return d->ctl_fd < 0 ? -1 : 0;
+	return 0;
 }
 
 static void stop(struct lbd *d)
 {
 	lbd_metrics_stop(d->metrics);	/* it reads everything below */
 	if (d->rules_installed)
-		lbd_rules_remove(d->conf.daemon.chain);
+		lbd_rules_remove(&d->tools, d->conf.daemon.chain);
 	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_stop(d->queues[i]);
 	/* The loop before the sync node it drives, and both before the
@@ -180,7 +204,7 @@ static void check_rules(struct lbd *d)
 	lb_engine_counters(d->engine, counters);
 	if (counters[LB_CNT_BACKENDS_FREED] != d->backends_freed_seen) {
 		d->backends_freed_seen = counters[LB_CNT_BACKENDS_FREED];
-		lbd_rules_install(&d->conf, d->engine);
+		lbd_rules_install(&d->tools, &d->conf, d->engine);
 	}
 }
 

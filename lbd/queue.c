@@ -86,8 +86,10 @@ static int config_send(struct lbd_queue *q, struct nlmsghdr *nlh)
 	return mnl_cb_run(buf, (size_t)n, 0, q->portid, NULL, NULL) < 0 ? -errno : 0;
 }
 
-static int configure(struct lbd_queue *q, unsigned maxlen)
+static int configure(struct lbd_queue *q, unsigned maxlen, int fail_open)
 {
+	uint32_t flags = NFQA_CFG_F_GSO | (fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh;
 	int err;
@@ -99,8 +101,10 @@ static int configure(struct lbd_queue *q, unsigned maxlen)
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
 	nfq_nlmsg_cfg_put_qmaxlen(nlh, maxlen);
-	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_GSO));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO));
+	/* Fail-open: a full queue lets packets pass unqueued instead of
+	 * dropping them (daemon.fail_open). */
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
 	return config_send(q, nlh);
 }
 
@@ -122,8 +126,8 @@ static int socket_options(struct lbd_queue *q)
 	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e,
-				 struct lbd_capture *cap)
+struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, int fail_open,
+				 struct lb_engine *e, struct lbd_capture *cap)
 {
 	struct lbd_queue *q = calloc(1, sizeof(*q));
 	int err = -ENOMEM;
@@ -147,7 +151,7 @@ struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine
 		goto fail;
 	}
 	q->portid = mnl_socket_get_portid(q->nl);
-	if ((err = configure(q, maxlen)) < 0 || (err = socket_options(q) < 0 ? -errno : 0) < 0)
+	if ((err = configure(q, maxlen, fail_open)) < 0 || (err = socket_options(q) < 0 ? -errno : 0) < 0)
 		goto fail;
 	for (int i = 0; i < LBD_BATCH; i++) {
 		q->iov[i] = (struct iovec){ q->rx + (size_t)i * SLOT_SIZE, SLOT_SIZE };

@@ -505,6 +505,30 @@ static void test_sync_peer_and_state(void **state)
 		     "'peer_id' must differ from 'node_id'");
 }
 
+/* The daemon's user and fail_open. */
+static void test_daemon_user_and_fail_open(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC);
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.daemon.user, "nobody");
+	assert_int_equal(l.conf.daemon.fail_open, 0);
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "daemon: { user = \"lbd\"; fail_open = true; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.daemon.user, "lbd");
+	assert_int_equal(l.conf.daemon.fail_open, 1);
+	lb_conf_free(&l.conf);
+	expect_error(SYNC_SVC "daemon: {\n user = \"a b\"; };\n", 4,
+		     "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
+	expect_error(SYNC_SVC "daemon: {\n user = \"\"; };\n", 4,
+		     "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
+	expect_error(SYNC_SVC "daemon: {\n fail_open = 1; };\n", 4,
+		     "'fail_open' must be true or false");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_check_errors),
 		cmocka_unit_test(test_daemon_control_plane),
 		cmocka_unit_test(test_sync_peer_and_state),
+		cmocka_unit_test(test_daemon_user_and_fail_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
