@@ -140,6 +140,13 @@ drills: deps
 	$(MAKE) all
 	tests/corpus/run.sh
 
+# Steady traffic through the lab pair with a failover every 20 s, for
+# SOAK_SECONDS (default 300): no connection lost, lbd's memory flat, every
+# packet accounted for. A one-minute version (soak_minute) is in make test.
+soak: deps
+	$(MAKE) all
+	bash tests/soak/soak.sh
+
 # Benchmarks compare in one run and report ratios; not part of `make test`.
 bench: deps
 	$(MAKE) all

@@ -54,14 +54,15 @@ static void kernel_queue_stats(struct lbd *d, struct lbd_reply *r)
 
 static void queue_stats(struct lbd *d, struct lbd_reply *r)
 {
-	static const char *const names[] = { "batches", "recv_errors", "send_errors",
+	static const char *const names[] = { "packets", "batches", "recv_errors", "send_errors",
 					      "verdicts_lost", "bad_messages" };
 	char key[64];
 
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		const struct lbd_queue_stats *s = lbd_queue_stats(d->queues[i]);
-		const atomic_uint_fast64_t *v[] = { &s->batches, &s->recv_errors, &s->send_errors,
-						    &s->verdicts_lost, &s->bad_messages };
+		const atomic_uint_fast64_t *v[] = { &s->packets, &s->batches, &s->recv_errors,
+						    &s->send_errors, &s->verdicts_lost,
+						    &s->bad_messages };
 
 		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 			snprintf(key, sizeof(key), "nfq%u_%s", lbd_queue_num(d->queues[i]), names[k]);

@@ -15,6 +15,8 @@ struct lbd_capture;
 struct lbd_queue;
 
 struct lbd_queue_stats {
+	atomic_uint_fast64_t packets;		/* handed to the engine: each gets one
+						 * pkts_* or drop_* count there */
 	atomic_uint_fast64_t batches;
 	atomic_uint_fast64_t recv_errors;
 	atomic_uint_fast64_t send_errors;	/* batches refused, then sent one by one */
