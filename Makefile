@@ -19,7 +19,7 @@
 
 CC      ?= cc
 PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd jansson \
-           libcurl libmicrohttpd libcap-ng
+           libcurl libmicrohttpd libcap-ng libseccomp
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \

@@ -33,7 +33,9 @@ struct lbd_queue_stats {
 struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, int fail_open,
 				 struct lb_engine *e, struct lbd_capture *cap);
 
-/* Starts the worker thread; it runs until lbd_queue_stop(). Returns 0 or -errno. */
+/* Starts the worker thread, which confines itself to lbd_seccomp_worker()'s
+ * allow-list before its first packet; it runs until lbd_queue_stop().
+ * Returns 0 or -errno (-EPERM: the filter could not be loaded). */
 int lbd_queue_start(struct lbd_queue *q);
 
 /* Asks the worker to stop and joins it (within about 250 ms). */

@@ -16,6 +16,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include "lb_engine.h"
 #include "lbd_capture.h"
 #include "lbd_queue.h"
+#include "lbd_seccomp.h"
 #include "log.h"
 
 #define LBD_BATCH 32				/* packets per recvmmsg */
@@ -54,6 +56,8 @@ struct lbd_queue {
 	struct lbd_capture_tap *capture;
 	pthread_t thread;
 	int started;
+	sem_t filtered;			/* posted by the worker once its filter is in */
+	int filter_rc;
 	atomic_bool stop;
 	struct lbd_queue_stats stats;
 
@@ -378,6 +382,15 @@ static void *worker_main(void *arg)
 {
 	struct lbd_queue *q = arg;
 	int fd = mnl_socket_get_fd(q->nl);
+	char err[160];
+
+	/* Before the first packet: from here on only the allow-list. */
+	q->filter_rc = lbd_seccomp_worker(err, sizeof(err));
+	if (q->filter_rc < 0)
+		log_err("queue %u: %s", q->num, err);
+	sem_post(&q->filtered);
+	if (q->filter_rc < 0)
+		return NULL;
 
 	while (!atomic_load(&q->stop)) {
 		/* Blocks for the first packet (up to SO_RCVTIMEO), then takes
@@ -395,10 +408,22 @@ static void *worker_main(void *arg)
 
 int lbd_queue_start(struct lbd_queue *q)
 {
-	int err = pthread_create(&q->thread, NULL, worker_main, q);
+	int err;
 
-	if (err)
+	if (sem_init(&q->filtered, 0, 0) < 0)
+		return -errno;
+	err = pthread_create(&q->thread, NULL, worker_main, q);
+	if (err) {
+		sem_destroy(&q->filtered);
 		return -err;
+	}
+	while (sem_wait(&q->filtered) < 0 && errno == EINTR)
+		;
+	sem_destroy(&q->filtered);
+	if (q->filter_rc < 0) {
+		pthread_join(q->thread, NULL);
+		return -EPERM;
+	}
 	q->started = 1;
 	return 0;
 }

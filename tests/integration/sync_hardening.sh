@@ -2,8 +2,9 @@
 # Sync channel and process hardening in the HA lab (lbd + keepalived on lb1
 # and lb2, state sync between them):
 #   - lbd runs as a non-root user with CAP_NET_ADMIN and no other
-#     capability, in every thread, and still rewrites its iptables rules on
-#     a reload (iptables inherits CAP_NET_ADMIN through the ambient set);
+#     capability, in every thread, its workers under a seccomp allow-list,
+#     and still rewrites its iptables rules on a reload (iptables inherits
+#     CAP_NET_ADMIN through the ambient set);
 #   - a stand-in peer holding the pair's key sends lb2, from lb1's sync
 #     address and port, authenticated datagrams with sequence numbers at
 #     2^64 - 1: refused (bad_decode), and lb2 keeps answering (no hang);
@@ -40,6 +41,10 @@ for node in lb1 lb2; do
 	done
 	check "$node's lbd holds CAP_NET_ADMIN only, in all $(ls /proc/"$pid"/task | wc -l) threads" \
 		[ "$bad" = 0 ]
+	workers=$(lab ctl "$node" stats | grep -c '^nfq[0-9]*_packets ')
+	filtered=$(cat /proc/"$pid"/task/*/status | grep -c '^Seccomp:[[:space:]]*2$')
+	check "$node's $workers worker thread(s) run under a seccomp filter ($filtered filtered)" \
+		[ "$workers" -ge 1 ] && [ "$filtered" = "$workers" ]
 done
 note "lb1 lbd: $(grep -E '^(Uid|CapEff|CapBnd|CapAmb)' /proc/"$(lab pid lb1 lbd)"/status | tr '\t\n' '  ')"
 sed -i -E 's/scheduler = "rr";/scheduler = "wlc";/' "$RUN/lb1.conf"
