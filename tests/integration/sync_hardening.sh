@@ -54,7 +54,7 @@ check "  and traffic through the VIP flows" vip_ok
 # ---- sequence numbers at 2^64 - 1
 e1=$(sc lb1 sync_epoch); e2=$(sc lb2 sync_epoch)
 bd=$(sc lb2 sync_bad_decode)
-sent=$(lab_exec lb1 "$PY" "$PEER" huge "$RUN/sync.key" 198.18.2.1 198.18.2.2 1 "$e1" "$e2")
+sent=$(lab_exec lb1 "$PY" "$PEER" huge "$RUN/pair/sync.key" 198.18.2.1 198.18.2.2 1 "$e1" "$e2")
 sleep 0.5
 expect_eq "lb2 refused $sent datagrams with a sequence number at 2^64-1 (bad_decode)" \
 	"$(( $(sc lb2 sync_bad_decode) - bd ))" "${sent:-x}"
@@ -84,7 +84,7 @@ expect_eq "lb2 refused all $n1 replayed datagrams (replayed)" \
 expect_eq "  and applied no record from them" "$(sc lb2 sync_records_in)" "$rin"
 
 # ---- lb2 restarts: the next epoch of its counter, the pair ready again
-epoch_file="$RUN/sync.key.epoch"
+epoch_file="$RUN/pair/sync.key.epoch"
 lab kill lb2 >/dev/null
 lab revive lb2 >/dev/null 2>&1
 e2b=$(sc lb2 sync_epoch)
