@@ -5,8 +5,8 @@
  *   lbd -c FILE --check  validate the configuration, check the host, exit
  *                        (0 fine, 1 the host would stop lbd, 2 bad file)
  *   lbd --version
- * --pidfile FILE writes our pid once we are ready; under systemd
- * (Type=notify) READY=1 goes out at the same moment (lbd_service.h).
+ * --pidfile FILE writes our pid before lbd gives up root (its directory is
+ * root's); under systemd (Type=notify) READY=1 marks readiness (lbd_service.h).
  *
  * Start-up order matters: the configuration is checked before anything is
  * touched, the queues are bound before the rules that feed them exist, and
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,32 @@ static int drop_privileges(struct lbd *d)
 	return 0;
 }
 
+/*
+ * The pid file goes out before privileges are dropped (its directory, e.g.
+ * /run/lbd, is root's); under systemd (Type=notify) READY=1 still marks
+ * readiness. At exit lbd removes it if daemon.user may (systemd removes its
+ * RuntimeDirectory anyway).
+ */
+static int write_pidfile(struct lbd *d)
+{
+	char msg[256];
+
+	struct passwd *pw;
+
+	if (!d->pidfile)
+		return 0;
+	if (lbd_service_write_pidfile(d->pidfile, msg, sizeof(msg)) < 0) {
+		log_err("pid file %s", msg);
+		return -1;
+	}
+	/* Ours after the switch, so that lbd may remove it where the
+	 * directory lets its owner do so (a sticky one). */
+	if (geteuid() == 0 && (pw = getpwnam(d->conf.daemon.user)) &&
+	    chown(d->pidfile, pw->pw_uid, pw->pw_gid) < 0)
+		log_debug("pid file %s: chown: %s", d->pidfile, strerror(errno));
+	return 0;
+}
+
 static int start(struct lbd *d)
 {
 	uint64_t now = clock_mono_ms();
@@ -146,10 +173,10 @@ static int start(struct lbd *d)
 	if (d->conf.sync.enabled &&
 	    !(d->sync = lbd_sync_open(&d->conf.sync, d->engine, d->queues, d->nqueues)))
 		return -1;
-	/* The last step that needs root (the socket's directory); accepted
-	 * only once run() starts. */
+	/* The last steps that need root (the directories of the socket and
+	 * the pid file); the socket is served only once run() starts. */
 	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
-	if (d->ctl_fd < 0 || drop_privileges(d) < 0)
+	if (d->ctl_fd < 0 || write_pidfile(d) < 0 || drop_privileges(d) < 0)
 		return -1;
 	/* From here on only the loop makes the engine's control calls. */
 	d->loop = lbd_loop_new(d->engine, d->sync);
@@ -255,15 +282,11 @@ static void run(struct lbd *d)
 	}
 }
 
-/* Rules, queues and sync are up: the pid file, then systemd's READY=1. */
+/* Rules, queues and sync are up: systemd's READY=1. */
 static int announce_ready(struct lbd *d)
 {
 	char msg[256];
 
-	if (d->pidfile && lbd_service_write_pidfile(d->pidfile, msg, sizeof(msg)) < 0) {
-		log_err("pid file %s", msg);
-		return 1;
-	}
 	snprintf(msg, sizeof(msg), "%zu services, %u workers, sync %s", d->conf.nservices,
 		 d->nqueues, d->conf.sync.enabled ? "on" : "off");
 	lbd_service_ready(msg);

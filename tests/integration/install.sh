@@ -11,6 +11,9 @@
 set -u
 . "$(dirname "$0")/lib.bash"
 T=$(mktemp -d /tmp/lb-install.XXXXXX)
+# lbd gives up root after set-up (daemon.user, nobody): it reaches the
+# notify socket here and removes its pid file at exit, as under systemd.
+chmod 1777 "$T"
 NS=lbinst$$
 LBD_PID=
 cleanup() {
@@ -74,7 +77,7 @@ else
 	note "systemd-analyze not installed: unit not verified"
 fi
 for line in Type=notify Before=keepalived.service Restart=on-failure \
-	'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' ProtectSystem=strict \
+	'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID' ProtectSystem=strict \
 	'ReadWritePaths=/run/lbd /var/lib/lbd' RuntimeDirectory=lbd PrivateTmp=yes NoNewPrivileges=yes; do
 	check "unit: $line" grep -qx "$line" "$U"
 done
@@ -98,9 +101,10 @@ CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' "$T/usr/lib/systemd/system/lbd.serv
 check "the unit's bounding set read ($CAPS)" [ "$CAPS" = "+net_admin,+net_raw" ]
 # A notify socket of our own: every datagram lbd sends, one per line.
 "$PY" -c '
-import socket, sys
+import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)   # lbd sends as daemon.user, like to /run/systemd/notify
 s.settimeout(15)
 open(sys.argv[2], "w").close()
 try:

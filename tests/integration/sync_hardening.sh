@@ -84,7 +84,7 @@ expect_eq "lb2 refused all $n1 replayed datagrams (replayed)" \
 expect_eq "  and applied no record from them" "$(sc lb2 sync_records_in)" "$rin"
 
 # ---- lb2 restarts: the next epoch of its counter, the pair ready again
-epoch_file="$RUN/pair/sync.key.epoch"
+epoch_file="$RUN/lb2.epoch"
 lab kill lb2 >/dev/null
 lab revive lb2 >/dev/null 2>&1
 e2b=$(sc lb2 sync_epoch)
