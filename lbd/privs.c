@@ -56,10 +56,15 @@ static int privs_cut(char *err, size_t errlen)
 int lbd_privs_drop(const char *user, char *err, size_t errlen)
 {
 	struct passwd *pw;
-	int rc;
+	int rc, bounding;
 
 	if (geteuid() != 0)
 		return privs_cut(err, errlen);
+	/* Emptying the bounding set needs CAP_SETPCAP; where we lack it (the
+	 * systemd unit bounds us already) it stays as given: nothing in it
+	 * can come back once permitted is cut, no_new_privs or not. */
+	capng_get_caps_process();
+	bounding = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
 	errno = 0;
 	pw = getpwnam(user);
 	if (!pw) {
@@ -71,10 +76,10 @@ int lbd_privs_drop(const char *user, char *err, size_t errlen)
 	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
 		     CAPNG_BOUNDING_SET, KEEP);
 	if (pw->pw_uid == 0)
-		rc = capng_apply(CAPNG_SELECT_BOTH);
+		rc = capng_apply(bounding ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS);
 	else
 		rc = capng_change_id((int)pw->pw_uid, (int)pw->pw_gid,
-				     CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING);
+				     CAPNG_DROP_SUPP_GRP | (bounding ? CAPNG_CLEAR_BOUNDING : 0));
 	if (rc < 0) {
 		errbuf_printf(err, errlen, "cannot switch to user '%s' keeping CAP_NET_ADMIN (%d)",
 			      user, rc);
