@@ -476,6 +476,8 @@ static void test_daemon_control_plane(void **state)
 		     "'log' must be \"stderr\" or \"syslog\", not 'file'");
 	expect_error("daemon: {\n  log_facility = \"kern\";\n};\nservices = ();\n", 2,
 		     "unknown log_facility 'kern' (daemon, user, local0-local7)");
+}
+
 /* The sync section: peer_id is required and differs from node_id; the
  * state file defaults to the key file's name + ".epoch". */
 #define SYNC_SVC "services = ( { vip = \"198.18.0.100\"; port = 80; backends = (\n" \
