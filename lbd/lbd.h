@@ -39,6 +39,8 @@ struct lbd {
 	int rules_installed;
 	int debug;			/* -d: debug logging whatever the file says */
 	struct lbd_tools tools;		/* absolute paths, found at start */
+	unsigned owner_uid;		/* who started lbd (before it became
+					 * daemon.user): full control-socket rights */
 	uint64_t backends_freed_seen;	/* LB_CNT_BACKENDS_FREED at the last rules install */
 };
 

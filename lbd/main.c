@@ -146,6 +146,7 @@ static int start(struct lbd *d)
 	uint64_t now = clock_mono_ms();
 	int rc = random_bytes(&d->conf.engine.seed, sizeof(d->conf.engine.seed));
 
+	d->owner_uid = (unsigned)geteuid();
 	if (lbd_rules_find_tools(&d->tools) < 0)
 		return -1;
 	/* A guessable hash key lets an outsider aim SYNs at one bucket. */
