@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -485,9 +487,26 @@ struct worker {
 	struct lb_table *table;
 	_Atomic uint64_t *now;
 	atomic_int *done;
+	atomic_int busy;		/* between its insert and its lookup */
 	uint32_t id;
 	size_t inserted, full, found, errors;
 };
+
+/*
+ * A full table frees up only as the control thread moves the clock: wait
+ * (at most 2 s) for it to move past then, so that a worker that found the
+ * table full keeps going at the control thread's pace, not its own.
+ */
+static void wait_tick(struct worker *w, uint64_t then)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (atomic_load(w->now) == then && t.tv_sec - t0.tv_sec < 2);
+}
 
 static void *worker_main(void *arg)
 {
@@ -496,9 +515,12 @@ static void *worker_main(void *arg)
 	for (uint32_t i = 0; i < THREAD_ITERS; i++) {
 		struct lb_conn_key k;
 		struct lb_conn *c = NULL;
-		uint64_t now = atomic_load(w->now);
+		uint64_t now;
 		enum lb_dir dir;
 		int rc;
+
+		atomic_store(&w->busy, 1);
+		now = atomic_load(w->now);
 
 		memset(&k, 0, sizeof(k));
 		k.orig.src.family = k.orig.dst.family = AF_INET;
@@ -522,6 +544,9 @@ static void *worker_main(void *arg)
 			w->inserted++;
 		} else if (rc == -ENOSPC) {
 			w->full++;
+			atomic_store(&w->busy, 0);
+			wait_tick(w, now);
+			continue;
 		} else {
 			w->errors++;
 			if (c)
@@ -536,6 +561,7 @@ static void *worker_main(void *arg)
 			lb_conn_unlock(c);
 			w->found++;
 		}
+		atomic_store(&w->busy, 0);
 	}
 	atomic_fetch_add(w->done, 1);
 	return NULL;
@@ -569,10 +595,19 @@ static void test_threads_smoke(void **state)
 		assert_int_equal(pthread_create(&w[i].thread, NULL, worker_main, &w[i]), 0);
 	}
 	/* The main thread plays the control thread: advance time and expire
-	 * until both workers are done. */
+	 * until both workers are done. The clock moves only while no worker is
+	 * between its insert and its lookup: one that is descheduled there (a
+	 * loaded machine) would otherwise see its entry expire under it. At
+	 * most one step races a worker that just turned busy, and 3 ms is less
+	 * than the shortest lifetime (5 ms), so its lookup always finds it. */
 	while (atomic_load(&done) < 2) {
-		uint64_t tnow = atomic_fetch_add(&now, 3) + 3;
+		uint64_t tnow;
 
+		if (atomic_load(&w[0].busy) || atomic_load(&w[1].busy)) {
+			sched_yield();
+			continue;
+		}
+		tnow = atomic_fetch_add(&now, 3) + 3;
 		removed += lb_table_expire(t, tnow, 256, count_expired, &x);
 	}
 	for (int i = 0; i < 2; i++) {
