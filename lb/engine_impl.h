@@ -8,6 +8,7 @@
 
 #include "backend_impl.h"
 #include "lb_engine.h"
+#include "lb_fastpath.h"
 #include "lb_persist.h"
 #include "lb_sched.h"
 #include "table.h"
@@ -78,7 +79,17 @@ struct lb_engine {
 	struct lb_worker *tick_worker;	/* counts for the control thread's callbacks */
 	struct lb_embryos embryos;
 	atomic_uint_fast64_t embryo_evicted_ms;	/* last eviction; 0: none yet */
+	const struct lb_fastpath_ops *fast;	/* NULL: no kernel fast path */
+	void *fast_arg;
 };
+
+/* The fast path's part of a packet of c (locked), lb/fastpath.c: before
+ * tracking, catch up with what the kernel saw; after, install or remove. */
+void lb_fastpath_pull(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c);
+void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c);
+
+/* c (locked) leaves the table: take it off the fast path. */
+void lb_fastpath_forget(struct lb_engine *e, struct lb_conn *c);
 
 /* Wall-clock microseconds for a monotonic time (see lb_engine_set_clock). */
 uint64_t lb_engine_real_us(struct lb_engine *e, uint64_t now_ms);
