@@ -78,19 +78,26 @@ static int loud(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return vfprintf(stderr, fmt, ap);
 }
 
+static void set_print(void)
+{
+	libbpf_set_print(getenv("FP_DEBUG") ? loud : quiet);
+}
+
 static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t errlen)
 {
 	int rc;
 
-	libbpf_set_print(getenv("FP_DEBUG") ? loud : quiet);
+	set_print();
 	fp->skel = fp_bpf__open();
 	if (!fp->skel) {
 		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
 		return -errno;
 	}
-	/* Two keys per connection; the hash map's capacity must hold both. */
+	/* Two keys per connection; the hash map's capacity must hold both.
+	 * Its entries are allocated as connections come, not all up front. */
 	if ((rc = bpf_map__set_max_entries(fp->skel->maps.fp_conns, fp->cap)) ||
-	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, fp->cap * 2))) {
+	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, fp->cap * 2)) ||
+	    (rc = bpf_map__set_map_flags(fp->skel->maps.fp_keys, BPF_F_NO_PREALLOC))) {
 		snprintf(err, errlen, "cannot size the maps: %s", strerror(-rc));
 		return rc;
 	}
@@ -164,6 +171,7 @@ void fp_detach_stale(const char *ifname)
 {
 	int ifindex = (int)if_nametoindex(ifname);
 
+	set_print();	/* "no such qdisc" is the usual answer here */
 	if (ifindex)
 		detach(ifindex);
 }
@@ -254,37 +262,71 @@ static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c
 	return 0;
 }
 
-int fp_conn_install(struct fp *fp, const struct lb_fastpath_conn *c)
+static uint32_t seq_max(uint32_t a, uint32_t b)
+{
+	return (int32_t)(b - a) > 0 ? b : a;
+}
+
+/*
+ * An installed entry takes the engine's edges where they are ahead, and
+ * keeps its own (and its counters) where the kernel is. The read and the
+ * write are two calls: a packet the program forwards in between loses its
+ * edge movement, which leaves the kernel's bounds a packet behind (stricter
+ * for checks I and III; the engine, which pulls forward only, stays exact).
+ */
+static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
+{
+	struct fp_conn v;
+
+	if (bpf_map_lookup_elem_flags(fp->conns_fd, &id, &v, BPF_F_LOCK))
+		return -errno;
+	for (int d = 0; d < 2; d++) {
+		v.peer[d].end = seq_max(v.peer[d].end, c->peer[d].end);
+		v.peer[d].maxend = seq_max(v.peer[d].maxend, c->peer[d].maxend);
+		if (c->peer[d].maxwin > v.peer[d].maxwin)
+			v.peer[d].maxwin = c->peer[d].maxwin;
+	}
+	v.state = FP_STATE_ESTABLISHED;
+	return bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK) ? -errno : 0;
+}
+
+/* A new entry: the connection before its keys, so the program never finds a
+ * key whose entry is not ready. fp locked. */
+static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 {
 	struct fp_conn v = { .state = FP_STATE_ESTABLISHED };
-	int64_t found;
 	uint32_t id;
+	int rc;
+
+	if (fp->nfree == 0)
+		return -ENOSPC;
+	id = fp->free[--fp->nfree];
+	peers_to_kernel(c->peer, v.peer);
+	if (bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
+		rc = -errno;
+	else
+		rc = put_keys(fp, id, c, &fp->slots[id]);
+	if (rc < 0) {
+		fp->free[fp->nfree++] = id;
+		return rc;
+	}
+	fp->slots[id].used = 1;
+	fp->slots[id].orig_tuple = c->orig;
+	memset(fp->slots[id].pkts, 0, sizeof(fp->slots[id].pkts));
+	memset(fp->slots[id].bytes, 0, sizeof(fp->slots[id].bytes));
+	return 0;
+}
+
+int fp_conn_install(struct fp *fp, const struct lb_fastpath_conn *c)
+{
+	int64_t found;
 	int rc;
 
 	if (c->orig.src.family != AF_INET || c->reply.src.family != AF_INET)
 		return -EAFNOSUPPORT;
-	peers_to_kernel(c->peer, v.peer);
 	pthread_mutex_lock(&fp->lock);
 	found = lookup_id(fp, &c->orig);
-	if (found < 0 && fp->nfree == 0) {
-		pthread_mutex_unlock(&fp->lock);
-		return -ENOSPC;
-	}
-	id = found >= 0 ? (uint32_t)found : fp->free[--fp->nfree];
-	/* The entry before its keys: the program never finds a key whose
-	 * entry is not ready. */
-	if (bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK)) {
-		rc = -errno;
-	} else {
-		rc = put_keys(fp, id, c, &fp->slots[id]);
-	}
-	if (rc == 0) {
-		fp->slots[id] = (struct fp_slot){ .used = 1, .orig = fp->slots[id].orig,
-						  .reply = fp->slots[id].reply,
-						  .orig_tuple = c->orig };
-	} else if (found < 0) {
-		fp->free[fp->nfree++] = id;
-	}
+	rc = found >= 0 ? refresh(fp, (uint32_t)found, c) : create(fp, c);
 	pthread_mutex_unlock(&fp->lock);
 	return rc;
 }

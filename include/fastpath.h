@@ -49,6 +49,11 @@ int fp_set_enabled(struct fp *fp, int on);
 /* The lb_fastpath_ops of the engine, on fp (pass fp as their arg). */
 extern const struct lb_fastpath_ops fp_engine_ops;
 
+/*
+ * Installs c, or, when it is installed, moves the entry's window edges
+ * forward to c's where c is ahead (the engine tracked packets that went up
+ * to it). 0 or a negative errno (-ENOSPC: the map is full).
+ */
 int fp_conn_install(struct fp *fp, const struct lb_fastpath_conn *c);
 int fp_conn_read(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpath_seen *out);
 int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpath_seen *out);

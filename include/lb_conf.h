@@ -13,12 +13,20 @@
 
 #include "lb_engine.h"
 
+/* daemon.fast_path: the kernel fast path (fastpath.h). */
+enum lb_fast_path {
+	LB_FAST_PATH_OFF = 0,		/* false: NFQUEUE alone */
+	LB_FAST_PATH_ON = 1,		/* true: if it loads; else log why, NFQUEUE alone */
+	LB_FAST_PATH_REQUIRED = 2,	/* "required": not starting without it */
+};
+
 struct lb_daemon_conf {
 	unsigned workers;	/* worker threads, one NFQUEUE each */
 	unsigned queue;		/* first queue number */
 	unsigned queue_maxlen;	/* packets the kernel holds per queue */
 	char control[108];	/* control socket path */
 	char chain[24];		/* prefix of the iptables chains lbd owns */
+	int fast_path;		/* enum lb_fast_path */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */

@@ -40,8 +40,9 @@ struct lb_fastpath_seen {
 };
 
 struct lb_fastpath_ops {
-	/* Installs c. 0 or a negative errno (then the connection simply
-	 * stays on the slow path). */
+	/* Installs c; when installed already, moves its window edges forward
+	 * to c's (the engine accepted a packet that went up to it). 0 or a
+	 * negative errno (then the connection stays on the slow path). */
 	int (*install)(void *arg, const struct lb_fastpath_conn *c);
 	/* Fills out with the connection's view; 0, or -ENOENT. */
 	int (*read)(void *arg, const struct lb_tuple *orig, struct lb_fastpath_seen *out);

@@ -89,8 +89,9 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 {
 	struct lb_fastpath_conn fc;
 	int established = c->tcp.state == LB_TCP_ESTABLISHED;
+	int installed = !!(c->flags & LB_CONN_F_FAST);
 
-	if (!e->fast || established == !!(c->flags & LB_CONN_F_FAST))
+	if (!e->fast || (!established && !installed))
 		return;
 	if (!established) {
 		take_back(e, w, c);
@@ -102,11 +103,19 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 	fc.peer[1] = c->tcp.peer[1];
 	/* Only exact tracking goes to the kernel: during a takeover's grace
 	 * period the slow path keeps the connection (it alone knows slack). */
-	if ((c->tcp.slack[0] | c->tcp.slack[1]) ||
-	    e->fast->install(e->fast_arg, &fc) < 0) {
-		lb_worker_count(w, LB_CNT_FAST_INSTALL_FAILED, 1);
+	if (!installed && (c->tcp.slack[0] | c->tcp.slack[1]))
+		return;
+	/* Installed: this packet went up (it raced the install, or the
+	 * program could not judge it) and moved the edges here; the kernel
+	 * must see them, or every later packet would fail its checks there
+	 * too and come up. */
+	if (e->fast->install(e->fast_arg, &fc) < 0) {
+		if (!installed)
+			lb_worker_count(w, LB_CNT_FAST_INSTALL_FAILED, 1);
 		return;
 	}
+	if (installed)
+		return;
 	c->flags |= LB_CONN_F_FAST;
 	lb_worker_count(w, LB_CNT_FAST_INSTALLS, 1);
 }

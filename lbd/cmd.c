@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "lbd_capture.h"
+#include "lbd_fastpath.h"
 #include "lbd_cmd.h"
 #include "lbd_loop.h"
 #include "lbd_queue.h"
@@ -69,6 +70,7 @@ void lbd_cmd_stats(struct lbd *d, FILE *out)
 	}
 	kernel_queue_stats(d, out);
 	lbd_capture_print_stats(d->capture, out);
+	lbd_fastpath_print_stats(d->fastpath, out);
 }
 
 static void print_conn(const struct lb_conn_info *c, void *arg)

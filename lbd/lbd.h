@@ -15,6 +15,7 @@
 #include "lb_engine.h"
 
 struct lbd_capture;
+struct lbd_fastpath;
 struct lbd_loop;
 struct lbd_queue;
 struct lbd_sync;
@@ -29,6 +30,7 @@ struct lbd {
 	struct lbd_sync *sync;		/* NULL without a sync section */
 	struct lbd_loop *loop;		/* the engine's control thread */
 	struct lbd_capture *capture;	/* `lbctl capture`; idle until started */
+	struct lbd_fastpath *fastpath;	/* the kernel fast path; NULL: off */
 	int ctl_fd;
 	int sig_fd;
 	int rules_installed;
