@@ -332,8 +332,8 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
  * is never more than about one interval, and never more than max_lag bytes,
  * behind.
  */
-static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
-				  uint8_t before, uint64_t now_ms)
+uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+			      uint8_t before, uint64_t now_ms)
 {
 	uint32_t interval = e->repl_conf.interval_ms;
 
@@ -417,7 +417,7 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 	c->last_seen_ms = now_ms;
 	c->pkts[dir]++;
 	c->bytes[dir] += pi->ip_len;
-	ticket = repl_after_packet(e, w, c, before, now_ms);
+	ticket = lb_repl_after_packet(e, w, c, before, now_ms);
 	/* Zero-loss mode holds the server's SYN/ACK until the peer has the
 	 * connection with the server's ISN, and a SYN that reopens a closed
 	 * entry as on_new() holds a new one: else a takeover before its SYN/ACK

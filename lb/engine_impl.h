@@ -91,6 +91,15 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 /* c (locked) leaves the table: take it off the fast path. */
 void lb_fastpath_forget(struct lb_engine *e, struct lb_conn *c);
 
+/* c (locked) took a state from the peer: a standby keeps its fast path
+ * ready, so that a takeover has nothing left to install. */
+void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c);
+
+/* Replicates c (locked) after it moved, when due (engine.c). Returns the
+ * defer ticket, 0 when none. */
+uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+			      uint8_t before, uint64_t now_ms);
+
 /* Wall-clock microseconds for a monotonic time (see lb_engine_set_clock). */
 uint64_t lb_engine_real_us(struct lb_engine *e, uint64_t now_ms);
 

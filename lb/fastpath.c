@@ -120,6 +120,35 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 	lb_worker_count(w, LB_CNT_FAST_INSTALLS, 1);
 }
 
+void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
+{
+	struct lb_fastpath_conn fc;
+	int established = c->tcp.state == LB_TCP_ESTABLISHED;
+
+	if (!e->fast)
+		return;
+	if (!established) {
+		if (c->flags & LB_CONN_F_FAST)
+			take_back(e, e->tick_worker, c);
+		return;
+	}
+	/* Exact bounds in the kernel, whatever the engine's slack: after a
+	 * takeover a segment beyond them goes up, the engine accepts it
+	 * with its slack and pushes its edges back down. */
+	fc.orig = c->tuple[LB_DIR_ORIG];
+	fc.reply = c->tuple[LB_DIR_REPLY];
+	fc.peer[0] = c->tcp.peer[0];
+	fc.peer[1] = c->tcp.peer[1];
+	if (e->fast->install(e->fast_arg, &fc) < 0) {
+		if (e->tick_worker && !(c->flags & LB_CONN_F_FAST))
+			lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALL_FAILED, 1);
+		return;
+	}
+	if (!(c->flags & LB_CONN_F_FAST) && e->tick_worker)
+		lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALLS, 1);
+	c->flags |= LB_CONN_F_FAST;
+}
+
 void lb_fastpath_forget(struct lb_engine *e, struct lb_conn *c)
 {
 	if (e->fast && (c->flags & LB_CONN_F_FAST))
@@ -133,12 +162,15 @@ int lb_engine_fastpath_seen(struct lb_engine *e, struct lb_worker *w, const stru
 	struct lb_conn *c = lb_table_lookup(e->table, orig, &dir);
 	int rc = -ENOENT;
 
-	(void)now_ms;
 	if (!c)
 		return rc;
 	if (dir == LB_DIR_ORIG && (c->flags & LB_CONN_F_FAST)) {
 		merge_peers(c, s);
 		merge_traffic(e, w, c, s);
+		/* The peer learns what the kernel moved as from any packet: at
+		 * most every interval, or once it moved max_lag bytes. */
+		if (s->pkts[0] || s->pkts[1])
+			lb_repl_after_packet(e, w, c, c->tcp.state, now_ms);
 		rc = 0;
 	}
 	lb_conn_unlock(c);

@@ -95,6 +95,7 @@ static void apply(struct lb_engine *e, struct lb_conn *c, const struct lb_conn_s
 		lb_table_wake_at(e->table, c, expires);
 	c->expires_ms = expires;
 	lb_backend_state_change(c->backend, before, c->tcp.state);
+	lb_fastpath_import(e, c);
 }
 
 enum update_result { UPD_DONE, UPD_REPLACE };

@@ -1,13 +1,14 @@
 /*
  * lbd's kernel fast path (lbd_fastpath.h).
  *
- * Without a sync section only: replication of connections the kernel moves
- * would need the program to signal when an entry moved max_lag bytes (a
- * ring buffer), and the standby to install imported connections in its own
- * map; until then a node with a peer runs on NFQUEUE alone, and says so.
+ * In a pair: the standby's engine installs the connections it imports, so
+ * its map is ready at takeover; the program forwards only on the master.
+ * What the kernel forwards reaches the peer through the loop's sweep, which
+ * hands it to the engine, which replicates as for any packet.
  */
 #include <errno.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,9 @@
 
 struct lbd_fastpath {
 	struct fp *fp;
-	atomic_int enabled;
+	pthread_mutex_t lock;		/* the two switches, from two threads */
+	int capture_off, master;
+	atomic_int forwarding;		/* what the program was last told */
 	unsigned nifs;
 };
 
@@ -87,15 +90,12 @@ struct lbd_fastpath *lbd_fastpath_open(const struct lb_conf *conf, struct lb_eng
 	detach_stale();
 	if (conf->daemon.fast_path == LB_FAST_PATH_OFF)
 		return NULL;
-	if (conf->sync.enabled) {
-		log_warn("fast path: off with a sync section (replication of kernel-forwarded "
-			 "connections is not done yet); running on NFQUEUE alone");
-		*fatal = required;
-		return NULL;
-	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		goto fail;
+	pthread_mutex_init(&f->lock, NULL);
+	/* With a peer lbd starts as backup: keepalived says when to forward. */
+	f->master = !conf->sync.enabled;
 	f->fp = fp_open(&fc, err, sizeof(err));
 	if (!f->fp) {
 		log_warn("fast path: %s", err);
@@ -108,13 +108,16 @@ struct lbd_fastpath *lbd_fastpath_open(const struct lb_conf *conf, struct lb_eng
 		goto fail;
 	}
 	lb_engine_set_fastpath(e, &fp_engine_ops, f->fp);
+	f->forwarding = -1;	/* tell the program, whatever it is */
 	lbd_fastpath_set_enabled(f, 1);
 	log_info("fast path: on, on %u interfaces, room for %u connections", f->nifs,
 		 fc.max_conns);
 	return f;
 fail:
-	if (f)
+	if (f) {
 		fp_close(f->fp);
+		pthread_mutex_destroy(&f->lock);
+	}
 	free(f);
 	if (!required)
 		log_warn("fast path: running on NFQUEUE alone");
@@ -128,20 +131,46 @@ void lbd_fastpath_close(struct lbd_fastpath *f, struct lb_engine *e)
 		return;
 	lb_engine_set_fastpath(e, NULL, NULL);
 	fp_close(f->fp);
+	pthread_mutex_destroy(&f->lock);
 	free(f);
+}
+
+/* Tells the program what the switches say; f->lock held. */
+static void apply_switches(struct lbd_fastpath *f)
+{
+	int on = f->master && !f->capture_off, rc;
+
+	if (atomic_load(&f->forwarding) == on)
+		return;
+	rc = fp_set_enabled(f->fp, on);
+	if (rc < 0) {
+		log_err("fast path: cannot switch %s: %s", on ? "on" : "off", strerror(-rc));
+		return;
+	}
+	atomic_store(&f->forwarding, on);
+	log_info("fast path: %s", on ? "forwarding"
+			      : f->master ? "paused for a capture (every packet to NFQUEUE)"
+					  : "standby (not master)");
 }
 
 void lbd_fastpath_set_enabled(struct lbd_fastpath *f, int on)
 {
-	int rc;
-
-	if (!f || atomic_exchange(&f->enabled, on) == on)
+	if (!f)
 		return;
-	rc = fp_set_enabled(f->fp, on);
-	if (rc < 0)
-		log_err("fast path: cannot switch %s: %s", on ? "on" : "off", strerror(-rc));
-	else
-		log_info("fast path: %s", on ? "forwarding" : "paused (every packet to NFQUEUE)");
+	pthread_mutex_lock(&f->lock);
+	f->capture_off = !on;
+	apply_switches(f);
+	pthread_mutex_unlock(&f->lock);
+}
+
+void lbd_fastpath_set_master(struct lbd_fastpath *f, int master)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->master = master;
+	apply_switches(f);
+	pthread_mutex_unlock(&f->lock);
 }
 
 struct sweep_ctx {
@@ -169,8 +198,14 @@ void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_w
 void lbd_fastpath_print_stats(struct lbd_fastpath *f, FILE *out)
 {
 	uint64_t c[FP_CNT_COUNT];
+	const char *state = "off";
 
-	fprintf(out, "fast_path %s\n", !f ? "off" : atomic_load(&f->enabled) ? "on" : "paused");
+	if (f) {
+		pthread_mutex_lock(&f->lock);
+		state = atomic_load(&f->forwarding) == 1 ? "on" : !f->master ? "standby" : "paused";
+		pthread_mutex_unlock(&f->lock);
+	}
+	fprintf(out, "fast_path %s\n", state);
 	if (!f)
 		return;
 	fprintf(out, "fast_path_entries %zu\n", fp_conn_count(f->fp));

@@ -29,14 +29,20 @@ struct lbd_fastpath *lbd_fastpath_open(const struct lb_conf *conf, struct lb_eng
 /* Detaches the engine's hooks and the program, and frees; NULL is fine. */
 void lbd_fastpath_close(struct lbd_fastpath *f, struct lb_engine *e);
 
-/* Switches the program's handling (off while a capture runs); NULL is fine. */
+/*
+ * The program forwards while the node is master and no capture runs.
+ * set_enabled: off while a capture runs (main thread); set_master: the
+ * node's role (the loop thread). NULL is fine.
+ */
 void lbd_fastpath_set_enabled(struct lbd_fastpath *f, int on);
+void lbd_fastpath_set_master(struct lbd_fastpath *f, int master);
 
 /* The loop thread, each tick: what the kernel forwarded goes to the engine. */
 void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
 			uint64_t now_ms);
 
-/* `lbctl stats` lines: fast_path state, installed entries, counters. */
+/* `lbctl stats` lines: fast_path state (on, off, paused: a capture runs,
+ * standby: not master), installed entries, counters. */
 void lbd_fastpath_print_stats(struct lbd_fastpath *f, FILE *out);
 
 #endif

@@ -82,7 +82,12 @@ static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 	case CMD_SET_ROLE:
 		if (l->sync)
 			lbd_sync_set_role(l->sync, c->role);
+		/* The kernel fast path forwards only while the engine does. */
+		if (c->role != LB_ROLE_MASTER)
+			lbd_fastpath_set_master(l->fastpath, 0);
 		c->was = lb_engine_set_role(l->engine, c->role);
+		if (c->role == LB_ROLE_MASTER)
+			lbd_fastpath_set_master(l->fastpath, 1);
 		if (c->was != c->role)
 			log_info("role %s -> %s", lb_role_name(c->was), lb_role_name(c->role));
 		c->result = 0;

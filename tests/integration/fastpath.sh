@@ -5,10 +5,12 @@
 # packets cross NFQUEUE), with checksum offload on and off; IPv6 stays on
 # NFQUEUE; a capture pauses the fast path and its end resumes it. Then the
 # same download with `fast_path = false`: unchanged behaviour, every packet
-# through NFQUEUE.
+# through NFQUEUE. Last, the pair: the standby installs the connections it
+# imports, forwards nothing while backup, and after the active is killed
+# mid-download carries the download on in its kernel, byte-exact.
 set -u
 . "$(dirname "$0")/lib.bash"
-export LAB_HA=0		# no sync section: the fast path is off with one (for now)
+export LAB_HA=0		# the single-node lab first
 
 WANT=
 blob_ok() {
@@ -77,10 +79,35 @@ expect_eq "no packet lost in the kernel queues" "$lost" 0
 lab down >/dev/null 2>&1
 export LAB_FAST_PATH=false
 lab_start fastpath
+WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
 expect_eq "fast_path = false: off" "$(ctl stats | awk '$1 == "fast_path" { print $2 }')" off
 check "fast_path = false: blob intact" blob_ok http://198.18.0.100/blob
 check "fast_path = false: every reply through NFQUEUE ($(stat pkts_reply))" stat_gt pkts_reply 1000
 expect_eq "fast_path = false: no fast-path counters" "$(ctl stats | grep -c '^fp_')" 0
 expect_eq "fast_path = false: no tc filter on lb1's front" \
 	"$(lab_exec lb1 tc filter show dev front0 ingress 2>/dev/null | grep -c bpf)" 0
+
+# The pair, fast path on (the default).
+lab down >/dev/null 2>&1
+unset LAB_FAST_PATH
+export LAB_HA=1
+lab_start fastpath
+WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
+fp_state() { "$LAB" ctl "$1" stats | awk '$1 == "fast_path" { print $2 }'; }
+expect_eq "pair: the active forwards in the kernel" "$(fp_state lb1)" on
+expect_eq "pair: the standby's program forwards nothing" "$(fp_state lb2)" standby
+lab_exec client sh -c "curl -s -m 40 --limit-rate 8M http://198.18.0.100/blob | sha256sum" \
+	>"$RUN/dl.sum" 2>/dev/null &
+dl=$!
+entries() { [ "$("$LAB" ctl lb2 stats | awk '$1 == "fast_path_entries" { print $2 }')" -ge 1 ]; }
+check "pair: the standby installed the imported connection" wait_until 5 entries
+sleep 1
+lab kill lb1 >/dev/null
+wait_dl() { ! kill -0 "$dl" 2>/dev/null; }
+wait_until 40 wait_dl || kill "$dl" 2>/dev/null
+expect_eq "pair: the download survived the takeover, byte-exact" \
+	"$(cut -d' ' -f1 "$RUN/dl.sum")" "$WANT"
+fwd=$("$LAB" ctl lb2 stats | awk '$1 == "fp_fwd_reply" { print $2 }')
+check "pair: the new active forwarded it in its kernel ($fwd replies)" [ "${fwd:-0}" -gt 100 ]
+expect_eq "pair: the new active's fast path is on" "$(fp_state lb2)" on
 finish

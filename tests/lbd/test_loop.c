@@ -81,6 +81,12 @@ void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_w
 	(void)now_ms;
 }
 
+void lbd_fastpath_set_master(struct lbd_fastpath *f, int master)
+{
+	assert_null(f);
+	(void)master;
+}
+
 void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role)
 {
 	pthread_mutex_lock(&s->lock);
