@@ -483,7 +483,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	memset(c, 0, sizeof(*c));
 	c->daemon.workers = 1;
 	c->daemon.queue_maxlen = 8192;
-	c->daemon.fast_path = LB_FAST_PATH_ON;
+	c->daemon.fast_path = LB_FAST_PATH_OFF;	/* opt-in: docs/configuration.md */
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");
 	c->daemon.log_facility = LOG_DAEMON;

