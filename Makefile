@@ -22,7 +22,7 @@
 
 CC      ?= cc
 PKGS    := libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap libsystemd jansson \
-           libcurl libmicrohttpd libbpf
+           libcurl libmicrohttpd libcap-ng libseccomp libbpf
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers \
@@ -62,7 +62,7 @@ UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
 .PHONY: all tools test demo deps clean unit bench fuzz tsan tsan-build install deb drills \
-	fastpath-takeover
+	asan asan-build soak fastpath-takeover
 all: $(TOOLS) $(UNIT_BINS)
 tools: $(TOOLS)
 
@@ -136,8 +136,19 @@ tsan-build:
 tsan: tsan-build
 	tests/run tsan
 
+# AddressSanitizer and UndefinedBehaviorSanitizer: the same unit suites (the
+# replay suite among them) built into build/asan; `make asan` builds and
+# runs them, `make test` runs them too. Any report fails its suite.
+ASAN_B := build/asan
+asan-build:
+	$(MAKE) B=$(ASAN_B) SAN="-fsanitize=address,undefined -fno-sanitize-recover=all \
+		-fno-omit-frame-pointer -O1" $(patsubst $(B)/%,$(ASAN_B)/%,$(UNIT_BINS))
+
+asan: asan-build
+	tests/run asan
+
 test: deps
-	$(MAKE) all tsan-build
+	$(MAKE) all tsan-build asan-build
 	tests/run
 
 demo: deps
@@ -148,6 +159,13 @@ demo: deps
 drills: deps
 	$(MAKE) all
 	tests/corpus/run.sh
+
+# Steady traffic through the lab pair with a failover every 20 s, for
+# SOAK_SECONDS (default 300): no connection lost, lbd's memory flat, every
+# packet accounted for. A one-minute version (soak_minute) is in make test.
+soak: deps
+	$(MAKE) all
+	bash tests/soak/soak.sh
 
 # The fast path across takeovers, a known open problem (docs/operations.md);
 # not part of `make test`. FP_TAKEOVER_ROUNDS rounds (default 5).

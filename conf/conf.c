@@ -170,13 +170,24 @@ static int get_fast_path(struct reader *r, const config_setting_t *g, int *out)
 	return fail(r, s, "'fast_path' must be true, false or \"required\"");
 }
 
+static int get_bool(struct reader *r, const config_setting_t *g, const char *name, int *out);
+
+/* A user name as useradd takes it: so nothing odd reaches getpwnam(). */
+static int user_ok(const char *u)
+{
+	return *u && strlen(u) <= 32 && *u != '-' &&
+	       strspn(u, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+	       strlen(u);
+}
+
 static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
 					     "chain", "max_conns", "max_persist", "max_embryonic",
 					     "metrics", "control_group", "log", "log_facility",
-					     "log_level", "fast_path", NULL };
+					     "log_level", "user", "fail_open", "fast_path", NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
+	const char *user = c->daemon.user;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
 	unsigned max_persist = (unsigned)c->engine.max_persist;
 	unsigned max_embryonic = (unsigned)c->engine.max_embryonic;
@@ -189,8 +200,13 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	    get_uint(r, g, "max_persist", 1, 1 << 24, &max_persist) < 0 ||
 	    get_uint(r, g, "max_embryonic", 0, 1 << 26, &max_embryonic) < 0 ||
 	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0 ||
+	    get_str(r, g, "user", 0, &user) < 0 ||
+	    get_bool(r, g, "fail_open", &c->daemon.fail_open) < 0 ||
 	    get_fast_path(r, g, &c->daemon.fast_path) < 0)
 		return -1;
+	if (!user_ok(user))
+		return fail(r, config_setting_get_member(g, "user"),
+			    "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
 	if (strlen(control) >= sizeof(c->daemon.control))
 		return fail(r, config_setting_get_member(g, "control"), "'control' path too long");
 	if (strlen(chain) == 0 || strlen(chain) > 20 || strspn(chain,
@@ -201,6 +217,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 		return -1;
 	memmove(c->daemon.control, control, strlen(control) + 1);
 	memmove(c->daemon.chain, chain, strlen(chain) + 1);
+	memmove(c->daemon.user, user, strlen(user) + 1);
 	c->engine.max_conns = max_conns;
 	c->engine.max_persist = max_persist;
 	c->engine.max_embryonic = max_embryonic;
@@ -209,12 +226,13 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 
 static int read_sync_addrs(struct reader *r, const config_setting_t *g, struct lb_sync_conf *sc)
 {
-	const char *ifname = "", *key = NULL;
+	const char *ifname = "", *key = NULL, *state = "";
 	unsigned port = sc->port;
 
 	if (get_addr(r, g, "local", &sc->local) < 0 || get_addr(r, g, "peer", &sc->peer) < 0 ||
 	    get_uint(r, g, "port", 1, 65535, &port) < 0 ||
-	    get_str(r, g, "interface", 0, &ifname) < 0 || get_str(r, g, "key_file", 1, &key) < 0)
+	    get_str(r, g, "interface", 0, &ifname) < 0 || get_str(r, g, "key_file", 1, &key) < 0 ||
+	    get_str(r, g, "state_file", 0, &state) < 0)
 		return -1;
 	if (sc->local.family != sc->peer.family)
 		return fail(r, g, "'local' and 'peer' must be of the same address family");
@@ -222,6 +240,15 @@ static int read_sync_addrs(struct reader *r, const config_setting_t *g, struct l
 		return fail(r, config_setting_get_member(g, "interface"), "'interface' name too long");
 	if (strlen(key) >= sizeof(sc->key_file))
 		return fail(r, config_setting_get_member(g, "key_file"), "'key_file' path too long");
+	if (!*state && strlen(key) + sizeof(".epoch") > sizeof(sc->state_file))
+		return fail(r, config_setting_get_member(g, "key_file"),
+			    "'key_file' path too long to hold the state file next to it");
+	if (strlen(state) >= sizeof(sc->state_file))
+		return fail(r, config_setting_get_member(g, "state_file"), "'state_file' path too long");
+	if (*state)
+		memmove(sc->state_file, state, strlen(state) + 1);
+	else
+		snprintf(sc->state_file, sizeof(sc->state_file), "%s.epoch", key);
 	sc->port = (uint16_t)port;
 	memmove(sc->interface, ifname, strlen(ifname) + 1);
 	memmove(sc->key_file, key, strlen(key) + 1);
@@ -242,14 +269,15 @@ static int get_bool(struct reader *r, const config_setting_t *g, const char *nam
 
 static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
-	static const char *const keys[] = { "node_id", "local", "peer", "port", "interface",
-					    "key_file", "interval", "max_lag", "defer", "defer_timeout",
+	static const char *const keys[] = { "node_id", "peer_id", "local", "peer", "port",
+					    "interface", "key_file", "state_file", "interval", "max_lag", "defer", "defer_timeout",
 					    "ring", "heartbeat", "peer_timeout", "resync_timeout",
 					    "key_grace", NULL };
 	struct lb_sync_conf *sc = &c->sync;
 
 	if (check_keys(r, g, "'sync'", keys) < 0 ||
 	    get_uint(r, g, "node_id", 1, 0xffffffffLL, &sc->node_id) < 0 ||
+	    get_uint(r, g, "peer_id", 1, 0xffffffffLL, &sc->peer_id) < 0 ||
 	    read_sync_addrs(r, g, sc) < 0 ||
 	    get_uint(r, g, "interval", 10, 60000, &sc->interval_ms) < 0 ||
 	    get_uint(r, g, "max_lag", 65536, 1 << 30, &sc->max_lag) < 0 ||
@@ -263,6 +291,11 @@ static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf
 		return -1;
 	if (sc->node_id == 0)
 		return fail(r, g, "missing 'node_id' (1 or more, unique in the pair)");
+	if (sc->peer_id == 0)
+		return fail(r, g, "missing 'peer_id' (the other node's node_id)");
+	if (sc->peer_id == sc->node_id)
+		return fail(r, config_setting_get_member(g, "peer_id"),
+			    "'peer_id' must differ from 'node_id'");
 	sc->enabled = 1;
 	return 0;
 }
@@ -485,6 +518,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	c->daemon.queue_maxlen = 8192;
 	c->daemon.fast_path = LB_FAST_PATH_OFF;	/* opt-in: docs/configuration.md */
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
+	snprintf(c->daemon.user, sizeof(c->daemon.user), "nobody");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");
 	c->daemon.log_facility = LOG_DAEMON;
 	c->daemon.log_level = -1;

@@ -152,7 +152,8 @@ static int make_side(struct drill_pair *p, int idx, char *err, size_t errlen)
 	struct lb_repl_conf rc = { .interval_ms = p->conf.interval_ms, .defer = p->conf.defer,
 				   .max_lag = c->sync.enabled ? c->sync.max_lag : 0 };
 	struct sync_node_conf nc = {
-		.link = { .node_id = (uint32_t)idx + 1, .epoch = 1000 + (uint64_t)idx, .key = key,
+		.link = { .node_id = (uint32_t)idx + 1, .peer_id = 2 - (uint32_t)idx,
+			  .epoch = 1000 + (uint64_t)idx, .key = key,
 			  .key_len = sizeof(key), .ring = 2048, .mtu = 1400, .heartbeat_ms = 100,
 			  .nack_delay_ms = 2, .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
 		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 8192, .defer = p->conf.defer,

@@ -26,6 +26,7 @@
  * of the cost of 64 KiB GSO payloads. The trace keeps at least this much.
  */
 #define HEAD_BYTES DRILL_TRACE_HEAD
+#define SCRATCH_BYTES 65536	/* a trace packet is at most 65535 bytes */
 
 enum conn_status {
 	CS_BEFORE,		/* ended before the failover */
@@ -108,11 +109,16 @@ static struct lb_packet prepare(struct replay *r, struct lb_engine *e, size_t i,
 	struct lb_conn_state st;
 	struct lb_pkt_info pi;
 
-	/* The rest of scratch holds stale bytes that nothing reads. */
+	/* Only the first HEAD_BYTES of scratch are ever written (the trace's
+	 * bytes, then NAT's header rewrite); the rest stays as calloc left it,
+	 * zeros standing in for the payload the trace did not keep, so the
+	 * engine, handed the packet's full length, reads nothing undefined. */
+	if (pkt.len > SCRATCH_BYTES)
+		pkt.len = SCRATCH_BYTES;
 	memcpy(r->scratch, tp->data, tp->len < HEAD_BYTES ? tp->len : HEAD_BYTES);
 	if (tp->dir == LB_DIR_REPLY &&
 	    lb_engine_conn_find(e, &r->t.conns[tp->conn].orig, now, &st) == 0 &&
-	    lb_pkt_parse(r->scratch, tp->len, &pi) == LB_PKT_OK)
+	    lb_pkt_parse(r->scratch, pkt.len, &pi) == LB_PKT_OK)
 		lb_pkt_nat(r->scratch, &pi, 0, &st.backend, st.backend_port, 0);
 	return pkt;
 }
@@ -783,7 +789,7 @@ static int setup(struct replay *r, char *err, size_t errlen)
 	r->ref = calloc(r->t.npkts, sizeof(*r->ref));
 	r->run = calloc(r->t.npkts, sizeof(*r->run));
 	r->conns = calloc(r->t.nconns, sizeof(*r->conns));
-	r->scratch = malloc(65536);
+	r->scratch = calloc(1, SCRATCH_BYTES);
 	if (!r->ref || !r->run || !r->conns || !r->scratch) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

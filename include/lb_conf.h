@@ -34,17 +34,21 @@ struct lb_daemon_conf {
 	int log_facility;		/* LOG_DAEMON, ... */
 	int log_level;			/* enum log_level; -1: not set */
 	int fast_path;		/* enum lb_fast_path */
+	char user[33];		/* run as this user after set-up (root: uid 0 kept) */
+	int fail_open;		/* queue overflow and no lbd: packets pass unqueued */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */
 struct lb_sync_conf {
 	int enabled;
 	uint32_t node_id;
+	uint32_t peer_id;		/* the only node id we hear */
 	struct lb_addr local;		/* bind address on the sync link */
 	struct lb_addr peer;		/* the peer's address (unicast) */
 	uint16_t port;
 	char interface[16];		/* SO_BINDTODEVICE, "" for none */
 	char key_file[256];
+	char state_file[256];		/* the epoch counter; "" = key_file + ".epoch" */
 	uint32_t interval_ms;		/* window refresh while data flows */
 	uint32_t max_lag;		/* bytes a connection moves between refreshes, at most */
 	int defer;			/* hold new connections until the peer has them */

@@ -32,10 +32,24 @@
  *
  * Security: the HMAC-SHA256 over each datagram (libsodium) is checked before
  * anything past the 4-byte prefix is decoded. Then: our own node id (a looped
- * datagram), a second peer node id, an epoch older than the peer's current
- * one, and a msg_seq seen before or older than a 1024-datagram window are all
- * refused and counted. A newer epoch is the peer restarting: its stream starts
- * again from data_seq 1 and ops->peer_restarted() is called.
+ * datagram), any node id other than conf.peer_id, an epoch older than the
+ * peer's current one, and a msg_seq seen before or older than a
+ * 1024-datagram window are all refused and counted. Sequence numbers above
+ * 2^62 are refused as undecodable, so no arithmetic on them can wrap.
+ *
+ * Freshness: a datagram can be replayed from a capture, and after our own
+ * restart we remember nothing of the peer's msg_seq. So an epoch of the peer
+ * counts only once it proves it is live: a Heartbeat of that epoch that
+ * names OUR current epoch as peer_epoch (which no capture can hold: our
+ * epoch is new with every start). Until then every datagram of it is
+ * refused (unproven), except that its epoch is echoed in our heartbeats
+ * (at once when first heard). Everything of that epoch sent before the
+ * proof is refused as a replay, and its stream starts for us after the
+ * proving heartbeat's last_data_seq (earlier Data went to an incarnation of
+ * ours it did not know; a joining node gets that state from the bulk
+ * resync it asks for). Proving a newer epoch than an earlier
+ * proven one is the peer restarting: its stream starts again from data_seq 1
+ * and ops->peer_restarted() is called.
  */
 #ifndef SYNC_LINK_H
 #define SYNC_LINK_H
@@ -45,10 +59,13 @@
 
 #define SYNC_KEY_MIN 16		/* bytes of key material at least */
 #define SYNC_KEY_MAX 256
+#define SYNC_EPOCH_MAX ((UINT64_C(1) << 31) - 1)	/* request ids: epoch << 32 | n */
 
 struct sync_link_conf {
-	uint32_t node_id;	/* ours; non-zero; the peer's must differ */
-	uint64_t epoch;		/* ours; must grow across restarts (e.g. realtime us) */
+	uint32_t node_id;	/* ours; non-zero */
+	uint32_t peer_id;	/* the peer's; non-zero, != node_id; no other node is heard */
+	uint64_t epoch;		/* ours; 1..SYNC_EPOCH_MAX, must grow across restarts
+				 * (lbd persists a counter: a clock may step back) */
 	const uint8_t *key;	/* HMAC key, copied by sync_link_new() */
 	size_t key_len;		/* SYNC_KEY_MIN..SYNC_KEY_MAX */
 	size_t ring;		/* Data datagrams kept for retransmission, and
@@ -93,6 +110,7 @@ struct sync_link_stats {
 	uint64_t foreign_node;		/* a node that is not our peer */
 	uint64_t stale_epoch;		/* the peer's previous incarnation */
 	uint64_t replayed;		/* msg_seq seen before or too old */
+	uint64_t unproven;		/* an epoch of the peer not yet proven live */
 	uint64_t peer_restarts;
 };
 
@@ -131,10 +149,13 @@ uint64_t sync_link_next_ms(const struct sync_link *link);
 
 /*
  * Asks the peer for a bulk resync; returns the request id it will echo. Ids
- * grow from our epoch, so they never repeat across restarts: an answer to a
- * previous incarnation's request cannot be taken for ours.
+ * are epoch << 32 | n, so they never repeat across restarts: an answer to a
+ * previous incarnation's request cannot be taken for ours. again: the id of
+ * an earlier request to send once more (the request is not sequenced and
+ * may be lost; the peer serving it knows the id and carries on), or 0 for a
+ * new one.
  */
-uint64_t sync_link_request_resync(struct sync_link *link, uint64_t now_ms);
+uint64_t sync_link_request_resync(struct sync_link *link, uint64_t again, uint64_t now_ms);
 
 /* What our heartbeats tell the peer about us; a change is sent at the next tick. */
 void sync_link_set_status(struct sync_link *link, enum sync_role role, int ready);

@@ -153,7 +153,7 @@ int lbd_admin_command(struct lbd *d, const char *name, const char *arg, struct l
 	if (rc < 0)
 		return engine_error(r, rc, svc, be);
 	/* A new backend needs its reply rule; a removed one keeps it until freed. */
-	if (op.kind == LBD_ADMIN_ADD && lbd_rules_install(&d->conf, d->engine) < 0)
+	if (op.kind == LBD_ADMIN_ADD && lbd_rules_install(&d->tools, &d->conf, d->engine) < 0)
 		return lbd_reply_error(r, "backend added but rules not updated (see lbd's log)");
 	if (op.kind == LBD_ADMIN_WEIGHT)
 		log_info("runtime: weight %s %s %u (until the next reload)", svc, be, op.value);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,10 +117,30 @@ static void check_rp_filter(struct checker *c, const struct lb_conf *conf)
 		    strict);
 }
 
+/* The uid lbd runs as after set-up: daemon.user's when started as root
+ * (lbd_privs.h), else ours. Returns 0, or -1 when that user does not exist. */
+static int runtime_uid(struct checker *c, const struct lb_conf *conf, uid_t *uid)
+{
+	struct passwd *pw;
+
+	*uid = geteuid();
+	if (*uid != 0)
+		return 0;
+	pw = getpwnam(conf->daemon.user);
+	if (!pw) {
+		say(c, LBD_CHECK_ERROR, "daemon.user '%s': no such user (lbd switches to it "
+		    "after set-up)", conf->daemon.user);
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	return 0;
+}
+
 static void check_key(struct checker *c, const struct lb_conf *conf)
 {
 	const char *path = conf->sync.key_file;
 	struct stat st;
+	uid_t uid;
 
 	if (!conf->sync.enabled)
 		return;
@@ -138,10 +159,11 @@ static void check_key(struct checker *c, const struct lb_conf *conf)
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 		say(c, LBD_CHECK_ERROR, "sync key %s: mode %04o gives group or others access "
 		    "(chmod 600)", path, (unsigned)(st.st_mode & 07777));
-	if (st.st_uid != geteuid())
-		say(c, LBD_CHECK_WARN, "sync key %s: owned by uid %u, lbd runs as %u: its owner "
-		    "can read and replace the key (chown)", path, (unsigned)st.st_uid,
-		    (unsigned)geteuid());
+	/* lbd reads the key again on a reload, as the user it runs as then */
+	if (runtime_uid(c, conf, &uid) == 0 && st.st_uid != uid)
+		say(c, LBD_CHECK_WARN, "sync key %s: owned by uid %u, lbd runs as %u after "
+		    "set-up: a reload cannot read a new key, and its owner can read and "
+		    "replace it (chown)", path, (unsigned)st.st_uid, (unsigned)uid);
 }
 
 static void check_sync_interface(struct checker *c, const struct lb_conf *conf)

@@ -55,14 +55,15 @@ static void kernel_queue_stats(struct lbd *d, struct lbd_reply *r)
 
 static void queue_stats(struct lbd *d, struct lbd_reply *r)
 {
-	static const char *const names[] = { "batches", "recv_errors", "send_errors",
+	static const char *const names[] = { "packets", "batches", "recv_errors", "send_errors",
 					      "verdicts_lost", "bad_messages" };
 	char key[64];
 
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		const struct lbd_queue_stats *s = lbd_queue_stats(d->queues[i]);
-		const atomic_uint_fast64_t *v[] = { &s->batches, &s->recv_errors, &s->send_errors,
-						    &s->verdicts_lost, &s->bad_messages };
+		const atomic_uint_fast64_t *v[] = { &s->packets, &s->batches, &s->recv_errors,
+						    &s->send_errors, &s->verdicts_lost,
+						    &s->bad_messages };
 
 		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 			snprintf(key, sizeof(key), "nfq%u_%s", lbd_queue_num(d->queues[i]), names[k]);
@@ -343,7 +344,7 @@ int lbd_cmd_reload(struct lbd *d, struct lbd_reply *r)
 	lbd_health_stop(d->health);
 	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)
 		lbd_reply_warning(r, "health checks not restarted (see lbd's log)");
-	if (lbd_rules_install(&d->conf, d->engine) < 0) {
+	if (lbd_rules_install(&d->tools, &d->conf, d->engine) < 0) {
 		log_err("reload: services applied but the iptables rules were not updated");
 		return lbd_reply_error(r, "services applied but rules not updated (see lbd's log)");
 	}

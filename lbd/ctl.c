@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lbd.h"
 #include "lbd_admin.h"
 #include "lbd_capture.h"
 #include "lbd_cmd.h"
@@ -220,9 +221,11 @@ void lbd_ctl_serve(struct lbd *d, int fd)
 	/* A stuck client must not stall the control thread for long. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
-	/* Root (or lbd's own user) may do anything; the group only read. */
+	/* Root (or whoever started lbd) may do anything; the group only read.
+	 * Not lbd's uid now: that is daemon.user, shared with other services
+	 * when it is nobody. */
 	privileged = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
-		     (cred.uid == 0 || cred.uid == geteuid());
+		     (cred.uid == 0 || cred.uid == d->owner_uid);
 	r = lbd_reply_new(fd);
 	if (!r) {
 		close(fd);

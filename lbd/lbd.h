@@ -13,6 +13,7 @@
 
 #include "lb_conf.h"
 #include "lb_engine.h"
+#include "lbd_rules.h"
 
 struct lbd_capture;
 struct lbd_health;
@@ -39,6 +40,9 @@ struct lbd {
 	int sig_fd;
 	int rules_installed;
 	int debug;			/* -d: debug logging whatever the file says */
+	struct lbd_tools tools;		/* absolute paths, found at start */
+	unsigned owner_uid;		/* who started lbd (before it became
+					 * daemon.user): full control-socket rights */
 	uint64_t backends_freed_seen;	/* LB_CNT_BACKENDS_FREED at the last rules install */
 };
 

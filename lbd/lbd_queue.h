@@ -15,6 +15,8 @@ struct lbd_capture;
 struct lbd_queue;
 
 struct lbd_queue_stats {
+	atomic_uint_fast64_t packets;		/* handed to the engine: each gets one
+						 * pkts_* or drop_* count there */
 	atomic_uint_fast64_t batches;
 	atomic_uint_fast64_t recv_errors;
 	atomic_uint_fast64_t send_errors;	/* batches refused, then sent one by one */
@@ -23,14 +25,17 @@ struct lbd_queue_stats {
 };
 
 /*
- * Binds NFQUEUE number num (copy whole packets, GSO on, maxlen packets) and
+ * Binds NFQUEUE number num (copy whole packets, GSO on, maxlen packets,
+ * fail_open: NFQA_CFG_F_FAIL_OPEN, a full queue passes packets) and
  * prepares a worker that feeds engine e and shows every packet to capture
  * cap (not NULL; it must outlive the queue). Returns NULL and logs why.
  */
-struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e,
-				 struct lbd_capture *cap);
+struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, int fail_open,
+				 struct lb_engine *e, struct lbd_capture *cap);
 
-/* Starts the worker thread; it runs until lbd_queue_stop(). Returns 0 or -errno. */
+/* Starts the worker thread, which confines itself to lbd_seccomp_worker()'s
+ * allow-list before its first packet; it runs until lbd_queue_stop().
+ * Returns 0 or -errno (-EPERM: the filter could not be loaded). */
 int lbd_queue_start(struct lbd_queue *q);
 
 /* Asks the worker to stop and joins it (within about 250 ms). */

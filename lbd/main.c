@@ -5,8 +5,8 @@
  *   lbd -c FILE --check  validate the configuration, check the host, exit
  *                        (0 fine, 1 the host would stop lbd, 2 bad file)
  *   lbd --version
- * --pidfile FILE writes our pid once we are ready; under systemd
- * (Type=notify) READY=1 goes out at the same moment (lbd_service.h).
+ * --pidfile FILE writes our pid before lbd gives up root (its directory is
+ * root's); under systemd (Type=notify) READY=1 marks readiness (lbd_service.h).
  *
  * Start-up order matters: the configuration is checked before anything is
  * touched, the queues are bound before the rules that feed them exist, and
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #include "lbd_health.h"
 #include "lbd_metrics.h"
 #include "lbd_loop.h"
+#include "lbd_privs.h"
 #include "lbd_queue.h"
 #include "lbd_rules.h"
 #include "lbd_service.h"
@@ -89,11 +91,54 @@ static int open_queues(struct lbd *d)
 {
 	for (unsigned i = 0; i < d->conf.daemon.workers; i++) {
 		d->queues[i] = lbd_queue_open(d->conf.daemon.queue + i, d->conf.daemon.queue_maxlen,
-					      d->engine, d->capture);
+					      d->conf.daemon.fail_open, d->engine, d->capture);
 		if (!d->queues[i])
 			return -1;
 		d->nqueues = i + 1;
 	}
+	return 0;
+}
+
+/*
+ * Before the first thread starts (capabilities are per thread; the threads
+ * started later inherit the reduced set): from here on lbd runs as
+ * daemon.user with CAP_NET_ADMIN alone (lbd_privs.h).
+ */
+static int drop_privileges(struct lbd *d)
+{
+	char err[256];
+
+	if (lbd_privs_drop(d->conf.daemon.user, err, sizeof(err)) < 0) {
+		log_err("privileges: %s", err);
+		return -1;
+	}
+	log_info("running as uid %u with CAP_NET_ADMIN only", (unsigned)getuid());
+	return 0;
+}
+
+/*
+ * The pid file goes out before privileges are dropped (its directory, e.g.
+ * /run/lbd, is root's); under systemd (Type=notify) READY=1 still marks
+ * readiness. At exit lbd removes it if daemon.user may (systemd removes its
+ * RuntimeDirectory anyway).
+ */
+static int write_pidfile(struct lbd *d)
+{
+	char msg[256];
+
+	struct passwd *pw;
+
+	if (!d->pidfile)
+		return 0;
+	if (lbd_service_write_pidfile(d->pidfile, msg, sizeof(msg)) < 0) {
+		log_err("pid file %s", msg);
+		return -1;
+	}
+	/* Ours after the switch, so that lbd may remove it where the
+	 * directory lets its owner do so (a sticky one). */
+	if (geteuid() == 0 && (pw = getpwnam(d->conf.daemon.user)) &&
+	    chown(d->pidfile, pw->pw_uid, pw->pw_gid) < 0)
+		log_debug("pid file %s: chown: %s", d->pidfile, strerror(errno));
 	return 0;
 }
 
@@ -102,6 +147,9 @@ static int start(struct lbd *d)
 	uint64_t now = clock_mono_ms();
 	int rc = random_bytes(&d->conf.engine.seed, sizeof(d->conf.engine.seed)), fatal;
 
+	d->owner_uid = (unsigned)geteuid();
+	if (lbd_rules_find_tools(&d->tools) < 0)
+		return -1;
 	/* A guessable hash key lets an outsider aim SYNs at one bucket. */
 	if (rc < 0) {
 		log_err("cannot read a random hash key: %s", strerror(-rc));
@@ -133,6 +181,11 @@ static int start(struct lbd *d)
 	if (d->conf.sync.enabled &&
 	    !(d->sync = lbd_sync_open(&d->conf.sync, d->engine, d->queues, d->nqueues)))
 		return -1;
+	/* The last steps that need root (the directories of the socket and
+	 * the pid file); the socket is served only once run() starts. */
+	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
+	if (d->ctl_fd < 0 || write_pidfile(d) < 0 || drop_privileges(d) < 0)
+		return -1;
 	/* From here on only the loop makes the engine's control calls. */
 	d->loop = lbd_loop_new(d->engine, d->sync);
 	if (d->loop)
@@ -144,8 +197,8 @@ static int start(struct lbd *d)
 	}
 	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)
 		return -1;
-	lbd_rules_remove(d->conf.daemon.chain);	/* left by a crashed run */
-	if (lbd_rules_install(&d->conf, d->engine) < 0)
+	lbd_rules_remove(&d->tools, d->conf.daemon.chain);	/* left by a crashed run */
+	if (lbd_rules_install(&d->tools, &d->conf, d->engine) < 0)
 		return -1;
 	d->rules_installed = 1;
 	for (unsigned i = 0; i < d->nqueues; i++)
@@ -153,15 +206,14 @@ static int start(struct lbd *d)
 			return -1;
 	if (lbd_metrics_start(d, &d->metrics) < 0)
 		return -1;
-	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
-	return d->ctl_fd < 0 ? -1 : 0;
+	return 0;
 }
 
 static void stop(struct lbd *d)
 {
 	lbd_metrics_stop(d->metrics);	/* it reads everything below */
 	if (d->rules_installed)
-		lbd_rules_remove(d->conf.daemon.chain);
+		lbd_rules_remove(&d->tools, d->conf.daemon.chain);
 	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_stop(d->queues[i]);
 	/* The loop before the sync node it drives, and both before the
@@ -191,7 +243,7 @@ static void check_rules(struct lbd *d)
 	lb_engine_counters(d->engine, counters);
 	if (counters[LB_CNT_BACKENDS_FREED] != d->backends_freed_seen) {
 		d->backends_freed_seen = counters[LB_CNT_BACKENDS_FREED];
-		lbd_rules_install(&d->conf, d->engine);
+		lbd_rules_install(&d->tools, &d->conf, d->engine);
 	}
 }
 
@@ -245,15 +297,11 @@ static void run(struct lbd *d)
 	}
 }
 
-/* Rules, queues and sync are up: the pid file, then systemd's READY=1. */
+/* Rules, queues and sync are up: systemd's READY=1. */
 static int announce_ready(struct lbd *d)
 {
 	char msg[256];
 
-	if (d->pidfile && lbd_service_write_pidfile(d->pidfile, msg, sizeof(msg)) < 0) {
-		log_err("pid file %s", msg);
-		return 1;
-	}
 	snprintf(msg, sizeof(msg), "%zu services, %u workers, sync %s", d->conf.nservices,
 		 d->nqueues, d->conf.sync.enabled ? "on" : "off");
 	lbd_service_ready(msg);

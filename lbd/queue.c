@@ -16,6 +16,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include "lb_engine.h"
 #include "lbd_capture.h"
 #include "lbd_queue.h"
+#include "lbd_seccomp.h"
 #include "log.h"
 
 #define LBD_BATCH 32				/* packets per recvmmsg */
@@ -54,6 +56,8 @@ struct lbd_queue {
 	struct lbd_capture_tap *capture;
 	pthread_t thread;
 	int started;
+	sem_t filtered;			/* posted by the worker once its filter is in */
+	int filter_rc;
 	atomic_bool stop;
 	struct lbd_queue_stats stats;
 
@@ -86,8 +90,10 @@ static int config_send(struct lbd_queue *q, struct nlmsghdr *nlh)
 	return mnl_cb_run(buf, (size_t)n, 0, q->portid, NULL, NULL) < 0 ? -errno : 0;
 }
 
-static int configure(struct lbd_queue *q, unsigned maxlen)
+static int configure(struct lbd_queue *q, unsigned maxlen, int fail_open)
 {
+	uint32_t flags = NFQA_CFG_F_GSO | (fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh;
 	int err;
@@ -99,8 +105,10 @@ static int configure(struct lbd_queue *q, unsigned maxlen)
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
 	nfq_nlmsg_cfg_put_qmaxlen(nlh, maxlen);
-	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_GSO));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO));
+	/* Fail-open: a full queue lets packets pass unqueued instead of
+	 * dropping them (daemon.fail_open). */
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
 	return config_send(q, nlh);
 }
 
@@ -122,8 +130,8 @@ static int socket_options(struct lbd_queue *q)
 	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine *e,
-				 struct lbd_capture *cap)
+struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, int fail_open,
+				 struct lb_engine *e, struct lbd_capture *cap)
 {
 	struct lbd_queue *q = calloc(1, sizeof(*q));
 	int err = -ENOMEM;
@@ -147,7 +155,7 @@ struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, struct lb_engine
 		goto fail;
 	}
 	q->portid = mnl_socket_get_portid(q->nl);
-	if ((err = configure(q, maxlen)) < 0 || (err = socket_options(q) < 0 ? -errno : 0) < 0)
+	if ((err = configure(q, maxlen, fail_open)) < 0 || (err = socket_options(q) < 0 ? -errno : 0) < 0)
 		goto fail;
 	for (int i = 0; i < LBD_BATCH; i++) {
 		q->iov[i] = (struct iovec){ q->rx + (size_t)i * SLOT_SIZE, SLOT_SIZE };
@@ -345,6 +353,7 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 	pkt.flags = ((skbinfo & NFQA_SKB_CSUMNOTREADY) ? LB_PKT_F_CSUM_PARTIAL : 0) |
 		    ((skbinfo & NFQA_SKB_GSO) ? LB_PKT_F_GSO : 0);
 	pkt.hook = ph->hook == NF_INET_PRE_ROUTING ? LB_HOOK_PRE : LB_HOOK_POST;
+	atomic_fetch_add_explicit(&v->q->stats.packets, 1, memory_order_relaxed);
 	/* Before the engine, which rewrites pkt.data in place. */
 	lbd_capture_packet(v->q->capture, LBD_CAPTURE_IN, pkt.data, pkt.len);
 	verdict = lb_engine_packet(v->q->engine, v->q->worker, &pkt, v->now_ms);
@@ -373,6 +382,15 @@ static void *worker_main(void *arg)
 {
 	struct lbd_queue *q = arg;
 	int fd = mnl_socket_get_fd(q->nl);
+	char err[160];
+
+	/* Before the first packet: from here on only the allow-list. */
+	q->filter_rc = lbd_seccomp_worker(err, sizeof(err));
+	if (q->filter_rc < 0)
+		log_err("queue %u: %s", q->num, err);
+	sem_post(&q->filtered);
+	if (q->filter_rc < 0)
+		return NULL;
 
 	while (!atomic_load(&q->stop)) {
 		/* Blocks for the first packet (up to SO_RCVTIMEO), then takes
@@ -390,10 +408,22 @@ static void *worker_main(void *arg)
 
 int lbd_queue_start(struct lbd_queue *q)
 {
-	int err = pthread_create(&q->thread, NULL, worker_main, q);
+	int err;
 
-	if (err)
+	if (sem_init(&q->filtered, 0, 0) < 0)
+		return -errno;
+	err = pthread_create(&q->thread, NULL, worker_main, q);
+	if (err) {
+		sem_destroy(&q->filtered);
 		return -err;
+	}
+	while (sem_wait(&q->filtered) < 0 && errno == EINTR)
+		;
+	sem_destroy(&q->filtered);
+	if (q->filter_rc < 0) {
+		pthread_join(q->thread, NULL);
+		return -EPERM;
+	}
 	q->started = 1;
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,7 +54,8 @@ static int run(char *const argv[], const char *input, int quiet)
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	if (quiet)
 		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	/* argv[0] is an absolute path (lbd_rules_find_tools): no PATH search. */
+	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (input) {
 		close(pipefd[0]);
@@ -82,6 +84,37 @@ static int run(char *const argv[], const char *input, int quiet)
 
 static const char *const tools[2] = { "iptables", "ip6tables" };
 
+#define XTABLES_WAIT "5"	/* seconds iptables waits for the xtables lock */
+
+static int find_one(const char *name, char out[static LBD_TOOL_PATH])
+{
+	static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin" };
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(out, LBD_TOOL_PATH, "%s/%s", dirs[i], name);
+		if (stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+			return 0;
+	}
+	log_err("%s not found in /usr/sbin, /sbin, /usr/bin or /bin", name);
+	out[0] = '\0';
+	return -1;
+}
+
+int lbd_rules_find_tools(struct lbd_tools *t)
+{
+	int rc = 0;
+
+	for (int i = 0; i < 2; i++) {
+		char restore[32];
+
+		snprintf(restore, sizeof(restore), "%s-restore", tools[i]);
+		rc |= find_one(tools[i], t->iptables[i]);
+		rc |= find_one(restore, t->restore[i]);
+	}
+	return rc ? -1 : 0;
+}
+
 struct ruleset {
 	char *text;
 	size_t len;
@@ -91,10 +124,11 @@ struct ruleset {
 static void queue_target(FILE *f, const struct lb_conf *conf)
 {
 	if (conf->daemon.workers == 1)
-		fprintf(f, "-j NFQUEUE --queue-num %u\n", conf->daemon.queue);
+		fprintf(f, "-j NFQUEUE --queue-num %u", conf->daemon.queue);
 	else
-		fprintf(f, "-j NFQUEUE --queue-balance %u:%u\n", conf->daemon.queue,
+		fprintf(f, "-j NFQUEUE --queue-balance %u:%u", conf->daemon.queue,
 			conf->daemon.queue + conf->daemon.workers - 1);
+	fprintf(f, "%s\n", conf->daemon.fail_open ? " --queue-bypass" : "");
 }
 
 struct backend_rules {
@@ -167,17 +201,18 @@ done:
 /* Adds the jump from a built-in chain unless it is there already. */
 static int ensure_jump(const char *tool, const char *table, const char *from, const char *to)
 {
-	char *check[] = { (char *)tool, "-w", "-t", (char *)table, "-C", (char *)from,
-			  "-j", (char *)to, NULL };
-	char *insert[] = { (char *)tool, "-w", "-t", (char *)table, "-I", (char *)from, "1",
-			   "-j", (char *)to, NULL };
+	char *check[] = { (char *)tool, "-w", XTABLES_WAIT, "-t", (char *)table, "-C",
+			  (char *)from, "-j", (char *)to, NULL };
+	char *insert[] = { (char *)tool, "-w", XTABLES_WAIT, "-t", (char *)table, "-I",
+			   (char *)from, "1", "-j", (char *)to, NULL };
 
 	if (run(check, NULL, 1) == 0)
 		return 0;
 	return run(insert, NULL, 0);
 }
 
-int lbd_rules_install(const struct lb_conf *conf, struct lb_engine *e)
+int lbd_rules_install(const struct lbd_tools *t, const struct lb_conf *conf,
+		      struct lb_engine *e)
 {
 	static const int families[2] = { AF_INET, AF_INET6 };
 	char pre[40], fwd[40];
@@ -185,7 +220,7 @@ int lbd_rules_install(const struct lb_conf *conf, struct lb_engine *e)
 	snprintf(pre, sizeof(pre), "%s-PRE", conf->daemon.chain);
 	snprintf(fwd, sizeof(fwd), "%s-FWD", conf->daemon.chain);
 	for (int i = 0; i < 2; i++) {
-		char restore[32], *argv[] = { restore, "-w", "--noflush", NULL };
+		char *argv[] = { (char *)t->restore[i], "-w", XTABLES_WAIT, "--noflush", NULL };
 		char *text = build(conf, e, families[i]);
 		int rc;
 
@@ -193,11 +228,10 @@ int lbd_rules_install(const struct lb_conf *conf, struct lb_engine *e)
 			log_err("out of memory building %s rules", tools[i]);
 			return -1;
 		}
-		snprintf(restore, sizeof(restore), "%s-restore", tools[i]);
 		rc = run(argv, text, 0);
 		free(text);
-		if (rc < 0 || ensure_jump(tools[i], "raw", "PREROUTING", pre) < 0 ||
-		    ensure_jump(tools[i], "mangle", "FORWARD", fwd) < 0) {
+		if (rc < 0 || ensure_jump(t->iptables[i], "raw", "PREROUTING", pre) < 0 ||
+		    ensure_jump(t->iptables[i], "mangle", "FORWARD", fwd) < 0) {
 			log_err("%s: cannot install lbd's rules", tools[i]);
 			return -1;
 		}
@@ -207,10 +241,12 @@ int lbd_rules_install(const struct lb_conf *conf, struct lb_engine *e)
 
 static void remove_chain(const char *tool, const char *table, const char *from, const char *chain)
 {
-	char *del[] = { (char *)tool, "-w", "-t", (char *)table, "-D", (char *)from, "-j",
-			(char *)chain, NULL };
-	char *flush[] = { (char *)tool, "-w", "-t", (char *)table, "-F", (char *)chain, NULL };
-	char *kill[] = { (char *)tool, "-w", "-t", (char *)table, "-X", (char *)chain, NULL };
+	char *del[] = { (char *)tool, "-w", XTABLES_WAIT, "-t", (char *)table, "-D",
+			(char *)from, "-j", (char *)chain, NULL };
+	char *flush[] = { (char *)tool, "-w", XTABLES_WAIT, "-t", (char *)table, "-F",
+			  (char *)chain, NULL };
+	char *kill[] = { (char *)tool, "-w", XTABLES_WAIT, "-t", (char *)table, "-X",
+			 (char *)chain, NULL };
 
 	/* A crashed run may have left the jump more than once; bounded. */
 	for (int i = 0; i < 16 && run(del, NULL, 1) == 0; i++)
@@ -219,14 +255,14 @@ static void remove_chain(const char *tool, const char *table, const char *from, 
 	run(kill, NULL, 1);
 }
 
-void lbd_rules_remove(const char *chain)
+void lbd_rules_remove(const struct lbd_tools *t, const char *chain)
 {
 	char pre[40], fwd[40];
 
 	snprintf(pre, sizeof(pre), "%s-PRE", chain);
 	snprintf(fwd, sizeof(fwd), "%s-FWD", chain);
 	for (int i = 0; i < 2; i++) {
-		remove_chain(tools[i], "raw", "PREROUTING", pre);
-		remove_chain(tools[i], "mangle", "FORWARD", fwd);
+		remove_chain(t->iptables[i], "raw", "PREROUTING", pre);
+		remove_chain(t->iptables[i], "mangle", "FORWARD", fwd);
 	}
 }

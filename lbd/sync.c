@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "lb_conf.h"
 #include "lb_engine.h"
+#include "lbd_epoch.h"
 #include "lbd_key.h"
 #include "lbd_queue.h"
 #include "lbd_sync.h"
@@ -56,13 +57,15 @@ struct lbd_sync {
 	struct lb_worker *worker;	/* counts the imports */
 	pthread_mutex_t node_lock;
 	struct sync_node *node;
-	uint64_t foreign_source;	/* under node_lock: datagrams not from the peer */
+	uint64_t foreign_source;	/* under node_lock: datagrams not from the peer,
+					 * dropped before the HMAC */
 	uint64_t send_errors;		/* under node_lock */
 	uint8_t key_digest[crypto_generichash_BYTES];	/* of the key in use; main thread */
 	enum sync_key_state key_state;	/* under node_lock: as last logged */
 	uint64_t bad_hmac_logged;	/* under node_lock: bad_hmac at the last line */
 	uint64_t bad_hmac_log_ms;	/* under node_lock: when that line went out */
 	struct sync_watch watch;	/* under node_lock: the events last seen */
+	uint64_t epoch;			/* ours, this start */
 	uint8_t rx[RX_BATCH][RX_SLOT];
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iov[RX_BATCH];
@@ -146,9 +149,13 @@ static void receive(struct lbd_sync *s, uint64_t now)
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n; i++) {
-			/* The HMAC decides; this only counts strangers. */
-			if (!sockaddr_same_host(&s->from[i], &s->peer))
+			/* Only the peer's address and port get as far as the
+			 * HMAC: a stranger costs a compare, not a hash. */
+			if (!sockaddr_same_host(&s->from[i], &s->peer) ||
+			    sockaddr_port(&s->from[i]) != s->conf.port) {
 				s->foreign_source++;
+				continue;
+			}
 			sync_node_input(s->node, s->rx[i], s->msgs[i].msg_len, now);
 		}
 		if (n < RX_BATCH)
@@ -288,13 +295,27 @@ static int load_key(const struct lb_sync_conf *sc, uint8_t key[SYNC_KEY_MAX])
 	return len;
 }
 
+/* This start's epoch: the persisted counter plus one, never the clock (a
+ * clock stepped back would give an epoch the peer refuses as stale). */
+static int next_epoch(const struct lb_sync_conf *sc, uint64_t *epoch)
+{
+	char err[512];
+
+	if (lbd_epoch_next(sc->state_file, epoch, err, sizeof(err)) < 0) {
+		log_err("sync: epoch: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf *sc)
 {
 	uint8_t key[SYNC_KEY_MAX];
 	int key_len = load_key(sc, key);
+	uint64_t epoch = 0;
 	struct sync_node_conf nc = {
 		.link = {
-			.node_id = sc->node_id, .epoch = clock_real_us(), .key = key,
+			.node_id = sc->node_id, .peer_id = sc->peer_id, .key = key,
 			.key_len = key_len > 0 ? (size_t)key_len : 0, .ring = sc->ring,
 			.mtu = 1400, .heartbeat_ms = sc->heartbeat_ms, .nack_delay_ms = 2,
 			.nack_retry_ms = 20, .peer_timeout_ms = sc->peer_timeout_ms,
@@ -305,9 +326,13 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 	};
 	struct sync_node *n;
 
-	if (key_len < 0)
+	if (key_len < 0 || next_epoch(sc, &epoch) < 0) {
+		memset(key, 0, sizeof(key));
 		return NULL;
+	}
 	crypto_generichash(s->key_digest, sizeof(s->key_digest), key, (size_t)key_len, NULL, 0);
+	nc.link.epoch = epoch;
+	s->epoch = epoch;
 	n = sync_node_new(&nc, s->engine, s->worker, &node_ops, s, clock_mono_ms());
 	memset(key, 0, sizeof(key));
 	if (!n)
@@ -344,7 +369,8 @@ struct lbd_sync *lbd_sync_open(const struct lb_sync_conf *sc, struct lb_engine *
 	lb_engine_set_role(e, LB_ROLE_BACKUP);
 	lb_engine_set_repl(e, sync_node_repl_ops(), s->node, &rc);
 	sync_node_start(s->node, clock_mono_ms());
-	log_info("sync: node %u on port %u, peer %s, interval %u ms%s", sc->node_id, sc->port,
+	log_info("sync: node %u epoch %llu on port %u, peer %u at %s, interval %u ms%s",
+		 sc->node_id, (unsigned long long)s->epoch, sc->port, sc->peer_id,
 		 lb_addr_format(&sc->peer, (char[LB_ADDR_STRLEN]){ 0 }, LB_ADDR_STRLEN),
 		 sc->interval_ms, sc->defer ? ", defer" : "");
 	return s;

@@ -55,9 +55,10 @@ static size_t link_nack_room(size_t mtu)
 
 static int link_conf_ok(const struct sync_link_conf *c, const struct sync_link_ops *ops)
 {
-	return c && ops && ops->send && c->node_id != 0 && c->key &&
-	       c->key_len >= SYNC_KEY_MIN && c->key_len <= SYNC_KEY_MAX &&
-	       c->ring >= LINK_RING_MIN && c->mtu >= LINK_MTU_MIN && c->mtu <= LINK_MTU_MAX &&
+	return c && ops && ops->send && c->node_id != 0 && c->peer_id != 0 &&
+	       c->peer_id != c->node_id && c->epoch >= 1 && c->epoch <= SYNC_EPOCH_MAX &&
+	       c->key && c->key_len >= SYNC_KEY_MIN && c->key_len <= SYNC_KEY_MAX &&
+	       c->ring >= LINK_RING_MIN && c->ring <= LINK_RING_MAX && c->mtu >= LINK_MTU_MIN && c->mtu <= LINK_MTU_MAX &&
 	       c->heartbeat_ms > 0 && c->nack_retry_ms > 0 && c->peer_timeout_ms > 0;
 }
 
@@ -261,13 +262,13 @@ void sync_link_peer(const struct sync_link *link, uint64_t now_ms, struct sync_p
 	const struct link_peer *p = &link->peer;
 
 	memset(out, 0, sizeof(*out));
-	if (!p->known)
-		return;
+	if (!p->proven)
+		return;		/* an unproven epoch may be a replay: nothing to say */
 	out->alive = now_ms < p->last_heard_ms ||
 		     now_ms - p->last_heard_ms < link->conf.peer_timeout_ms;
 	out->role = p->role;
 	out->ready = p->ready;
-	out->node_id = p->node_id;
+	out->node_id = link->conf.peer_id;
 	out->epoch = p->epoch;
 	out->last_heard_ms = p->last_heard_ms;
 }

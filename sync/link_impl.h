@@ -27,6 +27,15 @@
 #define LINK_REPLAY_WINDOW 1024				/* msg_seq, bits */
 #define LINK_RETX_PER_NACK 256	/* retransmissions one Nack may cause */
 #define LINK_NEVER UINT64_MAX
+/*
+ * The largest msg_seq, data_seq, ack or Gone point a peer may send. At one
+ * datagram a nanosecond a stream needs 146 years to get there, so nothing
+ * legitimate is refused; and with every sequence number below 2^62 and the
+ * ring below 2^24 (link_conf_ok), seq + ring and every loop bound over
+ * (cum, top] stay far from 2^64: no loop in link_rx.c can wrap.
+ */
+#define LINK_SEQ_MAX (UINT64_C(1) << 62)
+#define LINK_RING_MAX (1u << 24)
 
 /* Why an incoming datagram was refused; doubles as the counter index. */
 enum link_verdict {
@@ -39,6 +48,7 @@ enum link_verdict {
 	LINK_FOREIGN_NODE,
 	LINK_STALE_EPOCH,
 	LINK_REPLAYED,
+	LINK_UNPROVEN,
 	LINK_VERDICT_MAX
 };
 
@@ -60,8 +70,9 @@ struct link_tx {
 
 /* The peer as we know it: who, which incarnation, and what it told us. */
 struct link_peer {
-	int known;
-	uint32_t node_id;
+	int known;			/* epoch is the newest we heard of */
+	int proven;			/* and it answered our own epoch */
+	int proven_before;		/* some earlier epoch was proven */
 	uint64_t epoch;
 	enum sync_role role;
 	int ready;

@@ -3,13 +3,21 @@
  * it, which incarnation, seen before?), then acting on it; and the peer's
  * Data stream as we receive it.
  *
- * Admission, after link_wire.c has checked size, prefix, HMAC and decoding:
+ * Admission, after link_wire.c has checked size, prefix, HMAC, decoding and
+ * that every sequence number is below 2^62:
  *   node_id == ours                  own_node (a looped datagram)
- *   first datagram from another node that node becomes the peer
- *   node_id != the peer's            foreign_node (the pair is fixed)
+ *   node_id != conf.peer_id          foreign_node (the pair is fixed)
  *   epoch < the peer's               stale_epoch (its previous life)
- *   epoch > the peer's               the peer restarted: its stream and the
- *                                    replay window start afresh
+ *   epoch > the peer's (or first)    a candidate: echoed in our heartbeats,
+ *                                    nothing else until it is proven
+ *   epoch not yet proven             unproven, unless this datagram is a
+ *                                    Heartbeat naming our own epoch: then
+ *                                    the epoch is proven, its replay window
+ *                                    starts at this msg_seq (all below
+ *                                    refused), its stream after the
+ *                                    heartbeat's last_data_seq, and if an
+ *                                    earlier epoch had been proven, the peer
+ *                                    restarted
  *   msg_seq seen, or 1024 or more
  *   below the highest seen           replayed
  * Only then does the datagram count as received, keep the peer alive, and
@@ -37,6 +45,7 @@ static const size_t verdict_counter[LINK_VERDICT_MAX] = {
 	[LINK_FOREIGN_NODE] = offsetof(struct sync_link_stats, foreign_node),
 	[LINK_STALE_EPOCH] = offsetof(struct sync_link_stats, stale_epoch),
 	[LINK_REPLAYED] = offsetof(struct sync_link_stats, replayed),
+	[LINK_UNPROVEN] = offsetof(struct sync_link_stats, unproven),
 };
 
 static void link_count_refused(struct sync_link *link, enum link_verdict v)
@@ -83,15 +92,51 @@ static int replay_accept(struct link_peer *p, uint64_t seq)
 }
 
 /* A new incarnation of the peer (or the first we hear of): nothing we knew
- * about its stream or its msg_seq applies any more. */
+ * about its stream or its msg_seq applies any more, and it has yet to prove
+ * it is live. Our next heartbeat goes out at once to echo its epoch. */
 static void peer_start_epoch(struct sync_link *link, uint64_t epoch)
 {
+	link->peer.known = 1;
+	link->peer.proven = 0;
 	link->peer.epoch = epoch;
 	link->peer.role = SYNC_ROLE_NONE;
 	link->peer.ready = 0;
 	link->peer.replay_top = 0;
 	memset(link->peer.replay_bits, 0, sizeof(link->peer.replay_bits));
 	sync_link_rx_reset(link);
+	link->next_heartbeat_ms = 0;
+}
+
+/* A heartbeat naming our current epoch (which no capture can hold). */
+static int proves_live(const struct sync_link *link, const Lbsync__Packet *pkt)
+{
+	return pkt->body_case == LBSYNC__PACKET__BODY_HEARTBEAT &&
+	       pkt->heartbeat->peer_epoch == link->conf.epoch;
+}
+
+/*
+ * The candidate epoch answered our current epoch, so this heartbeat was made
+ * after we started: the epoch is live. Anything of it with a lower msg_seq
+ * may come from a capture and is refused from now on (every bit of the
+ * window set below replay_top). Its stream starts for us after the
+ * heartbeat's last_data_seq: what it sent before was sent to an incarnation
+ * of ours it did not know, may be replayed, and is what the bulk resync
+ * that a joining node asks for covers; so it is skipped, not lost.
+ */
+static void peer_prove(struct sync_link *link, const Lbsync__Packet *pkt)
+{
+	struct link_peer *p = &link->peer;
+
+	p->proven = 1;
+	p->replay_top = pkt->msg_seq;
+	memset(p->replay_bits, 0xff, sizeof(p->replay_bits));
+	link->rx.cum = link->rx.top = pkt->heartbeat->last_data_seq;
+	if (p->proven_before) {
+		link->stats.peer_restarts++;
+		if (link->ops->peer_restarted)
+			link->ops->peer_restarted(link->arg, p->epoch);
+	}
+	p->proven_before = 1;
 }
 
 static enum link_verdict peer_admit(struct sync_link *link, const Lbsync__Packet *pkt)
@@ -100,19 +145,17 @@ static enum link_verdict peer_admit(struct sync_link *link, const Lbsync__Packet
 
 	if (pkt->node_id == link->conf.node_id)
 		return LINK_OWN_NODE;
-	if (!p->known) {
-		p->known = 1;
-		p->node_id = pkt->node_id;
-		peer_start_epoch(link, pkt->epoch);
-	} else if (pkt->node_id != p->node_id) {
+	if (pkt->node_id != link->conf.peer_id)
 		return LINK_FOREIGN_NODE;
-	} else if (pkt->epoch < p->epoch) {
+	if (p->known && pkt->epoch < p->epoch)
 		return LINK_STALE_EPOCH;
-	} else if (pkt->epoch > p->epoch) {
+	if (!p->known || pkt->epoch > p->epoch)
 		peer_start_epoch(link, pkt->epoch);
-		link->stats.peer_restarts++;
-		if (link->ops->peer_restarted)
-			link->ops->peer_restarted(link->arg, pkt->epoch);
+	if (!p->proven) {
+		if (!proves_live(link, pkt))
+			return LINK_UNPROVEN;
+		peer_prove(link, pkt);
+		return LINK_ACCEPT;
 	}
 	return replay_accept(p, pkt->msg_seq) ? LINK_ACCEPT : LINK_REPLAYED;
 }

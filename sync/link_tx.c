@@ -172,18 +172,22 @@ void sync_link_tx_heartbeat(struct sync_link *link)
 		link->stats.heartbeats_sent++;
 }
 
-uint64_t sync_link_request_resync(struct sync_link *link, uint64_t now_ms)
+uint64_t sync_link_request_resync(struct sync_link *link, uint64_t again, uint64_t now_ms)
 {
 	Lbsync__Packet pkt = LBSYNC__PACKET__INIT;
 	Lbsync__ResyncRequest req = LBSYNC__RESYNC_REQUEST__INIT;
+	uint64_t base = link->conf.epoch << 32;
 
 	(void)now_ms;
-	/* Ids start from our epoch, so a ResyncDone answering a request of a
-	 * previous incarnation (retransmitted from the peer's ring while we
-	 * repair its stream) can never match one of ours. */
-	if (link->last_request_id < link->conf.epoch)
-		link->last_request_id = link->conf.epoch;
-	req.request_id = ++link->last_request_id;
+	/* Ids live in our epoch's own range, so a ResyncDone answering a
+	 * request of a previous incarnation (retransmitted from the peer's
+	 * ring while we repair its stream) can never match one of ours. */
+	if (link->last_request_id < base)
+		link->last_request_id = base;
+	if (again > base && again <= link->last_request_id)
+		req.request_id = again;
+	else
+		req.request_id = ++link->last_request_id;
 	pkt.body_case = LBSYNC__PACKET__BODY_RESYNC_REQUEST;
 	pkt.resync_request = &req;
 	(void)sync_link_wire_send(link, &pkt);

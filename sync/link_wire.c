@@ -98,24 +98,32 @@ void sync_link_arena_setup(struct sync_link *link)
 	link->alloc.allocator_data = link;
 }
 
-/* What protobuf-c cannot check for us: the values the link relies on. */
+static int seq_ok(uint64_t seq)
+{
+	return seq <= LINK_SEQ_MAX;
+}
+
+/* What protobuf-c cannot check for us: the values the link relies on.
+ * Every sequence number stays below LINK_SEQ_MAX (link_impl.h), so that
+ * no window or loop bound computed from one can wrap. */
 static int packet_sane(const Lbsync__Packet *pkt)
 {
-	if (pkt->msg_seq == 0)
+	if (pkt->msg_seq == 0 || !seq_ok(pkt->msg_seq))
 		return 0;	/* msg_seq counts from 1; 0 would slip the window */
 	switch (pkt->body_case) {
 	case LBSYNC__PACKET__BODY_DATA:
-		return pkt->data && pkt->data->data_seq != 0;
+		return pkt->data && pkt->data->data_seq != 0 && seq_ok(pkt->data->data_seq);
 	case LBSYNC__PACKET__BODY_HEARTBEAT:
-		return pkt->heartbeat != NULL;
+		return pkt->heartbeat != NULL && seq_ok(pkt->heartbeat->last_data_seq) &&
+		       seq_ok(pkt->heartbeat->acked);
 	case LBSYNC__PACKET__BODY_NACK:
-		return pkt->nack != NULL;
+		return pkt->nack != NULL;	/* ranges are clamped to what we sent */
 	case LBSYNC__PACKET__BODY_ACK:
-		return pkt->ack != NULL;
+		return pkt->ack != NULL && seq_ok(pkt->ack->acked);
 	case LBSYNC__PACKET__BODY_RESYNC_REQUEST:
 		return pkt->resync_request != NULL;
 	case LBSYNC__PACKET__BODY_GONE:
-		return pkt->gone != NULL;
+		return pkt->gone != NULL && seq_ok(pkt->gone->first_available);
 	default:
 		return 0;	/* no body, or one from a newer version */
 	}

@@ -7,7 +7,18 @@
  * encodes. Bulk resync records are encoded straight from a table walk by the
  * control thread, a slice per tick, and only while the peer has acknowledged
  * enough that the link's ring still holds everything in flight, so a resync
- * of any size never outruns the ring it would need for repairs.
+ * of any size never outruns the ring it would need for repairs. That window
+ * is half the ring: the other half is room for live records and repairs, so
+ * a resync never starves live replication (live records go first in every
+ * tick and do not wait for the window).
+ *
+ * A bulk resync continues, it never restarts: a request that repeats the id
+ * being served (the asker sends it again while it waits, since requests are
+ * not sequenced) changes nothing; a new request while a walk is under way
+ * (the asker lost something) moves the walk's end to the current bucket, so
+ * the walk goes on to the table's end, wraps to bucket 0 and stops where the
+ * new request found it: every bucket is visited once after the newest
+ * request, and no request makes the walk start over.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -43,6 +54,7 @@ struct queue {
 struct sync_node_stats_own {
 	uint64_t queued, queue_overflow, flushes, datagrams, bulk_datagrams;
 	uint64_t resyncs_requested, resyncs_done, resyncs_served, lost_events;
+	uint64_t resync_repeats, resync_extended;
 	uint64_t released;
 };
 
@@ -73,7 +85,10 @@ struct sync_node {
 	/* Bulk resync we serve. */
 	int exporting;
 	uint64_t export_id;
+	uint64_t export_done_id;	/* the last request answered */
 	size_t export_cursor;
+	size_t export_stop;		/* 0: the table's end; else stop here... */
+	int export_wrap;		/* ...after going to the end and wrapping */
 	uint32_t export_conns;
 	size_t export_datagrams;
 
@@ -81,6 +96,7 @@ struct sync_node {
 	int joining;
 	uint64_t join_ms, resync_id, resync_asked_ms;
 	uint64_t join_first_id;		/* our first request of this join */
+	int asked_alive;		/* asked while the peer was alive */
 	uint64_t resync_done_seq;	/* data_seq that carried our ResyncDone */
 	uint64_t delivering_seq;	/* data_seq being decoded */
 	uint64_t input_ms;		/* the time of the datagram being handled */
@@ -245,11 +261,28 @@ static void flush(struct sync_node *n, uint64_t now_ms)
 
 /* ---- bulk resync we serve ---- */
 
+/* request_id 0: our own (lost records); any other is the peer's. */
 static void start_export(struct sync_node *n, uint64_t request_id)
 {
+	if (request_id && (request_id == n->export_id || request_id == n->export_done_id) &&
+	    (n->exporting || request_id == n->export_done_id)) {
+		n->st.resync_repeats++;	/* the same request again: carry on */
+		return;
+	}
+	if (n->exporting) {
+		/* Finish the walk, then wrap round to here. */
+		n->export_stop = n->export_cursor;
+		n->export_wrap = 1;
+		if (request_id)
+			n->export_id = request_id;
+		n->st.resync_extended++;
+		return;
+	}
 	n->exporting = 1;
 	n->export_id = request_id;
 	n->export_cursor = 0;
+	n->export_stop = 0;
+	n->export_wrap = 0;
 	n->export_conns = 0;
 	n->export_datagrams = 0;
 	n->st.resyncs_served++;
@@ -299,12 +332,33 @@ static void finish_export(struct sync_node *n, uint64_t now_ms)
 	}
 	send_batch(n, 1, now_ms);
 	n->exporting = 0;
+	n->export_done_id = n->export_id;
 }
 
 /* In flight: sent but not yet acknowledged by the peer. */
 static uint64_t in_flight(const struct sync_node *n)
 {
 	return sync_link_last_sent(n->link) - sync_link_peer_acked(n->link);
+}
+
+/* One slice of the walk; returns 0 when the walk is over. */
+static int export_slice(struct sync_node *n, struct export_ctx *x, uint64_t now_ms)
+{
+	size_t nb = EXPORT_BUCKETS;
+
+	if (!n->export_wrap && n->export_stop) {
+		if (n->export_cursor >= n->export_stop)
+			return 0;
+		if (n->export_stop - n->export_cursor < nb)
+			nb = n->export_stop - n->export_cursor;
+	}
+	if (lb_engine_export_conns(n->engine, &n->export_cursor, nb, now_ms, export_conn, x))
+		return 1;
+	if (!n->export_wrap || !n->export_stop)
+		return 0;
+	n->export_wrap = 0;		/* at the end: round to bucket 0 */
+	n->export_cursor = 0;
+	return 1;
 }
 
 static void export_step(struct sync_node *n, uint64_t now_ms)
@@ -314,8 +368,7 @@ static void export_step(struct sync_node *n, uint64_t now_ms)
 	for (int i = 0; i < EXPORT_STEPS && n->exporting; i++) {
 		if (in_flight(n) > n->conf.link.ring / 2)
 			return;		/* wait for acks; never overrun the ring */
-		if (!lb_engine_export_conns(n->engine, &n->export_cursor, EXPORT_BUCKETS, now_ms,
-					    export_conn, &x))
+		if (!export_slice(n, &x, now_ms))
 			finish_export(n, now_ms);
 	}
 	if (n->exporting)
@@ -389,11 +442,14 @@ static void link_resync_request(void *arg, uint64_t request_id)
 		start_export(n, request_id);
 }
 
-static void ask_resync(struct sync_node *n, uint64_t now_ms)
+/* A new request (again 0), or the same one once more: an answer to it is
+ * still on its way or the request was lost; the peer carries on with it. */
+static void ask_resync(struct sync_node *n, int again, uint64_t now_ms)
 {
-	n->resync_id = sync_link_request_resync(n->link, now_ms);
+	n->resync_id = sync_link_request_resync(n->link, again ? n->resync_id : 0, now_ms);
 	n->resync_asked_ms = now_ms;
-	n->resync_done_seq = 0;
+	if (!again)
+		n->resync_done_seq = 0;
 	n->st.resyncs_requested++;
 }
 
@@ -405,7 +461,7 @@ static void link_lost(void *arg, uint64_t first, uint64_t last)
 	(void)last;
 	n->st.lost_events++;
 	if (n->role != LB_ROLE_MASTER)
-		ask_resync(n, n->input_ms);
+		ask_resync(n, 0, n->input_ms);
 }
 
 static void link_peer_restarted(void *arg, uint64_t epoch)
@@ -487,8 +543,9 @@ void sync_node_start(struct sync_node *n, uint64_t now_ms)
 	n->joining = 1;
 	n->join_ms = now_ms;
 	snprintf(n->not_ready, sizeof(n->not_ready), "waiting for the peer");
-	ask_resync(n, now_ms);
+	ask_resync(n, 0, now_ms);
 	n->join_first_id = n->resync_id;
+	n->asked_alive = 0;
 }
 
 static void update_peer_up(struct sync_node *n, uint64_t now_ms)
@@ -528,9 +585,13 @@ static void check_join(struct sync_node *n, uint64_t now_ms)
 		   (!peer.last_heard_ms ||
 		    now_ms >= peer.last_heard_ms + n->conf.resync_timeout_ms)) {
 		set_ready(n);		/* alone */
-	} else if (peer.alive && now_ms >= n->resync_asked_ms + RESYNC_RETRY_MS &&
-		   !n->resync_done_seq) {
-		ask_resync(n, now_ms);	/* the request may have been lost */
+	} else if (peer.alive && !n->resync_done_seq &&
+		   (!n->asked_alive || now_ms >= n->resync_asked_ms + RESYNC_RETRY_MS)) {
+		/* The request may have been lost, or refused before the peer's
+		 * epoch was proven: the same one again, at once when the peer
+		 * comes alive. */
+		ask_resync(n, 1, now_ms);
+		n->asked_alive = 1;
 	}
 	if (n->joining)
 		snprintf(n->not_ready, sizeof(n->not_ready), "%s",
@@ -609,7 +670,8 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	sync_link_peer(n->link, now_ms, &peer);
 #define S(name, v) fn(arg, name, (uint64_t)(v))
 	S("peer_alive", peer.alive); S("peer_role", peer.role); S("peer_ready", peer.ready);
-	S("peer_node", peer.node_id); S("ready", !n->joining);
+	S("peer_node", peer.node_id); S("peer_epoch", peer.epoch);
+	S("epoch", n->conf.link.epoch); S("ready", !n->joining);
 	S("last_sent", sync_link_last_sent(n->link));
 	S("peer_acked", sync_link_peer_acked(n->link));
 	S("received_through", sync_link_received_through(n->link));
@@ -618,6 +680,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("bulk_datagrams", own.bulk_datagrams); S("resyncs_requested", own.resyncs_requested);
 	S("resyncs_done", own.resyncs_done); S("resyncs_served", own.resyncs_served);
 	S("lost_events", own.lost_events); S("released_ticket", own.released);
+	S("resync_repeats", own.resync_repeats); S("resync_extended", own.resync_extended);
 	S("defer_bypassed", atomic_load(&n->defer_bypassed));
 	S("batches_in", n->dec.batches); S("records_in", n->dec.records);
 	S("bad_batch", n->dec.bad_batch); S("bad_record", n->dec.bad_record);
@@ -630,6 +693,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("holes_lost", l->holes_lost); S("bad_size", l->bad_size); S("bad_magic", l->bad_magic);
 	S("bad_hmac", l->bad_hmac); S("bad_decode", l->bad_decode); S("own_node", l->own_node);
 	S("foreign_node", l->foreign_node); S("stale_epoch", l->stale_epoch);
-	S("replayed", l->replayed); S("peer_restarts", l->peer_restarts);
+	S("replayed", l->replayed); S("unproven", l->unproven);
+	S("peer_restarts", l->peer_restarts);
 #undef S
 }

@@ -19,7 +19,7 @@ entries() { [ "$(fp_stat lb2 fast_path_entries)" -ge 1 ]; }
 
 for round in $(seq 1 "$ROUNDS"); do
 	[ "$round" -gt 1 ] && lab down >/dev/null 2>&1
-	lab_start fastpath-takeover
+	lab_start fptakeover
 	WANT=$(sha256sum "$RUN/blob" | cut -d' ' -f1)
 	rm -f "$RUN/dl.sum"
 	lab_exec client sh -c "curl -s -m 40 --limit-rate 8M http://198.18.0.100/blob |

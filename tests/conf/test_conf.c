@@ -506,6 +506,59 @@ static void test_daemon_control_plane(void **state)
 		     "unknown log_facility 'kern' (daemon, user, local0-local7)");
 }
 
+/* The sync section: peer_id is required and differs from node_id; the
+ * state file defaults to the key file's name + ".epoch". */
+#define SYNC_SVC "services = ( { vip = \"198.18.0.100\"; port = 80; backends = (\n" \
+	"  { address = \"198.18.1.11\"; port = 80; } ); } );\n"
+
+static void test_sync_peer_and_state(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		  "  peer = \"198.18.2.2\"; key_file = \"/etc/lbd/sync.key\"; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.sync.peer_id, 2);
+	assert_string_equal(l.conf.sync.state_file, "/etc/lbd/sync.key.epoch");
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		  "  peer = \"198.18.2.2\"; key_file = \"/k\"; state_file = \"/var/lib/e\"; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.sync.state_file, "/var/lib/e");
+	lb_conf_free(&l.conf);
+	expect_error(SYNC_SVC "sync: { node_id = 1; local = \"198.18.2.1\";\n"
+		     "  peer = \"198.18.2.2\"; key_file = \"/k\"; };\n", 3,
+		     "missing 'peer_id' (the other node's node_id)");
+	expect_error(SYNC_SVC "sync: { node_id = 1; local = \"198.18.2.1\";\n"
+		     "  peer_id = 1;\n  peer = \"198.18.2.2\"; key_file = \"/k\"; };\n", 4,
+		     "'peer_id' must differ from 'node_id'");
+}
+
+/* The daemon's user and fail_open. */
+static void test_daemon_user_and_fail_open(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC);
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.daemon.user, "nobody");
+	assert_int_equal(l.conf.daemon.fail_open, 0);
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "daemon: { user = \"lbd\"; fail_open = true; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.daemon.user, "lbd");
+	assert_int_equal(l.conf.daemon.fail_open, 1);
+	lb_conf_free(&l.conf);
+	expect_error(SYNC_SVC "daemon: {\n user = \"a b\"; };\n", 4,
+		     "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
+	expect_error(SYNC_SVC "daemon: {\n user = \"\"; };\n", 4,
+		     "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
+	expect_error(SYNC_SVC "daemon: {\n fail_open = 1; };\n", 4,
+		     "'fail_open' must be true or false");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +581,8 @@ int main(void)
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_check_errors),
 		cmocka_unit_test(test_daemon_control_plane),
+		cmocka_unit_test(test_sync_peer_and_state),
+		cmocka_unit_test(test_daemon_user_and_fail_open),
 		cmocka_unit_test(test_fast_path),
 	};
 

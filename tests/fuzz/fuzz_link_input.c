@@ -40,7 +40,7 @@ static const struct sync_link_ops fz_ops = { .send = fz_send, .deliver = fz_deli
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sync_link_conf conf = {
-		.node_id = 1, .epoch = 1000, .key = fuzz_key, .key_len = sizeof(fuzz_key),
+		.node_id = 1, .peer_id = 2, .epoch = 1000, .key = fuzz_key, .key_len = sizeof(fuzz_key),
 		.ring = 64, .mtu = 1400, .heartbeat_ms = 100, .nack_delay_ms = 2,
 		.nack_retry_ms = 20, .peer_timeout_ms = 1000,
 	};

@@ -4,7 +4,7 @@
  * own sends, so protobuf decoding and everything after the HMAC check are
  * fuzzed: identity and epoch checks, anti-replay, the receive window, holes,
  * Nacks, Gone, acks, retransmission. The link under test is node 1, epoch
- * 1000; the fuzzer plays the peer (and any other node).
+ * 1000, its peer node 2; the fuzzer plays the peer (and any other node).
  *
  * Input, repeated until it runs out:
  *   op (1 byte) then, by op % 6:
@@ -180,7 +180,7 @@ static size_t fz_op(struct fz *f, uint8_t op, const uint8_t *p, size_t left)
 		sync_link_send_data(f->link, zeros, p[0], op & 0x80, f->now);
 		return 1;
 	case 4:
-		sync_link_request_resync(f->link, f->now);
+		sync_link_request_resync(f->link, 0, f->now);
 		return 0;
 	default:
 		if (left < 1)
@@ -193,7 +193,7 @@ static size_t fz_op(struct fz *f, uint8_t op, const uint8_t *p, size_t left)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sync_link_conf conf = {
-		.node_id = 1, .epoch = 1000, .key = fuzz_key, .key_len = sizeof(fuzz_key),
+		.node_id = 1, .peer_id = 2, .epoch = 1000, .key = fuzz_key, .key_len = sizeof(fuzz_key),
 		.ring = 64, .mtu = FZ_MTU, .heartbeat_ms = 100, .nack_delay_ms = 2,
 		.nack_retry_ms = 20, .peer_timeout_ms = 1000,
 	};

@@ -121,8 +121,10 @@ check "stats has capture_out_packets $n_out" grep -qx "capture_out_packets $n_ou
 check "stats: not running" grep -qx 'capture_running 0' <<<"$stats"
 
 # max_packets: the capture stops by itself at the limit and says why. Its
-# in-file exists already, world-readable: it is emptied and made 0600.
+# in-file exists already (an old capture: lbd's user owns it),
+# world-readable: it is emptied and made 0600.
 echo junk >"$RUN/ten.in.pcap"
+chown nobody "$RUN/ten.in.pcap"
 chmod 644 "$RUN/ten.in.pcap"
 answer=$(ctl capture start "$RUN/ten" max_packets=10 2>&1)
 check "capture start max_packets=10 ($answer)" grep -q '^ok: .*max_packets 10' <<<"$answer"

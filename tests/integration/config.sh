@@ -52,7 +52,11 @@ wait_until 5 bash -c "! kill -0 $pid 2>/dev/null"
 wait "$pid"; rc=$?
 expect_eq "lbd exits 0 on SIGTERM" "$rc" 0
 expect_eq "no LBD rule left after SIGTERM" "$(rules)" 0
-check "control socket removed" [ ! -e "$RUN/t.sock" ]
+# lbd runs as daemon.user after set-up and may not write the socket's
+# directory, so the socket file can stay behind (docs/operations.md,
+# privileges); nothing answers on it, and the next start replaces it.
+check "nothing answers on the control socket after exit" \
+	bash -c "! '$LAB' exec lb1 '$REPO/build/lbctl' -s '$RUN/t.sock' stats >/dev/null 2>&1"
 
 # A crash (SIGKILL) leaves rules behind; the next start clears them first.
 start_lbd

@@ -97,8 +97,22 @@ failover() {
 }
 
 # forged_datagrams: 5 datagrams with a plausible prefix ('L' 'B' 1 0), junk
-# and a 32-byte "HMAC", from lb1's sync address to lb2's sync port.
+# and a 32-byte "HMAC", from lb1's sync address and port (a raw socket
+# writes the UDP header: lbd holds the port) to lb2's sync port.
 forged_datagrams() {
+	lab_exec lb1 "$PY" -c '
+import os, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+s.bind(("198.18.2.1", 0))
+for _ in range(5):
+    body = b"LB\x01\x00" + os.urandom(60) + os.urandom(32)
+    s.sendto(struct.pack("!HHHH", 7788, 7788, 8 + len(body), 0) + body, ("198.18.2.2", 0))
+'
+}
+
+# stranger_datagrams: the same from lb1's sync address but another port:
+# dropped before the HMAC, counted as sync_foreign_source.
+stranger_datagrams() {
 	lab_exec lb1 "$PY" -c '
 import os, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -109,9 +123,16 @@ for _ in range(5):
 }
 
 check_forgery() {
-	local before after conns_before conns_after counted
+	local before after conns_before conns_after counted fs_before fs_after hm
 	before=$(sync_counter lb2 sync_bad_hmac)
+	fs_before=$(sync_counter lb2 sync_foreign_source)
 	conns_before=$(lb_stat lb2 conns)
+	check "5 sync datagrams from another port sent to lb2" stranger_datagrams
+	sleep 0.5
+	fs_after=$(sync_counter lb2 sync_foreign_source)
+	hm=$(sync_counter lb2 sync_bad_hmac)
+	expect_eq "lb2 dropped them before the HMAC (foreign_source +$((fs_after - fs_before)), bad_hmac $before -> $hm)" \
+		"$((fs_after - fs_before)):$hm" "5:$before"
 	check "5 forged sync datagrams sent to lb2" forged_datagrams
 	sleep 0.5
 	after=$(sync_counter lb2 sync_bad_hmac)

@@ -48,7 +48,8 @@ expect_eq "lb2 kept its key" "$(sync_counter lb2 sync_key_state)" 0
 # The new key; the backup first.
 bad1=$(sync_counter lb1 sync_bad_hmac)
 rx2=$(sync_counter lb2 sync_data_received)
-(umask 077 && head -c 32 /dev/urandom >"$KEY.new") && mv -f "$KEY.new" "$KEY"
+# lbd reads it as its own user (daemon.user, nobody in the lab), which owns it
+(umask 077 && head -c 32 /dev/urandom >"$KEY.new") && chown nobody "$KEY.new" && mv -f "$KEY.new" "$KEY"
 answer=$(lab ctl lb2 reload 2>&1)
 check "lb2 reload starts a rotation ($(tail -n 1 <<<"$answer"))" grep -q '^sync key: new key from' <<<"$answer"
 expect_eq "lb2: new key offered, old one still sent" "$(sync_counter lb2 sync_key_state)" 1

@@ -82,7 +82,7 @@ expect_eq "v4-only: advert_int from the inventory" "$(awk '$1 == "advert_int" { 
 expect_eq "v4-only: no IPv6 service in lbd.conf" "$(grep -c '2001:db8' "$W/v4/a/lbd.conf")" 0
 check "v4-only: no firewall.v6" [ ! -e "$W/v4/a/firewall.v6" ]
 expect_eq "node a's lbd peers with b" "$(grep -E 'node_id|peer' "$W/v4/a/lbd.conf" | tr -d ' \n')" \
-	'node_id=7;peer="198.18.2.2";'
+	'node_id=7;peer_id=8;peer="198.18.2.2";'
 expect_eq "sync.key: 32 bytes, mode 600" "$(command stat -c '%s %a' "$W/v4/sync.key")" "32 600"
 sum=$(sha256sum <"$W/v4/sync.key")
 "$LBPAIR" render "$W/v4.inv" "$W/v4" >/dev/null 2>&1

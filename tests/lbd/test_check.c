@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,9 @@ static struct lb_conf conf_of(void)
 	c.sync.local.family = AF_INET;
 	snprintf(c.sync.interface, sizeof(c.sync.interface), "lo");
 	snprintf(c.sync.key_file, sizeof(c.sync.key_file), "%s/sync.key", root);
+	/* the user lbd runs as after set-up owns the key; here: whoever we are */
+	snprintf(c.daemon.user, sizeof(c.daemon.user), "%s",
+		 getpwuid(geteuid()) ? getpwuid(geteuid())->pw_name : "root");
 	return c;
 }
 

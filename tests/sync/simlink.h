@@ -270,11 +270,12 @@ static inline const uint8_t *simlink_key(void)
 	return (const uint8_t *)"0123456789abcdef0123456789abcdef";	/* 32 bytes */
 }
 
-/* A sane default: the values the header suggests. */
+/* A sane default: the values the header suggests. Node 1's peer is node 2
+ * and every other node's peer is node 1. */
 static inline struct sync_link_conf simlink_conf(uint32_t node_id, uint64_t epoch)
 {
 	struct sync_link_conf c = {
-		.node_id = node_id, .epoch = epoch, .key = simlink_key(), .key_len = 32,
+		.node_id = node_id, .peer_id = node_id == 1 ? 2 : 1, .epoch = epoch, .key = simlink_key(), .key_len = 32,
 		.ring = 1024, .mtu = 1400, .heartbeat_ms = 100, .nack_delay_ms = 2,
 		.nack_retry_ms = 20, .peer_timeout_ms = 1000,
 	};
@@ -303,6 +304,7 @@ static inline struct simlink *simlink_new(const struct sync_link_conf *conf0, ui
 		struct sync_link_conf c = *conf0;
 
 		c.node_id = (uint32_t)i + 1;
+		c.peer_id = 2 - (uint32_t)i;
 		c.epoch = 1000 * ((uint64_t)i + 1);
 		sim->end[i].sim = sim;
 		sim->end[i].idx = i;

@@ -130,7 +130,7 @@ static void establish(struct simlink *sim)
 	struct sync_peer_status a, b;
 	int i;
 
-	for (i = 0; i < 100; i++) {
+	for (i = 0; i < 5000; i++) {
 		simlink_step(sim);
 		sync_link_peer(sim->end[A].link, sim->now, &a);
 		sync_link_peer(sim->end[B].link, sim->now, &b);
@@ -282,6 +282,7 @@ static void run_lossy(double loss, uint64_t seed, struct loss_figures *f)
 	sim->delay_min = 0;
 	sim->delay_max = 5;
 	memset(f, 0, sizeof(*f));
+	establish(sim);
 	for (t = 1; t <= na; t++) {
 		simlink_step(sim);
 		simlink_send(sim, A, 0);
@@ -668,14 +669,23 @@ static void test_peer_restart(void **state)
 	fresh = simlink_new_link(sim, A, &c);
 	assert_non_null(fresh);
 	a->link = fresh;
+	sync_link_send_data(fresh, (const uint8_t *)"early", 5, 0, sim->now);
+	/* B echoes the new epoch at once, A answers: proven within a round
+	 * trip. Data sent before that went to a B that A did not know yet,
+	 * are refused, and skipped (not lost: a joining node resyncs) */
+	simlink_run(sim, 30);
+	assert_int_equal(st(sim, B)->unproven, 2);	/* A's first heartbeat, the Data */
+	assert_int_equal(st(sim, B)->holes_lost, 0);
+	assert_int_equal(b->restarts, 1);
 	send_n(sim, A, 3);
 	simlink_run(sim, 3);
-	assert_int_equal(b->restarts, 1);
 	assert_int_equal(b->restart_epoch, 1001);
 	assert_int_equal(st(sim, B)->peer_restarts, 1);
-	for (i = 1; i <= 3; i++)
-		assert_int_equal(b->delivered[i], 1);	/* from 1 again */
+	for (i = 2; i <= 4; i++)
+		assert_int_equal(b->delivered[i], 1);	/* counted afresh */
+	assert_int_equal(b->delivered[1], 0);	/* the early one: skipped */
 	assert_int_equal(b->deliver_calls, 8);
+	assert_int_equal(sync_link_received_through(b->link), 4);
 	sync_link_peer(b->link, sim->now, &ps);
 	assert_int_equal(ps.epoch, 1001);
 
@@ -692,7 +702,7 @@ static void test_peer_restart(void **state)
 	sync_link_input(fresh, old_ack, old_ack_len, sim->now);
 	assert_int_equal(sync_link_peer_acked(fresh), 0);
 	simlink_run(sim, 150);
-	assert_int_equal(sync_link_peer_acked(fresh), 3);
+	assert_int_equal(sync_link_peer_acked(fresh), 4);
 	sync_link_free(old);
 	simlink_free(sim);
 }
@@ -724,7 +734,7 @@ static void test_hmac_other_key(void **state)
 	sync_link_input(sim->end[B].link, tap.captured, tap.captured_len, sim->now);
 	sync_link_tick(forger, sim->now);
 	sync_link_input(sim->end[B].link, tap.captured, tap.captured_len, sim->now);
-	sync_link_request_resync(forger, sim->now);
+	sync_link_request_resync(forger, 0, sim->now);
 	sync_link_input(sim->end[B].link, tap.captured, tap.captured_len, sim->now);
 	assert_stats_only(&before, st(sim, B), STAT_OFF(bad_hmac), 3);
 	assert_int_equal(sim->end[B].deliver_calls, 3);
@@ -846,7 +856,7 @@ static void test_bad_decode(void **state)
 
 static void act_resync_a(struct simlink *sim)
 {
-	sync_link_request_resync(sim->end[A].link, sim->now);
+	sync_link_request_resync(sim->end[A].link, 0, sim->now);
 }
 
 static void test_replay(void **state)
@@ -1055,8 +1065,8 @@ static void test_resync_request(void **state)
 
 	(void)state;
 	establish(sim);
-	first = sync_link_request_resync(sim->end[A].link, sim->now);
-	second = sync_link_request_resync(sim->end[A].link, sim->now);
+	first = sync_link_request_resync(sim->end[A].link, 0, sim->now);
+	second = sync_link_request_resync(sim->end[A].link, 0, sim->now);
 	assert_true(first > 1000);	/* A's epoch (simlink_new) */
 	assert_int_equal(second, first + 1);
 	simlink_run(sim, 2);
@@ -1071,8 +1081,8 @@ static void test_resync_request(void **state)
  * byte more is refused without sending. */
 static void test_max_payload(void **state)
 {
-	struct sync_link_conf ca = simlink_conf(UINT32_MAX, UINT64_MAX - 1);
-	struct sync_link_conf cb = simlink_conf(7, UINT64_MAX);
+	struct sync_link_conf ca = simlink_conf(UINT32_MAX, SYNC_EPOCH_MAX - 1);
+	struct sync_link_conf cb = simlink_conf(7, SYNC_EPOCH_MAX);
 	struct simlink_end ea = { .hold = 1 }, eb = { .hold = 1 };
 	struct sync_link *la, *lb;
 	uint8_t payload[65536];
@@ -1081,10 +1091,21 @@ static void test_max_payload(void **state)
 
 	(void)state;
 	ca.mtu = cb.mtu = 512;
+	ca.peer_id = 7;
+	cb.peer_id = UINT32_MAX;
 	la = sync_link_new(&ca, &simlink_ops, &ea, 0);
 	lb = sync_link_new(&cb, &simlink_ops, &eb, 0);
 	assert_non_null(la);
 	assert_non_null(lb);
+	/* hello, echo, echo: each proves the other's epoch */
+	sync_link_tick(la, 0);
+	sync_link_input(lb, ea.captured, ea.captured_len, 0);
+	sync_link_tick(lb, 0);
+	sync_link_input(la, eb.captured, eb.captured_len, 0);
+	sync_link_tick(la, 0);
+	sync_link_input(lb, ea.captured, ea.captured_len, 0);
+	assert_int_equal(sync_link_stats(lb)->received, 1);
+	assert_int_equal(sync_link_stats(la)->received, 1);
 	max = sync_link_max_payload(la);
 	assert_true(max >= 400 && max < 512);
 	memset(payload, 0xee, sizeof(payload));
@@ -1101,6 +1122,219 @@ static void test_max_payload(void **state)
 	assert_int_equal(sync_link_send_data(la, NULL, 0, 0, 0), 2);	/* empty is fine */
 	sync_link_free(la);
 	sync_link_free(lb);
+}
+
+/* ---- sequence numbers at the end of the range ---- */
+
+/* Authenticated datagrams with msg_seq, data_seq, last_data_seq, acked or
+ * first_available at 2^64 - 1 (or just above 2^62) are refused as
+ * undecodable: nothing loops, nothing moves, and the stream goes on. */
+static void test_seq_near_2_64(void **state)
+{
+	static const uint64_t huge[] = { UINT64_MAX, UINT64_MAX - 1, (UINT64_C(1) << 62) + 1 };
+	struct simlink *sim = perfect(1);
+	struct sync_link *la = sim->end[A].link;
+	Lbsync__Packet pkt = LBSYNC__PACKET__INIT;
+	Lbsync__Data data = LBSYNC__DATA__INIT;
+	Lbsync__Heartbeat hb = LBSYNC__HEARTBEAT__INIT;
+	Lbsync__Ack ack = LBSYNC__ACK__INIT;
+	Lbsync__Gone gone = LBSYNC__GONE__INIT;
+	struct sync_link_stats before;
+	uint8_t out[SIM_MAX_DGRAM];
+	size_t i, n;
+
+	(void)state;
+	establish(sim);
+	send_n(sim, B, 3);
+	simlink_run(sim, 10);
+	assert_int_equal(sync_link_received_through(la), 3);
+	before = *st(sim, A);
+	for (i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		pkt.node_id = 2;
+		pkt.epoch = 2000;
+		pkt.msg_seq = huge[i];		/* msg_seq itself */
+		pkt.body_case = LBSYNC__PACKET__BODY_HEARTBEAT;
+		pkt.heartbeat = &hb;
+		hb.peer_epoch = 1000;
+		n = seal_packet(out, &pkt);
+		sync_link_input(la, out, n, sim->now);
+		pkt.msg_seq = st(sim, B)->sent + 50 + i;
+		hb.last_data_seq = huge[i];	/* the tail of the stream */
+		n = seal_packet(out, &pkt);
+		sync_link_input(la, out, n, sim->now);
+		hb.last_data_seq = 0;
+		hb.acked = huge[i];
+		n = seal_packet(out, &pkt);
+		sync_link_input(la, out, n, sim->now);
+		hb.acked = 0;
+		pkt.body_case = LBSYNC__PACKET__BODY_DATA;
+		pkt.data = &data;
+		data.data_seq = huge[i];
+		n = seal_packet(out, &pkt);
+		sync_link_input(la, out, n, sim->now);
+		pkt.body_case = LBSYNC__PACKET__BODY_ACK;
+		pkt.ack = &ack;
+		ack.peer_epoch = 1000;
+		ack.acked = huge[i];
+		n = seal_packet(out, &pkt);
+		sync_link_input(la, out, n, sim->now);
+		pkt.body_case = LBSYNC__PACKET__BODY_GONE;
+		pkt.gone = &gone;
+		gone.first_available = huge[i];
+		n = seal_packet(out, &pkt);
+		sync_link_input(la, out, n, sim->now);
+	}
+	assert_stats_only(&before, st(sim, A), STAT_OFF(bad_decode), 6 * 3);
+	assert_int_equal(sync_link_received_through(la), 3);
+	/* the stream goes on */
+	send_n(sim, B, 3);
+	send_n(sim, A, 3);
+	simlink_run(sim, 150);
+	assert_int_equal(sync_link_received_through(la), 6);
+	assert_int_equal(sync_link_peer_acked(la), 3);
+	assert_int_equal(st(sim, A)->holes_lost, 0);
+	simlink_free(sim);
+}
+
+/* The highest data_seq a peer may send: far ahead, yet given up in time
+ * bounded by the ring, and the link still answers. */
+static void test_seq_limit_jump(void **state)
+{
+	struct simlink *sim = perfect(1);
+	struct sync_link *la = sim->end[A].link;
+	Lbsync__Packet pkt = LBSYNC__PACKET__INIT;
+	Lbsync__Data data = LBSYNC__DATA__INIT;
+	uint8_t out[SIM_MAX_DGRAM];
+	size_t n;
+
+	(void)state;
+	establish(sim);
+	pkt.node_id = 2;
+	pkt.epoch = 2000;
+	pkt.msg_seq = st(sim, B)->sent + 50;
+	pkt.body_case = LBSYNC__PACKET__BODY_DATA;
+	pkt.data = &data;
+	data.data_seq = UINT64_C(1) << 62;
+	n = seal_packet(out, &pkt);
+	sync_link_input(la, out, n, sim->now);
+	assert_int_equal(sim->end[A].deliver_calls, 1);
+	/* everything further back than the window (ring 1024) is given up;
+	 * the window's holes are Nacked, a ring's worth at most */
+	assert_int_equal(sync_link_received_through(la), (UINT64_C(1) << 62) - 1024);
+	assert_int_equal(st(sim, A)->holes_lost, (UINT64_C(1) << 62) - 1024);
+	simlink_run(sim, 150);
+	send_n(sim, A, 2);
+	simlink_run(sim, 150);
+	assert_int_equal(sync_link_peer_acked(la), 2);
+	simlink_free(sim);
+}
+
+/* ---- replays into a restarted receiver ---- */
+
+static int record_a(struct simlink *sim, int from, const uint8_t *buf, size_t len);
+
+struct tape {
+	uint8_t buf[64][SIM_MAX_DGRAM];
+	size_t len[64], n;
+};
+
+static struct tape the_tape;
+
+static int record_a(struct simlink *sim, int from, const uint8_t *buf, size_t len)
+{
+	(void)sim;
+	if (from == A && the_tape.n < 64) {
+		memcpy(the_tape.buf[the_tape.n], buf, len);
+		the_tape.len[the_tape.n++] = len;
+	}
+	return 0;
+}
+
+static void play_tape(struct sync_link *to, uint64_t now)
+{
+	for (size_t i = 0; i < the_tape.n; i++)
+		sync_link_input(to, the_tape.buf[i], the_tape.len[i], now);
+}
+
+/*
+ * A capture of A's datagrams (heartbeats, Data) replayed into B after B
+ * restarted: before A proves its epoch they are unproven, after it they are
+ * replays; nothing is delivered, and A is never reported alive on their
+ * strength. A capture of A's previous epoch, after A restarted, is stale.
+ */
+static void test_replayed_capture_after_restart(void **state)
+{
+	struct simlink *sim = perfect(1);
+	struct simlink_end *b = &sim->end[B];
+	struct sync_link_conf cb = simlink_conf(2, 2001), ca = simlink_conf(1, 1001);
+	struct sync_peer_status ps;
+	struct sync_link *old_a;
+	uint64_t replayed;
+
+	(void)state;
+	establish(sim);
+	memset(&the_tape, 0, sizeof(the_tape));
+	sim->drop = record_a;
+	send_n(sim, A, 5);
+	simlink_run(sim, 250);		/* Data and heartbeats */
+	sim->drop = NULL;
+	assert_true(the_tape.n >= 7);
+	/* B restarts */
+	sync_link_free(b->link);
+	b->link = simlink_new_link(sim, B, &cb);
+	b->deliver_calls = 0;
+	play_tape(b->link, sim->now);
+	assert_int_equal(st(sim, B)->unproven, the_tape.n);
+	assert_int_equal(b->deliver_calls, 0);
+	sync_link_peer(b->link, sim->now, &ps);
+	assert_int_equal(ps.alive, 0);
+	establish(sim);
+	replayed = st(sim, B)->replayed;
+	play_tape(b->link, sim->now);
+	assert_int_equal(st(sim, B)->replayed, replayed + the_tape.n);
+	assert_int_equal(b->deliver_calls, 0);
+	/* new Data still flow */
+	send_n(sim, A, 2);
+	simlink_run(sim, 10);
+	assert_int_equal(b->deliver_calls, 2);
+	/* A restarts: the capture of its previous epoch is stale */
+	old_a = sim->end[A].link;
+	sim->end[A].link = simlink_new_link(sim, A, &ca);
+	simlink_run(sim, 50);
+	sync_link_peer(b->link, sim->now, &ps);
+	assert_int_equal(ps.epoch, 1001);
+	play_tape(b->link, sim->now);
+	assert_int_equal(st(sim, B)->stale_epoch, the_tape.n);
+	assert_int_equal(b->deliver_calls, 2);
+	sync_link_free(old_a);
+	simlink_free(sim);
+}
+
+/* A receiver that has heard nobody yet does not take the first node that
+ * authenticates as its peer: only conf.peer_id is heard. */
+static void test_peer_id_not_pinned(void **state)
+{
+	struct simlink *sim = perfect(1);
+	struct simlink_end tap = { .sim = sim, .hold = 1 };
+	struct sync_link_conf third = simlink_conf(3, 5);
+	struct sync_link_stats before;
+	struct sync_peer_status ps;
+	struct sync_link *l;
+
+	(void)state;
+	third.peer_id = 2;
+	l = sync_link_new(&third, &simlink_ops, &tap, sim->now);
+	assert_non_null(l);
+	sync_link_tick(l, sim->now);		/* its hello */
+	before = *st(sim, B);
+	sync_link_input(sim->end[B].link, tap.captured, tap.captured_len, sim->now);
+	assert_stats_only(&before, st(sim, B), STAT_OFF(foreign_node), 1);
+	establish(sim);			/* and the real peer is heard */
+	sync_link_peer(sim->end[B].link, sim->now, &ps);
+	assert_int_equal(ps.node_id, 1);
+	assert_int_equal(ps.epoch, 1000);
+	sync_link_free(l);
+	simlink_free(sim);
 }
 
 int main(void)
@@ -1128,6 +1362,10 @@ int main(void)
 		cmocka_unit_test(test_peer_status),
 		cmocka_unit_test(test_resync_request),
 		cmocka_unit_test(test_max_payload),
+		cmocka_unit_test(test_seq_near_2_64),
+		cmocka_unit_test(test_seq_limit_jump),
+		cmocka_unit_test(test_replayed_capture_after_restart),
+		cmocka_unit_test(test_peer_id_not_pinned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

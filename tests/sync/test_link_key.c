@@ -71,6 +71,17 @@ static struct simlink *pair(void)
 	sim->drop = watch_keys;
 	memset(last_sealed, 0, sizeof(last_sealed));
 	memset(sealed_new, 0, sizeof(sealed_new));
+	/* Data count only once each end has proven the other's epoch live
+	 * (sync_link.h, freshness): a few heartbeats first. */
+	for (int i = 0; i < 100; i++) {
+		struct sync_peer_status pa, pb;
+
+		sync_link_peer(sim->end[0].link, sim->now, &pa);
+		sync_link_peer(sim->end[1].link, sim->now, &pb);
+		if (pa.alive && pb.alive)
+			break;
+		simlink_step(sim);
+	}
 	return sim;
 }
 

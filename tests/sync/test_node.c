@@ -46,6 +46,11 @@ struct net {
 	unsigned loss_pct;		/* per datagram */
 	int cut;			/* 1: a's datagrams vanish */
 	unsigned rng;
+	unsigned delay_ms;		/* one way; 0: 1 ms */
+	size_t ring, max_conns;		/* of sides set up from now on; 0: defaults */
+	uint64_t epoch;			/* of the next side set up; 0: from the clock */
+	struct dgram *cap_a;		/* when set, a copy of everything a sends */
+	size_t ncap_a, capmax_a;
 };
 
 static struct net *the_net;
@@ -62,11 +67,15 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 	struct side *to = s->peer;
 	struct net *n = the_net;
 
+	if (s == &n->a && n->cap_a && n->ncap_a < n->capmax_a && len <= 1500) {
+		memcpy(n->cap_a[n->ncap_a].buf, buf, len);
+		n->cap_a[n->ncap_a++].len = len;
+	}
 	if ((s == &n->a && n->cut) || rnd(n) < n->loss_pct || to->n == MAXQ || len > 1500)
 		return;
 	memcpy(to->inbox[to->n].buf, buf, len);
 	to->inbox[to->n].len = len;
-	to->inbox[to->n].at = n->now + 1;	/* 1 ms one way */
+	to->inbox[to->n].at = n->now + (n->delay_ms ? n->delay_ms : 1);
 	to->n++;
 }
 
@@ -124,8 +133,9 @@ static void setup_side(struct net *n, struct side *s, uint32_t node_id, int defe
 	struct lb_service_conf svc = { .port = 80, .scheduler = "rr", .backends = backends,
 				       .nbackends = 3 };
 	struct sync_node_conf nc = {
-		.link = { .node_id = node_id, .epoch = 1000 + n->now, .key = k, .key_len = 32,
-			  .ring = 1024, .mtu = 1400, .heartbeat_ms = 100, .nack_delay_ms = 2,
+		.link = { .node_id = node_id, .peer_id = 3 - node_id,
+			  .epoch = n->epoch ? n->epoch : 1000 + n->now, .key = k, .key_len = 32,
+			  .ring = n->ring ? n->ring : 1024, .mtu = 1400, .heartbeat_ms = 100, .nack_delay_ms = 2,
 			  .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
 		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 4096, .defer = defer,
 	};
@@ -135,7 +145,7 @@ static void setup_side(struct net *n, struct side *s, uint32_t node_id, int defe
 		s->inbox = calloc(MAXQ, sizeof(*s->inbox));
 	assert_non_null(s->inbox);
 	lb_engine_conf_defaults(&ec);
-	ec.max_conns = 4096;
+	ec.max_conns = n->max_conns ? n->max_conns : 4096;
 	ec.seed = 7;
 	lb_addr_parse(&svc.vip, VIP);
 	s->e = lb_engine_new(&ec, n->now);
@@ -155,13 +165,16 @@ static void set_role(struct side *s, enum lb_role r)
 	lb_engine_set_role(s->e, r);
 }
 
-/* A pair: a is master and ready, b has joined and resynced. */
-static struct net *pair(int defer, unsigned loss)
+/* A pair: a is master and ready, b has joined and resynced; max_conns and
+ * ring 0: the defaults. */
+static struct net *pair_sized(int defer, unsigned loss, size_t max_conns, size_t ring)
 {
 	struct net *n = calloc(1, sizeof(*n));
 	char why[128];
 
 	the_net = n;
+	n->max_conns = max_conns;
+	n->ring = ring;
 	n->now = 10000;
 	n->rng = 42;
 	for (int i = 0; i < 3; i++) {
@@ -182,6 +195,11 @@ static struct net *pair(int defer, unsigned loss)
 	run(n, 500);
 	assert_true(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
 	return n;
+}
+
+static struct net *pair(int defer, unsigned loss)
+{
+	return pair_sized(defer, loss, 0, 0);
 }
 
 static void free_pair(struct net *n)
@@ -613,6 +631,176 @@ static void test_defer_tickets_released_by_peer_ack(void **state)
 	free_pair(n);
 }
 
+/* ---- restarts, replays, and a large resync over a slow lossy link ---- */
+
+/* b restarts empty, with epoch (lbd takes it from its state counter). */
+static void restart_b(struct net *n, uint64_t epoch)
+{
+	struct side fresh;
+
+	lb_engine_set_repl(n->b.e, NULL, NULL, NULL);
+	sync_node_free(n->b.node);
+	lb_engine_free(n->b.e);
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.inbox = n->b.inbox;
+	n->b = fresh;
+	n->b.peer = &n->a;
+	n->epoch = epoch;
+	setup_side(n, &n->b, 2, 0, key);
+	n->epoch = 0;
+}
+
+static void feed_captured(struct net *n, struct side *to)
+{
+	for (size_t i = 0; i < n->ncap_a; i++)
+		sync_node_input(to->node, n->cap_a[i].buf, n->cap_a[i].len, n->now);
+}
+
+static int run_until_ready(struct net *n, struct side *s, unsigned limit_ms)
+{
+	char why[128];
+
+	for (unsigned ms = 0; ms < limit_ms; ms++) {
+		if (sync_node_ready(s->node, n->now, why, sizeof(why)))
+			return 1;
+		run(n, 1);
+	}
+	return sync_node_ready(s->node, n->now, why, sizeof(why));
+}
+
+struct grab {
+	uint16_t cport;
+	int seen;
+	struct lb_conn_state st;
+};
+
+static void grab_conn(const struct lb_conn_info *info, void *arg)
+{
+	struct grab *g = arg;
+
+	if (info->state.orig.sport == g->cport) {
+		g->seen = 1;
+		g->st = info->state;
+	}
+}
+
+/*
+ * A capture of the master's datagrams carrying a connection that is gone
+ * since, replayed into a standby that restarted (and so knows nothing of the
+ * master's msg_seq): before the master's epoch is proven live, and after.
+ * The restart takes the next value of an epoch counter (lbd persists it), not
+ * the wall clock, which may have stepped back an hour: the pair becomes
+ * ready, and the gone connection never comes back.
+ */
+static void test_restart_and_replayed_capture_leave_no_stale_entry(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct grab g = { .cport = 4242 };
+	struct flow f;
+	uint64_t b_epoch, replayed;
+
+	(void)state;
+	n->capmax_a = 256;
+	n->cap_a = calloc(n->capmax_a, sizeof(*n->cap_a));
+	assert_non_null(n->cap_a);
+	open_flow(&n->a, &f, 4242, n->now, NULL);
+	run(n, 300);
+	n->capmax_a = n->ncap_a;	/* the capture ends here */
+	assert_true(n->ncap_a > 3);
+	assert_true(lookup(&n->b, 4242).seen);
+	/* the connection goes away on the master */
+	lb_engine_foreach_conn(n->a.e, 0, grab_conn, &g);
+	assert_true(g.seen);
+	lb_engine_set_role(n->a.e, LB_ROLE_BACKUP);	/* a master refuses imports */
+	assert_int_equal(lb_engine_import_delete(n->a.e, n->a.ctl, &g.st, n->now), 1);
+	lb_engine_set_role(n->a.e, LB_ROLE_MASTER);
+	assert_int_equal(lb_engine_conn_count(n->a.e), 0);
+	b_epoch = node_stat(&n->a, n->now, "peer_epoch");
+	assert_int_equal(b_epoch, node_stat(&n->b, n->now, "epoch"));
+	/* b restarts: epoch = counter + 1, whatever the wall clock says */
+	restart_b(n, b_epoch + 1);
+	feed_captured(n, &n->b);	/* the master's epoch, not yet proven */
+	assert_int_equal(lb_engine_conn_count(n->b.e), 0);
+	assert_int_equal(node_stat(&n->b, n->now, "unproven"), n->ncap_a);
+	assert_int_equal(node_stat(&n->b, n->now, "peer_alive"), 0);
+	sync_node_start(n->b.node, n->now);
+	assert_true(run_until_ready(n, &n->b, 3000));
+	assert_int_equal(node_stat(&n->a, n->now, "peer_restarts"), 1);
+	/* proven now: the whole capture is older than the proof */
+	replayed = node_stat(&n->b, n->now, "replayed");
+	feed_captured(n, &n->b);
+	assert_int_equal(node_stat(&n->b, n->now, "replayed"), replayed + n->ncap_a);
+	run(n, 500);
+	assert_false(lookup(&n->b, 4242).seen);
+	assert_int_equal(lb_engine_conn_count(n->b.e), 0);
+	free(n->cap_a);
+	n->cap_a = NULL;
+	free_pair(n);
+}
+
+/* count connections through s, established, from 198.18.2.x clients. */
+static void open_many(struct side *s, unsigned count, uint64_t now)
+{
+	for (unsigned i = 0; i < count; i++) {
+		char client[32], backend[64];
+		uint16_t port = (uint16_t)(1024 + i % 60000);
+		struct pb_spec sp;
+		uint8_t out[2048];
+		size_t len;
+
+		snprintf(client, sizeof(client), "198.18.2.%u", 1 + i / 60000);
+		sp = pb_spec_v4(client, port, VIP, 80);
+		sp.seq = 1000;
+		sp.flags = LB_TCP_SYN;
+		assert_int_equal(push(s, &sp, LB_HOOK_PRE, out, &len, now, NULL), LB_VERDICT_ACCEPT);
+		pb_dst_text(out, backend, sizeof(backend));
+		sp = pb_spec_v4(backend, 80, client, port);
+		sp.seq = 5000;
+		sp.ack = 1001;
+		sp.flags = LB_TCP_SYN | LB_TCP_ACK;
+		assert_int_equal(push(s, &sp, LB_HOOK_POST, NULL, NULL, now, NULL),
+				 LB_VERDICT_ACCEPT);
+		sp = pb_spec_v4(client, port, VIP, 80);
+		sp.seq = 1001;
+		sp.ack = 5001;
+		sp.flags = LB_TCP_ACK;
+		assert_int_equal(push(s, &sp, LB_HOOK_PRE, NULL, NULL, now, NULL), LB_VERDICT_ACCEPT);
+	}
+}
+
+/*
+ * 100,000 connections to a joining node over 60 ms one way and 10% loss
+ * each way: the joiner asks again every 250 ms while it waits, and the
+ * export carries on instead of starting over, so it is ready within 5 s of
+ * simulated time.
+ */
+static void test_resync_100k_over_slow_lossy_link(void **state)
+{
+	struct net *n = pair_sized(0, 0, 131072, 4096);
+	uint64_t started;
+	int ready;
+
+	(void)state;
+	lb_engine_set_repl(n->a.e, NULL, NULL, NULL);	/* filled by hand */
+	open_many(&n->a, 100000, n->now);
+	assert_int_equal(lb_engine_conn_count(n->a.e), 100000);
+	n->delay_ms = 60;
+	n->loss_pct = 10;
+	restart_b(n, node_stat(&n->b, n->now, "epoch") + 1);
+	started = n->now;
+	sync_node_start(n->b.node, n->now);
+	ready = run_until_ready(n, &n->b, 5000);
+	print_message("resync of 100000 connections, 60 ms one way, 10%% loss: %s after %llu ms, "
+		      "%llu requests, %llu repeats, %llu served\n", ready ? "ready" : "NOT ready",
+		      (unsigned long long)(n->now - started),
+		      (unsigned long long)node_stat(&n->b, n->now, "resyncs_requested"),
+		      (unsigned long long)node_stat(&n->a, n->now, "resync_repeats"),
+		      (unsigned long long)node_stat(&n->a, n->now, "resyncs_served"));
+	assert_true(ready);
+	assert_int_equal(lb_engine_conn_count(n->b.e), 100000);
+	free_pair(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -623,6 +811,8 @@ int main(void)
 		cmocka_unit_test(test_stale_update_never_regresses),
 		cmocka_unit_test(test_forged_datagrams_change_nothing),
 		cmocka_unit_test(test_defer_tickets_released_by_peer_ack),
+		cmocka_unit_test(test_restart_and_replayed_capture_leave_no_stale_entry),
+		cmocka_unit_test(test_resync_100k_over_slow_lossy_link),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
