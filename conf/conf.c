@@ -151,6 +151,25 @@ static int read_daemon_extras(struct reader *r, const config_setting_t *g, struc
 	return 0;
 }
 
+/* fast_path = true | false | "required" */
+static int get_fast_path(struct reader *r, const config_setting_t *g, int *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, "fast_path");
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+		*out = config_setting_get_bool(s) ? LB_FAST_PATH_ON : LB_FAST_PATH_OFF;
+		return 0;
+	}
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    strcmp(config_setting_get_string(s), "required") == 0) {
+		*out = LB_FAST_PATH_REQUIRED;
+		return 0;
+	}
+	return fail(r, s, "'fast_path' must be true, false or \"required\"");
+}
+
 static int get_bool(struct reader *r, const config_setting_t *g, const char *name, int *out);
 
 /* A user name as useradd takes it: so nothing odd reaches getpwnam(). */
@@ -166,7 +185,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
 					     "chain", "max_conns", "max_persist", "max_embryonic",
 					     "metrics", "control_group", "log", "log_facility",
-					     "log_level", "user", "fail_open", NULL };
+					     "log_level", "user", "fail_open", "fast_path", NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
 	const char *user = c->daemon.user;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
@@ -182,7 +201,8 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	    get_uint(r, g, "max_embryonic", 0, 1 << 26, &max_embryonic) < 0 ||
 	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0 ||
 	    get_str(r, g, "user", 0, &user) < 0 ||
-	    get_bool(r, g, "fail_open", &c->daemon.fail_open) < 0)
+	    get_bool(r, g, "fail_open", &c->daemon.fail_open) < 0 ||
+	    get_fast_path(r, g, &c->daemon.fast_path) < 0)
 		return -1;
 	if (!user_ok(user))
 		return fail(r, config_setting_get_member(g, "user"),
@@ -496,6 +516,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	memset(c, 0, sizeof(*c));
 	c->daemon.workers = 1;
 	c->daemon.queue_maxlen = 8192;
+	c->daemon.fast_path = LB_FAST_PATH_OFF;	/* opt-in: docs/configuration.md */
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
 	snprintf(c->daemon.user, sizeof(c->daemon.user), "nobody");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");

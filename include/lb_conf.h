@@ -14,6 +14,13 @@
 #include "agent_check.h"
 #include "lb_engine.h"
 
+/* daemon.fast_path: the kernel fast path (fastpath.h). */
+enum lb_fast_path {
+	LB_FAST_PATH_OFF = 0,		/* false: NFQUEUE alone */
+	LB_FAST_PATH_ON = 1,		/* true: if it loads; else log why, NFQUEUE alone */
+	LB_FAST_PATH_REQUIRED = 2,	/* "required": not starting without it */
+};
+
 struct lb_daemon_conf {
 	unsigned workers;	/* worker threads, one NFQUEUE each */
 	unsigned queue;		/* first queue number */
@@ -26,6 +33,7 @@ struct lb_daemon_conf {
 	int log_syslog;			/* log to syslog, not stderr */
 	int log_facility;		/* LOG_DAEMON, ... */
 	int log_level;			/* enum log_level; -1: not set */
+	int fast_path;		/* enum lb_fast_path */
 	char user[33];		/* run as this user after set-up (root: uid 0 kept) */
 	int fail_open;		/* queue overflow and no lbd: packets pass unqueued */
 };

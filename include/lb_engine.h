@@ -87,7 +87,12 @@
 	X(IMPORT_CLASH, "import_clash")                                  \
 	X(IMPORT_IGNORED, "import_ignored") /* arrived while master */   \
 	X(IMPORT_DELETES, "import_deletes")                              \
-	X(IMPORT_PERSISTS, "import_persists")
+	X(IMPORT_PERSISTS, "import_persists")                            \
+	X(FAST_INSTALLS, "fast_installs")   /* handed to the kernel fast path */ \
+	X(FAST_INSTALL_FAILED, "fast_install_failed") /* stayed on NFQUEUE */ \
+	X(FAST_REMOVES, "fast_removes")     /* taken back: closing, expired */ \
+	X(FAST_PKTS, "fast_pkts")           /* the kernel forwarded them */ \
+	X(FAST_BYTES, "fast_bytes")
 
 enum lb_counter {
 #define LB_COUNTER_ENUM(id, name) LB_CNT_##id,

@@ -332,8 +332,8 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
  * is never more than about one interval, and never more than max_lag bytes,
  * behind.
  */
-static uint64_t repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
-				  uint8_t before, uint64_t now_ms)
+uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+			      uint8_t before, uint64_t now_ms)
 {
 	uint32_t interval = e->repl_conf.interval_ms;
 
@@ -417,7 +417,7 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 	c->last_seen_ms = now_ms;
 	c->pkts[dir]++;
 	c->bytes[dir] += pi->ip_len;
-	ticket = repl_after_packet(e, w, c, before, now_ms);
+	ticket = lb_repl_after_packet(e, w, c, before, now_ms);
 	/* Zero-loss mode holds the server's SYN/ACK until the peer has the
 	 * connection with the server's ISN, and a SYN that reopens a closed
 	 * entry as on_new() holds a new one: else a takeover before its SYN/ACK
@@ -518,6 +518,7 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	    now_ms >= atomic_load_explicit(&e->promoted_ms, memory_order_relaxed) +
 		      e->repl_conf.grace_ms)
 		c->tcp.slack[0] = c->tcp.slack[1] = 0;	/* tracking is exact again */
+	lb_fastpath_pull(e, w, c);
 	r = lb_tcp_track(&c->tcp, dir, pi);
 	if (r != LB_TCP_ACCEPT) {
 		lb_conn_unlock(c);
@@ -530,6 +531,7 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 	reopened = (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) ||
 		   c->tcp.isn[LB_DIR_ORIG] != isn_before;
 	account(e, w, c, dir, pkt, pi, before, reopened, now_ms);
+	lb_fastpath_after(e, w, c);
 	created_us = c->created_us;
 	established = before < LB_TCP_ESTABLISHED && c->tcp.state >= LB_TCP_ESTABLISHED &&
 		      c->persist_ms;
@@ -749,6 +751,7 @@ static void on_expire(struct lb_conn *c, void *arg)
 	struct lb_engine *e = x->e;
 	struct lb_backend *be = c->backend;
 
+	lb_fastpath_forget(e, c);
 	lb_conn_release_backend(c);
 	if (e->repl && atomic_load(&e->role) == LB_ROLE_MASTER) {
 		struct lb_conn_state st;

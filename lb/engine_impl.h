@@ -8,6 +8,7 @@
 
 #include "backend_impl.h"
 #include "lb_engine.h"
+#include "lb_fastpath.h"
 #include "lb_persist.h"
 #include "lb_sched.h"
 #include "table.h"
@@ -80,7 +81,26 @@ struct lb_engine {
 	struct lb_worker *tick_worker;	/* counts for the control thread's callbacks */
 	struct lb_embryos embryos;
 	atomic_uint_fast64_t embryo_evicted_ms;	/* last eviction; 0: none yet */
+	const struct lb_fastpath_ops *fast;	/* NULL: no kernel fast path */
+	void *fast_arg;
 };
+
+/* The fast path's part of a packet of c (locked), lb/fastpath.c: before
+ * tracking, catch up with what the kernel saw; after, install or remove. */
+void lb_fastpath_pull(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c);
+void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c);
+
+/* c (locked) leaves the table: take it off the fast path. */
+void lb_fastpath_forget(struct lb_engine *e, struct lb_conn *c);
+
+/* c (locked) took a state from the peer: a standby keeps its fast path
+ * ready, so that a takeover has nothing left to install. */
+void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c);
+
+/* Replicates c (locked) after it moved, when due (engine.c). Returns the
+ * defer ticket, 0 when none. */
+uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+			      uint8_t before, uint64_t now_ms);
 
 /* Wall-clock microseconds for a monotonic time (see lb_engine_set_clock). */
 uint64_t lb_engine_real_us(struct lb_engine *e, uint64_t now_ms);

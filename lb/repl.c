@@ -95,6 +95,7 @@ static void apply(struct lb_engine *e, struct lb_conn *c, const struct lb_conn_s
 		lb_table_wake_at(e->table, c, expires);
 	c->expires_ms = expires;
 	lb_backend_state_change(c->backend, before, c->tcp.state);
+	lb_fastpath_import(e, c);
 }
 
 enum update_result { UPD_DONE, UPD_REPLACE };
@@ -124,7 +125,7 @@ static enum update_result update(struct lb_engine *e, struct lb_conn *c,
 
 static void on_removed(struct lb_conn *c, void *arg)
 {
-	(void)arg;
+	lb_fastpath_forget(arg, c);
 	lb_conn_release_backend(c);
 }
 
@@ -202,7 +203,7 @@ static enum lb_import_result import_locked(struct lb_engine *e, const struct lb_
 			return r;
 		}
 		lb_conn_unlock(c);
-		lb_table_remove(e->table, c, on_removed, NULL);
+		lb_table_remove(e->table, c, on_removed, e);
 	}
 	return insert(e, svc, be, st, now_ms);
 }
@@ -242,7 +243,7 @@ int lb_engine_import_delete(struct lb_engine *e, struct lb_worker *w,
 	gone = dir == LB_DIR_ORIG && c->created_us <= st->created_us;
 	lb_conn_unlock(c);
 	if (gone) {
-		lb_table_remove(e->table, c, on_removed, NULL);
+		lb_table_remove(e->table, c, on_removed, e);
 		lb_worker_count(w, LB_CNT_IMPORT_DELETES, 1);
 	}
 	return gone;

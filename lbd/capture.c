@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "lbd_capture.h"
+#include "lbd_fastpath.h"
 #include "lbd_reply.h"
 #include "log.h"
 #include "num.h"
@@ -623,9 +624,22 @@ int lbd_cmd_capture(struct lbd *d, const char *arg, struct lbd_reply *r)
 		reply_status(d->capture, r);
 		return 0;
 	}
-	if (strcmp(word, "start") == 0)
-		return cmd_start(d->capture, rest, r);
-	if (strcmp(word, "stop") == 0)
-		return cmd_stop(d->capture, rest, r);
+	if (strcmp(word, "start") == 0) {
+		/* Every packet of a capture crosses NFQUEUE: the kernel fast
+		 * path pauses first, so none bypasses it. */
+		int rc;
+
+		lbd_fastpath_set_enabled(d->fastpath, 0);
+		rc = cmd_start(d->capture, rest, r);
+		if (rc < 0)
+			lbd_fastpath_set_enabled(d->fastpath, 1);
+		return rc;
+	}
+	if (strcmp(word, "stop") == 0) {
+		int rc = cmd_stop(d->capture, rest, r);
+
+		lbd_fastpath_set_enabled(d->fastpath, !atomic_load(&lbd_capture_tap(d->capture)->on));
+		return rc;
+	}
 	return lbd_reply_error(r, "unknown capture command '%s' (start, stop, status)", word);
 }

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "lbd.h"
 #include "lbd_capture.h"
+#include "lbd_fastpath.h"
 #include "lbd_cmd.h"
 #include "lbd_health.h"
 #include "lbd_loop.h"
@@ -72,6 +73,7 @@ static void queue_stats(struct lbd *d, struct lbd_reply *r)
 }
 
 static void print_capture_stats(void *c, FILE *out) { lbd_capture_print_stats(c, out); }
+static void print_fastpath_stats(void *f, FILE *out) { lbd_fastpath_print_stats(f, out); }
 
 int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 {
@@ -87,6 +89,7 @@ int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 	queue_stats(d, r);
 	kernel_queue_stats(d, r);
 	lbd_reply_kv_printer(r, print_capture_stats, d->capture);
+	lbd_reply_kv_printer(r, print_fastpath_stats, d->fastpath);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 struct lbd_capture;
 struct lbd_health;
 struct lbd_metrics;
+struct lbd_fastpath;
 struct lbd_loop;
 struct lbd_queue;
 struct lbd_sync;
@@ -34,6 +35,7 @@ struct lbd {
 	struct lbd_capture *capture;	/* `lbctl capture`; idle until started */
 	struct lbd_health *health;	/* NULL without checks; restarted by reloads */
 	struct lbd_metrics *metrics;	/* NULL when off */
+	struct lbd_fastpath *fastpath;	/* the kernel fast path; NULL: off */
 	int ctl_fd;
 	int sig_fd;
 	int rules_installed;

@@ -40,6 +40,11 @@ struct lbd_sync;
  */
 struct lbd_loop *lbd_loop_new(struct lb_engine *e, struct lbd_sync *sync);
 
+/* Feeds back the kernel fast path (lbd_fastpath.h) on every tick; before
+ * lbd_loop_start(). f must outlive the loop. */
+struct lbd_fastpath;
+void lbd_loop_set_fastpath(struct lbd_loop *l, struct lbd_fastpath *f);
+
 /* Starts the thread; from then on it alone calls the engine's control functions. 0 or -errno. */
 int lbd_loop_start(struct lbd_loop *l);
 

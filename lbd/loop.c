@@ -29,6 +29,7 @@
 #include "lb_admin.h"
 #include "lb_conf.h"
 #include "lb_engine.h"
+#include "lbd_fastpath.h"
 #include "lbd_loop.h"
 #include "lbd_sync.h"
 #include "log.h"
@@ -51,6 +52,7 @@ struct lbd_loop {
 	struct lb_engine *engine;
 	struct lb_worker *worker;	/* the tick's counters */
 	struct lbd_sync *sync;		/* NULL without a sync section */
+	struct lbd_fastpath *fastpath;	/* NULL: off */
 	int wake_fd;			/* eventfd: a command or a stop */
 	pthread_t thread;
 	bool started;
@@ -101,7 +103,12 @@ static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 	case CMD_SET_ROLE:
 		if (l->sync)
 			lbd_sync_set_role(l->sync, c->role);
+		/* The kernel fast path forwards only while the engine does. */
+		if (c->role != LB_ROLE_MASTER)
+			lbd_fastpath_set_master(l->fastpath, 0);
 		c->was = lb_engine_set_role(l->engine, c->role);
+		if (c->role == LB_ROLE_MASTER)
+			lbd_fastpath_set_master(l->fastpath, 1);
 		if (c->was != c->role) {
 			atomic_fetch_add(&l->role_changes, 1);
 			log_info("role %s -> %s", lb_role_name(c->was), lb_role_name(c->role));
@@ -190,12 +197,20 @@ static void *loop_main(void *arg)
 			lbd_sync_run(l->sync, &p[1], now);
 		if (now >= next_tick) {
 			lb_engine_set_clock(l->engine, now, clock_real_us());
+			/* Before the tick: a connection the kernel kept busy
+			 * must not expire on the engine's stale last-seen. */
+			lbd_fastpath_sweep(l->fastpath, l->engine, l->worker, now);
 			lb_engine_tick(l->engine, l->worker, now);
 			next_tick = now + LBD_LOOP_TICK_MS;
 		}
 		run_commands(l);
 	}
 	return NULL;
+}
+
+void lbd_loop_set_fastpath(struct lbd_loop *l, struct lbd_fastpath *f)
+{
+	l->fastpath = f;
 }
 
 struct lbd_loop *lbd_loop_new(struct lb_engine *e, struct lbd_sync *sync)

@@ -21,8 +21,8 @@
  * control calls itself only before the loop starts and after it stopped.
  *
  * Calls between lbd's files go one way, down this list: main, ctl, cmd,
- * loop, sync, key, queue, capture, rules, service, check. Nothing calls
- * back up; in particular nothing calls into this file.
+ * loop, sync, key, queue, capture, rules, service, check, fastpath. Nothing
+ * calls back up; in particular nothing calls into this file.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +43,7 @@
 #include "lbd_check.h"
 #include "lbd_cmd.h"
 #include "lbd_ctl.h"
+#include "lbd_fastpath.h"
 #include "lbd_health.h"
 #include "lbd_metrics.h"
 #include "lbd_loop.h"
@@ -144,7 +145,7 @@ static int write_pidfile(struct lbd *d)
 static int start(struct lbd *d)
 {
 	uint64_t now = clock_mono_ms();
-	int rc = random_bytes(&d->conf.engine.seed, sizeof(d->conf.engine.seed));
+	int rc = random_bytes(&d->conf.engine.seed, sizeof(d->conf.engine.seed)), fatal;
 
 	d->owner_uid = (unsigned)geteuid();
 	if (lbd_rules_find_tools(&d->tools) < 0)
@@ -161,6 +162,12 @@ static int start(struct lbd *d)
 	}
 	if (lb_engine_set_services(d->engine, d->conf.services, d->conf.nservices) < 0) {
 		log_err("cannot load the services");
+		return -1;
+	}
+	/* Before the workers: the engine's hooks are set once, before traffic. */
+	d->fastpath = lbd_fastpath_open(&d->conf, d->engine, &fatal);
+	if (fatal) {
+		log_err("fast_path = \"required\" and the fast path is not available");
 		return -1;
 	}
 	d->capture = lbd_capture_new();
@@ -181,6 +188,8 @@ static int start(struct lbd *d)
 		return -1;
 	/* From here on only the loop makes the engine's control calls. */
 	d->loop = lbd_loop_new(d->engine, d->sync);
+	if (d->loop)
+		lbd_loop_set_fastpath(d->loop, d->fastpath);
 	if (!d->loop || (rc = lbd_loop_start(d->loop)) < 0) {
 		log_err("cannot start the engine's control thread: %s",
 			strerror(d->loop ? -rc : errno));
@@ -212,6 +221,8 @@ static void stop(struct lbd *d)
 	lbd_health_stop(d->health);	/* it posts to the loop */
 	lbd_loop_free(d->loop);
 	lbd_sync_close(d->sync);
+	/* No worker and no loop calls its hooks any more. */
+	lbd_fastpath_close(d->fastpath, d->engine);
 	for (unsigned i = 0; i < d->nqueues; i++)
 		lbd_queue_close(d->queues[i]);
 	/* After the workers are gone: flushes and closes a running capture. */
@@ -278,6 +289,9 @@ static void run(struct lbd *d)
 		}
 		if (clock_mono_ms() >= next_check) {
 			check_rules(d);
+			/* A capture that stopped on its own limits resumes it. */
+			lbd_fastpath_set_enabled(d->fastpath,
+						 !atomic_load(&lbd_capture_tap(d->capture)->on));
 			next_check = clock_mono_ms() + RULES_CHECK_MS;
 		}
 	}

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "lb_engine.h"
 #include "lbd.h"
+#include "lbd_fastpath.h"
 #include "lbd_loop.h"
 #include "lbd_metrics.h"
 #include "lbd_queue.h"
@@ -124,6 +125,33 @@ static void sync_metrics(struct lbd *d, FILE *f)
 	free(text);
 }
 
+/*
+ * The kernel fast path's "name value" lines (lbctl stats): its state as
+ * lb_fast_path{state="on"} 1, the rest as lb_<name> (lb_fp_fwd_reply, ...).
+ */
+static void fastpath_metrics(struct lbd *d, FILE *f)
+{
+	char *text = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+
+	if (!mem)
+		return;
+	lbd_fastpath_print_stats(d->fastpath, mem);
+	fclose(mem);
+	fprintf(f, "# TYPE lb_fast_path gauge\n");
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char name[96], state[16];
+		unsigned long long v;
+
+		if (sscanf(line, "fast_path %15s", state) == 1)
+			fprintf(f, "lb_fast_path{state=\"%s\"} 1\n", state);
+		else if (sscanf(line, "%95s %llu", name, &v) == 2)
+			fprintf(f, "lb_%s %llu\n", name, v);
+	}
+	free(text);
+}
+
 static void queue_metrics(struct lbd *d, FILE *f)
 {
 	fprintf(f, "# TYPE lb_nfqueue_batches_total counter\n");
@@ -158,6 +186,7 @@ static char *render(struct lbd *d, size_t *len)
 		(unsigned long long)lbd_loop_role_changes(d->loop));
 	sync_metrics(d, f);
 	queue_metrics(d, f);
+	fastpath_metrics(d, f);
 	fclose(f);
 	return text;
 }

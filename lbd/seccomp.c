@@ -10,8 +10,12 @@
  *   nanosleep clock_nanosleep sched_yield
  *   getpid gettid rt_sigprocmask rt_sigreturn restart_syscall
  *   exit exit_group                 thread and process exit
+ *   bpf (map lookup, update, delete only)  the kernel fast path's entries
+ *                                   (lb_fastpath.h: install, window edges,
+ *                                   removal); never a program or map load
  */
 #include <errno.h>
+#include <linux/bpf.h>
 #include <seccomp.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,6 +33,8 @@ static const int allowed[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
+static const int bpf_cmds[] = { BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM };
+
 int lbd_seccomp_worker(char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -43,6 +49,10 @@ int lbd_seccomp_worker(char *err, size_t errlen)
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 				      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	/* The fast path's map entries by their fds; nothing else of bpf(). */
+	for (size_t i = 0; rc == 0 && i < sizeof(bpf_cmds) / sizeof(bpf_cmds[0]); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(bpf), 1,
+				      SCMP_A0(SCMP_CMP_EQ, bpf_cmds[i]));
 	if (rc == 0)
 		rc = seccomp_load(ctx);	/* sets no_new_privs on this thread first */
 	seccomp_release(ctx);

@@ -13,8 +13,8 @@
 set -u
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
-PKGS="libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap jansson libcurl libmicrohttpd"
-CFLAGS="-std=gnu11 -D_GNU_SOURCE -Iinclude -I$B/gen $(pkg-config --cflags $PKGS)"
+PKGS="libnetfilter_queue libmnl libconfig libprotobuf-c libsodium libpcap jansson libcurl libmicrohttpd libbpf"
+CFLAGS="-std=gnu11 -D_GNU_SOURCE -Iinclude -I$B/gen -I$B/gen/fastpath $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -pthread"
 fails=0
 
@@ -42,6 +42,8 @@ check "liblb.a links alone (the engine depends on nothing of ours)" links lb
 check "libcommon.a links alone" links common
 check "libsync.a links with liblb and libcommon only" links sync lb common
 check "libconf.a links with liblb and libcommon only" links conf lb common
+check "libfastpath.a links alone (libbpf only; the engine's types, not its code)" \
+	links fastpath
 check "libdrill.a links with libconf, libsync, liblb and libcommon only" \
 	links drill conf sync lb common
 check "libagent.a (health checks) links with libcommon only" links agent common
@@ -67,6 +69,9 @@ private_ok() {
 for dir in common lb sync conf drill lbd agent; do
 	check "$dir/ includes only public headers and its own" private_ok "$dir" "$dir"/*.c
 done
+# The loader (the BPF program is compiled for another target, by clang).
+check "fastpath/ includes only public headers and its own" private_ok fastpath \
+	$(ls fastpath/*.c | grep -v '\.bpf\.c$')
 
 no_engine_in_sync() {
 	local bad=""

@@ -197,6 +197,7 @@ static void test_defaults(void **state)
 	assert_int_equal(l.conf.daemon.queue_maxlen, 8192);
 	assert_string_equal(l.conf.daemon.control, "/run/lbd.sock");
 	assert_string_equal(l.conf.daemon.chain, "LBD");
+	assert_int_equal(l.conf.daemon.fast_path, LB_FAST_PATH_OFF);	/* opt-in for now */
 	assert_int_equal(l.conf.engine.max_conns, def.max_conns);
 	assert_int_equal(l.conf.engine.max_persist, def.max_persist);
 	assert_memory_equal(l.conf.engine.timeout_s, def.timeout_s, sizeof(def.timeout_s));
@@ -387,6 +388,33 @@ static void test_error_other_values(void **state)
 	expect_error("services = (\n  { vip = \"198.18.0.100\"; }\n);\n", 2, "missing 'port'");
 	expect_error("services = { a = 1; };\n", 1, "'services' must be a list ( {...}, {...} )");
 	expect_error("daemon = 5;\nservices = ();\n", 1, "'daemon' must be a group { ... }");
+	expect_error("daemon: {\n  fast_path = \"yes\";\n};\nservices = ();\n",
+		     2, "'fast_path' must be true, false or \"required\"");
+	expect_error("daemon: {\n  fast_path = 1;\n};\nservices = ();\n",
+		     2, "'fast_path' must be true, false or \"required\"");
+}
+
+/* fast_path = true | false | "required" */
+static void test_fast_path(void **state)
+{
+	static const struct { const char *text; int want; } cases[] = {
+		{ "true", LB_FAST_PATH_ON },
+		{ "false", LB_FAST_PATH_OFF },
+		{ "\"required\"", LB_FAST_PATH_REQUIRED },
+	};
+	char text[256];
+	struct loaded l;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "daemon: { fast_path = %s; };\nservices = ();\n",
+			 cases[i].text);
+		load_text(&l, text);
+		if (l.rc != 0)
+			fail_msg("load failed: %s", l.err);
+		assert_int_equal(l.conf.daemon.fast_path, cases[i].want);
+		lb_conf_free(&l.conf);
+	}
 }
 
 /* A service's check applies to every backend; a backend's is read over it. */
@@ -555,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_daemon_control_plane),
 		cmocka_unit_test(test_sync_peer_and_state),
 		cmocka_unit_test(test_daemon_user_and_fail_open),
+		cmocka_unit_test(test_fast_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
 # The Prometheus endpoint and the control socket's group, on an lbd of the
 # test's own in lb1: off by default; with `metrics` set, GET /metrics from
 # the client answers, its counters move with traffic, per-backend health
-# shows; a bad `metrics` value is refused with file:line. With
+# and the kernel fast path's state and counters show; a bad `metrics` value
+# is refused with file:line. With
 # control_group the socket is 0660 for that group, made so without a wider
 # moment, and a member that is not root may read but not change anything.
 set -u
@@ -44,7 +45,7 @@ msg=$(lab_exec lb1 "$LBD" -c "$conf" --check 2>&1); rc=$?
 check "a bad metrics address is refused (exit $rc)" [ "$rc" -ne 0 ]
 check "  with file:line ($msg)" grep -q "m.conf:1: 'metrics' must be ADDRESS:PORT" <<<"$msg"
 
-write_conf 'metrics = "198.18.0.2:9100"; control_group = "nogroup";'
+write_conf 'metrics = "198.18.0.2:9100"; control_group = "nogroup"; fast_path = true;'
 start_lbd
 body=$(lab_exec client curl -s -m 3 "$URL")
 check "GET /metrics answers from the client" grep -q '^# TYPE lb_packets_total counter' <<<"$body"
@@ -52,6 +53,8 @@ check "  per-backend health (tcp check)" grep -q 'lb_backend_up{service="198.18.
 check "  connections by state" grep -q '^lb_connections{state="established"} ' <<<"$body"
 check "  drops by reason" grep -q '^lb_drops_total{reason="no_conn"} ' <<<"$body"
 check "  the role" grep -q '^lb_role{role="master"} 1' <<<"$body"
+check "  the kernel fast path's state" grep -q '^lb_fast_path{state="on"} 1' <<<"$body"
+check "  and its counters" grep -q '^lb_fp_pass_no_entry [0-9]' <<<"$body"
 before=$(metric 'lb_packets_total{direction="in"}')
 created=$(metric 'lb_events_total{event="conns_created"}')
 for _ in 1 2 3 4 5; do http_get http://198.18.0.100/ >/dev/null; done

@@ -71,6 +71,22 @@ void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLL
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The loop's fast path hook; these tests run without one. */
+void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
+			uint64_t now_ms)
+{
+	assert_null(f);
+	(void)e;
+	(void)w;
+	(void)now_ms;
+}
+
+void lbd_fastpath_set_master(struct lbd_fastpath *f, int master)
+{
+	assert_null(f);
+	(void)master;
+}
+
 void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role)
 {
 	pthread_mutex_lock(&s->lock);

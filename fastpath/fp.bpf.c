@@ -1,0 +1,291 @@
+/*
+ * fp.bpf.c: the kernel fast path, a tc (clsact ingress) program on the
+ * balancer's interfaces. It forwards the data segments of established
+ * connections that the engine installed (fp_abi.h), with the same NAT and
+ * the same window checks as the engine (lb/tcp.c, van Rooij's rules I-IV),
+ * and passes everything else up unchanged (TC_ACT_OK) to the iptables rules
+ * and the NFQUEUE path, where the engine judges it and counts any drop:
+ * SYN, FIN, RST, segments without ACK, unknown tuples, entries not
+ * established, out-of-window segments, IPv4 options, fragments, other
+ * protocols, TTL about to expire, no route. It never drops.
+ *
+ * Forwarding: after the rewrite it decrements the TTL (it acts as the
+ * router) and redirects with bpf_redirect_neigh() to the egress interface a
+ * FIB lookup gives. Redirected packets skip netfilter altogether, which is
+ * what they need: a reply whose source is already the VIP would be a
+ * martian to the stack's routing (docs/platform.md §5), and the kernel's
+ * conntrack never sees these flows anyway (CT --notrack).
+ *
+ * Headers are read with bpf_skb_load_bytes() (GSO packets may keep little in
+ * the linear area) and rewritten with bpf_skb_store_bytes() and the checksum
+ * helpers, which are right for complete and for partial (offloaded)
+ * checksums alike.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "fp_abi.h"
+
+#define MAX_ACK_WINDOW 66000u	/* check IV's floor, as lb/tcp.c */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2);		/* set by the loader */
+	__type(key, struct fp_key);
+	__type(value, struct fp_nat);
+} fp_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* set by the loader */
+	__type(key, __u32);
+	__type(value, struct fp_conn);
+} fp_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_CNT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} fp_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_ctl SEC(".maps");
+
+/* What the checks need of a segment. */
+struct seg {
+	__u32 seq, end, ack;
+	__u16 win;
+};
+
+static __always_inline void count(__u32 c, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&fp_stats, &c);
+
+	if (v)
+		*v += n;
+}
+
+static __always_inline int pass(__u32 why)
+{
+	count(why, 1);
+	return TC_ACT_OK;
+}
+
+static __always_inline int seq_leq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
+static __always_inline int seq_geq(__u32 a, __u32 b) { return (__s32)(a - b) >= 0; }
+static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0; }
+
+/*
+ * Checks I-IV of include/lb_tcp.h for an ACK segment without SYN, FIN or RST
+ * sent by snd to rcv, and on success moves the bounds as lb/tcp.c's
+ * update_window() does. Called under the entry's lock. 1: accepted.
+ */
+static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, const struct seg *s)
+{
+	__u32 win, ackwin = snd->maxwin > MAX_ACK_WINDOW ? snd->maxwin : MAX_ACK_WINDOW;
+
+	if (!seq_leq(s->seq, snd->maxend))
+		return 0;
+	if (!seq_geq(s->end, snd->end - rcv->maxwin))
+		return 0;
+	if (!seq_leq(s->ack, rcv->end) || !seq_geq(s->ack, rcv->end - ackwin))
+		return 0;
+	win = (__u32)s->win << (snd->wscale & 15);
+	if (seq_gt(s->end, snd->end))
+		snd->end = s->end;
+	if (win > snd->maxwin)
+		snd->maxwin = win;
+	if (seq_gt(s->ack + win, rcv->maxend))
+		rcv->maxend = s->ack + win;
+	return 1;
+}
+
+/* Rewrites one IPv4 address and port (at ip_off, port_off) with checksums. */
+static __always_inline int rewrite4(struct __sk_buff *skb, __u32 ip_off, __u32 port_off,
+				    __u32 old_ip, __u32 new_ip, __u16 old_port, __u16 new_port)
+{
+	__u32 tcsum = ETH_HLEN + sizeof(struct iphdr) + offsetof(struct tcphdr, check);
+	__u32 icsum = ETH_HLEN + offsetof(struct iphdr, check);
+
+	if (bpf_l4_csum_replace(skb, tcsum, old_ip, new_ip, BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l3_csum_replace(skb, icsum, old_ip, new_ip, 4) ||
+	    bpf_skb_store_bytes(skb, ip_off, &new_ip, 4, 0))
+		return -1;
+	if (old_port == new_port)
+		return 0;
+	if (bpf_l4_csum_replace(skb, tcsum, old_port, new_port, 2) ||
+	    bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0))
+		return -1;
+	return 0;
+}
+
+/* The router's part: one less TTL, with the header checksum. */
+static __always_inline int ttl_dec(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	__u32 off = ETH_HLEN + offsetof(struct iphdr, ttl);
+	__u16 old = *(const __u16 *)&ip->ttl, new;
+	__u8 ttl = ip->ttl - 1;
+
+	new = old;
+	*(__u8 *)&new = ttl;
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new, 2))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &ttl, 1, 0);
+}
+
+/* The egress interface toward dst, or 0 when the stack must decide. */
+static __always_inline __u32 route4(struct __sk_buff *skb, const struct iphdr *ip, __u32 src,
+				    __u32 dst)
+{
+	struct bpf_fib_lookup fib = {
+		.family = 2,	/* AF_INET */
+		.l4_protocol = IPPROTO_TCP,
+		.tos = ip->tos,
+		.ipv4_src = src,
+		.ipv4_dst = dst,
+		.ifindex = skb->ingress_ifindex,
+	};
+
+	/* tot_len 0: the kernel checks the MTU against the skb itself, GSO
+	 * aware. */
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) !=
+	    BPF_FIB_LKUP_RET_SUCCESS)
+		return 0;
+	return fib.ifindex;
+}
+
+/* Takes the connection's lock, checks and tracks. 1 accepted, else a counter. */
+static __always_inline int judge(struct fp_conn *c, __u8 dir, const struct seg *s, __u32 len)
+{
+	struct fp_peer *snd, *rcv;
+	int ok = 0, why = FP_CNT_PASS_STATE;
+	__u64 now = bpf_ktime_get_ns();	/* no calls while the lock is held */
+
+	snd = dir ? &c->peer[1] : &c->peer[0];
+	rcv = dir ? &c->peer[0] : &c->peer[1];
+	bpf_spin_lock(&c->lock);
+	if (c->state == FP_STATE_ESTABLISHED) {
+		ok = track(snd, rcv, s);
+		why = FP_CNT_PASS_WINDOW;
+	}
+	if (ok) {
+		c->last_seen_ns = now;
+		c->pkts[dir & 1] += 1;
+		c->bytes[dir & 1] += len;
+	}
+	bpf_spin_unlock(&c->lock);
+	return ok ? 0 : why;
+}
+
+static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
+{
+	struct iphdr ip;
+	struct tcphdr th;
+	struct fp_key key = { .family = 4 };
+	struct fp_nat *nat;
+	struct fp_conn *c;
+	struct seg s;
+	__u32 hl, tot, new_ip, out = 0, why;
+	__u8 tf;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+		return pass(FP_CNT_PASS_MALFORMED);
+	if (ip.version != 4)
+		return pass(FP_CNT_PASS_MALFORMED);
+	if (ip.ihl != 5)
+		return pass(FP_CNT_PASS_IP_OPTIONS);
+	if (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return pass(FP_CNT_PASS_FRAGMENT);
+	if (ip.protocol != IPPROTO_TCP)
+		return pass(FP_CNT_PASS_NOT_TCP);
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip), &th, sizeof(th)))
+		return pass(FP_CNT_PASS_MALFORMED);
+	tot = bpf_ntohs(ip.tot_len);
+	hl = sizeof(ip) + th.doff * 4u;
+	if (th.doff < 5 || tot < hl || tot > skb->len - ETH_HLEN)
+		return pass(FP_CNT_PASS_MALFORMED);
+	tf = ((__u8 *)&th)[13];
+	if ((tf & (TCPF_SYN | TCPF_FIN | TCPF_RST | TCPF_ACK)) != TCPF_ACK)
+		return pass(FP_CNT_PASS_FLAGS);
+
+	__builtin_memcpy(key.src, &ip.saddr, 4);
+	__builtin_memcpy(key.dst, &ip.daddr, 4);
+	key.sport = th.source;
+	key.dport = th.dest;
+	nat = bpf_map_lookup_elem(&fp_keys, &key);
+	if (!nat)
+		return pass(FP_CNT_PASS_NO_ENTRY);
+	c = bpf_map_lookup_elem(&fp_conns, &nat->id);
+	if (!c)
+		return pass(FP_CNT_PASS_NO_ENTRY);
+	if (ip.ttl <= 1)
+		return pass(FP_CNT_PASS_TTL);
+	__builtin_memcpy(&new_ip, nat->addr, 4);
+	if (!(flags & FP_CTL_STACK)) {
+		out = nat->dir == FP_DIR_ORIG ? route4(skb, &ip, ip.saddr, new_ip)
+					      : route4(skb, &ip, ip.saddr, ip.daddr);
+		if (!out)
+			return pass(FP_CNT_PASS_NO_ROUTE);
+	}
+
+	s.seq = bpf_ntohl(th.seq);
+	s.ack = bpf_ntohl(th.ack_seq);
+	s.end = s.seq + (tot - hl);
+	s.win = bpf_ntohs(th.window);
+	why = judge(c, nat->dir, &s, tot);
+	if (why)
+		return pass(why);
+
+	if (nat->dir == FP_DIR_ORIG)
+		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, daddr),
+			       ETH_HLEN + sizeof(ip) + offsetof(struct tcphdr, dest),
+			       ip.daddr, new_ip, th.dest, nat->port);
+	else
+		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, saddr),
+			       ETH_HLEN + sizeof(ip) + offsetof(struct tcphdr, source),
+			       ip.saddr, new_ip, th.source, nat->port);
+	/* Tracked but not rewritten: the slow path sees it again, which the
+	 * tracker accepts (a duplicate), so the packet is not lost. */
+	if (why)
+		return pass(FP_CNT_PASS_REWRITE);
+	count(nat->dir == FP_DIR_ORIG ? FP_CNT_FWD_ORIG : FP_CNT_FWD_REPLY, 1);
+	count(FP_CNT_FWD_BYTES, tot);
+	if (flags & FP_CTL_STACK)
+		return TC_ACT_OK;
+	if (ttl_dec(skb, &ip))
+		return TC_ACT_SHOT;	/* rewritten already: cannot go up */
+	return bpf_redirect_neigh(out, NULL, 0, 0);
+}
+
+SEC("tc")
+int fp_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0, *ctl = bpf_map_lookup_elem(&fp_ctl, &zero);
+	__u32 flags = ctl ? *ctl : 0;
+
+	if (!(flags & FP_CTL_ENABLED))
+		return pass(FP_CNT_PASS_DISABLED);
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return pass(FP_CNT_PASS_NOT_IP);
+	return handle4(skb, flags);
+}
+
+char LICENSE[] SEC("license") = "GPL";

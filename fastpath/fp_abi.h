@@ -1,0 +1,66 @@
+/*
+ * fp_abi: the maps shared by the tc program (fp.bpf.c) and its loader
+ * (loader.c), as both compile them. Private to fastpath/.
+ *
+ *   fp_keys   hash   struct fp_key  -> struct fp_nat    one entry per direction
+ *   fp_conns  array  id             -> struct fp_conn   shared by both directions
+ *   fp_stats  percpu array  enum fp_counter -> __u64
+ *   fp_ctl    array  0 -> __u32 flags (FP_CTL_*)
+ *
+ * A connection is installed under both its tuples (client -> VIP:port and
+ * backend -> client); both point at one fp_conn, whose window state both
+ * directions need, under its spin lock. Addresses and ports are kept in
+ * network order, as on the wire; IPv4 in the first four address bytes.
+ */
+#ifndef FP_ABI_H
+#define FP_ABI_H
+
+#include <linux/types.h>
+
+#include "fp_counter.h"
+
+#define FP_DIR_ORIG 0	/* client -> VIP:port: destination rewritten */
+#define FP_DIR_REPLY 1	/* backend -> client: source rewritten */
+
+/* fp_conn.state: only established connections are handled in the kernel. */
+#define FP_STATE_ESTABLISHED 1
+
+#define FP_CTL_ENABLED 0x1	/* off: every packet goes up (a capture runs) */
+#define FP_CTL_STACK 0x2	/* return rewritten packets to the stack instead
+				 * of redirecting them (tests; no routing) */
+
+struct fp_key {
+	__u8 family;		/* 4 or 6 */
+	__u8 pad[3];
+	__u16 sport;
+	__u16 dport;
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+struct fp_nat {
+	__u32 id;		/* index into fp_conns */
+	__u8 dir;		/* FP_DIR_* */
+	__u8 pad;
+	__u16 port;		/* new destination (orig) or source (reply) port */
+	__u8 addr[16];		/* new destination (orig) or source (reply) address */
+};
+
+struct fp_peer {
+	__u32 end;		/* as lb_tcp_peer (include/lb_tcp.h) */
+	__u32 maxend;
+	__u32 maxwin;
+	__u8 wscale;
+	__u8 pad[3];
+};
+
+struct fp_conn {
+	struct bpf_spin_lock lock;
+	__u32 state;
+	struct fp_peer peer[2];	/* by direction of the sender */
+	__u64 last_seen_ns;	/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 pkts[2];
+	__u64 bytes[2];
+};
+
+#endif

@@ -1,0 +1,500 @@
+/*
+ * fastpath loader: loads fp.bpf.c (its skeleton, built into build/gen/ by
+ * bpftool), attaches it, and keeps its maps (fp_abi.h) as the engine says.
+ *
+ * Connection ids (the index into fp_conns) are handed out here from a free
+ * list; the slot of an id remembers both tuples (to delete both keys) and
+ * the counters last reported (the sweep reports differences).
+ */
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "fastpath.h"
+#include "fp_abi.h"
+#include "fp.skel.h"
+
+#define FP_MAX_IFS 16
+/* Our filter's place on an interface's ingress: a fixed handle and priority,
+ * so that a later run finds and replaces what a crashed one left. */
+#define FP_TC_HANDLE 0x1b0
+#define FP_TC_PRIO 0x1b0
+
+struct fp_slot {
+	int used;
+	struct fp_key orig, reply;
+	struct lb_tuple orig_tuple;
+	uint64_t pkts[2], bytes[2];	/* as last reported */
+	uint64_t last_seen_ns;
+};
+
+struct fp {
+	struct fp_bpf *skel;
+	int keys_fd, conns_fd, stats_fd, ctl_fd;
+	uint32_t ctl;
+	pthread_mutex_t lock;		/* slots, free list, cursor */
+	uint32_t cap;
+	struct fp_slot *slots;
+	uint32_t *free;
+	uint32_t nfree;
+	size_t cursor;
+	int ifindex[FP_MAX_IFS];
+	int nifs;
+};
+
+static const char *const counter_names[FP_CNT_COUNT] = {
+#define FP_COUNTER_NAME(id, name) [FP_CNT_##id] = name,
+	FP_COUNTER_LIST(FP_COUNTER_NAME)
+#undef FP_COUNTER_NAME
+};
+
+const char *fp_counter_name(enum fp_counter c)
+{
+	return c < FP_CNT_COUNT ? counter_names[c] : "?";
+}
+
+/* libbpf's own messages (the verifier's log among them) are noise next to
+ * the reason we report, unless FP_DEBUG is set in the environment. */
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+static int loud(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static void set_print(void)
+{
+	libbpf_set_print(getenv("FP_DEBUG") ? loud : quiet);
+}
+
+static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t errlen)
+{
+	int rc;
+
+	set_print();
+	fp->skel = fp_bpf__open();
+	if (!fp->skel) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		return -errno;
+	}
+	/* Two keys per connection; the hash map's capacity must hold both.
+	 * Its entries are allocated as connections come, not all up front. */
+	if ((rc = bpf_map__set_max_entries(fp->skel->maps.fp_conns, fp->cap)) ||
+	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, fp->cap * 2)) ||
+	    (rc = bpf_map__set_map_flags(fp->skel->maps.fp_keys, BPF_F_NO_PREALLOC))) {
+		snprintf(err, errlen, "cannot size the maps: %s", strerror(-rc));
+		return rc;
+	}
+	rc = fp_bpf__load(fp->skel);
+	if (rc) {
+		snprintf(err, errlen, "cannot load the BPF program (kernel without BPF, "
+			 "BTF or spin locks in maps, or locked memory limit?): %s",
+			 strerror(-rc));
+		return rc;
+	}
+	fp->keys_fd = bpf_map__fd(fp->skel->maps.fp_keys);
+	fp->conns_fd = bpf_map__fd(fp->skel->maps.fp_conns);
+	fp->stats_fd = bpf_map__fd(fp->skel->maps.fp_stats);
+	fp->ctl_fd = bpf_map__fd(fp->skel->maps.fp_ctl);
+	fp->ctl = conf->stack ? FP_CTL_STACK : 0;
+	return fp_set_enabled(fp, 0);
+}
+
+struct fp *fp_open(const struct fp_conf *conf, char *err, size_t errlen)
+{
+	struct fp *fp = calloc(1, sizeof(*fp));
+	int rc = -ENOMEM;
+
+	if (!fp)
+		goto fail;
+	fp->cap = conf->max_conns ? conf->max_conns : 1;
+	pthread_mutex_init(&fp->lock, NULL);
+	fp->slots = calloc(fp->cap, sizeof(*fp->slots));
+	fp->free = calloc(fp->cap, sizeof(*fp->free));
+	if (!fp->slots || !fp->free) {
+		snprintf(err, errlen, "cannot allocate %u slots", fp->cap);
+		goto fail;
+	}
+	for (uint32_t i = 0; i < fp->cap; i++)
+		fp->free[i] = fp->cap - 1 - i;
+	fp->nfree = fp->cap;
+	rc = load(fp, conf, err, errlen);
+	if (rc < 0)
+		goto fail;
+	return fp;
+fail:
+	fp_close(fp);
+	errno = rc < 0 ? -rc : ENOMEM;
+	return NULL;
+}
+
+static void detach(int ifindex)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FP_TC_HANDLE,
+			    .priority = FP_TC_PRIO);
+
+	bpf_tc_detach(&hook, &opts);
+}
+
+void fp_close(struct fp *fp)
+{
+	if (!fp)
+		return;
+	for (int i = 0; i < fp->nifs; i++)
+		detach(fp->ifindex[i]);
+	fp_bpf__destroy(fp->skel);
+	pthread_mutex_destroy(&fp->lock);
+	free(fp->slots);
+	free(fp->free);
+	free(fp);
+}
+
+void fp_detach_stale(const char *ifname)
+{
+	int ifindex = (int)if_nametoindex(ifname);
+
+	set_print();	/* "no such qdisc" is the usual answer here */
+	if (ifindex)
+		detach(ifindex);
+}
+
+int fp_attach(struct fp *fp, const char *ifname)
+{
+	int ifindex = (int)if_nametoindex(ifname), rc;
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
+			    .flags = BPF_TC_F_REPLACE,
+			    .prog_fd = bpf_program__fd(fp->skel->progs.fp_ingress));
+
+	if (!ifindex)
+		return -ENODEV;
+	if (fp->nifs == FP_MAX_IFS)
+		return -ENOSPC;
+	rc = bpf_tc_hook_create(&hook);
+	if (rc && rc != -EEXIST)
+		return rc;
+	rc = bpf_tc_attach(&hook, &opts);
+	if (rc)
+		return rc;
+	fp->ifindex[fp->nifs++] = ifindex;
+	return 0;
+}
+
+int fp_set_enabled(struct fp *fp, int on)
+{
+	uint32_t zero = 0;
+
+	fp->ctl = on ? fp->ctl | FP_CTL_ENABLED : fp->ctl & ~FP_CTL_ENABLED;
+	return bpf_map_update_elem(fp->ctl_fd, &zero, &fp->ctl, BPF_ANY) ? -errno : 0;
+}
+
+static void key_of(const struct lb_tuple *t, struct fp_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = 4;
+	memcpy(k->src, t->src.bytes, 4);
+	memcpy(k->dst, t->dst.bytes, 4);
+	k->sport = htons(t->sport);
+	k->dport = htons(t->dport);
+}
+
+static void peers_to_kernel(const struct lb_tcp_peer in[2], struct fp_peer out[2])
+{
+	for (int d = 0; d < 2; d++)
+		out[d] = (struct fp_peer){ .end = in[d].end, .maxend = in[d].maxend,
+					   .maxwin = in[d].maxwin, .wscale = in[d].wscale };
+}
+
+/* The id a tuple is installed under, or -ENOENT. */
+static int64_t lookup_id(struct fp *fp, const struct lb_tuple *orig)
+{
+	struct fp_key k;
+	struct fp_nat nat;
+
+	if (orig->src.family != AF_INET)
+		return -ENOENT;
+	key_of(orig, &k);
+	if (bpf_map_lookup_elem(fp->keys_fd, &k, &nat) || nat.dir != FP_DIR_ORIG ||
+	    nat.id >= fp->cap)
+		return -ENOENT;
+	return nat.id;
+}
+
+static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c,
+		    struct fp_slot *s)
+{
+	struct fp_nat to_backend = { .id = id, .dir = FP_DIR_ORIG,
+				     .port = htons(c->reply.sport) };
+	struct fp_nat to_client = { .id = id, .dir = FP_DIR_REPLY,
+				    .port = htons(c->orig.dport) };
+
+	memcpy(to_backend.addr, c->reply.src.bytes, 4);
+	memcpy(to_client.addr, c->orig.dst.bytes, 4);
+	key_of(&c->orig, &s->orig);
+	key_of(&c->reply, &s->reply);
+	if (bpf_map_update_elem(fp->keys_fd, &s->orig, &to_backend, BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(fp->keys_fd, &s->reply, &to_client, BPF_ANY)) {
+		int rc = -errno;
+
+		bpf_map_delete_elem(fp->keys_fd, &s->orig);
+		return rc;
+	}
+	return 0;
+}
+
+static uint32_t seq_max(uint32_t a, uint32_t b)
+{
+	return (int32_t)(b - a) > 0 ? b : a;
+}
+
+/*
+ * An installed entry takes the engine's edges where they are ahead, and
+ * keeps its own (and its counters) where the kernel is. The read and the
+ * write are two calls: a packet the program forwards in between loses its
+ * edge movement, which leaves the kernel's bounds a packet behind (stricter
+ * for checks I and III; the engine, which pulls forward only, stays exact).
+ */
+static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
+{
+	struct fp_conn v;
+
+	if (bpf_map_lookup_elem_flags(fp->conns_fd, &id, &v, BPF_F_LOCK))
+		return -errno;
+	for (int d = 0; d < 2; d++) {
+		v.peer[d].end = seq_max(v.peer[d].end, c->peer[d].end);
+		v.peer[d].maxend = seq_max(v.peer[d].maxend, c->peer[d].maxend);
+		if (c->peer[d].maxwin > v.peer[d].maxwin)
+			v.peer[d].maxwin = c->peer[d].maxwin;
+	}
+	v.state = FP_STATE_ESTABLISHED;
+	return bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK) ? -errno : 0;
+}
+
+/* A new entry: the connection before its keys, so the program never finds a
+ * key whose entry is not ready. fp locked. */
+static int create(struct fp *fp, const struct lb_fastpath_conn *c)
+{
+	struct fp_conn v = { .state = FP_STATE_ESTABLISHED };
+	uint32_t id;
+	int rc;
+
+	if (fp->nfree == 0)
+		return -ENOSPC;
+	id = fp->free[--fp->nfree];
+	peers_to_kernel(c->peer, v.peer);
+	if (bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
+		rc = -errno;
+	else
+		rc = put_keys(fp, id, c, &fp->slots[id]);
+	if (rc < 0) {
+		fp->free[fp->nfree++] = id;
+		return rc;
+	}
+	fp->slots[id].used = 1;
+	fp->slots[id].orig_tuple = c->orig;
+	memset(fp->slots[id].pkts, 0, sizeof(fp->slots[id].pkts));
+	memset(fp->slots[id].bytes, 0, sizeof(fp->slots[id].bytes));
+	return 0;
+}
+
+int fp_conn_install(struct fp *fp, const struct lb_fastpath_conn *c)
+{
+	int64_t found;
+	int rc;
+
+	if (c->orig.src.family != AF_INET || c->reply.src.family != AF_INET)
+		return -EAFNOSUPPORT;
+	pthread_mutex_lock(&fp->lock);
+	found = lookup_id(fp, &c->orig);
+	rc = found >= 0 ? refresh(fp, (uint32_t)found, c) : create(fp, c);
+	pthread_mutex_unlock(&fp->lock);
+	return rc;
+}
+
+/* Fills out from the kernel's entry and the slot's last report; fp locked. */
+static int read_locked(struct fp *fp, uint32_t id, struct lb_fastpath_seen *out)
+{
+	struct fp_slot *s = &fp->slots[id];
+	struct fp_conn v;
+
+	if (bpf_map_lookup_elem_flags(fp->conns_fd, &id, &v, BPF_F_LOCK))
+		return -errno;
+	memset(out, 0, sizeof(*out));
+	for (int d = 0; d < 2; d++) {
+		out->peer[d] = (struct lb_tcp_peer){ .end = v.peer[d].end,
+						     .maxend = v.peer[d].maxend,
+						     .maxwin = v.peer[d].maxwin,
+						     .wscale = v.peer[d].wscale };
+		out->pkts[d] = v.pkts[d] - s->pkts[d];
+		out->bytes[d] = v.bytes[d] - s->bytes[d];
+		s->pkts[d] = v.pkts[d];
+		s->bytes[d] = v.bytes[d];
+	}
+	out->last_seen_ms = v.last_seen_ns / 1000000u;
+	s->last_seen_ns = v.last_seen_ns;
+	return 0;
+}
+
+int fp_conn_read(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpath_seen *out)
+{
+	int64_t id;
+	int rc;
+
+	pthread_mutex_lock(&fp->lock);
+	id = lookup_id(fp, orig);
+	rc = id < 0 ? (int)id : read_locked(fp, (uint32_t)id, out);
+	pthread_mutex_unlock(&fp->lock);
+	return rc;
+}
+
+int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpath_seen *out)
+{
+	struct fp_conn idle = { 0 };
+	struct fp_slot *s;
+	int64_t id;
+	int rc;
+
+	pthread_mutex_lock(&fp->lock);
+	id = lookup_id(fp, orig);
+	if (id < 0) {
+		pthread_mutex_unlock(&fp->lock);
+		return (int)id;
+	}
+	s = &fp->slots[id];
+	/* Keys first, so the program stops finding the entry; then its last
+	 * view (a packet already past the key lookup on another CPU may still
+	 * land after this read: the slow path's tracker then sees its peer's
+	 * answer a little ahead, within the windows it allows). */
+	bpf_map_delete_elem(fp->keys_fd, &s->orig);
+	bpf_map_delete_elem(fp->keys_fd, &s->reply);
+	rc = read_locked(fp, (uint32_t)id, out);
+	bpf_map_update_elem(fp->conns_fd, &(uint32_t){ (uint32_t)id }, &idle, BPF_F_LOCK);
+	*s = (struct fp_slot){ 0 };
+	fp->free[fp->nfree++] = (uint32_t)id;
+	pthread_mutex_unlock(&fp->lock);
+	return rc;
+}
+
+size_t fp_conn_count(struct fp *fp)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fp->lock);
+	n = fp->cap - fp->nfree;
+	pthread_mutex_unlock(&fp->lock);
+	return n;
+}
+
+size_t fp_sweep(struct fp *fp, size_t budget,
+		void (*fn)(void *arg, const struct lb_tuple *orig,
+			   const struct lb_fastpath_seen *s),
+		void *arg)
+{
+	size_t reported = 0;
+
+	for (size_t i = 0; i < budget && i < fp->cap; i++) {
+		struct lb_fastpath_seen seen;
+		struct lb_tuple orig;
+		uint32_t id;
+		int moved = 0;
+
+		/* One slot at a time: fn takes the engine's connection lock,
+		 * which the install and remove hooks hold while taking ours. */
+		pthread_mutex_lock(&fp->lock);
+		id = (uint32_t)(fp->cursor++ % fp->cap);
+		if (fp->slots[id].used && read_locked(fp, id, &seen) == 0) {
+			moved = seen.pkts[0] || seen.pkts[1];
+			orig = fp->slots[id].orig_tuple;
+		}
+		pthread_mutex_unlock(&fp->lock);
+		if (moved) {
+			fn(arg, &orig, &seen);
+			reported++;
+		}
+	}
+	return reported;
+}
+
+int fp_counters(struct fp *fp, uint64_t out[FP_CNT_COUNT])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals;
+
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (uint32_t c = 0; c < FP_CNT_COUNT; c++) {
+		out[c] = 0;
+		if (bpf_map_lookup_elem(fp->stats_fd, &c, vals))
+			continue;
+		for (int i = 0; i < ncpu; i++)
+			out[c] += vals[i];
+	}
+	free(vals);
+	return 0;
+}
+
+int fp_test_run(struct fp *fp, const void *data, size_t len, void *out, size_t *outlen)
+{
+	uint8_t in[14 + 65536], res[14 + 65536 + 256];
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = res,
+			    .data_size_out = sizeof(res));
+	int rc;
+
+	if (len > 65536)
+		return -EMSGSIZE;
+	memset(in, 0, 12);
+	in[12] = 0x08;	/* ETH_P_IP */
+	in[13] = 0x00;
+	memcpy(in + 14, data, len);
+	opts.data_size_in = (uint32_t)len + 14;
+	rc = bpf_prog_test_run_opts(bpf_program__fd(fp->skel->progs.fp_ingress), &opts);
+	if (rc)
+		return rc < 0 ? rc : -EIO;
+	if (opts.data_size_out < 14 || opts.data_size_out - 14 > *outlen)
+		return -EMSGSIZE;
+	*outlen = opts.data_size_out - 14;
+	memcpy(out, res + 14, *outlen);
+	return (int)opts.retval;
+}
+
+static int ops_install(void *arg, const struct lb_fastpath_conn *c)
+{
+	return fp_conn_install(arg, c);
+}
+
+static int ops_read(void *arg, const struct lb_tuple *orig, struct lb_fastpath_seen *out)
+{
+	return fp_conn_read(arg, orig, out);
+}
+
+static int ops_remove(void *arg, const struct lb_tuple *orig, struct lb_fastpath_seen *out)
+{
+	return fp_conn_remove(arg, orig, out);
+}
+
+const struct lb_fastpath_ops fp_engine_ops = {
+	.install = ops_install, .read = ops_read, .remove = ops_remove,
+};

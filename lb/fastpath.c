@@ -1,0 +1,178 @@
+/*
+ * The engine's side of the kernel fast path (include/lb_fastpath.h): which
+ * connections it hands over, and how what the kernel saw flows back into
+ * the connection table. The engine never judges a packet of an installed
+ * connection before it has caught up with the kernel's window edges, so the
+ * slow path's checks are exactly as strict as if it had seen every packet.
+ */
+#include <errno.h>
+
+#include "engine_impl.h"
+
+void lb_engine_set_fastpath(struct lb_engine *e, const struct lb_fastpath_ops *ops, void *arg)
+{
+	e->fast = ops;
+	e->fast_arg = arg;
+}
+
+static uint32_t seq_max(uint32_t a, uint32_t b)
+{
+	return lb_seq_gt(b, a) ? b : a;
+}
+
+/* Window edges move forward only; the larger window wins. */
+static void merge_peers(struct lb_conn *c, const struct lb_fastpath_seen *s)
+{
+	for (int d = 0; d < 2; d++) {
+		struct lb_tcp_peer *p = &c->tcp.peer[d];
+
+		p->end = seq_max(p->end, s->peer[d].end);
+		p->maxend = seq_max(p->maxend, s->peer[d].maxend);
+		if (s->peer[d].maxwin > p->maxwin)
+			p->maxwin = s->peer[d].maxwin;
+	}
+}
+
+/* The packets the kernel forwarded, and the idle timeout from its last one. */
+static void merge_traffic(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
+			  const struct lb_fastpath_seen *s)
+{
+	struct lb_backend *be = c->backend;
+	uint64_t expires;
+
+	for (int d = 0; d < 2; d++) {
+		c->pkts[d] += s->pkts[d];
+		c->bytes[d] += s->bytes[d];
+		if (w) {
+			lb_worker_count(w, LB_CNT_FAST_PKTS, s->pkts[d]);
+			lb_worker_count(w, LB_CNT_FAST_BYTES, s->bytes[d]);
+		}
+	}
+	atomic_fetch_add_explicit(&be->pkts_in, s->pkts[LB_DIR_ORIG], memory_order_relaxed);
+	atomic_fetch_add_explicit(&be->bytes_in, s->bytes[LB_DIR_ORIG], memory_order_relaxed);
+	atomic_fetch_add_explicit(&be->pkts_out, s->pkts[LB_DIR_REPLY], memory_order_relaxed);
+	atomic_fetch_add_explicit(&be->bytes_out, s->bytes[LB_DIR_REPLY], memory_order_relaxed);
+	if (s->last_seen_ms <= c->last_seen_ms)
+		return;
+	c->last_seen_ms = s->last_seen_ms;
+	expires = s->last_seen_ms + e->timeout_ms[c->tcp.state];
+	if (expires > c->expires_ms)
+		c->expires_ms = expires;	/* the wheel re-places it lazily */
+}
+
+void lb_fastpath_pull(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
+{
+	struct lb_fastpath_seen s;
+
+	if (!e->fast || !(c->flags & LB_CONN_F_FAST))
+		return;
+	if (e->fast->read(e->fast_arg, &c->tuple[LB_DIR_ORIG], &s) == 0) {
+		merge_peers(c, &s);
+		merge_traffic(e, w, c, &s);
+	}
+}
+
+static void take_back(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
+{
+	struct lb_fastpath_seen s;
+
+	c->flags &= ~LB_CONN_F_FAST;
+	if (e->fast->remove(e->fast_arg, &c->tuple[LB_DIR_ORIG], &s) == 0) {
+		merge_peers(c, &s);
+		merge_traffic(e, w, c, &s);
+	}
+	if (w)
+		lb_worker_count(w, LB_CNT_FAST_REMOVES, 1);
+}
+
+void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
+{
+	struct lb_fastpath_conn fc;
+	int established = c->tcp.state == LB_TCP_ESTABLISHED;
+	int installed = !!(c->flags & LB_CONN_F_FAST);
+
+	if (!e->fast || (!established && !installed))
+		return;
+	if (!established) {
+		take_back(e, w, c);
+		return;
+	}
+	fc.orig = c->tuple[LB_DIR_ORIG];
+	fc.reply = c->tuple[LB_DIR_REPLY];
+	fc.peer[0] = c->tcp.peer[0];
+	fc.peer[1] = c->tcp.peer[1];
+	/* Only exact tracking goes to the kernel: during a takeover's grace
+	 * period the slow path keeps the connection (it alone knows slack). */
+	if (!installed && (c->tcp.slack[0] | c->tcp.slack[1]))
+		return;
+	/* Installed: this packet went up (it raced the install, or the
+	 * program could not judge it) and moved the edges here; the kernel
+	 * must see them, or every later packet would fail its checks there
+	 * too and come up. */
+	if (e->fast->install(e->fast_arg, &fc) < 0) {
+		if (!installed)
+			lb_worker_count(w, LB_CNT_FAST_INSTALL_FAILED, 1);
+		return;
+	}
+	if (installed)
+		return;
+	c->flags |= LB_CONN_F_FAST;
+	lb_worker_count(w, LB_CNT_FAST_INSTALLS, 1);
+}
+
+void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
+{
+	struct lb_fastpath_conn fc;
+	int established = c->tcp.state == LB_TCP_ESTABLISHED;
+
+	if (!e->fast)
+		return;
+	if (!established) {
+		if (c->flags & LB_CONN_F_FAST)
+			take_back(e, e->tick_worker, c);
+		return;
+	}
+	/* Exact bounds in the kernel, whatever the engine's slack: after a
+	 * takeover a segment beyond them goes up, the engine accepts it
+	 * with its slack and pushes its edges back down. */
+	fc.orig = c->tuple[LB_DIR_ORIG];
+	fc.reply = c->tuple[LB_DIR_REPLY];
+	fc.peer[0] = c->tcp.peer[0];
+	fc.peer[1] = c->tcp.peer[1];
+	if (e->fast->install(e->fast_arg, &fc) < 0) {
+		if (e->tick_worker && !(c->flags & LB_CONN_F_FAST))
+			lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALL_FAILED, 1);
+		return;
+	}
+	if (!(c->flags & LB_CONN_F_FAST) && e->tick_worker)
+		lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALLS, 1);
+	c->flags |= LB_CONN_F_FAST;
+}
+
+void lb_fastpath_forget(struct lb_engine *e, struct lb_conn *c)
+{
+	if (e->fast && (c->flags & LB_CONN_F_FAST))
+		take_back(e, e->tick_worker, c);
+}
+
+int lb_engine_fastpath_seen(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
+			    const struct lb_fastpath_seen *s, uint64_t now_ms)
+{
+	enum lb_dir dir;
+	struct lb_conn *c = lb_table_lookup(e->table, orig, &dir);
+	int rc = -ENOENT;
+
+	if (!c)
+		return rc;
+	if (dir == LB_DIR_ORIG && (c->flags & LB_CONN_F_FAST)) {
+		merge_peers(c, s);
+		merge_traffic(e, w, c, s);
+		/* The peer learns what the kernel moved as from any packet: at
+		 * most every interval, or once it moved max_lag bytes. */
+		if (s->pkts[0] || s->pkts[1])
+			lb_repl_after_packet(e, w, c, c->tcp.state, now_ms);
+		rc = 0;
+	}
+	lb_conn_unlock(c);
+	return rc;
+}
