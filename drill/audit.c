@@ -392,29 +392,12 @@ static int setup(struct audit *a, char *err, size_t errlen)
 
 static void print_header(const struct audit *a)
 {
-	uint64_t skipped = 0;
-
 	printf("lbdrill audit: %s (%s)\n", a->o.pcap, a->t.linktype);
 	printf("  records          %llu\n", (unsigned long long)a->t.records);
 	printf("  packets          %zu in %zu connections\n", a->t.npkts, a->t.nconns);
 	if (a->o.auto_services)
 		printf("  auto services    %zu (one synthetic backend each)\n", a->conf.nservices);
-	for (int i = 0; i < DRILL_TRACE_SKIP_COUNT; i++)
-		skipped += a->t.skipped[i];
-	printf("  skipped          %llu", (unsigned long long)skipped);
-	for (int i = 0, first = 1; i < DRILL_TRACE_SKIP_COUNT; i++)
-		if (a->t.skipped[i]) {
-			printf("%s %s %llu", first ? ":" : ",", drill_trace_skip_name(i),
-			       (unsigned long long)a->t.skipped[i]);
-			first = 0;
-		}
-	printf("\n");
-	if (a->t.padded)
-		printf("  zero-filled      %llu (cut short by the capture's snaplen)\n",
-		       (unsigned long long)a->t.padded);
-	if (a->t.reordered)
-		printf("  out of order     %llu timestamps earlier than the packet before "
-		       "(taken as its time)\n", (unsigned long long)a->t.reordered);
+	drill_trace_print_counts(&a->t, stdout);
 }
 
 int drill_audit_main(int argc, char **argv)

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lb_addr.h"
 #include "lb_conf.h"
@@ -108,6 +109,10 @@ int drill_trace_load_auto(struct drill_trace *t, const char *path, struct lb_con
 
 /* Frees what t holds and empties it; t itself is the caller's. */
 void drill_trace_free(struct drill_trace *t);
+
+/* The summary lines of what loading t skipped, zero-filled and reordered,
+ * as `lbdrill replay` and `lbdrill audit` print them. */
+void drill_trace_print_counts(const struct drill_trace *t, FILE *out);
 
 /* A reason's text ("not IP", ...); "?" out of range. */
 const char *drill_trace_skip_name(enum drill_trace_skip why);

@@ -343,29 +343,12 @@ static void print_conn(const struct replay *r, size_t n, uint64_t fail_us, FILE 
 
 static void print_header(const struct replay *r)
 {
-	uint64_t skipped = 0;
-
 	printf("lbdrill replay: %s (%s)\n", r->o.pcap, r->t.linktype);
 	printf("  records          %llu\n", (unsigned long long)r->t.records);
 	printf("  replayed         %zu packets in %zu connections\n", r->t.npkts, r->t.nconns);
 	if (r->o.auto_services)
 		printf("  auto services    %zu (one synthetic backend each)\n", r->conf.nservices);
-	for (int i = 0; i < DRILL_TRACE_SKIP_COUNT; i++)
-		skipped += r->t.skipped[i];
-	printf("  skipped          %llu", (unsigned long long)skipped);
-	for (int i = 0, first = 1; i < DRILL_TRACE_SKIP_COUNT; i++)
-		if (r->t.skipped[i]) {
-			printf("%s %s %llu", first ? ":" : ",", drill_trace_skip_name(i),
-			       (unsigned long long)r->t.skipped[i]);
-			first = 0;
-		}
-	printf("\n");
-	if (r->t.padded)
-		printf("  zero-filled      %llu (cut short by the capture's snaplen)\n",
-		       (unsigned long long)r->t.padded);
-	if (r->t.reordered)
-		printf("  out of order     %llu timestamps earlier than the packet before "
-		       "(taken as its time)\n", (unsigned long long)r->t.reordered);
+	drill_trace_print_counts(&r->t, stdout);
 	printf("  sync link        loss %.1f%%, delay %u ms, defer %s\n", r->o.loss * 100,
 	       r->o.delay_ms, r->o.defer ? "on" : "off");
 	printf("  reference        ");

@@ -509,6 +509,28 @@ int drill_trace_load_auto(struct drill_trace *t, const char *path, struct lb_con
 	return 0;
 }
 
+void drill_trace_print_counts(const struct drill_trace *t, FILE *out)
+{
+	uint64_t skipped = 0;
+
+	for (int i = 0; i < DRILL_TRACE_SKIP_COUNT; i++)
+		skipped += t->skipped[i];
+	fprintf(out, "  skipped          %llu", (unsigned long long)skipped);
+	for (int i = 0, first = 1; i < DRILL_TRACE_SKIP_COUNT; i++)
+		if (t->skipped[i]) {
+			fprintf(out, "%s %s %llu", first ? ":" : ",", drill_trace_skip_name(i),
+				(unsigned long long)t->skipped[i]);
+			first = 0;
+		}
+	fprintf(out, "\n");
+	if (t->padded)
+		fprintf(out, "  zero-filled      %llu (cut short by the capture's snaplen)\n",
+			(unsigned long long)t->padded);
+	if (t->reordered)
+		fprintf(out, "  out of order     %llu timestamps earlier than the packet before "
+			     "(taken as its time)\n", (unsigned long long)t->reordered);
+}
+
 void drill_trace_free(struct drill_trace *t)
 {
 	for (size_t i = 0; i < t->npkts; i++)
