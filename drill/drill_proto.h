@@ -8,12 +8,16 @@
  *
  *   0        4     5       6       8             12            16              24
  *   +--------+-----+-------+-------+-------------+-------------+---------------+
- *   | "LBDR" | ver | flags | 0 0   | rate (be32) | 0 (be32)    | seed (be64)   |
+ *   | "LBDR" | ver | flags | 0 0   | rate (be32) | limit (be32)| seed (be64)   |
  *   +--------+-----+-------+-------+-------------+-------------+---------------+
  *
  * ver is 1; flags and the reserved bytes are 0 (anything else is refused);
- * rate is how many bytes per second the server sends back (0: none); seed
- * names the stream. A stream is a function of (seed, offset) alone, so
+ * rate is how many bytes per second the server sends back (0: none); limit,
+ * when not 0, makes the stream a download: the server sends exactly
+ * limit KiB of its stream and then closes its side (FIN), so the client
+ * can tell a complete download from one cut short (a server that predates
+ * the field refuses such a hello as "reserved bits set"); seed names the
+ * stream. A stream is a function of (seed, offset) alone, so
  * either end can produce or verify any byte without keeping history: the
  * byte at offset i is byte i % 8 (least significant first) of
  *
@@ -38,6 +42,7 @@
 /* The hello's fields (ver, flags and reserved are checked, not kept). */
 struct drill_hello {
 	uint32_t rate;		/* bytes per second, server -> client */
+	uint32_t limit_kib;	/* a download of this many KiB, then FIN; 0: forever */
 	uint64_t seed;		/* the client's stream; the server's is derived */
 };
 

@@ -82,6 +82,7 @@ void drill_hello_encode(uint8_t out[static DRILL_HELLO_LEN], const struct drill_
 	memcpy(out, drill_magic, sizeof(drill_magic));
 	out[4] = DRILL_VERSION;
 	put_be32(out + 8, h->rate);
+	put_be32(out + 12, h->limit_kib);
 	put_be64(out + 16, h->seed);
 }
 
@@ -93,9 +94,10 @@ enum drill_hello_status drill_hello_decode(struct drill_hello *h, const uint8_t 
 		return DRILL_HELLO_BAD_MAGIC;
 	if (p[4] != DRILL_VERSION)
 		return DRILL_HELLO_BAD_VERSION;
-	if (p[5] || p[6] || p[7] || get_be32(p + 12))
+	if (p[5] || p[6] || p[7])
 		return DRILL_HELLO_BAD_RESERVED;
 	h->rate = get_be32(p + 8);
+	h->limit_kib = get_be32(p + 12);
 	h->seed = (uint64_t)get_be32(p + 16) << 32 | get_be32(p + 20);
 	return DRILL_HELLO_OK;
 }

@@ -7,7 +7,7 @@
  * One thread, one epoll set, non-blocking sockets, any number of
  * connections. Per connection: read the hello (drill/drill_proto.h), then verify
  * every byte of the client's stream and send the server's stream at the
- * rate the hello asked for. A wrong hello or a wrong byte is logged and the
+ * rate the hello asked for (a download: only its limit, then FIN). A wrong hello or a wrong byte is logged and the
  * connection reset (SO_LINGER 0), so the client sees it.
  *
  * Pacing: one periodic timer; on each tick every streaming connection may
@@ -59,6 +59,7 @@ struct serve_conn {
 	uint8_t hello_buf[DRILL_HELLO_LEN];
 	size_t hello_len;
 	int streaming;			/* the hello arrived and was valid */
+	int fin_sent;			/* a download's last byte went out, then FIN */
 	uint64_t rx, tx;		/* stream offsets (after the hello) */
 	uint64_t t_stream_ns;		/* when the hello arrived */
 	char peer[DRILL_ADDR_STRLEN];
@@ -391,6 +392,21 @@ static void serve_conn_readable(struct serve *s, struct serve_conn *c)
 	}
 }
 
+/*
+ * A download whose last byte is in the socket gets our FIN; the client
+ * closes when it has verified everything, and its FIN closes us.
+ */
+static void serve_conn_download_done(struct serve *s, struct serve_conn *c)
+{
+	if (!c->hello.limit_kib || c->tx < (uint64_t)c->hello.limit_kib * 1024 || c->fin_sent)
+		return;
+	c->fin_sent = 1;
+	if (shutdown(c->ev.fd, SHUT_WR) < 0 && s->conf.verbose)
+		log_info("%s: shutdown: %s", c->peer, strerror(errno));
+	if (s->conf.verbose)
+		log_info("%s: download of %u KiB sent", c->peer, c->hello.limit_kib);
+}
+
 /* Sends what the pace allows by now; returns -1 if the connection closed. */
 static int serve_conn_send(struct serve *s, struct serve_conn *c, uint64_t now)
 {
@@ -398,7 +414,11 @@ static int serve_conn_send(struct serve *s, struct serve_conn *c, uint64_t now)
 
 	if (!c->streaming || c->hello.rate == 0 || now <= c->t_stream_ns)
 		return 0;
+	if (c->fin_sent)
+		return 0;
 	due = (uint64_t)((double)c->hello.rate * (double)(now - c->t_stream_ns) / 1e9);
+	if (c->hello.limit_kib && due > (uint64_t)c->hello.limit_kib * 1024)
+		due = (uint64_t)c->hello.limit_kib * 1024;
 	budget = due > c->tx ? due - c->tx : 0;
 	while (budget > 0) {
 		size_t chunk = budget < sizeof(s->buf) ? (size_t)budget : sizeof(s->buf);
@@ -420,6 +440,7 @@ static int serve_conn_send(struct serve *s, struct serve_conn *c, uint64_t now)
 		if ((size_t)n < chunk)
 			return 0;
 	}
+	serve_conn_download_done(s, c);
 	return 0;
 }
 

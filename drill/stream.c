@@ -42,8 +42,10 @@
 
 #include "clock.h"
 #include "drill.h"
+#include "drill_live.h"
 #include "drill_proto.h"
 #include "drill_sys.h"
+#include "drill_timeline.h"
 #include "log.h"
 #include "sockaddr_util.h"
 
@@ -57,7 +59,7 @@
 #define STREAM_LIST_FAILURES	10	/* failed connections listed in the summary */
 #define NS_PER_MS		1000000ull
 
-enum stream_kind { STREAM_EV_TICK, STREAM_EV_SIGNAL, STREAM_EV_CONN };
+enum stream_kind { STREAM_EV_TICK, STREAM_EV_SIGNAL, STREAM_EV_CONN, STREAM_EV_WATCH };
 
 enum stream_state { STREAM_IDLE, STREAM_CONNECTING, STREAM_OPEN, STREAM_CLOSED };
 
@@ -68,9 +70,11 @@ enum stream_end {
 	STREAM_END_EOF,		/* the server closed */
 	STREAM_END_CORRUPT,	/* a received byte was wrong */
 	STREAM_END_ERROR,	/* any other socket error */
+	STREAM_END_DONE,	/* a download arrived whole, then the server's FIN */
 };
 
 #define STREAM_MAX_EVENTS 8
+#define STREAM_MAX_WATCHES 8
 
 /* lbdrill live: a command run at a moment of the drill (a failover). */
 struct stream_event {
@@ -94,11 +98,18 @@ struct stream_conf {
 	uint64_t duration_ms, connect_timeout_ms, report_ms, stuck_ms;
 	uint64_t seed;
 	const char *json;
+	uint32_t downloads;		/* bulk streams after the echo ones */
+	uint32_t download_kib, download_rate;
+	uint64_t timeline_ms;		/* 0: no timeline in the JSON */
+	struct drill_watch watches[STREAM_MAX_WATCHES];
+	size_t nwatches;
 };
 
 struct stream_conn {
 	struct drill_ev ev;		/* first: epoll hands us &ev */
 	uint32_t index;
+	int bulk;			/* a download: receives limit bytes, sends none */
+	uint64_t limit;
 	enum stream_state state;
 	enum stream_end end;
 	int err;			/* errno behind the end, if any */
@@ -110,6 +121,8 @@ struct stream_conn {
 	uint64_t max_stall_ns;
 	uint64_t max_stall_at_ns;	/* when that longest gap began */
 	uint64_t event_gap_ns[STREAM_MAX_EVENTS]; /* longest gap across each event */
+	uint64_t event_gap_from_ns[STREAM_MAX_EVENTS]; /* and when it began */
+	struct drill_tl tl;		/* bytes received over time */
 };
 
 struct stream {
@@ -117,13 +130,16 @@ struct stream {
 	int epfd;
 	struct drill_ev tick, sig;
 	struct stream_conn *conns;
+	uint32_t n;			/* conf.conns echo streams, then conf.downloads */
 	uint32_t started;		/* conns[0, started) were started */
+	struct drill_marks marks;	/* what the watches saw */
 	uint64_t t0_ns, t_end_ns, next_report_ns;
 	int stop, interrupted;
 	uint8_t buf[DRILL_BUF];
 };
 
 struct stream_summary {
+	uint32_t n, done;		/* streams of the kind; downloads complete */
 	uint32_t connected, survived, reset, corrupt, eof, stuck, errors, never;
 	uint32_t max_stall_conn;
 	uint64_t max_stall_ns, p50_ns, p99_ns, rx, tx;
@@ -144,7 +160,10 @@ static void stream_usage(FILE *f, const char *name)
 			"    --failover '5:deploy/lab kill lb1'   (the namespace lab)\n"
 			"  then reports survivors, resets, corruption and stalls around each\n"
 			"  failover. Exit 0 when every stream survived every failover and every\n"
-			"  command succeeded. Options as for lbdrill stream:\n");
+			"  command succeeded. Options as for lbdrill stream, and:\n"
+			"  --watch NAME:COMMAND  a command run for the whole drill; each line it\n"
+			"                       prints is a moment NAME (kill, vip, role: see\n"
+			"                       lbdrill(1)), listed and drawn in the timeline\n");
 	fprintf(f,
 		"usage: lbdrill stream --target ADDR:PORT --conns N --duration S [options]\n"
 		"  --rate B             bytes/s each connection sends, and asks back (16384)\n"
@@ -155,7 +174,12 @@ static void stream_usage(FILE *f, const char *name)
 		"  --report-every S     progress line on stderr every S seconds\n"
 		"  --stuck S            open but silent this long at the end: failed (5)\n"
 		"  --tick MS            pacing period (50)\n"
-		"  --seed N             base of the stream seeds (default: from the clock)\n");
+		"  --seed N             base of the stream seeds (default: from the clock)\n"
+		"  --downloads N        also N downloads (bulk streams; --conns may be 0)\n"
+		"  --download-size S    each download's size: N, NK, NM or NG bytes (64M)\n"
+		"  --download-rate B    bytes/s each download is sent at (1048576)\n"
+		"  --timeline-ms MS     a progress point per stream at most every MS in the\n"
+		"                       JSON, and both ends of every silence (20; 0: none)\n");
 }
 
 static int stream_parse_num(const char *arg, uint64_t min, uint64_t max, uint32_t *out)
@@ -186,12 +210,38 @@ static int stream_parse_event(struct stream_conf *c, const char *arg)
 	return 0;
 }
 
+/* A download's size: bytes with an optional K, M or G (powers of 1024), in
+ * whole KiB from 1 KiB to 4 TiB (the hello carries KiB). */
+static int stream_parse_size_kib(const char *arg, uint32_t *kib)
+{
+	static const char units[] = "KMG";
+	char num[32];
+	size_t len = strlen(arg);
+	uint64_t v, shift = 0;
+	const char *u;
+
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, arg, len + 1);
+	if ((u = strchr(units, num[len - 1])) != NULL) {
+		shift = 10 * (uint64_t)(u - units + 1);
+		num[--len] = '\0';
+	}
+	if (drill_arg_u64(num, 1, UINT64_MAX >> 31, &v) < 0)
+		return -1;
+	v <<= shift;
+	if (v % 1024 || v / 1024 > UINT32_MAX)
+		return -1;
+	*kib = (uint32_t)(v / 1024);
+	return 0;
+}
+
 static int stream_parse_opt(struct stream_conf *c, int o, const char *arg)
 {
 	switch (o) {
 	case 'T': return drill_addr_parse(arg, 1, &c->target);
 	case 'S': return drill_addr_parse(arg, 0, &c->source);
-	case 'n': return stream_parse_num(arg, 1, STREAM_MAX_CONNS, &c->conns);
+	case 'n': return stream_parse_num(arg, 0, STREAM_MAX_CONNS, &c->conns);
 	case 'd': return drill_arg_ms(arg, 100, 86400000, &c->duration_ms);
 	case 'r': return stream_parse_num(arg, 1, 1000000000, &c->rate);
 	case 'j': c->json = arg; return 0;
@@ -202,6 +252,14 @@ static int stream_parse_opt(struct stream_conf *c, int o, const char *arg)
 	case 't': return stream_parse_num(arg, 1, 1000, &c->tick_ms);
 	case 'e': return drill_arg_u64(arg, 0, UINT64_MAX, &c->seed);
 	case 'F': return stream_parse_event(c, arg);
+	case 'D': return stream_parse_num(arg, 0, STREAM_MAX_CONNS, &c->downloads);
+	case 'z': return stream_parse_size_kib(arg, &c->download_kib);
+	case 'Z': return stream_parse_num(arg, 1, 1000000000, &c->download_rate);
+	case 'L': return drill_arg_u64(arg, 0, 60000, &c->timeline_ms);
+	case 'W':
+		if (c->nwatches == STREAM_MAX_WATCHES)
+			return -1;
+		return drill_watch_parse(&c->watches[c->nwatches++], arg) < 0 ? -1 : 0;
 	}
 	return -1;
 }
@@ -217,6 +275,9 @@ static void stream_conf_defaults(struct stream_conf *c, const char *name)
 	c->tick_ms = 50;
 	c->connect_timeout_ms = 5000;
 	c->stuck_ms = 5000;
+	c->download_kib = 64 * 1024;
+	c->download_rate = 1048576;
+	c->timeline_ms = 20;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->seed = drill_mix64((uint64_t)ts.tv_sec << 30 ^ (uint64_t)ts.tv_nsec ^
 			      (uint64_t)getpid() << 48);
@@ -239,6 +300,11 @@ static int stream_parse_args(int argc, char **argv, struct stream_conf *c, const
 		{ "tick", required_argument, NULL, 't' },
 		{ "seed", required_argument, NULL, 'e' },
 		{ "failover", required_argument, NULL, 'F' },
+		{ "downloads", required_argument, NULL, 'D' },
+		{ "download-size", required_argument, NULL, 'z' },
+		{ "download-rate", required_argument, NULL, 'Z' },
+		{ "timeline-ms", required_argument, NULL, 'L' },
+		{ "watch", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -251,8 +317,8 @@ static int stream_parse_args(int argc, char **argv, struct stream_conf *c, const
 			stream_usage(stdout, name);
 			return 1;
 		}
-		/* --failover belongs to live; stream has no moment to act on. */
-		if (o == '?' || (o == 'F' && strcmp(name, "live") != 0) ||
+		/* --failover and --watch belong to live: stream has no moment. */
+		if (o == '?' || ((o == 'F' || o == 'W') && strcmp(name, "live") != 0) ||
 		    stream_parse_opt(c, o, optarg) < 0) {
 			if (o != '?')
 				fprintf(stderr, "lbdrill %s: bad option or value '%s'\n", name,
@@ -260,7 +326,9 @@ static int stream_parse_args(int argc, char **argv, struct stream_conf *c, const
 			goto bad;
 		}
 	}
-	if (optind != argc || c->target.len == 0 || c->conns == 0 || c->duration_ms == 0)
+	if (optind != argc || c->target.len == 0 || c->duration_ms == 0 ||
+	    c->conns + (uint64_t)c->downloads == 0 ||
+	    c->conns + (uint64_t)c->downloads > STREAM_MAX_CONNS)
 		goto bad;
 	if (strcmp(name, "live") == 0 && c->nevents == 0) {
 		fprintf(stderr, "lbdrill live: say when and how to fail over (--failover)\n");
@@ -303,7 +371,11 @@ static void stream_conn_end(struct stream_conn *c, enum stream_end end, int err)
 static void stream_conn_opened(struct stream *s, struct stream_conn *c, uint64_t now)
 {
 	struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->ev };
-	struct drill_hello h = { .rate = s->conf.rate, .seed = c->seed };
+	struct drill_hello h = {
+		.rate = c->bulk ? s->conf.download_rate : s->conf.rate,
+		.limit_kib = c->bulk ? s->conf.download_kib : 0,
+		.seed = c->seed,
+	};
 	uint8_t hello[DRILL_HELLO_LEN];
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
@@ -383,8 +455,10 @@ static void note_event_gaps(const struct stream_conf *conf, struct stream_conn *
 
 		if (!ev->t_start_ns || to < ev->t_start_ns || from > end)
 			continue;
-		if (to - from > c->event_gap_ns[i])
+		if (to - from > c->event_gap_ns[i]) {
 			c->event_gap_ns[i] = to - from;
+			c->event_gap_from_ns[i] = from;
+		}
 	}
 }
 
@@ -392,6 +466,10 @@ static int stream_conn_consume(const struct stream_conf *conf, struct stream_con
 			       const uint8_t *p, size_t n, uint64_t now)
 {
 	size_t bad = drill_pattern_check(drill_server_seed(c->seed), c->rx, p, n);
+
+	/* A download's bytes beyond its size are wrong, whatever they are. */
+	if (c->bulk && c->rx + bad > c->limit)
+		bad = (size_t)(c->limit - c->rx);
 
 	if (bad < n) {
 		c->corrupt_at = c->rx + bad;
@@ -410,6 +488,8 @@ static int stream_conn_consume(const struct stream_conf *conf, struct stream_con
 	}
 	c->t_last_rx_ns = now;
 	c->rx += n;
+	if (conf->timeline_ms)
+		drill_tl_note(&c->tl, now, c->rx, conf->timeline_ms * NS_PER_MS);
 	return 0;
 }
 
@@ -430,7 +510,8 @@ static void stream_conn_readable(struct stream *s, struct stream_conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n == 0)
-			stream_conn_end(c, STREAM_END_EOF, 0);
+			stream_conn_end(c, c->bulk && c->rx == c->limit ? STREAM_END_DONE
+								 : STREAM_END_EOF, 0);
 		else
 			stream_conn_end(c, stream_end_of_errno(errno), errno);
 		return;
@@ -483,7 +564,7 @@ static void stream_report(const struct stream *s, uint64_t now)
 			stall = c->max_stall_ns;
 	}
 	fprintf(stderr, "lbdrill stream: %.1f s: open %u/%u, closed %u, rx %llu, tx %llu, "
-		"max stall %llu ms\n", (double)(now - s->t0_ns) / 1e9, open, s->conf.conns,
+		"max stall %llu ms\n", (double)(now - s->t0_ns) / 1e9, open, s->n,
 		closed, (unsigned long long)rx, (unsigned long long)tx,
 		(unsigned long long)(stall / NS_PER_MS));
 }
@@ -491,12 +572,12 @@ static void stream_report(const struct stream *s, uint64_t now)
 /* Starts the connections the connect pace allows by now. */
 static void stream_start_due(struct stream *s, uint64_t now)
 {
-	uint64_t due = s->conf.conns;
+	uint64_t due = s->n;
 
 	if (s->conf.connect_rate)
 		due = 1 + (now - s->t0_ns) / NS_PER_MS * s->conf.connect_rate / 1000;
-	if (due > s->conf.conns)
-		due = s->conf.conns;
+	if (due > s->n)
+		due = s->n;
 	while (s->started < due) {
 		struct stream_conn *c = &s->conns[s->started++];
 
@@ -569,7 +650,7 @@ static void stream_tick(struct stream *s)
 	for (uint32_t i = 0; i < s->started; i++) {
 		struct stream_conn *c = &s->conns[i];
 
-		if (c->state == STREAM_OPEN)
+		if (c->state == STREAM_OPEN && !c->bulk)
 			stream_conn_send(s, c, now);
 		else if (c->state == STREAM_CONNECTING &&
 			 now - c->t_start_ns > s->conf.connect_timeout_ms * NS_PER_MS)
@@ -594,6 +675,9 @@ static void stream_dispatch(struct stream *s, const struct epoll_event *e)
 		drill_fd_drain(ev->fd);
 		s->stop = s->interrupted = 1;
 		break;
+	case STREAM_EV_WATCH:
+		drill_watch_readable((struct drill_watch *)ev, &s->marks, clock_mono_ns());
+		break;
 	case STREAM_EV_CONN:
 		if (c->state == STREAM_CONNECTING)
 			stream_conn_connected(s, c, clock_mono_ns());
@@ -608,15 +692,26 @@ static int stream_open(struct stream *s)
 	struct epoll_event e = { .events = EPOLLIN };
 
 	s->tick.fd = s->sig.fd = -1;
-	s->conns = calloc(s->conf.conns, sizeof(*s->conns));
+	s->n = s->conf.conns + s->conf.downloads;
+	s->conns = calloc(s->n, sizeof(*s->conns));
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!s->conns || s->epfd < 0)
 		return -1;
-	for (uint32_t i = 0; i < s->conf.conns; i++) {
+	for (uint32_t i = 0; i < s->n; i++) {
 		s->conns[i].ev.kind = STREAM_EV_CONN;
 		s->conns[i].ev.fd = -1;
 		s->conns[i].index = i;
 		s->conns[i].seed = drill_mix64(s->conf.seed + i);
+		s->conns[i].bulk = i >= s->conf.conns;
+		s->conns[i].limit = (uint64_t)s->conf.download_kib * 1024;
+	}
+	for (size_t i = 0; i < s->conf.nwatches; i++) {
+		int rc = drill_watch_start(&s->conf.watches[i], s->epfd, STREAM_EV_WATCH);
+
+		if (rc < 0) {
+			errno = -rc;
+			return -1;
+		}
 	}
 	s->sig.kind = STREAM_EV_SIGNAL;
 	s->sig.fd = drill_signals_open();
@@ -672,12 +767,14 @@ static uint64_t percentile(const uint64_t *v, size_t n, unsigned q)
 	return v[rank ? rank - 1 : 0];
 }
 
-/* Adds the silence since the last receipt to each open connection's stall. */
+/* Adds the silence since the last receipt to each open connection's stall,
+ * and closes each timeline. */
 static void stream_finish_stalls(struct stream *s, uint64_t now)
 {
-	for (uint32_t i = 0; i < s->conf.conns; i++) {
+	for (uint32_t i = 0; i < s->n; i++) {
 		struct stream_conn *c = &s->conns[i];
 
+		drill_tl_finish(&c->tl, now, c->state == STREAM_OPEN);
 		if (c->state != STREAM_OPEN || !c->t_first_rx_ns)
 			continue;
 		if (now - c->t_last_rx_ns > c->max_stall_ns) {
@@ -691,7 +788,7 @@ static void stream_finish_stalls(struct stream *s, uint64_t now)
 /* Is an open connection silent for too long (or never heard from)? */
 static int stream_conn_stuck(const struct stream *s, const struct stream_conn *c, uint64_t now)
 {
-	if (s->conf.rate == 0)
+	if (!c->bulk && s->conf.rate == 0)
 		return 0;
 	return c->t_first_rx_ns == 0 || now - c->t_last_rx_ns > s->conf.stuck_ms * NS_PER_MS;
 }
@@ -699,6 +796,7 @@ static int stream_conn_stuck(const struct stream *s, const struct stream_conn *c
 static void stream_count(const struct stream *s, const struct stream_conn *c, uint64_t now,
 			 struct stream_summary *sum)
 {
+	sum->n++;
 	sum->rx += c->rx;
 	sum->tx += c->tx;
 	sum->connected += c->t_open_ns != 0;
@@ -713,6 +811,7 @@ static void stream_count(const struct stream *s, const struct stream_conn *c, ui
 		else
 			sum->survived++;
 		break;
+	case STREAM_END_DONE: sum->done++; sum->survived++; break;
 	case STREAM_END_RESET: sum->reset++; break;
 	case STREAM_END_EOF: sum->eof++; break;
 	case STREAM_END_CORRUPT: sum->corrupt++; break;
@@ -720,22 +819,26 @@ static void stream_count(const struct stream *s, const struct stream_conn *c, ui
 	}
 }
 
-static int stream_summarize(const struct stream *s, uint64_t now, struct stream_summary *sum)
+/* The summary of one kind of stream: echo (bulk 0) or downloads (bulk 1). */
+static int stream_summarize(const struct stream *s, uint64_t now, int bulk,
+			    struct stream_summary *sum)
 {
-	uint64_t *stalls = calloc(s->conf.conns, sizeof(*stalls));
+	uint64_t *stalls = calloc(s->n ? s->n : 1, sizeof(*stalls));
 	size_t n = 0;
 
 	if (!stalls)
 		return -1;
 	memset(sum, 0, sizeof(*sum));
 	sum->elapsed_s = (double)(now - s->t0_ns) / 1e9;
-	for (uint32_t i = 0; i < s->conf.conns; i++) {
+	for (uint32_t i = 0; i < s->n; i++) {
 		const struct stream_conn *c = &s->conns[i];
 
+		if (c->bulk != bulk)
+			continue;
 		stream_count(s, c, now, sum);
 		if (c->t_first_rx_ns)
 			stalls[n++] = c->max_stall_ns;
-		if (c->max_stall_ns > sum->max_stall_ns) {
+		if (c->max_stall_ns > sum->max_stall_ns || sum->n == 1) {
 			sum->max_stall_ns = c->max_stall_ns;
 			sum->max_stall_conn = i;
 		}
@@ -753,6 +856,7 @@ static const char *stream_end_str(const struct stream_conn *c)
 		[STREAM_END_NONE] = "open", [STREAM_END_CONNECT] = "never connected",
 		[STREAM_END_RESET] = "reset", [STREAM_END_EOF] = "early EOF",
 		[STREAM_END_CORRUPT] = "corrupt", [STREAM_END_ERROR] = "error",
+		[STREAM_END_DONE] = "complete",
 	};
 
 	if (c->state == STREAM_IDLE || c->state == STREAM_CONNECTING)
@@ -760,19 +864,27 @@ static const char *stream_end_str(const struct stream_conn *c)
 	return c->state == STREAM_OPEN ? "silent" : names[c->end];
 }
 
+static int stream_conn_ok(const struct stream *s, const struct stream_conn *c, uint64_t now)
+{
+	if (c->state == STREAM_OPEN)
+		return !stream_conn_stuck(s, c, now);
+	return c->state == STREAM_CLOSED && c->end == STREAM_END_DONE;
+}
+
 /* One line for each of the first few connections that did not survive. */
 static void stream_print_failures(const struct stream *s, uint64_t now)
 {
 	unsigned listed = 0;
 
-	for (uint32_t i = 0; i < s->conf.conns && listed < STREAM_LIST_FAILURES; i++) {
+	for (uint32_t i = 0; i < s->n && listed < STREAM_LIST_FAILURES; i++) {
 		const struct stream_conn *c = &s->conns[i];
 
-		if (c->state == STREAM_OPEN && !stream_conn_stuck(s, c, now))
+		if (stream_conn_ok(s, c, now))
 			continue;
-		printf("  conn %u (port %u): %s%s%s, rx %llu, tx %llu", i, c->lport,
-		       stream_end_str(c), c->err ? ": " : "", c->err ? strerror(c->err) : "",
-		       (unsigned long long)c->rx, (unsigned long long)c->tx);
+		printf("  %s %u (port %u): %s%s%s, rx %llu, tx %llu", c->bulk ? "download" : "conn",
+		       i, c->lport, stream_end_str(c), c->err ? ": " : "",
+		       c->err ? strerror(c->err) : "", (unsigned long long)c->rx,
+		       (unsigned long long)c->tx);
 		if (c->end == STREAM_END_CORRUPT)
 			printf(", first wrong byte at offset %llu", (unsigned long long)c->corrupt_at);
 		printf("\n");
@@ -785,83 +897,193 @@ static int event_ok(const struct stream_event *ev)
 	return ev->done && WIFEXITED(ev->status) && WEXITSTATUS(ev->status) == 0;
 }
 
-/* A silence longer than three pacing ticks is a stall, not pacing. */
-static void event_stalls(const struct stream *s, size_t e, uint32_t *count, uint64_t *longest)
-{
-	*count = 0;
-	*longest = 0;
-	for (uint32_t i = 0; i < s->conf.conns; i++) {
-		uint64_t gap = s->conns[i].event_gap_ns[e];
+/*
+ * What one failover did to one kind of stream: how many stalled (a silence
+ * longer than three pacing ticks is a stall, not pacing), the longest, and
+ * when traffic came back: the earliest end of a stall that began after the
+ * command started (0: none did).
+ */
+struct event_view {
+	uint32_t stalled;
+	uint64_t longest_ns, back_ns;
+};
 
-		if (gap > 3 * (uint64_t)s->conf.tick_ms * NS_PER_MS)
-			(*count)++;
-		if (gap > *longest)
-			*longest = gap;
+static void event_stalls(const struct stream *s, size_t e, int bulk, struct event_view *v)
+{
+	uint64_t start = s->conf.events[e].t_start_ns;
+
+	memset(v, 0, sizeof(*v));
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct stream_conn *c = &s->conns[i];
+		uint64_t gap = c->event_gap_ns[e], end = c->event_gap_from_ns[e] + gap;
+
+		if (c->bulk != bulk || gap <= 3 * (uint64_t)s->conf.tick_ms * NS_PER_MS)
+			continue;
+		v->stalled++;
+		if (gap > v->longest_ns)
+			v->longest_ns = gap;
+		if (end > start && (!v->back_ns || end < v->back_ns))
+			v->back_ns = end;
 	}
+}
+
+/* The window of marks that belong to event e: until the next one starts. */
+static uint64_t event_window_end(const struct stream *s, size_t e)
+{
+	for (size_t i = 0; i < s->conf.nevents; i++) {
+		const struct stream_event *ev = &s->conf.events[i];
+
+		if (i != e && ev->t_start_ns > s->conf.events[e].t_start_ns)
+			return ev->t_start_ns;	/* events start in the order given... */
+	}
+	return UINT64_MAX;			/* ...or not at all */
+}
+
+/* ms from event e's start to the first mark named name after it; -1: none. */
+static long long event_mark_us(const struct stream *s, size_t e, const char *name)
+{
+	uint64_t start = s->conf.events[e].t_start_ns;
+	const struct drill_mark *m;
+
+	if (!start)
+		return -1;
+	m = drill_marks_first(&s->marks, name, start, event_window_end(s, e));
+	return m ? (long long)((m->t_ns - start) / 1000) : -1;	/* in us */
+}
+
+/* lbd's share of failover e, in us: role change after the VIP arrived
+ * (0 when the role came first); -1 when either moment is unknown. */
+static long long event_lbd_delay_us(const struct stream *s, size_t e)
+{
+	long long vip = event_mark_us(s, e, "vip"), role = event_mark_us(s, e, "role");
+
+	if (vip < 0 || role < 0)
+		return -1;
+	return role > vip ? role - vip : 0;
+}
+
+static void print_us(const char *label, long long us)
+{
+	if (us >= 0)
+		printf(" %s +%.1f ms", label, (double)us / 1000);
+}
+
+/* After each failover's row: the moments the watches saw, relative to it. */
+static void stream_print_event_marks(const struct stream *s, size_t e,
+				     const struct event_view *echo, const struct event_view *bulk)
+{
+	uint64_t start = s->conf.events[e].t_start_ns, back = echo->back_ns;
+
+	if (bulk->back_ns && (!back || bulk->back_ns < back))
+		back = bulk->back_ns;
+	printf("  %10s", "");
+	for (size_t w = 0; w < s->conf.nwatches; w++)
+		print_us(s->conf.watches[w].name, event_mark_us(s, e, s->conf.watches[w].name));
+	if (back)
+		print_us("traffic back", (long long)((back - start) / 1000));
+	if (event_lbd_delay_us(s, e) >= 0)
+		printf(";");
+	print_us("lbd's added delay (role - vip)", event_lbd_delay_us(s, e));
+	printf("\n");
 }
 
 static void stream_print_events(const struct stream *s)
 {
-	printf("\n  %-8s %-9s %-6s %-9s %-9s %s\n", "at", "took", "exit", "stalled",
-	       "longest", "failover command");
+	printf("\n  %-8s %-9s %-6s %-9s %-9s %-9s %s\n", "at", "took", "exit", "stalled",
+	       "echo", "bulk", "failover command (stall: longest of each kind)");
 	for (size_t i = 0; i < s->conf.nevents; i++) {
 		const struct stream_event *ev = &s->conf.events[i];
-		uint32_t n;
-		uint64_t longest;
+		struct event_view echo, bulk;
 
-		event_stalls(s, i, &n, &longest);
-		printf("  %6.1fs %6llu ms %-6d %-9u %6llu ms %s\n",
+		event_stalls(s, i, 0, &echo);
+		event_stalls(s, i, 1, &bulk);
+		printf("  %6.1fs %6llu ms %-6d %-9u %6llu ms %6llu ms %s\n",
 		       (double)(ev->t_start_ns - s->t0_ns) / 1e9,
 		       (unsigned long long)((ev->t_end_ns - ev->t_start_ns) / NS_PER_MS),
-		       WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1, n,
-		       (unsigned long long)(longest / NS_PER_MS), ev->cmd);
+		       WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1,
+		       echo.stalled + bulk.stalled,
+		       (unsigned long long)(echo.longest_ns / NS_PER_MS),
+		       (unsigned long long)(bulk.longest_ns / NS_PER_MS), ev->cmd);
+		if (ev->t_start_ns && (s->conf.nwatches || echo.back_ns || bulk.back_ns))
+			stream_print_event_marks(s, i, &echo, &bulk);
 	}
+}
+
+static void json_us_ms(FILE *f, const char *key, long long us)
+{
+	if (us >= 0)
+		fprintf(f, ",\"%s\":%.3f", key, (double)us / 1000);
+	else
+		fprintf(f, ",\"%s\":null", key);
+}
+
+static void stream_json_event(const struct stream *s, size_t i, FILE *f)
+{
+	const struct stream_event *ev = &s->conf.events[i];
+	struct event_view echo, bulk;
+	uint64_t start = ev->t_start_ns;
+
+	event_stalls(s, i, 0, &echo);
+	event_stalls(s, i, 1, &bulk);
+	fprintf(f, "{\"at_s\":%.3f,\"end_s\":%.3f,\"took_ms\":%llu,\"exit\":%d,\"stalled\":%u,"
+		   "\"longest_stall_ms\":%llu,\"stalled_bulk\":%u,\"longest_stall_bulk_ms\":%llu",
+		(double)(ev->t_start_ns - s->t0_ns) / 1e9, (double)(ev->t_end_ns - s->t0_ns) / 1e9,
+		(unsigned long long)((ev->t_end_ns - ev->t_start_ns) / NS_PER_MS),
+		WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1, echo.stalled,
+		(unsigned long long)(echo.longest_ns / NS_PER_MS), bulk.stalled,
+		(unsigned long long)(bulk.longest_ns / NS_PER_MS));
+	json_us_ms(f, "echo_back_ms", echo.back_ns ? (long long)(echo.back_ns - start) / 1000 : -1);
+	json_us_ms(f, "bulk_back_ms", bulk.back_ns ? (long long)(bulk.back_ns - start) / 1000 : -1);
+	fprintf(f, ",\"marks_ms\":{");
+	for (size_t w = 0; w < s->conf.nwatches; w++) {
+		long long us = event_mark_us(s, i, s->conf.watches[w].name);
+
+		fprintf(f, "%s\"%s\":", w ? "," : "", s->conf.watches[w].name);
+		if (us >= 0)
+			fprintf(f, "%.3f", (double)us / 1000);
+		else
+			fprintf(f, "null");
+	}
+	fprintf(f, "}");
+	json_us_ms(f, "lbd_delay_ms", event_lbd_delay_us(s, i));
+	fprintf(f, ",\"command\":");
+	drill_json_str(f, ev->cmd);
+	fprintf(f, "}");
 }
 
 static void stream_json_events(const struct stream *s, FILE *f)
 {
 	fprintf(f, ",\"events\":[");
 	for (size_t i = 0; i < s->conf.nevents; i++) {
-		const struct stream_event *ev = &s->conf.events[i];
-		uint32_t n;
-		uint64_t longest;
-
-		event_stalls(s, i, &n, &longest);
-		fprintf(f, "%s{\"at_s\":%.3f,\"took_ms\":%llu,\"exit\":%d,\"stalled\":%u,"
-			   "\"longest_stall_ms\":%llu,\"command\":\"",
-			i ? "," : "", (double)(ev->t_start_ns - s->t0_ns) / 1e9,
-			(unsigned long long)((ev->t_end_ns - ev->t_start_ns) / NS_PER_MS),
-			WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1, n,
-			(unsigned long long)(longest / NS_PER_MS));
-		for (const char *p = ev->cmd; *p; p++)	/* JSON string escaping */
-			fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : (unsigned char)*p < 0x20
-				? "\\u%04x" : "%c", *p);
-		fprintf(f, "\"}");
+		fprintf(f, "%s", i ? "," : "");
+		stream_json_event(s, i, f);
 	}
 	fprintf(f, "]");
 }
 
-static int stream_passed(const struct stream *s, const struct stream_summary *sum)
+static int stream_passed(const struct stream *s, const struct stream_summary *echo,
+			 const struct stream_summary *bulk)
 {
 	for (size_t i = 0; i < s->conf.nevents; i++)
 		if (!event_ok(&s->conf.events[i]))
 			return 0;
-	return sum->connected == s->conf.conns && sum->survived == s->conf.conns;
+	return echo->connected == echo->n && echo->survived == echo->n &&
+	       bulk->connected == bulk->n && bulk->survived == bulk->n;
 }
 
-static void stream_print(const struct stream *s, const struct stream_summary *m, uint64_t now)
+static void stream_print_losses(const struct stream_summary *m)
 {
-	char target[DRILL_ADDR_STRLEN];
-	const struct stream_conn *w = &s->conns[m->max_stall_conn];
-
-	drill_addr_format(&s->conf.target.ss, target);
-	printf("lbdrill %s: %s, %u conns, %.1f s%s, %u B/s each way\n", s->conf.name, target,
-	       s->conf.conns,
-	       m->elapsed_s, s->interrupted ? " (interrupted)" : "", s->conf.rate);
-	printf("  connected        %u/%u\n  survived         %u\n", m->connected, s->conf.conns,
-	       m->survived);
 	printf("  reset            %u\n  corrupt          %u\n  early eof        %u\n",
 	       m->reset, m->corrupt, m->eof);
+}
+
+static void stream_print_echo(const struct stream *s, const struct stream_summary *m)
+{
+	const struct stream_conn *w = &s->conns[m->max_stall_conn];
+
+	printf("  connected        %u/%u\n  survived         %u\n", m->connected, m->n,
+	       m->survived);
+	stream_print_losses(m);
 	printf("  stuck            %u (open, silent > %.1f s at the end)\n  errors           %u\n"
 	       "  never connected  %u\n", m->stuck, (double)s->conf.stuck_ms / 1000, m->errors,
 	       m->never);
@@ -872,33 +1094,108 @@ static void stream_print(const struct stream *s, const struct stream_summary *m,
 	       (unsigned long long)(m->p99_ns / NS_PER_MS));
 	printf("  bytes            rx %llu, tx %llu\n", (unsigned long long)m->rx,
 	       (unsigned long long)m->tx);
+}
+
+static void stream_print_bulk(const struct stream *s, const struct stream_summary *m)
+{
+	const struct stream_conn *w = &s->conns[m->max_stall_conn];
+
+	printf("  downloads        %u of %u KiB at %u B/s; connected %u/%u\n", m->n,
+	       s->conf.download_kib, s->conf.download_rate, m->connected, m->n);
+	printf("  complete         %u (every byte verified, exact size, then the server's FIN)\n"
+	       "  still running    %u\n", m->done, m->survived - m->done);
+	stream_print_losses(m);
+	printf("  stuck            %u\n  errors           %u\n  never connected  %u\n",
+	       m->stuck, m->errors, m->never);
+	printf("  longest stall    %llu ms (download %u, port %u); p50 / p99 %llu / %llu ms\n",
+	       (unsigned long long)(m->max_stall_ns / NS_PER_MS), m->max_stall_conn, w->lport,
+	       (unsigned long long)(m->p50_ns / NS_PER_MS),
+	       (unsigned long long)(m->p99_ns / NS_PER_MS));
+	printf("  bytes            rx %llu\n", (unsigned long long)m->rx);
+}
+
+static void stream_print(const struct stream *s, const struct stream_summary *echo,
+			 const struct stream_summary *bulk, uint64_t now)
+{
+	char target[DRILL_ADDR_STRLEN];
+
+	drill_addr_format(&s->conf.target.ss, target);
+	printf("lbdrill %s: %s, %u conns, %.1f s%s, %u B/s each way\n", s->conf.name, target,
+	       s->conf.conns, echo->elapsed_s, s->interrupted ? " (interrupted)" : "",
+	       s->conf.rate);
+	if (echo->n)
+		stream_print_echo(s, echo);
+	if (bulk->n)
+		stream_print_bulk(s, bulk);
 	stream_print_failures(s, now);
 	if (s->conf.nevents)
 		stream_print_events(s);
-	printf("result: %s\n", stream_passed(s, m) ? "PASS" : "FAIL");
+	printf("result: %s\n", stream_passed(s, echo, bulk) ? "PASS" : "FAIL");
 }
 
-static int stream_write_json(const struct stream *s, const struct stream_summary *m)
+static void stream_json_counts(FILE *f, const struct stream_summary *m)
+{
+	fprintf(f, "\"connected\":%u,\"survived\":%u,\"reset\":%u,\"corrupt\":%u,"
+		"\"eof\":%u,\"stuck\":%u,\"errors\":%u,\"never_connected\":%u,",
+		m->connected, m->survived, m->reset, m->corrupt, m->eof, m->stuck,
+		m->errors, m->never);
+	fprintf(f, "\"max_stall_ms\":%llu,\"max_stall_conn\":%u,\"p50_stall_ms\":%llu,"
+		"\"p99_stall_ms\":%llu,\"bytes_rx\":%llu",
+		(unsigned long long)(m->max_stall_ns / NS_PER_MS), m->max_stall_conn,
+		(unsigned long long)(m->p50_ns / NS_PER_MS),
+		(unsigned long long)(m->p99_ns / NS_PER_MS), (unsigned long long)m->rx);
+}
+
+/* Every stream's progress, its longest stall and its stall across each
+ * failover (drawn by drill/plot_timeline.py). */
+static void stream_json_timeline(const struct stream *s, FILE *f)
+{
+	fprintf(f, ",\"timeline\":{\"resolution_ms\":%llu,\"streams\":[",
+		(unsigned long long)s->conf.timeline_ms);
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct stream_conn *c = &s->conns[i];
+
+		fprintf(f, "%s{\"i\":%u,\"kind\":\"%s\",\"port\":%u,\"end\":\"%s\","
+			   "\"stall_ms\":%.3f,\"stall_from_s\":%.4f,\"event_stalls\":[",
+			i ? "," : "", i, c->bulk ? "bulk" : "echo", c->lport, stream_end_str(c),
+			(double)c->max_stall_ns / 1e6,
+			c->max_stall_at_ns ? (double)(c->max_stall_at_ns - s->t0_ns) / 1e9 : 0.0);
+		for (size_t e = 0; e < s->conf.nevents; e++)
+			fprintf(f, "%s{\"from_s\":%.4f,\"ms\":%.3f}", e ? "," : "",
+				c->event_gap_from_ns[e] ? (double)(c->event_gap_from_ns[e] -
+								   s->t0_ns) / 1e9 : 0.0,
+				(double)c->event_gap_ns[e] / 1e6);
+		fprintf(f, "],");
+		drill_tl_json(&c->tl, f, s->t0_ns);
+		fprintf(f, "}");
+	}
+	fprintf(f, "]}");
+}
+
+static int stream_write_json(const struct stream *s, const struct stream_summary *echo,
+			     const struct stream_summary *bulk)
 {
 	FILE *f = fopen(s->conf.json, "w");
 	int rc;
 
 	if (!f)
 		goto err;
-	fprintf(f, "{\"conns\":%u,\"connected\":%u,\"survived\":%u,\"reset\":%u,\"corrupt\":%u,"
-		"\"eof\":%u,\"stuck\":%u,\"errors\":%u,\"never_connected\":%u,",
-		s->conf.conns, m->connected, m->survived, m->reset, m->corrupt, m->eof, m->stuck,
-		m->errors, m->never);
-	fprintf(f, "\"max_stall_ms\":%llu,\"max_stall_conn\":%u,\"p50_stall_ms\":%llu,"
-		"\"p99_stall_ms\":%llu,\"bytes_rx\":%llu,\"bytes_tx\":%llu,\"elapsed_s\":%.3f,"
-		"\"interrupted\":%s,\"passed\":%s",
-		(unsigned long long)(m->max_stall_ns / NS_PER_MS), m->max_stall_conn,
-		(unsigned long long)(m->p50_ns / NS_PER_MS),
-		(unsigned long long)(m->p99_ns / NS_PER_MS), (unsigned long long)m->rx,
-		(unsigned long long)m->tx, m->elapsed_s, s->interrupted ? "true" : "false",
-		stream_passed(s, m) ? "true" : "false");
+	/* The echo streams' figures at the top level, as before downloads. */
+	fprintf(f, "{\"conns\":%u,", echo->n);
+	stream_json_counts(f, echo);
+	fprintf(f, ",\"bytes_tx\":%llu,\"elapsed_s\":%.3f,\"interrupted\":%s,\"passed\":%s",
+		(unsigned long long)echo->tx, echo->elapsed_s, s->interrupted ? "true" : "false",
+		stream_passed(s, echo, bulk) ? "true" : "false");
+	fprintf(f, ",\"downloads\":{\"n\":%u,\"size_kib\":%u,\"rate\":%u,\"complete\":%u,",
+		bulk->n, s->conf.download_kib, s->conf.download_rate, bulk->done);
+	stream_json_counts(f, bulk);
+	fprintf(f, "}");
 	if (s->conf.nevents)
 		stream_json_events(s, f);
+	fprintf(f, ",");
+	drill_marks_json(&s->marks, f, s->t0_ns);
+	if (s->conf.timeline_ms)
+		stream_json_timeline(s, f);
 	fprintf(f, "}\n");
 	rc = fclose(f);
 	if (rc == 0)
@@ -910,16 +1207,21 @@ err:
 
 static void stream_close(struct stream *s)
 {
+	for (size_t i = 0; i < s->conf.nwatches; i++)
+		drill_watch_stop(&s->conf.watches[i]);
 	if (s->conns)
-		for (uint32_t i = 0; i < s->conf.conns; i++)
+		for (uint32_t i = 0; i < s->n; i++) {
 			if (s->conns[i].ev.fd >= 0)
 				close(s->conns[i].ev.fd);
+			drill_tl_free(&s->conns[i].tl);
+		}
 	if (s->tick.fd >= 0)
 		close(s->tick.fd);
 	if (s->sig.fd >= 0)
 		close(s->sig.fd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	drill_marks_free(&s->marks);
 	free(s->conns);
 }
 
@@ -927,19 +1229,19 @@ static void stream_close(struct stream *s)
 static int stream_results(struct stream *s)
 {
 	uint64_t now = clock_mono_ns();
-	struct stream_summary sum;
+	struct stream_summary echo, bulk;
 
 	stream_events_finish(s);
 	stream_finish_stalls(s, now);
-	if (stream_summarize(s, now, &sum) < 0) {
+	if (stream_summarize(s, now, 0, &echo) < 0 || stream_summarize(s, now, 1, &bulk) < 0) {
 		fprintf(stderr, "lbdrill stream: out of memory\n");
 		return 1;
 	}
-	stream_print(s, &sum, now);
+	stream_print(s, &echo, &bulk, now);
 	fflush(stdout);
-	if (s->conf.json && stream_write_json(s, &sum) < 0)
+	if (s->conf.json && stream_write_json(s, &echo, &bulk) < 0)
 		return 1;
-	return stream_passed(s, &sum) ? 0 : 1;
+	return stream_passed(s, &echo, &bulk) ? 0 : 1;
 }
 
 static int stream_command(int argc, char **argv, const char *name)

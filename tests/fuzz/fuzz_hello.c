@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FZ_CHECK(size >= DRILL_HELLO_LEN);
 		drill_hello_encode(out, &h);
 		FZ_CHECK(drill_hello_decode(&again, out, sizeof(out)) == DRILL_HELLO_OK);
-		FZ_CHECK(again.rate == h.rate && again.seed == h.seed);
+		FZ_CHECK(again.rate == h.rate && again.seed == h.seed &&
+			  again.limit_kib == h.limit_kib);
 	} else {
 		FZ_CHECK(memcmp(&h, &untouched, sizeof(h)) == 0);
 		FZ_CHECK(size < DRILL_HELLO_LEN || st != DRILL_HELLO_SHORT);
