@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Failover drill with downloads as well as echo streams, and its timeline.
+# In the HA lab, lbdrill live runs echo streams and rate-limited downloads
+# (drill protocol, every byte verified, exact size, then the server's FIN)
+# through the VIP while lb1, the active, is killed; watches time the kill
+# (lb1's links go down), the VIP's arrival on lb2 and lb2's lbd becoming
+# master. Checks: every echo stream survived, every download complete and
+# byte-exact, the moments seen, lbd's added delay printed, the picture drawn.
+#
+# The short version is in `make test`; `make drills` runs the full one
+# (FAILOVER_BULK_FULL=1: 40 downloads of 64 MiB and 100 echo streams) in each
+# variant. FAILOVER_VARIANT: plain, loss (10% of sync datagrams dropped each
+# way) or defer (lbd's zero-loss defer mode). The JSON and the PNG are kept
+# in build/drills/failover_bulk-VARIANT[-full].{json,png}.
+set -u
+. "$(dirname "$0")/lib.bash"
+
+VARIANT=${FAILOVER_VARIANT:-plain}
+case $VARIANT in
+plain) ;;
+loss) SYNC_LOSS=0.1 ;;
+defer) export LAB_DEFER=1 ;;
+*) echo "FAILOVER_VARIANT '$VARIANT': use plain, loss or defer" >&2; exit 2 ;;
+esac
+if [ "${FAILOVER_BULK_FULL:-0}" = 1 ]; then
+	ECHO=100 DOWNLOADS=40 SIZE=64M DL_RATE=2097152 DURATION=45 KILL_AT=10 TAG=$VARIANT-full
+else
+	ECHO=20 DOWNLOADS=6 SIZE=4M DL_RATE=1048576 DURATION=9 KILL_AT=3 TAG=$VARIANT
+fi
+MAX_STALL_MS=${FAILOVER_MAX_STALL_MS:-3000}
+export LAB_HA=1
+LBDRILL=${LAB_BUILD_DIR:-$REPO/build}/lbdrill
+KEEP=${LAB_BUILD_DIR:-$REPO/build}/drills
+OUT=
+
+bulk_cleanup() {
+	local rc=$?
+	[ -z "$OUT" ] || rm -rf "$OUT"
+	(exit "$rc")
+	lab_cleanup
+}
+
+# json EXPR: one value of the drill's JSON (d), by a Python expression.
+json() { "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$OUT/drill.json" "$1" 2>/dev/null; }
+
+lab_start "fb${VARIANT:0:3}"
+OUT=$(mktemp -d /tmp/failover_bulk.XXXXXX)
+trap bulk_cleanup EXIT
+note "variant $VARIANT; lab $LAB_PREFIX; $ECHO echo streams, $DOWNLOADS downloads of $SIZE at $DL_RATE B/s"
+check "lbdrill is built ($LBDRILL)" test -x "$LBDRILL"
+expect_eq "lb1 starts as master" "$(lab role lb1 2>/dev/null)" master
+check "lb2 is ready (lbctl ready)" eval "lab ctl lb2 ready >/dev/null"
+if [ -n "${SYNC_LOSS:-}" ]; then
+	check "sync link loses $SYNC_LOSS of datagrams each way" lab sync-loss "$SYNC_LOSS"
+fi
+
+# The watches run in the client's namespace; `ip -n` reaches the nodes'.
+W_KILL="kill:ip -n $LAB_PREFIX-lb1 -o monitor link | grep --line-buffered 'state DOWN'"
+W_VIP="vip:ip -n $LAB_PREFIX-lb2 -o monitor address | grep --line-buffered -v '^Deleted' | grep --line-buffered ' 198\.18\.0\.100/'"
+W_ROLE="role:tail -n0 -F '$RUN/lb2.log' 2>/dev/null | grep --line-buffered -- '-> master'"
+lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns "$ECHO" \
+	--downloads "$DOWNLOADS" --download-size "$SIZE" --download-rate "$DL_RATE" \
+	--duration "$DURATION" --connect-rate 200 --stuck 3 \
+	--failover "$KILL_AT:$LAB kill lb1 >/dev/null" \
+	--watch "$W_KILL" --watch "$W_VIP" --watch "$W_ROLE" \
+	--json "$OUT/drill.json" >"$OUT/drill.out" 2>&1
+sed 's/^/# /' "$OUT/drill.out"
+if [ ! -s "$OUT/drill.json" ]; then
+	not_ok "lbdrill live wrote its JSON"
+	exit 1
+fi
+expect_eq "echo streams: every one connected and survived" \
+	"$(json 'd["connected"], d["survived"]')" "($ECHO, $ECHO)"
+expect_eq "echo streams: no reset, corrupt byte or early EOF" \
+	"$(json 'd["reset"] + d["corrupt"] + d["eof"]')" 0
+expect_eq "downloads: all $DOWNLOADS complete, byte-exact (every byte checked, exact size)" \
+	"$(json 'd["downloads"]["complete"]')" "$DOWNLOADS"
+expect_eq "downloads: no reset, corrupt byte or early EOF" \
+	"$(json 'd["downloads"]["reset"] + d["downloads"]["corrupt"] + d["downloads"]["eof"]')" 0
+expect_eq "lb2's lbd is master after the failover" "$(lab role lb2 2>/dev/null)" master
+for m in kill vip role; do
+	check "the drill saw the moment '$m' ($(json "d['events'][0]['marks_ms']['$m']") ms after the command)" \
+		[ "$(json "d['events'][0]['marks_ms']['$m'] is not None")" = True ]
+done
+ECHO_STALL=$(json 'd["events"][0]["longest_stall_ms"]')
+BULK_STALL=$(json 'd["events"][0]["longest_stall_bulk_ms"]')
+note "longest stall across the failover: echo ${ECHO_STALL} ms, downloads ${BULK_STALL} ms; lbd's added delay (role - vip) $(json 'd["events"][0]["lbd_delay_ms"]') ms"
+check "the drill printed lbd's added delay" grep -q "lbd's added delay" "$OUT/drill.out"
+check "echo: longest stall ${ECHO_STALL} ms <= $MAX_STALL_MS ms" [ "${ECHO_STALL:-999999}" -le "$MAX_STALL_MS" ]
+check "downloads: longest stall ${BULK_STALL} ms <= $MAX_STALL_MS ms" [ "${BULK_STALL:-999999}" -le "$MAX_STALL_MS" ]
+check "every stream has a timeline" \
+	[ "$(json 'sum(1 for s in d["timeline"]["streams"] if len(s["t"]) > 2)')" = $((ECHO + DOWNLOADS)) ]
+
+mkdir -p "$KEEP"
+cp "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.json"
+check "the timeline is drawn: $KEEP/failover_bulk-$TAG.png" \
+	"$PY" "$REPO/drill/plot_timeline.py" "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.png"
+[ -z "${SYNC_LOSS:-}" ] || check "sync loss removed" lab sync-loss 0
+finish
