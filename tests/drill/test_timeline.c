@@ -1,0 +1,173 @@
+/*
+ * Unit tests of the drills' timelines (drill/timeline.c), the watches'
+ * arguments and marks (drill/live.c) and the hello's download size
+ * (drill/proto.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../drill/drill_live.h"
+#include "../../drill/drill_proto.h"
+#include "../../drill/drill_timeline.h"
+
+#define MS 1000000ull
+
+/* Receipts every 10 ms at 20 ms resolution keep every other one. */
+static void test_resolution_thins(void **state)
+{
+	struct drill_tl tl = { 0 };
+
+	(void)state;
+	for (uint64_t t = 0; t <= 100; t += 10)
+		assert_int_equal(drill_tl_note(&tl, t * MS, t, 20 * MS), 0);
+	assert_int_equal(tl.n, 6);
+	for (uint32_t i = 0; i < tl.n; i++)
+		assert_int_equal(tl.p[i].t_ns, i * 20 * MS);
+	drill_tl_free(&tl);
+}
+
+/* A silence keeps both its ends, however coarse the resolution: the last
+ * receipt before it (even one thinned out) and the first after it. */
+static void test_silence_keeps_both_ends(void **state)
+{
+	struct drill_tl tl = { 0 };
+
+	(void)state;
+	drill_tl_note(&tl, 0, 1, 50 * MS);
+	drill_tl_note(&tl, 10 * MS, 2, 50 * MS);	/* thinned... */
+	drill_tl_note(&tl, 700 * MS, 3, 50 * MS);	/* ...until the silence ends */
+	assert_int_equal(tl.n, 3);
+	assert_int_equal(tl.p[1].t_ns, 10 * MS);
+	assert_int_equal(tl.p[1].v, 2);
+	assert_int_equal(tl.p[2].t_ns, 700 * MS);
+	assert_int_equal(tl.p[2].v, 3);
+	drill_tl_free(&tl);
+}
+
+/* At the end: the last note is kept, and a stream still open is drawn flat
+ * up to the end (a stream that went silent must look silent). */
+static void test_finish(void **state)
+{
+	struct drill_tl tl = { 0 };
+
+	(void)state;
+	drill_tl_note(&tl, 0, 1, 50 * MS);
+	drill_tl_note(&tl, 20 * MS, 5, 50 * MS);
+	drill_tl_finish(&tl, 900 * MS, 1);
+	assert_int_equal(tl.n, 3);
+	assert_int_equal(tl.p[1].t_ns, 20 * MS);
+	assert_int_equal(tl.p[2].t_ns, 900 * MS);
+	assert_int_equal(tl.p[2].v, 5);
+	drill_tl_free(&tl);
+
+	drill_tl_note(&tl, 0, 1, 50 * MS);
+	drill_tl_finish(&tl, 900 * MS, 0);		/* closed: no flat tail */
+	assert_int_equal(tl.n, 1);
+	drill_tl_free(&tl);
+}
+
+static void test_json(void **state)
+{
+	struct drill_tl tl = { 0 };
+	char buf[256] = "";
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+
+	(void)state;
+	drill_tl_note(&tl, 1000 * MS, 7, 20 * MS);
+	drill_tl_note(&tl, 1500 * MS, 9, 20 * MS);
+	drill_tl_json(&tl, f, 500 * MS);
+	fputc(' ', f);
+	drill_json_str(f, "a\"b\\c\n");
+	fclose(f);
+	assert_string_equal(buf, "\"t\":[0.5000,1.0000],\"v\":[7,9] \"a\\\"b\\\\c\\u000a\"");
+	drill_tl_free(&tl);
+}
+
+static void test_watch_parse(void **state)
+{
+	struct drill_watch w;
+
+	(void)state;
+	assert_int_equal(drill_watch_parse(&w, "vip:ip monitor address"), 0);
+	assert_string_equal(w.name, "vip");
+	assert_string_equal(w.cmd, "ip monitor address");
+	assert_int_equal(drill_watch_parse(&w, "role_2:x:y"), 0);
+	assert_string_equal(w.cmd, "x:y");
+	assert_true(drill_watch_parse(&w, ":cmd") < 0);
+	assert_true(drill_watch_parse(&w, "vip:") < 0);
+	assert_true(drill_watch_parse(&w, "nocolon") < 0);
+	assert_true(drill_watch_parse(&w, "Bad:cmd") < 0);
+	assert_true(drill_watch_parse(&w, "a_name_far_too_long:cmd") < 0);
+}
+
+/* A watch's lines become marks, timed at arrival; the first of a name in a
+ * window is found. */
+static void test_watch_marks(void **state)
+{
+	struct drill_watch w;
+	struct drill_marks marks = { 0 };
+	const struct drill_mark *m;
+	int ep;
+
+	(void)state;
+	assert_int_equal(drill_watch_parse(&w, "vip:echo one; echo two"), 0);
+	ep = epoll_create1(0);
+	assert_true(ep >= 0);
+	assert_int_equal(drill_watch_start(&w, ep, 0), 0);
+	for (int i = 0; i < 500 && w.ev.fd >= 0; i++) {
+		struct epoll_event e;
+
+		if (epoll_wait(ep, &e, 1, 10) == 1)
+			drill_watch_readable(&w, &marks, 1000 + (uint64_t)i);
+	}
+	drill_watch_stop(&w);
+	close(ep);
+	assert_int_equal(marks.n, 2);
+	assert_string_equal(marks.m[0].line, "one");
+	assert_string_equal(marks.m[1].line, "two");
+	m = drill_marks_first(&marks, "vip", 0, UINT64_MAX);
+	assert_ptr_equal(m, &marks.m[0]);
+	assert_null(drill_marks_first(&marks, "role", 0, UINT64_MAX));
+	assert_null(drill_marks_first(&marks, "vip", marks.m[1].t_ns + 1, UINT64_MAX));
+	drill_marks_free(&marks);
+}
+
+static void test_hello_download(void **state)
+{
+	struct drill_hello h = { .rate = 1048576, .limit_kib = 65536, .seed = 42 }, back;
+	uint8_t buf[DRILL_HELLO_LEN];
+
+	(void)state;
+	drill_hello_encode(buf, &h);
+	assert_int_equal(buf[12], 0);
+	assert_int_equal(buf[13], 1);		/* 65536 = 0x00010000, big-endian */
+	assert_int_equal(drill_hello_decode(&back, buf, sizeof(buf)), DRILL_HELLO_OK);
+	assert_int_equal(back.limit_kib, 65536);
+	assert_int_equal(back.rate, 1048576);
+	buf[5] = 1;				/* flags stay reserved */
+	assert_int_equal(drill_hello_decode(&back, buf, sizeof(buf)), DRILL_HELLO_BAD_RESERVED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_resolution_thins),
+		cmocka_unit_test(test_silence_keeps_both_ends),
+		cmocka_unit_test(test_finish),
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_watch_parse),
+		cmocka_unit_test(test_watch_marks),
+		cmocka_unit_test(test_hello_download),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
