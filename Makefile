@@ -155,10 +155,13 @@ demo: deps
 	$(MAKE) all
 	deploy/demo
 
-# The full drills over the public capture corpus (make test runs a subset).
+# The full drills over the public capture corpus (make test runs a subset),
+# then the live drill with 40 x 64 MiB downloads in plain, loss and defer
+# modes (make test runs a short one); pictures in build/drills/.
 drills: deps
 	$(MAKE) all
 	tests/corpus/run.sh
+	tests/drills_bulk.sh
 
 # Steady traffic through the lab pair with a failover every 20 s, for
 # SOAK_SECONDS (default 300): no connection lost, lbd's memory flat, every
