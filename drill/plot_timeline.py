@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 KINDS = {
     "echo": ("echo streams", "KiB received", 1024.0),
     "bulk": ("downloads", "MiB received", 1048576.0),
-    "conn": ("replayed connections", "packets forwarded", 1.0),
+    "conn": ("replayed connections", "packets forwarded\nby the pair", 1.0),
 }
 MARK_STYLE = {
     "kill": ("black", "-"),
@@ -47,7 +47,8 @@ def moments(d, ev_i):
     """(label, t_s, colour, style) of the event's command and its marks."""
     ev = d["events"][ev_i]
     t0 = ev["at_s"]
-    out = [("failover command", t0, "grey", ":")]
+    first = "failover" if "failover_record" in d else "failover command"
+    out = [(first, t0, "grey", ":")]
     nxt = min([e["at_s"] for e in d["events"] if e["at_s"] > t0] + [float("inf")])
     seen = set()
     for m in d.get("marks", []):
@@ -68,6 +69,11 @@ def zero_time(moms):
 
 def title_of(d, ev_i):
     ev = d["events"][ev_i]
+    if "failover_record" in d:  # lbdrill replay
+        return ("lbdrill replay: failover before record #%d; survived %d, new %d, "
+                "unsynced %d, LOST %d, MISMATCH %d; longest silence %.1f ms"
+                % (d["failover_record"], d["survived"], d["new"], d["unsynced"], d["LOST"],
+                   d["MISMATCH"], ev.get("longest_stall_ms") or 0))
     parts = []
     if d.get("conns"):
         parts.append("%d echo: longest stall %s ms" % (d["conns"], ev.get("longest_stall_ms")))
@@ -130,7 +136,7 @@ def plot(d, out, ev_i, before, after):
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel("seconds from the %s" % ("kill" if any(m[0] == "kill" for m in moms)
-                                                  else "failover command"))
+                                                  else moms[0][0]))
     fig.suptitle(title_of(d, ev_i), fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=90)

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "drill_pair.h"
 #include "drill_replay.h"
+#include "drill_replay_tl.h"
 #include "drill_trace.h"
 #include "num.h"
 #include "lb_pkt.h"
@@ -446,6 +447,23 @@ static FILE *json_open(const struct replay *r)
 	return f;
 }
 
+/* Every connection's progress across the failover (drill/drill_replay_tl.h). */
+static void write_timeline(FILE *f, const struct replay *r, size_t k, uint64_t fail_us)
+{
+	uint8_t *fwd = malloc(r->t.npkts + 1);
+	const char **status = calloc(r->t.nconns + 1, sizeof(*status));
+
+	if (fwd && status) {
+		for (size_t i = 0; i < r->t.npkts; i++)
+			fwd[i] = r->run[i].accepted;
+		for (size_t c = 0; c < r->t.nconns; c++)
+			status[c] = status_names[r->conns[c].status];
+		drill_replay_tl_json(f, &r->t, fwd, status, k, fail_us);
+	}
+	free(fwd);
+	free(status);
+}
+
 static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const struct tally *t)
 {
 	FILE *f = json_open(r);
@@ -455,6 +473,7 @@ static void write_json(const struct replay *r, size_t k, uint64_t fail_us, const
 	fprintf(f, "{\"records\":%llu,\"packets\":%zu,\"connections\":%zu,",
 		(unsigned long long)r->t.records, r->t.npkts, r->t.nconns);
 	json_point(f, r, k, fail_us, t, 0);
+	write_timeline(f, r, k, fail_us);
 	fprintf(f, "}\n");
 	fclose(f);
 }
