@@ -17,6 +17,7 @@
 
 #include "../../drill/drill_live.h"
 #include "../../drill/drill_proto.h"
+#include "../../drill/drill_replay_tl.h"
 #include "../../drill/drill_timeline.h"
 
 #define MS 1000000ull
@@ -157,6 +158,44 @@ static void test_hello_download(void **state)
 	assert_int_equal(drill_hello_decode(&back, buf, sizeof(buf)), DRILL_HELLO_BAD_RESERVED);
 }
 
+/*
+ * A replayed failover's timeline: connection 0 lives across the failover
+ * (before packet 3, at 300 ms); the pair drops its first packet after it,
+ * so its silence runs from its last forwarded packet before (20 ms) to its
+ * first forwarded after (510 ms). Connection 1 begins after: no silence.
+ */
+static void test_replay_timeline(void **state)
+{
+	static const uint64_t ts_ms[] = { 0, 10, 20, 300, 500, 510 };
+	static const uint32_t conn[] = { 0, 0, 0, 1, 0, 0 };
+	static const uint8_t fwd[] = { 1, 1, 1, 1, 0, 1 };
+	static const char *const status[] = { "survived", "new" };
+	struct drill_trace_pkt pkts[6];
+	struct drill_trace_conn conns[2] = {
+		{ .first = 0, .last = 5, .orig = { .sport = 40000 } },
+		{ .first = 3, .last = 3, .orig = { .sport = 40001 } },
+	};
+	struct drill_trace t = { .pkts = pkts, .npkts = 6, .conns = conns, .nconns = 2 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	memset(pkts, 0, sizeof(pkts));
+	for (int i = 0; i < 6; i++) {
+		pkts[i].ts_us = ts_ms[i] * 1000;
+		pkts[i].conn = conn[i];
+	}
+	assert_int_equal(drill_replay_tl_json(f, &t, fwd, status, 3, 300000), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "\"longest_stall_ms\":490.000"));
+	assert_non_null(strstr(buf, "\"port\":40000,\"end\":\"survived\",\"stall_ms\":490.000"));
+	assert_non_null(strstr(buf, "\"port\":40001,\"end\":\"new\",\"stall_ms\":0.000"));
+	/* Connection 0's progress: 3 packets by 20 ms, the 4th at 510 ms. */
+	assert_non_null(strstr(buf, "\"t\":[0.0000,0.0100,0.0200,0.5100],\"v\":[1,2,3,4]"));
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_watch_parse),
 		cmocka_unit_test(test_watch_marks),
 		cmocka_unit_test(test_hello_download),
+		cmocka_unit_test(test_replay_timeline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
