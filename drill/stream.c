@@ -442,24 +442,33 @@ static void stream_conn_connected(struct stream *s, struct stream_conn *c, uint6
 
 /* Verifies n received bytes; returns -1 if they were wrong (conn closed). */
 /*
- * A silence [from, to] belongs to a failover when it overlaps the time from
- * the command's start to 2 s after it finished (the takeover and TCP's
- * retransmissions happen then).
+ * A silence [from, to] belongs to the last failover started before it
+ * ended, when it overlaps the time from that command's start to 2 s after it
+ * finished (the takeover and TCP's retransmissions happen then). One
+ * failover only: a silence around a kill soon after a revive is the kill's.
  */
 static void note_event_gaps(const struct stream_conf *conf, struct stream_conn *c,
 			    uint64_t from, uint64_t to)
 {
-	for (size_t i = 0; i < conf->nevents; i++) {
-		const struct stream_event *ev = &conf->events[i];
-		uint64_t end = (ev->done ? ev->t_end_ns : to) + 2000 * NS_PER_MS;
+	const struct stream_event *ev = NULL;
+	size_t i = 0;
+	uint64_t end;
 
-		if (!ev->t_start_ns || to < ev->t_start_ns || from > end)
-			continue;
-		if (to - from > c->event_gap_ns[i]) {
-			c->event_gap_ns[i] = to - from;
-			c->event_gap_from_ns[i] = from;
+	for (size_t j = 0; j < conf->nevents; j++) {
+		const struct stream_event *e = &conf->events[j];
+
+		if (e->t_start_ns && e->t_start_ns <= to && (!ev || e->t_start_ns > ev->t_start_ns)) {
+			ev = e;
+			i = j;
 		}
 	}
+	if (!ev)
+		return;
+	end = (ev->done ? ev->t_end_ns : to) + 2000 * NS_PER_MS;
+	if (from > end || to - from <= c->event_gap_ns[i])
+		return;
+	c->event_gap_ns[i] = to - from;
+	c->event_gap_from_ns[i] = from;
 }
 
 static int stream_conn_consume(const struct stream_conf *conf, struct stream_conn *c,
@@ -997,13 +1006,19 @@ static void stream_print_events(const struct stream *s)
 
 		event_stalls(s, i, 0, &echo);
 		event_stalls(s, i, 1, &bulk);
-		printf("  %6.1fs %6llu ms %-6d %-9u %6llu ms %6llu ms %s\n",
+		char e_ms[24] = "-", b_ms[24] = "-";
+
+		if (s->conf.conns)
+			snprintf(e_ms, sizeof(e_ms), "%llu ms",
+				 (unsigned long long)(echo.longest_ns / NS_PER_MS));
+		if (s->conf.downloads)
+			snprintf(b_ms, sizeof(b_ms), "%llu ms",
+				 (unsigned long long)(bulk.longest_ns / NS_PER_MS));
+		printf("  %6.1fs %6llu ms %-6d %-9u %9s %9s %s\n",
 		       (double)(ev->t_start_ns - s->t0_ns) / 1e9,
 		       (unsigned long long)((ev->t_end_ns - ev->t_start_ns) / NS_PER_MS),
 		       WIFEXITED(ev->status) ? WEXITSTATUS(ev->status) : -1,
-		       echo.stalled + bulk.stalled,
-		       (unsigned long long)(echo.longest_ns / NS_PER_MS),
-		       (unsigned long long)(bulk.longest_ns / NS_PER_MS), ev->cmd);
+		       echo.stalled + bulk.stalled, e_ms, b_ms, ev->cmd);
 		if (ev->t_start_ns && (s->conf.nwatches || echo.back_ns || bulk.back_ns))
 			stream_print_event_marks(s, i, &echo, &bulk);
 	}
