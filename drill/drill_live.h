@@ -8,6 +8,10 @@
  *   --watch 'vip:ip -n lab-lb2 -o monitor address | grep --line-buffered 198.18.0.100'
  *   --watch 'role:tail -n0 -F lb2.log | grep --line-buffered "role backup -> master"'
  *
+ * A line that begins "@SECONDS " (since the epoch, `date +%s.%N`) is timed
+ * by that stamp instead: stamped at its source (`deploy/lab watch` does), a
+ * moment is not made late by a busy machine's scheduling of the pipeline.
+ *
  * Names the drill knows: "kill" (the node died), "vip" (the VIP arrived
  * on the new node) and "role" (its lbd became master); lbd's added delay is
  * role - vip. Any other name is drawn and listed, not interpreted.

@@ -67,6 +67,34 @@ int drill_watch_start(struct drill_watch *w, int epfd, int kind)
 	return 0;
 }
 
+/*
+ * A line "@SECONDS rest" carries its own moment, SECONDS since the epoch
+ * (CLOCK_REALTIME, as `date +%s.%N` prints): stamped where it happened (a
+ * log line, `ip -ts monitor`), it does not wait for the watch's pipeline
+ * or our loop. Returns it on our clock, or now_ns for any other line.
+ */
+static uint64_t line_time(const char *line, uint64_t now_ns)
+{
+	struct timespec rt, mono;
+	char *end;
+	double secs;
+	int64_t ns;
+
+	if (line[0] != '@')
+		return now_ns;
+	secs = strtod(line + 1, &end);
+	if (end == line + 1 || (*end != ' ' && *end != '\0') || !(secs > 0 && secs < 1e11))
+		return now_ns;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	/* its age by the wall clock, taken from our clock's now */
+	ns = ((int64_t)rt.tv_sec - (int64_t)secs) * 1000000000 + rt.tv_nsec -
+	     (int64_t)((secs - (double)(int64_t)secs) * 1e9);
+	if (ns < 0 || (uint64_t)ns > (uint64_t)mono.tv_sec * 1000000000 + (uint64_t)mono.tv_nsec)
+		return now_ns;	/* from the future, or before boot: not a stamp */
+	return (uint64_t)mono.tv_sec * 1000000000 + (uint64_t)mono.tv_nsec - (uint64_t)ns;
+}
+
 static void marks_add(struct drill_marks *marks, const struct drill_watch *w, uint64_t now_ns)
 {
 	struct drill_mark *m;
@@ -83,8 +111,8 @@ static void marks_add(struct drill_marks *marks, const struct drill_watch *w, ui
 	m = &marks->m[marks->n++];
 	memset(m, 0, sizeof(*m));
 	memcpy(m->name, w->name, sizeof(m->name));
-	m->t_ns = now_ns;
 	memcpy(m->line, w->line, w->len < sizeof(m->line) ? w->len : sizeof(m->line) - 1);
+	m->t_ns = line_time(m->line, now_ns);
 }
 
 /* Splits what arrived into lines; an overlong line is cut, not split. */

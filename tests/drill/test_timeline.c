@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -142,6 +143,45 @@ static void test_watch_marks(void **state)
 	drill_marks_free(&marks);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+/* A line stamped "@SECONDS" is timed by its stamp, not by its arrival; a
+ * line that only looks like one is timed by its arrival. */
+static void test_watch_stamp(void **state)
+{
+	struct drill_watch w;
+	struct drill_marks marks = { 0 };
+	uint64_t now;
+	int ep;
+
+	(void)state;
+	assert_int_equal(drill_watch_parse(&w, "vip:echo \"@$(( $(date +%s) - 5 )).5 old\"; "
+						"echo '@12x no stamp'"), 0);
+	ep = epoll_create1(0);
+	assert_int_equal(drill_watch_start(&w, ep, 0), 0);
+	for (int i = 0; i < 500 && w.ev.fd >= 0; i++) {
+		struct epoll_event e;
+
+		if (epoll_wait(ep, &e, 1, 10) == 1)
+			drill_watch_readable(&w, &marks, mono_ns());
+	}
+	drill_watch_stop(&w);
+	close(ep);
+	now = mono_ns();
+	assert_int_equal(marks.n, 2);
+	/* 5 s back from a whole second, plus .5: 4.5 to 5.5 s ago */
+	assert_true(marks.m[0].t_ns < now - 4400 * MS);
+	assert_true(marks.m[0].t_ns > now - 6000 * MS);
+	assert_true(marks.m[1].t_ns > now - 2000 * MS);
+	drill_marks_free(&marks);
+}
+
 static void test_hello_download(void **state)
 {
 	struct drill_hello h = { .rate = 1048576, .limit_kib = 65536, .seed = 42 }, back;
@@ -205,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_watch_parse),
 		cmocka_unit_test(test_watch_marks),
+		cmocka_unit_test(test_watch_stamp),
 		cmocka_unit_test(test_hello_download),
 		cmocka_unit_test(test_replay_timeline),
 	};

@@ -54,10 +54,11 @@ if [ -n "${SYNC_LOSS:-}" ]; then
 	check "sync link loses $SYNC_LOSS of datagrams each way" lab sync-loss "$SYNC_LOSS"
 fi
 
-# The watches run in the client's namespace; `ip -n` reaches the nodes'.
-W_KILL="kill:ip -n $LAB_PREFIX-lb1 -o monitor link | grep --line-buffered 'state DOWN'"
-W_VIP="vip:ip -n $LAB_PREFIX-lb2 -o monitor address | grep --line-buffered -v '^Deleted' | grep --line-buffered ' 198\.18\.0\.100/'"
-W_ROLE="role:tail -n0 -F '$RUN/lb2.log' 2>/dev/null | grep --line-buffered -- '-> master'"
+# The moments, stamped where they happen (deploy/lab watch): lb1's links
+# going down, the VIP arriving on lb2, lb2's lbd becoming master.
+W_KILL="kill:$LAB watch lb1 kill"
+W_VIP="vip:$LAB watch lb2 vip"
+W_ROLE="role:$LAB watch lb2 role"
 lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns "$ECHO" \
 	--downloads "$DOWNLOADS" --download-size "$SIZE" --download-rate "$DL_RATE" \
 	--duration "$DURATION" --connect-rate 200 --stuck 3 \
