@@ -2,6 +2,7 @@
 """Draws a drill's timeline: every stream's progress across a failover.
 
   drill/plot_timeline.py DRILL.json OUT.png [--event N] [--before S] [--after S]
+                         [--note TEXT]
 
 DRILL.json is what `lbdrill live --json` or `lbdrill replay --json` wrote
 (with their timeline: on by default in live, --timeline in replay). The
@@ -137,7 +138,10 @@ def plot(d, out, ev_i, before, after):
     axes[0].legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel("seconds from the %s" % ("kill" if any(m[0] == "kill" for m in moms)
                                                   else moms[0][0]))
-    fig.suptitle(title_of(d, ev_i), fontsize=10)
+    title = title_of(d, ev_i)
+    if d.get("note"):
+        title += "\n" + d["note"]
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 
@@ -149,6 +153,7 @@ def main():
     ap.add_argument("--event", type=int, default=0, help="which failover (0: the first)")
     ap.add_argument("--before", type=float, default=None, help="seconds before (default: auto)")
     ap.add_argument("--after", type=float, default=None, help="seconds after (default: auto)")
+    ap.add_argument("--note", default=None, help="a line added under the title (e.g. lbd's own figures)")
     a = ap.parse_args()
     with open(a.json) as f:
         d = json.load(f)
@@ -158,6 +163,8 @@ def main():
     longest = max(ev.get("longest_stall_ms") or 0, ev.get("longest_stall_bulk_ms") or 0) / 1000.0
     after = a.after if a.after is not None else max(1.0, longest + 0.6)
     before = a.before if a.before is not None else max(0.3, after / 4)
+    if a.note:
+        d["note"] = a.note
     plot(d, a.png, a.event, before, after)
     print(a.png)
 
