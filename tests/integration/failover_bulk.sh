@@ -61,7 +61,7 @@ W_VIP="vip:$LAB watch lb2 vip"
 W_ROLE="role:$LAB watch lb2 role"
 lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns "$ECHO" \
 	--downloads "$DOWNLOADS" --download-size "$SIZE" --download-rate "$DL_RATE" \
-	--duration "$DURATION" --connect-rate 200 --stuck 3 \
+	--duration "$DURATION" --connect-rate 200 --stuck 3 --tick 10 \
 	--failover "$KILL_AT:$LAB kill lb1 >/dev/null" \
 	--watch "$W_KILL" --watch "$W_VIP" --watch "$W_ROLE" \
 	--json "$OUT/drill.json" >"$OUT/drill.out" 2>&1
@@ -92,9 +92,15 @@ check "downloads: longest stall ${BULK_STALL} ms <= $MAX_STALL_MS ms" [ "${BULK_
 check "every stream has a timeline" \
 	[ "$(json 'sum(1 for s in d["timeline"]["streams"] if len(s["t"]) > 2)')" = $((ECHO + DOWNLOADS)) ]
 
+# lbd's own account of the takeover, when it keeps one (takeover_* in stats).
+LBDFIG=$(lab ctl lb2 stats 2>/dev/null | awk '($1 ~ /^takeovers_/ || $1 == "takeover_lbd_delay_us" ||
+	$1 == "takeover_vip_to_forward_us") && $2 != 0 { printf "%s %s  ", $1, $2 }')
+note "lb2's own takeover figures: ${LBDFIG:-none (this lbd keeps none)}"
+
 mkdir -p "$KEEP"
 cp "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.json"
 check "the timeline is drawn: $KEEP/failover_bulk-$TAG.png" \
-	"$PY" "$REPO/drill/plot_timeline.py" "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.png"
+	"$PY" "$REPO/drill/plot_timeline.py" "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.png" \
+	${LBDFIG:+--note "lb2, lbctl stats: $LBDFIG"}
 [ -z "${SYNC_LOSS:-}" ] || check "sync loss removed" lab sync-loss 0
 finish
