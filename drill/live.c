@@ -203,7 +203,8 @@ void drill_marks_json(const struct drill_marks *marks, FILE *f, uint64_t t0_ns)
 
 		fprintf(f, "%s{\"name\":", i ? "," : "");
 		drill_json_str(f, m->name);
-		fprintf(f, ",\"t_s\":%.4f,\"line\":", (double)(m->t_ns - t0_ns) / 1e9);
+		/* signed: a stamped moment may precede the drill's start */
+		fprintf(f, ",\"t_s\":%.4f,\"line\":", ((double)m->t_ns - (double)t0_ns) / 1e9);
 		drill_json_str(f, m->line);
 		fprintf(f, "}");
 	}
