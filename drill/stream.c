@@ -4,7 +4,10 @@
  *   lbdrill stream --target ADDR:PORT --conns N --duration S
  *                  [--rate BYTES_PER_S] [--source ADDR] [--json FILE]
  *                  [--connect-timeout S] [--connect-rate N] [--report-every S]
- *                  [--stuck S] [--tick MS] [--seed N]
+ *                  [--stuck S] [--tick MS] [--seed N] [--downloads N
+ *                  [--download-size S] [--download-rate B]] [--timeline-ms MS]
+ *
+ * (`lbdrill live` is the same with --failover and --watch: drill/drill_live.h.)
  *
  * Opens N connections (paced: --connect-rate per second, 0 = all at once),
  * each sending its stream (drill/drill_proto.h) at --rate bytes/s while the server
@@ -14,6 +17,13 @@
  * between two receipts of data after the first byte (the gap from the last
  * receipt to the end of the run counts too, so a connection that silently
  * stopped cannot look healthy).
+ *
+ * Downloads (--downloads) follow the echo streams in the same array: they
+ * send nothing after the hello and ask the server for a fixed size at
+ * --download-rate; one is complete when every byte matched, exactly that
+ * many came, and then the server's FIN. Each kind is summarised apart. With
+ * --json, every stream's progress over time (drill/drill_timeline.h) and
+ * its silence across each failover go into the JSON too.
  *
  * The run ends after --duration or on SIGINT/SIGTERM; then a summary goes
  * to stdout and, with --json, one JSON object to FILE. Exit status: 0 if
