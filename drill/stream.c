@@ -173,7 +173,8 @@ static void stream_usage(FILE *f, const char *name)
 			"  command succeeded. Options as for lbdrill stream, and:\n"
 			"  --watch NAME:COMMAND  a command run for the whole drill; each line it\n"
 			"                       prints is a moment NAME (kill, vip, role: see\n"
-			"                       lbdrill(1)), listed and drawn in the timeline\n");
+			"                       lbdrill(1)), listed and drawn in the timeline; a\n"
+			"                       line '@SECONDS ...' (epoch) is timed by its stamp\n");
 	fprintf(f,
 		"usage: lbdrill stream --target ADDR:PORT --conns N --duration S [options]\n"
 		"  --rate B             bytes/s each connection sends, and asks back (16384)\n"
