@@ -211,7 +211,8 @@ install: tools
 	$(INSTALL) -d -m 0750 $(DESTDIR)$(sysconfdir)/lbd
 	$(INSTALL) -m 0755 $(B)/lbd $(B)/lbctl $(DESTDIR)$(sbindir)/
 	$(INSTALL) -m 0755 $(B)/lbdrill $(DESTDIR)$(bindir)/
-	$(INSTALL) -m 0755 deploy/keepalived/lb-notify deploy/pair/lbpair $(DESTDIR)$(libexecdir)/lbd/
+	$(INSTALL) -m 0755 deploy/keepalived/lb-notify deploy/pair/lbpair drill/plot_timeline.py \
+		$(DESTDIR)$(libexecdir)/lbd/
 	sed 's|@SBINDIR@|$(sbindir)|g; s|@SYSCONFDIR@|$(sysconfdir)|g' deploy/systemd/lbd.service.in \
 		>$(DESTDIR)$(unitdir)/lbd.service
 	chmod 0644 $(DESTDIR)$(unitdir)/lbd.service

@@ -33,6 +33,7 @@ for p in usr/sbin/lbd usr/sbin/lbctl usr/bin/lbdrill; do
 	expect_eq "$p --version from the package" "$("$R/$p" --version 2>&1)" "$(basename $p) $PKGVER"
 done
 for f in lib/systemd/system/lbd.service usr/lib/lbd/lb-notify usr/lib/lbd/lbpair \
+	usr/lib/lbd/plot_timeline.py \
 	usr/share/man/man8/lbd.8.gz usr/share/man/man8/lbctl.8.gz usr/share/man/man1/lbdrill.1.gz \
 	usr/share/man/man5/lbd.conf.5.gz usr/share/doc/lbd/examples/pair/example.inventory; do
 	check "package holds $f" [ -e "$R/$f" ]

@@ -33,7 +33,7 @@ make -C "$REPO" -s install DESTDIR="$T/stage" >"$T/install.log" 2>&1
 check "make install DESTDIR=... succeeds" [ $? -eq 0 ]
 S=$T/stage
 for f in usr/local/sbin/lbd usr/local/sbin/lbctl usr/local/bin/lbdrill \
-	usr/local/lib/lbd/lb-notify usr/local/lib/lbd/lbpair; do
+	usr/local/lib/lbd/lb-notify usr/local/lib/lbd/lbpair usr/local/lib/lbd/plot_timeline.py; do
 	expect_eq "$f installed, mode 755" "$(command stat -c %a "$S/$f" 2>&1)" 755
 done
 for f in usr/local/lib/systemd/system/lbd.service usr/local/share/man/man8/lbd.8 \
