@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# What state sync costs on the wire per new connection: bytes and datagrams
+# the active node sends on its sync interface (lb1's sync0, counted by the
+# kernel: IP/UDP headers, HMAC and all; sync0 carries nothing else), per
+# connection created, at a slow rate (BENCH_SLOW sequential HTTP requests,
+# default 1000) and at a saturating rate (wrk, Connection: close, 32
+# clients, BENCH_SECS seconds, default 5), through the VIP. Two contenders,
+# each on a fresh lab:
+#   lbd          the lab pair (keepalived, lbd on lb1 and lb2, async sync)
+#   conntrackd   kernel DNAT on lb1 (iptables-nft, spread over the
+#                backends) and conntrackd FTFW from lb1 to lb2 over sync0
+# New connections: lbd's conns_created on lb1; for the kernel, the packets
+# of the DNAT rules (the nat table sees only a connection's first packet).
+# Counted from just before the traffic to one second after it (the tail
+# flush); records of expiries minutes later (TIME_WAIT) are outside.
+set -eu
+cd "$(dirname "$0")/.."
+SLOW=${BENCH_SLOW:-1000}
+SECS=${BENCH_SECS:-5}
+LAB=deploy/lab
+PY=/usr/bin/python3
+VIP=198.18.0.100
+out=$(mktemp -d)
+export LAB_PREFIX=bsc$$
+CTD_PID=
+cleanup() {
+	[ -z "$CTD_PID" ] || kill $CTD_PID 2>/dev/null || true
+	"$LAB" down >/dev/null 2>&1 || true
+	rm -rf "$out"
+}
+trap cleanup EXIT
+
+for t in wrk conntrackd curl; do
+	command -v $t >/dev/null || { echo "not ok - $t missing (deploy/install-deps)"; exit 1; }
+done
+
+# link_counts: "tx_bytes tx_packets" of lb1's sync0.
+link_counts() {
+	"$LAB" exec lb1 sh -c 'cat /sys/class/net/sync0/statistics/tx_bytes \
+		/sys/class/net/sync0/statistics/tx_packets' | tr '\n' ' '
+}
+
+# conns CONTENDER: connections created on lb1 so far.
+conns() {
+	if [ "$1" = lbd ]; then
+		"$LAB" ctl lb1 stats | awk '$1 == "conns_created" { print $2 }'
+	else
+		"$LAB" exec lb1 iptables -t nat -L PREROUTING -n -v -x |
+			awk '/DNAT/ { n += $1 } END { print n + 0 }'
+	fi
+}
+
+slow_load() {
+	"$LAB" exec client sh -c "for i in \$(seq 1 $SLOW); do curl -s -o /dev/null \
+		--max-time 5 http://$VIP/; done"
+}
+
+fast_load() {
+	"$LAB" exec client wrk -t2 -c32 -d"${SECS}s" --timeout 5s -H 'Connection: close' \
+		"http://$VIP/" >"$out/wrk.$1" 2>&1 || true
+}
+
+# records CONTENDER: replication records lb1 queued so far (lbd only).
+records() {
+	if [ "$1" = lbd ]; then
+		"$LAB" ctl lb1 sync | awk '$1 == "sync_records_queued" { print $2 }'
+	else
+		echo 0
+	fi
+}
+
+# measure CONTENDER PHASE: one line "CONTENDER PHASE conns bytes packets records".
+measure() {
+	local c=$1 phase=$2 b0 b1 n0 n1 r0 r1
+	b0=$(link_counts)
+	n0=$(conns "$c")
+	r0=$(records "$c")
+	if [ "$phase" = slow ]; then slow_load; else fast_load "$c"; fi
+	sleep 1
+	b1=$(link_counts)
+	n1=$(conns "$c")
+	r1=$(records "$c")
+	set -- $b0 $b1
+	echo "$c $phase $((n1 - n0)) $(($3 - $1)) $(($4 - $2)) $((r1 - r0))" >>"$out/results"
+}
+
+warm() {
+	local i
+	for i in 1 2 3 4 5 6; do
+		"$LAB" exec client curl -s -o /dev/null --max-time 5 "http://$VIP/" || true
+	done
+}
+
+# conntrackd_conf NODE SELF PEER: FTFW over sync0, everything in the lab's run dir.
+conntrackd_conf() {
+	local node=$1 self=$2 peer=$3 run=/tmp/lb-lab-$LAB_PREFIX/ctd-$1
+	mkdir -p "$run"
+	cat >"$run/conntrackd.conf" <<EOF
+Sync {
+	Mode FTFW {
+		ResendQueueSize 131072
+		ACKWindowSize 300
+		DisableExternalCache Off
+	}
+	UDP {
+		IPv4_address $self
+		IPv4_Destination_Address $peer
+		Port 3780
+		Interface sync0
+		SndSocketBuffer 4194304
+		RcvSocketBuffer 4194304
+		Checksum on
+	}
+}
+General {
+	HashSize 32768
+	HashLimit 262144
+	LogFile $run/conntrackd.log
+	Syslog off
+	LockFile $run/lock
+	UNIX {
+		Path $run/ctl.sock
+	}
+	NetlinkBufferSize 2097152
+	NetlinkBufferSizeMaxGrowth 8388608
+	Filter From Userspace {
+		Protocol Accept {
+			TCP
+		}
+		Address Ignore {
+			IPv4_address 127.0.0.1
+			IPv4_address 198.18.2.0/24
+		}
+	}
+}
+EOF
+	echo "$run/conntrackd.conf"
+}
+
+# kernel_pair: DNAT on lb1 spread over three backends, conntrackd on both.
+kernel_pair() {
+	local n
+	LAB_LBD=0 LAB_HA=0 "$LAB" up >/dev/null
+	"$LAB" exec lb1 sh -c "
+		iptables -t nat -A PREROUTING -d $VIP -p tcp --dport 80 -m statistic \
+			--mode random --probability 0.3333 -j DNAT --to-destination 198.18.1.11 &&
+		iptables -t nat -A PREROUTING -d $VIP -p tcp --dport 80 -m statistic \
+			--mode random --probability 0.5 -j DNAT --to-destination 198.18.1.12 &&
+		iptables -t nat -A PREROUTING -d $VIP -p tcp --dport 80 \
+			-j DNAT --to-destination 198.18.1.13"
+	for n in lb1 lb2; do
+		if [ $n = lb1 ]; then
+			conf=$(conntrackd_conf lb1 198.18.2.1 198.18.2.2)
+		else
+			conf=$(conntrackd_conf lb2 198.18.2.2 198.18.2.1)
+		fi
+		ip netns exec "$LAB_PREFIX-$n" conntrackd -C "$conf" >/dev/null 2>&1 &
+		CTD_PID="$CTD_PID $!"
+	done
+	sleep 1
+	for n in $CTD_PID; do
+		kill -0 "$n" 2>/dev/null || { echo "not ok - conntrackd did not start"; exit 1; }
+	done
+}
+
+lbd_pair() {
+	LAB_DEFER=0 "$LAB" up >/dev/null
+}
+
+for c in lbd conntrackd; do
+	if [ $c = lbd ]; then lbd_pair; else kernel_pair; fi
+	warm
+	measure $c slow
+	measure $c saturating
+	if [ $c = lbd ]; then
+		"$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted)$/' |
+			tr '\n' ' ' >"$out/lbd.sync"
+	fi
+	[ -z "$CTD_PID" ] || kill $CTD_PID 2>/dev/null || true
+	CTD_PID=
+	"$LAB" down >/dev/null
+done
+
+$PY - "$out/results" "$SECS" <<'PYEOF'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+print("sync link cost per new connection (lb1's sync0 tx: headers, HMAC and all)")
+print("  %-11s %-11s %9s %8s %10s %10s %12s %12s" %
+      ("contender", "rate", "conns", "conn/s", "bytes", "B/conn", "dgrams/conn", "records/conn"))
+v = {}
+for c, phase, n, b, p, r in rows:
+    n, b, p, r = int(n), int(b), int(p), int(r)
+    per_b = b / n if n else float("nan")
+    per_p = p / n if n else float("nan")
+    per_r = "%.2f" % (r / n) if n and c == "lbd" else "-"
+    v[(c, phase)] = per_b
+    rate = "" if phase == "slow" else "%d" % (n / float(sys.argv[2]))
+    print("  %-11s %-11s %9d %8s %10d %10.0f %12.2f %12s" % (c, phase, n, rate, b, per_b, per_p, per_r))
+for phase in ("slow", "saturating"):
+    if ("lbd", phase) in v and ("conntrackd", phase) in v and v[("conntrackd", phase)]:
+        print("  ratio lbd/conntrackd bytes per conn, %s: %.2f" %
+              (phase, v[("lbd", phase)] / v[("conntrackd", phase)]))
+PYEOF
+echo "lbd's sync counters on lb1 at the end: $(cat "$out/lbd.sync" 2>/dev/null)"
