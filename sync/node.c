@@ -34,8 +34,10 @@
 #define EXPORT_STEPS 16		/* steps per tick */
 #define ACK_EVERY 32		/* bulk datagrams between ack requests */
 #define RESYNC_RETRY_MS 250	/* ResyncRequest is not sequenced: ask again */
+#define COALESCE_PROBES 8	/* slots looked at before a record goes alone */
 
-enum rec_kind { REC_CONN, REC_DELETE, REC_PERSIST };
+/* REC_MERGED: a record whose state an earlier record of the same queue took. */
+enum rec_kind { REC_CONN, REC_DELETE, REC_PERSIST, REC_MERGED };
 
 struct record {
 	uint8_t kind;
@@ -51,8 +53,18 @@ struct queue {
 	size_t n;
 };
 
+/*
+ * One slot of the coalescing index: the queue position (plus one) of the
+ * first record of a connection in the queue being sent. Slots of older
+ * flushes are told apart by gen, so the index is never cleared.
+ */
+struct coalesce_slot {
+	uint32_t gen;
+	uint32_t pos;
+};
+
 struct sync_node_stats_own {
-	uint64_t queued, queue_overflow, flushes, datagrams, bulk_datagrams;
+	uint64_t queued, queue_overflow, flushes, datagrams, bulk_datagrams, coalesced;
 	uint64_t resyncs_requested, resyncs_done, resyncs_served, lost_events;
 	uint64_t resync_repeats, resync_extended;
 	uint64_t released;
@@ -77,6 +89,11 @@ struct sync_node {
 					 * first saw records waiting, 0: not yet */
 	int overflowed;			/* under lock: records were lost */
 	int urgent;			/* under lock: flush now (defer) */
+
+	/* Records of one connection in one drained queue travel as one. */
+	struct coalesce_slot *index;
+	size_t index_mask;
+	uint32_t index_gen;
 
 	/* Tickets of the records in each of our data_seq, for releases. */
 	uint64_t *ticket_at;
@@ -207,13 +224,64 @@ static int add_record(struct sync_batch *b, const struct record *r)
 	switch (r->kind) {
 	case REC_CONN: return sync_batch_add_conn(b, &r->u.conn);
 	case REC_DELETE: return sync_batch_add_delete(b, &r->u.conn);
-	default: return sync_batch_add_persist(b, &r->u.persist);
+	case REC_PERSIST: return sync_batch_add_persist(b, &r->u.persist);
+	default: return 0;
+	}
+}
+
+static int same_incarnation(const struct lb_conn_state *a, const struct lb_conn_state *b)
+{
+	return a->created_us == b->created_us && lb_tuple_equal(&a->orig, &b->orig);
+}
+
+/*
+ * Gives the first record of each connection in q the newest state the queue
+ * holds for it and marks the later ones REC_MERGED: a connection's state
+ * changes inside one flush go out as one record. The first position is the
+ * one kept, so a deferred packet waiting for a later record's ticket is
+ * released only once a datagram at or after that position is acknowledged,
+ * and that datagram's predecessors carry the merged state. Collisions beyond
+ * COALESCE_PROBES slots (chosen tuples) only cost coalescing, never a record.
+ */
+static void coalesce(struct sync_node *n, struct queue *q)
+{
+	uint32_t gen = ++n->index_gen;
+
+	if (!gen) {		/* wrapped: slots of 2^32 flushes ago would match */
+		memset(n->index, 0, (n->index_mask + 1) * sizeof(*n->index));
+		gen = n->index_gen = 1;
+	}
+	for (size_t i = 0; i < q->n; i++) {
+		struct record *r = &q->rec[i];
+		uint32_t h;
+
+		if (r->kind != REC_CONN)
+			continue;
+		h = lb_tuple_hash(&r->u.conn.orig, (uint32_t)r->u.conn.created_us);
+		for (int k = 0; k < COALESCE_PROBES; k++) {
+			struct coalesce_slot *s = &n->index[(h + (uint32_t)k) & n->index_mask];
+			struct record *first;
+
+			if (s->gen != gen) {
+				*s = (struct coalesce_slot){ gen, (uint32_t)i + 1 };
+				break;
+			}
+			first = &q->rec[s->pos - 1];
+			if (!same_incarnation(&first->u.conn, &r->u.conn))
+				continue;
+			if (r->u.conn.version > first->u.conn.version)
+				first->u.conn = r->u.conn;
+			r->kind = REC_MERGED;
+			n->st.coalesced++;
+			break;
+		}
 	}
 }
 
 /* Encodes a drained queue into as few datagrams as fit. */
 static void send_queue(struct sync_node *n, struct queue *q, int ack_request, uint64_t now_ms)
 {
+	coalesce(n, q);
 	for (size_t i = 0; i < q->n; i++) {
 		if (add_record(n->batch, &q->rec[i]) == -ENOSPC) {
 			send_batch(n, ack_request, now_ms);
@@ -512,8 +580,13 @@ struct sync_node *sync_node_new(const struct sync_node_conf *conf, struct lb_eng
 	n->q[0].rec = calloc(n->conf.queue, sizeof(struct record));
 	n->q[1].rec = calloc(n->conf.queue, sizeof(struct record));
 	n->ticket_at = calloc(conf->link.ring ? conf->link.ring : 1, sizeof(uint64_t));
+	/* Twice the queue, a power of two: short probe chains. */
+	for (n->index_mask = 1; n->index_mask < 2 * n->conf.queue; n->index_mask <<= 1)
+		;
+	n->index = calloc(n->index_mask, sizeof(*n->index));
+	n->index_mask--;
 	n->link = sync_link_new(&conf->link, &link_ops, n, now_ms);
-	if (!n->q[0].rec || !n->q[1].rec || !n->ticket_at || !n->link ||
+	if (!n->q[0].rec || !n->q[1].rec || !n->ticket_at || !n->index || !n->link ||
 	    !(n->batch = sync_batch_new(sync_link_max_payload(n->link)))) {
 		int err = errno ? errno : ENOMEM;
 
@@ -534,6 +607,7 @@ void sync_node_free(struct sync_node *n)
 	free(n->q[0].rec);
 	free(n->q[1].rec);
 	free(n->ticket_at);
+	free(n->index);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -676,7 +750,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("peer_acked", sync_link_peer_acked(n->link));
 	S("received_through", sync_link_received_through(n->link));
 	S("records_queued", own.queued); S("queue_overflow", own.queue_overflow);
-	S("flushes", own.flushes); S("datagrams", own.datagrams);
+	S("flushes", own.flushes); S("datagrams", own.datagrams); S("coalesced", own.coalesced);
 	S("bulk_datagrams", own.bulk_datagrams); S("resyncs_requested", own.resyncs_requested);
 	S("resyncs_done", own.resyncs_done); S("resyncs_served", own.resyncs_served);
 	S("lost_events", own.lost_events); S("released_ticket", own.released);

@@ -631,6 +631,43 @@ static void test_defer_tickets_released_by_peer_ack(void **state)
 	free_pair(n);
 }
 
+/*
+ * The state changes of a connection inside one flush travel as one record:
+ * 50 handshakes (3 state changes each) queued before the node runs reach the
+ * standby as 50 records carrying each connection's newest state. In defer
+ * mode the ticket of the SYN (the first record's position) is released only
+ * once the standby holds the merged, newest state.
+ */
+static void test_state_changes_in_one_flush_coalesce(void **state)
+{
+	for (int defer = 0; defer <= 1; defer++) {
+		struct net *n = pair(defer, 0);
+		uint64_t in0 = node_stat(&n->b, n->now, "records_in"), tickets[2] = { 0, 0 };
+		struct flow f[50];
+
+		(void)state;
+		for (int i = 0; i < 50; i++)
+			open_flow(&n->a, &f[i], (uint16_t)(41000 + i), n->now, tickets);
+		run(n, 1);
+		if (defer) {
+			/* The last SYN's ticket, released with its merged state. */
+			run(n, 10);
+			assert_true(n->a.released >= tickets[1]);
+		}
+		run(n, 20);
+		assert_int_equal(node_stat(&n->a, n->now, "coalesced"), 100);
+		assert_int_equal(node_stat(&n->b, n->now, "records_in") - in0, 50);
+		for (int i = 0; i < 50; i++) {
+			struct found got = lookup(&n->b, (uint16_t)(41000 + i));
+
+			assert_true(got.seen);
+			assert_int_equal(got.state, LB_TCP_ESTABLISHED);
+			assert_int_equal(got.version, 3);
+		}
+		free_pair(n);
+	}
+}
+
 /* ---- restarts, replays, and a large resync over a slow lossy link ---- */
 
 /* b restarts empty, with epoch (lbd takes it from its state counter). */
@@ -811,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_stale_update_never_regresses),
 		cmocka_unit_test(test_forged_datagrams_change_nothing),
 		cmocka_unit_test(test_defer_tickets_released_by_peer_ack),
+		cmocka_unit_test(test_state_changes_in_one_flush_coalesce),
 		cmocka_unit_test(test_restart_and_replayed_capture_leave_no_stale_entry),
 		cmocka_unit_test(test_resync_100k_over_slow_lossy_link),
 	};
