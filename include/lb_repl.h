@@ -45,8 +45,10 @@ void lb_engine_set_clock(struct lb_engine *e, uint64_t mono_ms, uint64_t real_us
 struct lb_repl_ops {
 	/* A connection changed (created, state change, or a window refresh
 	 * due). Called with the connection locked: copy and return quickly.
-	 * urgent: send without waiting to batch (a state change, or a burst
-	 * that reached max_lag; only time-based refreshes may wait). Returns
+	 * urgent: send without waiting to batch (a burst that reached
+	 * max_lag); creations, state changes and refreshes wait for the next
+	 * flush, where a connection's changes coalesce (defer mode sends every
+	 * record at once: a packet waits for it). Returns
 	 * a ticket to hold a deferred packet for, or 0: do not hold (no
 	 * defer, or no peer able to acknowledge it). */
 	uint64_t (*conn)(void *arg, const struct lb_conn_state *st, int urgent);

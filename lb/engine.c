@@ -325,27 +325,27 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
 
 /*
  * After an accepted packet of c (locked): a state change is replicated at
- * once; otherwise window movement at most every interval, or sooner once it
- * moved max_lag bytes (a burst inside one interval must not leave the peer
- * further behind than the takeover slack covers); a connection that went
- * quiet with unreplicated movement is flushed by the wake timer. So the peer
- * is never more than about one interval, and never more than max_lag bytes,
- * behind.
+ * once (queued for the next flush, where the connection's other changes of
+ * that flush join it: a short connection's handshake and close travel as one
+ * record); otherwise window movement at most every interval, or sooner once
+ * it moved max_lag bytes (a burst inside one interval must not leave the
+ * peer further behind than the takeover slack covers: urgent, sent without
+ * waiting for company); a connection that went quiet with unreplicated
+ * movement is flushed by the wake timer. So the peer is never more than
+ * about one interval, and never more than max_lag bytes, behind.
  */
 uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 			      uint8_t before, uint64_t now_ms)
 {
 	uint32_t interval = e->repl_conf.interval_ms;
-
-	int urgent;
+	int burst;
 
 	if (!e->repl || repl_skip_half_open(e, c, now_ms))
 		return 0;
-	urgent = c->tcp.state != before ||
-		 c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
-		 c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag;
-	if (urgent || now_ms - c->last_sync_ms >= interval)
-		return repl_emit(e, w, c, now_ms, urgent);
+	burst = c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
+		c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag;
+	if (burst || c->tcp.state != before || now_ms - c->last_sync_ms >= interval)
+		return repl_emit(e, w, c, now_ms, burst);
 	if (!(c->flags & LB_CONN_F_DIRTY)) {
 		c->flags |= LB_CONN_F_DIRTY;
 		lb_table_wake_at(e->table, c, c->last_sync_ms + interval);
@@ -682,7 +682,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 		return on_conn(e, w, c, LB_DIR_ORIG, pkt, pi, now_ms);
 	c->pkts[LB_DIR_ORIG]++;
 	c->bytes[LB_DIR_ORIG] += pi->ip_len;
-	ticket = repl_skip_half_open(e, c, now_ms) ? 0 : repl_emit(e, w, c, now_ms, 1);
+	ticket = repl_skip_half_open(e, c, now_ms) ? 0 : repl_emit(e, w, c, now_ms, 0);
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
 	nat = c->tuple[LB_DIR_REPLY];
