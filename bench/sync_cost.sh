@@ -60,10 +60,12 @@ fast_load() {
 		"http://$VIP/" >"$out/wrk.$1" 2>&1 || true
 }
 
-# records CONTENDER: replication records lb1 queued so far (lbd only).
+# records CONTENDER: replication records lb1 sent so far (lbd only): those
+# queued less those merged into another of the same flush.
 records() {
 	if [ "$1" = lbd ]; then
-		"$LAB" ctl lb1 sync | awk '$1 == "sync_records_queued" { print $2 }'
+		"$LAB" ctl lb1 sync | awk '$1 == "sync_records_queued" { q = $2 }
+			$1 == "sync_coalesced" { c = $2 } END { print q - c }'
 	else
 		echo 0
 	fi

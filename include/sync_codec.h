@@ -6,7 +6,9 @@
  * payload size it was made for, so a batch always fits one datagram: each
  * record is packed with protobuf-c and framed as one element of a repeated
  * field of Batch (tag, length, bytes), which is exactly how protobuf encodes
- * a repeated field, so the result decodes as an ordinary Batch.
+ * a repeated field, so the result decodes as an ordinary Batch. Connections
+ * go out as Compact records (version 2), whose creation times are relative
+ * to the batch's base_us, written with the batch's first connection.
  *
  * Decoding checks every field the engine will rely on (address lengths and
  * families, ports, TCP state, window scale) and skips records that fail,
@@ -20,7 +22,9 @@
 
 #include "lb_record.h"
 
-#define SYNC_RECORD_VERSION 1
+/* Written: 2 (Compact connection records); read: 1 and 2. */
+#define SYNC_RECORD_VERSION 2
+#define SYNC_RECORD_VERSION_OLDEST 1
 
 struct sync_batch;
 

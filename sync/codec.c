@@ -10,14 +10,18 @@
 #include "sync_codec.h"
 
 /* Field numbers of Batch (sync/lbsync.proto). */
-enum { F_VERSION = 1, F_CONNS = 2, F_DELETES = 3, F_PERSISTS = 4, F_RESYNC_DONE = 5 };
+enum { F_VERSION = 1, F_CONNS = 2, F_DELETES = 3, F_PERSISTS = 4, F_RESYNC_DONE = 5,
+       F_COMPACT = 6, F_BASE_US = 7 };
 
-#define RECORD_MAX 512		/* a packed Conn is under 200 bytes */
+#define PEER_VALUES 8		/* Compact.peers: 4 per direction */
+#define PEER_WS_MAX 0xfff	/* wscale (4 bits) | flags (8 bits) << 4 */
 
 struct sync_batch {
 	uint8_t *buf;
 	size_t len, cap;
 	size_t records;
+	int has_base;		/* base_us written */
+	uint64_t base_us;
 };
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -38,6 +42,7 @@ void sync_batch_reset(struct sync_batch *b)
 	b->len = put_varint(b->buf, (F_VERSION << 3) | 0);
 	b->len += put_varint(b->buf + b->len, SYNC_RECORD_VERSION);
 	b->records = 0;
+	b->has_base = 0;
 }
 
 struct sync_batch *sync_batch_new(size_t max_payload)
@@ -78,23 +83,33 @@ const uint8_t *sync_batch_data(const struct sync_batch *b, size_t *len)
 	return b->buf;
 }
 
-/* Appends one packed message as an element of repeated field `field`. */
-static int append(struct sync_batch *b, int field, const ProtobufCMessage *msg)
+/*
+ * Appends one packed message as an element of repeated field `field`,
+ * after `pre` (other fields of Batch that must come with it, or nothing).
+ */
+static int append_after(struct sync_batch *b, const uint8_t *pre, size_t plen, int field,
+			const ProtobufCMessage *msg)
 {
 	uint8_t head[16];
 	size_t size = protobuf_c_message_get_packed_size(msg), hlen;
 
 	hlen = put_varint(head, ((uint64_t)field << 3) | 2);
 	hlen += put_varint(head + hlen, size);
-	if (hlen + size + 8 > b->cap)
+	if (plen + hlen + size + 8 > b->cap)
 		return -EMSGSIZE;
-	if (b->len + hlen + size > b->cap)
+	if (b->len + plen + hlen + size > b->cap)
 		return -ENOSPC;
-	memcpy(b->buf + b->len, head, hlen);
-	protobuf_c_message_pack(msg, b->buf + b->len + hlen);
-	b->len += hlen + size;
+	memcpy(b->buf + b->len, pre, plen);
+	memcpy(b->buf + b->len + plen, head, hlen);
+	protobuf_c_message_pack(msg, b->buf + b->len + plen + hlen);
+	b->len += plen + hlen + size;
 	b->records++;
 	return 0;
+}
+
+static int append(struct sync_batch *b, int field, const ProtobufCMessage *msg)
+{
+	return append_after(b, NULL, 0, field, msg);
 }
 
 static ProtobufCBinaryData addr_bytes(const struct lb_addr *a)
@@ -102,43 +117,63 @@ static ProtobufCBinaryData addr_bytes(const struct lb_addr *a)
 	return (ProtobufCBinaryData){ lb_addr_len(a), (uint8_t *)a->bytes };
 }
 
-static void peer_to_pb(Lbsync__TcpPeer *pb, const struct lb_tcp_peer *p)
+/* Compact.peers of one direction: values relative to what the record holds. */
+static void peer_pack(uint32_t *v, const struct lb_tcp_peer *p, uint32_t isn)
 {
-	lbsync__tcp_peer__init(pb);
-	pb->end = p->end;
-	pb->maxend = p->maxend;
-	pb->maxwin = p->maxwin;
-	pb->wscale = p->wscale;
-	pb->flags = p->flags;
+	v[0] = p->end - isn;
+	v[1] = p->maxend - p->end;
+	v[2] = p->maxwin;
+	v[3] = (uint32_t)(p->wscale & 0xf) | (uint32_t)p->flags << 4;
 }
+
+/* Sets an optional uint32 field, leaving zeros out. */
+#define OPT(m, f, v) do { (m).f = (v); (m).has_##f = (m).f != 0; } while (0)
 
 int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
 {
-	Lbsync__Conn m;
-	Lbsync__TcpPeer o, r;
+	Lbsync__Compact m;
+	uint32_t peers[PEER_VALUES];
+	uint8_t pre[16];
+	size_t plen = 0;
+	uint64_t base = b->has_base ? b->base_us : st->created_us;
+	int rc;
 
-	lbsync__conn__init(&m);
+	lbsync__compact__init(&m);
 	m.client_ip = addr_bytes(&st->orig.src);
 	m.client_port = st->orig.sport;
 	m.vip = addr_bytes(&st->orig.dst);
 	m.vport = st->orig.dport;
 	m.backend_ip = addr_bytes(&st->backend);
 	m.backend_port = st->backend_port;
-	m.created_us = st->created_us;
+	m.created = (int64_t)(st->created_us - base);
 	m.version = st->version;
 	m.state = st->tcp.state;
-	m.isn_orig = st->tcp.isn[0];
-	m.isn_reply = st->tcp.isn[1];
-	peer_to_pb(&o, &st->tcp.peer[0]);
-	peer_to_pb(&r, &st->tcp.peer[1]);
-	m.orig = &o;
-	m.reply = &r;
-	m.expires_ms = st->expires_ms;
-	m.has_rate_orig = m.has_rate_reply = m.has_persist_ms = 1;
-	m.rate_orig = st->rate[0];
-	m.rate_reply = st->rate[1];
-	m.persist_ms = st->persist_ms;
-	return append(b, F_CONNS, &m.base);
+	OPT(m, isn_orig, st->tcp.isn[0]);
+	OPT(m, isn_reply, st->tcp.isn[1]);
+	peer_pack(peers, &st->tcp.peer[0], st->tcp.isn[0]);
+	peer_pack(peers + 4, &st->tcp.peer[1], st->tcp.isn[1]);
+	for (int i = 0; i < PEER_VALUES; i++) {
+		if (peers[i]) {		/* all zero: a tracker that saw nothing */
+			m.n_peers = PEER_VALUES;
+			m.peers = peers;
+			break;
+		}
+	}
+	OPT(m, expires_ms, st->expires_ms);
+	OPT(m, rate_orig, st->rate[0]);
+	OPT(m, rate_reply, st->rate[1]);
+	OPT(m, persist_ms, st->persist_ms);
+	/* The batch's first connection sets the base the others are told against. */
+	if (!b->has_base) {
+		plen = put_varint(pre, (F_BASE_US << 3) | 0);
+		plen += put_varint(pre + plen, base);
+	}
+	rc = append_after(b, pre, plen, F_COMPACT, &m.base);
+	if (rc == 0 && !b->has_base) {
+		b->has_base = 1;
+		b->base_us = base;
+	}
+	return rc;
 }
 
 int sync_batch_add_delete(struct sync_batch *b, const struct lb_conn_state *st)
@@ -223,6 +258,51 @@ static int tuple_from(struct lb_tuple *t, ProtobufCBinaryData cip, uint32_t cpor
 	return 0;
 }
 
+static int peer_from(struct lb_tcp_peer *p, const Lbsync__TcpPeer *pb);
+
+/* One direction of Compact.peers back into a tracker's fields. */
+static int peer_unpack(struct lb_tcp_peer *p, const uint32_t *v, uint32_t isn)
+{
+	Lbsync__TcpPeer pb = LBSYNC__TCP_PEER__INIT;
+
+	if (v[3] > PEER_WS_MAX)
+		return -1;
+	pb.end = v[0] + isn;
+	pb.maxend = v[1] + pb.end;
+	pb.maxwin = v[2];
+	pb.wscale = v[3] & 0xf;
+	pb.flags = v[3] >> 4;
+	return peer_from(p, &pb);
+}
+
+static int compact_from(struct lb_conn_state *st, const Lbsync__Compact *m, uint64_t base_us)
+{
+	static const uint32_t none[PEER_VALUES];
+	const uint32_t *peers = m->n_peers ? m->peers : none;
+
+	memset(st, 0, sizeof(*st));
+	st->tcp.isn[0] = m->has_isn_orig ? m->isn_orig : 0;
+	st->tcp.isn[1] = m->has_isn_reply ? m->isn_reply : 0;
+	if (tuple_from(&st->orig, m->client_ip, m->client_port, m->vip, m->vport) < 0 ||
+	    addr_from(&st->backend, m->backend_ip) < 0 ||
+	    st->backend.family != st->orig.src.family || !port_ok(m->backend_port) ||
+	    m->state == LB_TCP_NONE || m->state >= LB_TCP_STATE_COUNT ||
+	    (m->n_peers != 0 && m->n_peers != PEER_VALUES) ||
+	    peer_unpack(&st->tcp.peer[0], peers, st->tcp.isn[0]) < 0 ||
+	    peer_unpack(&st->tcp.peer[1], peers + 4, st->tcp.isn[1]) < 0)
+		return -1;
+	st->backend_port = (uint16_t)m->backend_port;
+	/* Modulo 2^64, as it was taken: any created_us is representable. */
+	st->created_us = base_us + (uint64_t)m->created;
+	st->version = m->version;
+	st->tcp.state = (uint8_t)m->state;
+	st->expires_ms = m->has_expires_ms ? m->expires_ms : 0;
+	st->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
+	st->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
+	st->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	return 0;
+}
+
 static int conn_from(struct lb_conn_state *st, const Lbsync__Conn *m)
 {
 	memset(st, 0, sizeof(*st));
@@ -273,6 +353,14 @@ static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, 
 		stats->records++;
 		ops->conn(arg, &cs);
 	}
+	for (size_t i = 0; i < m->n_compact; i++) {
+		if (compact_from(&cs, m->compact[i], m->base_us) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		ops->conn(arg, &cs);
+	}
 	for (size_t i = 0; i < m->n_deletes; i++) {
 		const Lbsync__ConnDelete *d = m->deletes[i];
 
@@ -302,7 +390,11 @@ int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_
 {
 	Lbsync__Batch *m = lbsync__batch__unpack(NULL, len, buf);
 
-	if (!m || m->version != SYNC_RECORD_VERSION) {
+	/* Version 1 (Conn records) is still read: a node upgraded first keeps
+	 * its peer's state until the peer is upgraded too. Compact records
+	 * need the base they are relative to. */
+	if (!m || m->version < SYNC_RECORD_VERSION_OLDEST || m->version > SYNC_RECORD_VERSION ||
+	    (m->n_compact && !m->has_base_us)) {
 		stats->bad_batch++;
 		if (m)
 			lbsync__batch__free_unpacked(m, NULL);

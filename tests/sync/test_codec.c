@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -302,6 +303,123 @@ static void test_invalid_records_skipped_and_counted(void **state)
 	free(g);
 }
 
+/* Packed size of one connection record as the encoder writes it. */
+static size_t record_bytes(const struct lb_conn_state *c)
+{
+	struct sync_batch *b = sync_batch_new(1400);
+	size_t before, after;
+
+	sync_batch_data(b, &before);
+	assert_int_equal(sync_batch_add_conn(b, c), 0);
+	sync_batch_data(b, &before);
+	assert_int_equal(sync_batch_add_conn(b, c), 0);
+	sync_batch_data(b, &after);
+	sync_batch_free(b);
+	return after - before;
+}
+
+/*
+ * Version 2's Compact record: a short IPv4 connection's state (sequence
+ * ends near their ISNs, no persistence) takes under 80 bytes (version 1's
+ * Conn: 99); edge values (a creation before the batch's
+ * base, ends that wrapped below their ISN, zero ISNs, a direction never
+ * seen) survive exactly.
+ */
+static void test_compact_records_small_and_exact(void **state)
+{
+	struct lb_conn_state c = sample_conn(0, 40000), edge = sample_conn(1, 1);
+	struct lb_conn_state early = sample_conn(0, 2), *all[3] = { &c, &edge, &early };
+	struct sync_batch *b = sync_batch_new(1400);
+	struct sync_decode_stats st = { 0 };
+	struct got *g = calloc(1, sizeof(*g));
+	const uint8_t *p;
+	size_t len;
+
+	(void)state;
+	c.tcp.peer[0] = (struct lb_tcp_peer){ c.tcp.isn[0] + 80, c.tcp.isn[0] + 80 + 64240,
+					      64240, 7, LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE };
+	c.tcp.peer[1] = (struct lb_tcp_peer){ c.tcp.isn[1] + 900, c.tcp.isn[1] + 900 + 65160,
+					      65160, 7, LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE };
+	c.rate[0] = 8000;
+	c.rate[1] = 90000;
+	c.persist_ms = 0;
+	assert_true(record_bytes(&c) < 80);
+	printf("# compact record of a short IPv4 connection: %zu bytes\n", record_bytes(&c));
+	edge.tcp.isn[0] = 0;
+	edge.tcp.isn[1] = 0;
+	memset(&edge.tcp.peer[1], 0, sizeof(edge.tcp.peer[1]));
+	edge.tcp.peer[0].end = 5;		/* below isn 0 + ... */
+	edge.tcp.peer[0].maxend = 0xfffffff0u;	/* maxend - end wraps */
+	edge.rate[0] = edge.rate[1] = 0;
+	edge.expires_ms = 0;
+	early.created_us = c.created_us - 5000000;	/* before the base */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sync_batch_add_conn(b, all[i]), 0);
+	p = sync_batch_data(b, &len);
+	assert_int_equal(sync_batch_decode(p, len, &ops, g, &st), 0);
+	assert_int_equal(g->nconns, 3);
+	for (int i = 0; i < 3; i++)
+		assert_conn_equal(&g->conns[i], all[i]);
+	assert_int_equal(st.bad_record, 0);
+	free(g);
+	sync_batch_free(b);
+}
+
+/* Compact records with invalid fields are skipped and counted; compact
+ * records without the base they are relative to refuse the batch. */
+static void test_invalid_compact_records(void **state)
+{
+	Lbsync__Batch m = LBSYNC__BATCH__INIT;
+	Lbsync__Compact good = LBSYNC__COMPACT__INIT, short_peers, wide_ws, bad_flags, bad_port;
+	Lbsync__Compact *list[] = { &short_peers, &good, &wide_ws, &bad_flags, &bad_port };
+	uint8_t v4[4] = { 198, 18, 0, 10 }, v4b[4] = { 198, 18, 1, 11 };
+	uint32_t peers[8] = { 1, 2, 3, 7 | 0x3 << 4, 1, 2, 3, 7 };
+	uint32_t ws15[8] = { 1, 2, 3, 15, 1, 2, 3, 7 }, flags9[8] = { 1, 2, 3, 0x1007, 1, 2, 3, 7 };
+	struct sync_decode_stats st = { 0 };
+	struct got *g = calloc(1, sizeof(*g));
+	uint8_t buf[2048];
+	size_t len;
+
+	(void)state;
+	good.client_ip = (ProtobufCBinaryData){ 4, v4 };
+	good.vip = (ProtobufCBinaryData){ 4, v4 };
+	good.backend_ip = (ProtobufCBinaryData){ 4, v4b };
+	good.client_port = 1000;
+	good.vport = 80;
+	good.backend_port = 80;
+	good.state = LB_TCP_ESTABLISHED;
+	good.created = -3;
+	good.n_peers = 8;
+	good.peers = peers;
+	short_peers = good;
+	short_peers.n_peers = 5;
+	wide_ws = good;
+	wide_ws.peers = ws15;
+	bad_flags = good;
+	bad_flags.peers = flags9;
+	bad_port = good;
+	bad_port.backend_port = 65536;
+	m.version = SYNC_RECORD_VERSION;
+	m.n_compact = 5;
+	m.compact = list;
+	m.has_base_us = 1;
+	m.base_us = 1000;
+	len = lbsync__batch__pack(&m, buf);
+	assert_int_equal(sync_batch_decode(buf, len, &ops, g, &st), 0);
+	assert_int_equal(g->nconns, 1);
+	assert_int_equal(g->conns[0].created_us, 997);
+	assert_int_equal(g->conns[0].tcp.peer[0].wscale, 7);
+	assert_int_equal(g->conns[0].tcp.peer[0].flags, 3);
+	assert_int_equal(st.bad_record, 4);
+	m.has_base_us = 0;
+	len = lbsync__batch__pack(&m, buf);
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(sync_batch_decode(buf, len, &ops, g, &st), -EINVAL);
+	assert_int_equal(g->nconns, 0);
+	assert_int_equal(st.bad_batch, 1);
+	free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +428,8 @@ int main(void)
 		cmocka_unit_test(test_truncated_payloads_refused_whole),
 		cmocka_unit_test(test_corrupted_payloads_never_deliver_garbage),
 		cmocka_unit_test(test_invalid_records_skipped_and_counted),
+		cmocka_unit_test(test_compact_records_small_and_exact),
+		cmocka_unit_test(test_invalid_compact_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
