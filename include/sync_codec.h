@@ -71,4 +71,22 @@ struct sync_decode_stats {
 int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_ops *ops,
 		      void *arg, struct sync_decode_stats *stats);
 
+/*
+ * A decoder with its own memory: sync_decoder_decode() is
+ * sync_batch_decode() without a malloc per record or per batch (protobuf-c
+ * unpacks into the decoder's arena, reused by every call). One decoder per
+ * thread; the records handed to ops live until the call returns.
+ */
+struct sync_decoder;
+
+struct sync_decoder *sync_decoder_new(void);
+void sync_decoder_free(struct sync_decoder *d);
+int sync_decoder_decode(struct sync_decoder *d, const uint8_t *buf, size_t len,
+			const struct sync_records_ops *ops, void *arg,
+			struct sync_decode_stats *stats);
+
+/* Allocations a payload too large for the arena sent to malloc (none for a
+ * datagram's payload). */
+uint64_t sync_decoder_spilled(const struct sync_decoder *d);
+
 #endif

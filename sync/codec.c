@@ -99,7 +99,8 @@ static int append_after(struct sync_batch *b, const uint8_t *pre, size_t plen, i
 		return -EMSGSIZE;
 	if (b->len + plen + hlen + size > b->cap)
 		return -ENOSPC;
-	memcpy(b->buf + b->len, pre, plen);
+	if (plen)
+		memcpy(b->buf + b->len, pre, plen);
 	memcpy(b->buf + b->len + plen, head, hlen);
 	protobuf_c_message_pack(msg, b->buf + b->len + plen + hlen);
 	b->len += plen + hlen + size;
@@ -385,10 +386,70 @@ static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, 
 		ops->resync_done(arg, m->resync_done->request_id, m->resync_done->conns);
 }
 
-int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_ops *ops,
-		      void *arg, struct sync_decode_stats *stats)
+/*
+ * Decoding into an arena: protobuf-c allocates every message and repeated
+ * array of a batch, and a datagram's batch fits ARENA_BYTES many times
+ * over, so importing costs no malloc per record or per batch. Anything
+ * larger (no datagram carries it) spills over to malloc and is freed.
+ */
+#define ARENA_BYTES (256 * 1024)
+#define ARENA_ALIGN 16
+
+struct sync_decoder {
+	size_t used;
+	uint64_t spilled;		/* allocations the arena could not hold */
+	_Alignas(ARENA_ALIGN) uint8_t buf[ARENA_BYTES];
+};
+
+struct sync_decoder *sync_decoder_new(void)
 {
-	Lbsync__Batch *m = lbsync__batch__unpack(NULL, len, buf);
+	struct sync_decoder *d = malloc(sizeof(*d));
+
+	if (!d) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	d->used = 0;
+	d->spilled = 0;
+	return d;
+}
+
+void sync_decoder_free(struct sync_decoder *d)
+{
+	free(d);
+}
+
+uint64_t sync_decoder_spilled(const struct sync_decoder *d)
+{
+	return d->spilled;
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+	struct sync_decoder *d = data;
+	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+
+	if (need < size || need > ARENA_BYTES - d->used) {
+		d->spilled++;
+		return malloc(size);
+	}
+	d->used += need;
+	return d->buf + d->used - need;
+}
+
+static void arena_free(void *data, void *p)
+{
+	struct sync_decoder *d = data;
+
+	if ((uint8_t *)p < d->buf || (uint8_t *)p >= d->buf + ARENA_BYTES)
+		free(p);	/* spilled; arena memory goes back all at once */
+}
+
+static int decode(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+		  const struct sync_records_ops *ops, void *arg, struct sync_decode_stats *stats)
+{
+	Lbsync__Batch *m = lbsync__batch__unpack(alloc, len, buf);
+	int rc = 0;
 
 	/* Version 1 (Conn records) is still read: a node upgraded first keeps
 	 * its peer's state until the peer is upgraded too. Compact records
@@ -396,14 +457,30 @@ int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_
 	if (!m || m->version < SYNC_RECORD_VERSION_OLDEST || m->version > SYNC_RECORD_VERSION ||
 	    (m->n_compact && !m->has_base_us)) {
 		stats->bad_batch++;
-		if (m)
-			lbsync__batch__free_unpacked(m, NULL);
-		return -EINVAL;
+		rc = -EINVAL;
+	} else {
+		stats->batches++;
+		/* Deletes after conns: a batch may hold a connection's last
+		 * update and, once it expired, its removal. */
+		deliver(m, ops, arg, stats);
 	}
-	stats->batches++;
-	/* Deletes after conns: a batch may hold a connection's last update
-	 * and, once it expired, its removal. */
-	deliver(m, ops, arg, stats);
-	lbsync__batch__free_unpacked(m, NULL);
-	return 0;
+	if (m)
+		lbsync__batch__free_unpacked(m, alloc);
+	return rc;
+}
+
+int sync_decoder_decode(struct sync_decoder *d, const uint8_t *buf, size_t len,
+			const struct sync_records_ops *ops, void *arg,
+			struct sync_decode_stats *stats)
+{
+	ProtobufCAllocator alloc = { arena_alloc, arena_free, d };
+
+	d->used = 0;
+	return decode(buf, len, &alloc, ops, arg, stats);
+}
+
+int sync_batch_decode(const uint8_t *buf, size_t len, const struct sync_records_ops *ops,
+		      void *arg, struct sync_decode_stats *stats)
+{
+	return decode(buf, len, NULL, ops, arg, stats);
 }

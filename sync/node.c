@@ -78,6 +78,7 @@ struct sync_node {
 	void *arg;
 	struct sync_link *link;
 	struct sync_batch *batch;
+	struct sync_decoder *decoder;	/* the peer's batches, without malloc */
 	enum lb_role role;
 
 	/* Incremental records: workers fill q[fill] under lock. */
@@ -497,7 +498,7 @@ static void link_deliver(void *arg, const uint8_t *payload, size_t len, uint64_t
 	struct sync_node *n = arg;
 
 	n->delivering_seq = data_seq;
-	sync_batch_decode(payload, len, &record_ops, n, &n->dec);
+	sync_decoder_decode(n->decoder, payload, len, &record_ops, n, &n->dec);
 }
 
 static void link_resync_request(void *arg, uint64_t request_id)
@@ -587,7 +588,8 @@ struct sync_node *sync_node_new(const struct sync_node_conf *conf, struct lb_eng
 	n->index_mask--;
 	n->link = sync_link_new(&conf->link, &link_ops, n, now_ms);
 	if (!n->q[0].rec || !n->q[1].rec || !n->ticket_at || !n->index || !n->link ||
-	    !(n->batch = sync_batch_new(sync_link_max_payload(n->link)))) {
+	    !(n->batch = sync_batch_new(sync_link_max_payload(n->link))) ||
+	    !(n->decoder = sync_decoder_new())) {
 		int err = errno ? errno : ENOMEM;
 
 		sync_node_free(n);
@@ -604,6 +606,7 @@ void sync_node_free(struct sync_node *n)
 		return;
 	sync_link_free(n->link);
 	sync_batch_free(n->batch);
+	sync_decoder_free(n->decoder);
 	free(n->q[0].rec);
 	free(n->q[1].rec);
 	free(n->ticket_at);
@@ -758,6 +761,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("defer_bypassed", atomic_load(&n->defer_bypassed));
 	S("batches_in", n->dec.batches); S("records_in", n->dec.records);
 	S("bad_batch", n->dec.bad_batch); S("bad_record", n->dec.bad_record);
+	S("decode_spilled", sync_decoder_spilled(n->decoder));
 	S("sent", l->sent); S("sent_bytes", l->sent_bytes); S("data_sent", l->data_sent);
 	S("retransmitted", l->retransmitted); S("heartbeats_sent", l->heartbeats_sent);
 	S("nacks_sent", l->nacks_sent); S("acks_sent", l->acks_sent); S("gone_sent", l->gone_sent);

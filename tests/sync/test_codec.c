@@ -420,6 +420,52 @@ static void test_invalid_compact_records(void **state)
 	free(g);
 }
 
+/*
+ * The decoder's arena: a full datagram's batch decodes without spilling to
+ * malloc, again and again; a payload larger than any datagram spills and
+ * still decodes every record (ASan checks that the spilled memory is freed).
+ */
+static void test_decoder_arena(void **state)
+{
+	struct sync_decoder *d = sync_decoder_new();
+	struct sync_batch *b = sync_batch_new(1400), *big = sync_batch_new(200000);
+	struct lb_conn_state c = sample_conn(0, 1);
+	struct got *g = calloc(1, sizeof(*g));
+	const uint8_t *p;
+	size_t len, n = 0, nbig = 0;
+
+	(void)state;
+	while (sync_batch_add_conn(b, &c) == 0) {
+		c.orig.sport++;
+		n++;
+	}
+	while (sync_batch_add_conn(big, &c) == 0)
+		nbig++;
+	for (int round = 0; round < 3; round++) {
+		struct sync_decode_stats st = { 0 };
+
+		memset(g, 0, sizeof(*g));
+		p = sync_batch_data(b, &len);
+		assert_int_equal(sync_decoder_decode(d, p, len, &ops, g, &st), 0);
+		assert_int_equal(st.records, n);
+		assert_int_equal(g->nconns, n < MAXREC ? n : MAXREC);
+		assert_int_equal(g->conns[n - 1].orig.sport, 1 + n - 1);
+	}
+	assert_int_equal(sync_decoder_spilled(d), 0);
+	{
+		struct sync_decode_stats st = { 0 };
+
+		p = sync_batch_data(big, &len);
+		assert_int_equal(sync_decoder_decode(d, p, len, &ops, g, &st), 0);
+		assert_int_equal(st.records, nbig);
+		assert_true(sync_decoder_spilled(d) > 0);
+	}
+	free(g);
+	sync_batch_free(b);
+	sync_batch_free(big);
+	sync_decoder_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_records_skipped_and_counted),
 		cmocka_unit_test(test_compact_records_small_and_exact),
 		cmocka_unit_test(test_invalid_compact_records),
+		cmocka_unit_test(test_decoder_arena),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
