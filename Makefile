@@ -59,11 +59,13 @@ UNIT_SRCS := $(wildcard tests/lb/test_*.c tests/sync/test_*.c tests/drill/test_*
                         tests/conf/test_*.c tests/common/test_*.c tests/lbd/test_*.c \
                         tests/agent/test_*.c tests/fastpath/test_*.c)
 UNIT_BINS := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
+# Benchmark programs beside the unit tests (bench/*.sh run them).
+BENCH_BINS := $(patsubst %.c,$(B)/%,$(wildcard tests/*/bench_*.c))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
 .PHONY: all tools test demo deps clean unit bench fuzz tsan tsan-build install deb drills \
 	asan asan-build soak fastpath-takeover
-all: $(TOOLS) $(UNIT_BINS)
+all: $(TOOLS) $(UNIT_BINS) $(BENCH_BINS)
 tools: $(TOOLS)
 
 $(GEN_C) $(GEN_H): sync/lbsync.proto

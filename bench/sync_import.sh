@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The standby's cost per imported record (decode with protobuf-c's malloc
+# against the node's arena decoder, and decoding alone) and the time of a
+# bulk resync of 1,000,000 connections between two in-process sync nodes
+# (tests/sync/bench_import.c says how). BENCH_IMPORT_N (200000) records,
+# BENCH_RESYNC_M (1000000) connections, BENCH_ROUNDS (3).
+set -eu
+cd "$(dirname "$0")/.."
+BIN=build/tests/sync/bench_import
+[ -x "$BIN" ] || { echo "not ok - $BIN missing: run make first"; exit 1; }
+"$BIN" "${BENCH_IMPORT_N:-200000}" "${BENCH_RESYNC_M:-1000000}" "${BENCH_ROUNDS:-3}"

@@ -1,0 +1,402 @@
+/*
+ * The standby's side of replication, measured (bench/sync_import.sh runs
+ * it; timing lives here, not in the unit suites):
+ *
+ * 1. CPU per imported record: N established connections encoded as the
+ *    master sends them (Compact records in datagram-sized batches), then
+ *    decoded and imported into a backup engine, first as new entries and
+ *    then as updates of them (the steady state), three ways in one run:
+ *      malloc   sync_batch_decode(): protobuf-c's default allocator
+ *      arena    sync_decoder_decode(): the node's decoder (no malloc)
+ *      decode   the arena decoder alone, no import
+ *    Thread CPU time, best of ROUNDS, ns per record, and the ratios.
+ * 2. Bulk resync of M connections: a master engine holding M connections
+ *    and a joining backup, real sync nodes (records, batching, the HMAC'd
+ *    link, the pacing window of half the ring) on a lossless link whose
+ *    datagrams arrive in the next millisecond of a simulated clock; the
+ *    wall-clock time from the request until the backup is ready and holds
+ *    all M, and the simulated time the pacing took.
+ *
+ * Usage: bench_import [N [M [ROUNDS]]] (defaults 200000, 1000000, 3).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lb_engine.h"
+#include "sync_codec.h"
+#include "sync_node.h"
+
+#define VIP "198.18.0.100"
+#define RING 16384
+#define MAX_INBOX 65536
+
+static double now_s(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct lb_backend_conf backends[3];
+
+static struct lb_engine *make_engine(size_t max_conns, struct lb_worker **w)
+{
+	struct lb_engine_conf ec;
+	struct lb_service_conf svc = { .port = 80, .scheduler = "rr", .backends = backends,
+				       .nbackends = 3 };
+	struct lb_engine *e;
+
+	for (int i = 0; i < 3; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "198.18.1.%d", 11 + i);
+		lb_addr_parse(&backends[i].addr, a);
+		backends[i].port = 80;
+		backends[i].weight = 1;
+	}
+	lb_engine_conf_defaults(&ec);
+	ec.max_conns = max_conns;
+	ec.seed = 7;
+	lb_addr_parse(&svc.vip, VIP);
+	e = lb_engine_new(&ec, 1000);
+	if (!e || lb_engine_set_services(e, &svc, 1) < 0) {
+		fprintf(stderr, "bench_import: cannot make an engine of %zu connections\n",
+			max_conns);
+		exit(1);
+	}
+	*w = lb_engine_worker_new(e);
+	lb_engine_set_role(e, LB_ROLE_BACKUP);
+	return e;
+}
+
+/* Connection i: a distinct client address and port, established, mid-stream. */
+static void conn_state(struct lb_conn_state *st, size_t i, uint32_t version)
+{
+	char a[32];
+
+	memset(st, 0, sizeof(*st));
+	snprintf(a, sizeof(a), "198.18.%zu.%zu", 64 + i / 60000 / 250, 1 + i / 60000 % 250);
+	lb_addr_parse(&st->orig.src, a);
+	lb_addr_parse(&st->orig.dst, VIP);
+	st->orig.sport = (uint16_t)(1024 + i % 60000);
+	st->orig.dport = 80;
+	snprintf(a, sizeof(a), "198.18.1.%zu", 11 + i % 3);
+	lb_addr_parse(&st->backend, a);
+	st->backend_port = 80;
+	st->created_us = 1700000000000000ull + i * 10;
+	st->version = version;
+	st->tcp.state = LB_TCP_ESTABLISHED;
+	st->tcp.isn[0] = (uint32_t)(i * 2654435761u);
+	st->tcp.isn[1] = (uint32_t)(i * 40503u + 17);
+	for (int d = 0; d < 2; d++) {
+		struct lb_tcp_peer *p = &st->tcp.peer[d];
+
+		p->end = st->tcp.isn[d] + 1 + 300 * version;
+		p->maxend = p->end + 64240;
+		p->maxwin = 64240;
+		p->wscale = 7;
+		p->flags = LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE;
+	}
+	st->expires_ms = 900000;
+	st->rate[0] = 4000;
+	st->rate[1] = 40000;
+}
+
+/* ---- 1. CPU per imported record ---- */
+
+struct payloads {
+	uint8_t *buf;		/* batches back to back */
+	size_t *len;
+	size_t n, records;
+};
+
+static void encode_all(struct payloads *pl, size_t n, uint32_t version)
+{
+	struct sync_batch *b = sync_batch_new(1400 - 64);
+	struct lb_conn_state st;
+	size_t used = 0, cap = n * 128 + 4096;
+
+	pl->buf = malloc(cap);
+	pl->len = malloc(sizeof(size_t) * (n + 1));
+	pl->n = 0;
+	pl->records = n;
+	for (size_t i = 0; i <= n; i++) {
+		const uint8_t *p;
+		size_t len;
+
+		if (i < n) {
+			conn_state(&st, i, version);
+			if (sync_batch_add_conn(b, &st) == 0)
+				continue;
+		}
+		p = sync_batch_data(b, &len);
+		memcpy(pl->buf + used, p, len);
+		pl->len[pl->n++] = len;
+		used += len;
+		sync_batch_reset(b);
+		if (i < n)
+			sync_batch_add_conn(b, &st);
+	}
+	sync_batch_free(b);
+}
+
+struct importer {
+	struct lb_engine *e;
+	struct lb_worker *w;
+	uint64_t imported;
+};
+
+static void imp_conn(void *arg, const struct lb_conn_state *st)
+{
+	struct importer *im = arg;
+
+	if (im->e)
+		lb_engine_import_conn(im->e, im->w, st, 1000);
+	im->imported++;
+}
+
+static void imp_delete(void *arg, const struct lb_conn_state *st)
+{
+	(void)arg;
+	(void)st;
+}
+
+static void imp_persist(void *arg, const struct lb_persist_state *st)
+{
+	(void)arg;
+	(void)st;
+}
+
+static void imp_done(void *arg, uint64_t id, uint32_t conns)
+{
+	(void)arg;
+	(void)id;
+	(void)conns;
+}
+
+static const struct sync_records_ops imp_ops = { imp_conn, imp_delete, imp_persist, imp_done };
+
+enum way { WAY_MALLOC, WAY_ARENA, WAY_DECODE, WAY_COUNT };
+static const char *way_name[] = { "malloc", "arena", "decode" };
+
+/* CPU seconds to decode (and import, unless WAY_DECODE) every payload. */
+static double run_way(enum way way, const struct payloads *pl, struct lb_engine *e,
+		      struct lb_worker *w)
+{
+	struct sync_decoder *d = sync_decoder_new();
+	struct importer im = { way == WAY_DECODE ? NULL : e, w, 0 };
+	struct sync_decode_stats ds = { 0 };
+	const uint8_t *p = pl->buf;
+	double t0 = now_s(CLOCK_THREAD_CPUTIME_ID), t;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		if (way == WAY_MALLOC)
+			sync_batch_decode(p, pl->len[i], &imp_ops, &im, &ds);
+		else
+			sync_decoder_decode(d, p, pl->len[i], &imp_ops, &im, &ds);
+		p += pl->len[i];
+	}
+	t = now_s(CLOCK_THREAD_CPUTIME_ID) - t0;
+	if (im.imported != pl->records || ds.bad_batch || ds.bad_record) {
+		fprintf(stderr, "bench_import: %s imported %llu of %zu\n", way_name[way],
+			(unsigned long long)im.imported, pl->records);
+		exit(1);
+	}
+	sync_decoder_free(d);
+	return t;
+}
+
+static void bench_cpu(size_t n, int rounds)
+{
+	struct payloads fresh, update;
+	double best[2][WAY_COUNT];
+	size_t bytes = 0;
+
+	encode_all(&fresh, n, 1);
+	encode_all(&update, n, 2);
+	for (size_t i = 0; i < fresh.n; i++)
+		bytes += fresh.len[i];
+	for (int k = 0; k < 2; k++)
+		for (int wy = 0; wy < WAY_COUNT; wy++)
+			best[k][wy] = 1e9;
+	for (int r = 0; r < rounds; r++) {
+		for (int wy = 0; wy < WAY_COUNT; wy++) {
+			struct lb_worker *w;
+			struct lb_engine *e = make_engine(n * 2, &w);
+			double t;
+
+			/* new entries, then updates of the same connections */
+			t = run_way((enum way)wy, &fresh, e, w);
+			best[0][wy] = t < best[0][wy] ? t : best[0][wy];
+			t = run_way((enum way)wy, &update, e, w);
+			best[1][wy] = t < best[1][wy] ? t : best[1][wy];
+			lb_engine_free(e);
+		}
+	}
+	printf("standby CPU per record, %zu connections in %zu batches (%.1f records, %.0f bytes "
+	       "each), best of %d, thread CPU time:\n", n, fresh.n, (double)n / (double)fresh.n,
+	       (double)bytes / (double)fresh.n, rounds);
+	printf("  %-8s %14s %14s\n", "", "new (ns/rec)", "update (ns/rec)");
+	for (int wy = 0; wy < WAY_COUNT; wy++)
+		printf("  %-8s %14.0f %14.0f\n", way_name[wy], best[0][wy] * 1e9 / (double)n,
+		       best[1][wy] * 1e9 / (double)n);
+	printf("  ratio malloc/arena: new %.2f, update %.2f\n",
+	       best[0][WAY_MALLOC] / best[0][WAY_ARENA], best[1][WAY_MALLOC] / best[1][WAY_ARENA]);
+	printf("  one core imports %.0f updates/s with the arena (%.0f new connections/s)\n",
+	       (double)n / best[1][WAY_ARENA], (double)n / best[0][WAY_ARENA]);
+	free(fresh.buf);
+	free(fresh.len);
+	free(update.buf);
+	free(update.len);
+}
+
+/* ---- 2. bulk resync ---- */
+
+struct dgram {
+	uint16_t len;
+	uint8_t buf[1500];
+};
+
+struct side {
+	struct lb_engine *e;
+	struct lb_worker *w, *ctl;
+	struct sync_node *node;
+	struct dgram *inbox;
+	size_t n;
+	struct side *peer;
+};
+
+static void op_send(void *arg, const uint8_t *buf, size_t len)
+{
+	struct side *s = arg;
+	struct side *to = s->peer;
+
+	if (to->n == MAX_INBOX || len > sizeof(to->inbox[0].buf))
+		return;		/* lost: the link repairs it */
+	memcpy(to->inbox[to->n].buf, buf, len);
+	to->inbox[to->n++].len = (uint16_t)len;
+}
+
+static void op_wake(void *arg)
+{
+	(void)arg;
+}
+
+static void op_released(void *arg, uint64_t ticket)
+{
+	(void)arg;
+	(void)ticket;
+}
+
+static const struct sync_node_ops node_ops = { op_send, op_wake, op_released };
+static const uint8_t key[32] = "bench-import-key-0123456789abcde";
+
+static void setup_side(struct side *s, uint32_t id, size_t max_conns, uint64_t now)
+{
+	struct sync_node_conf nc = {
+		.link = { .node_id = id, .peer_id = 3 - id, .epoch = 100 + id, .key = key,
+			  .key_len = 32, .ring = RING, .mtu = 1400, .heartbeat_ms = 100,
+			  .nack_delay_ms = 2, .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
+		.resync_timeout_ms = 3000, .flush_ms = 2,
+	};
+	struct lb_repl_conf rc = { .interval_ms = 200 };
+
+	s->e = make_engine(max_conns, &s->w);
+	s->ctl = lb_engine_worker_new(s->e);
+	s->inbox = calloc(MAX_INBOX, sizeof(*s->inbox));
+	s->node = sync_node_new(&nc, s->e, s->ctl, &node_ops, s, now);
+	if (!s->node || !s->inbox) {
+		fprintf(stderr, "bench_import: cannot make a sync node\n");
+		exit(1);
+	}
+	lb_engine_set_repl(s->e, sync_node_repl_ops(), s->node, &rc);
+}
+
+static void deliver(struct side *s, uint64_t now)
+{
+	size_t n = s->n;
+
+	s->n = 0;	/* what the input makes the node send goes to the peer's inbox */
+	for (size_t i = 0; i < n; i++)
+		sync_node_input(s->node, s->inbox[i].buf, s->inbox[i].len, now);
+}
+
+static void count_conn(const struct lb_conn_info *info, void *arg)
+{
+	(void)info;
+	(*(size_t *)arg)++;
+}
+
+static void bench_resync(size_t m)
+{
+	struct side a = { 0 }, b = { 0 };
+	struct lb_conn_state st;
+	uint64_t now = 1000, start;
+	size_t held = 0;
+	char why[128];
+	double t0, t, c0, c, cpu_a = 0, cpu_b = 0;
+
+	setup_side(&a, 1, m + m / 4, now);
+	setup_side(&b, 2, m + m / 4, now);
+	a.peer = &b;
+	b.peer = &a;
+	/* The master's table, filled as a standby fills it. */
+	for (size_t i = 0; i < m; i++) {
+		conn_state(&st, i, 1);
+		lb_engine_import_conn(a.e, a.ctl, &st, now);
+	}
+	sync_node_set_role(a.node, LB_ROLE_MASTER);
+	lb_engine_set_role(a.e, LB_ROLE_MASTER);
+	/* Both nodes live and proven before the clock starts. */
+	for (int i = 0; i < 300; i++, now++) {
+		deliver(&a, now);
+		deliver(&b, now);
+		sync_node_tick(a.node, now);
+		sync_node_tick(b.node, now);
+	}
+	start = now;
+	t0 = now_s(CLOCK_MONOTONIC);
+	c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+	sync_node_start(b.node, now);
+	while (!sync_node_ready(b.node, now, why, sizeof(why)) && now < start + 600000) {
+		double x = now_s(CLOCK_THREAD_CPUTIME_ID), y;
+
+		now++;
+		deliver(&a, now);
+		sync_node_tick(a.node, now);
+		y = now_s(CLOCK_THREAD_CPUTIME_ID);
+		cpu_a += y - x;
+		deliver(&b, now);
+		sync_node_tick(b.node, now);
+		cpu_b += now_s(CLOCK_THREAD_CPUTIME_ID) - y;
+		if (now % 100 == 0) {
+			lb_engine_tick(a.e, a.ctl, now);
+			lb_engine_tick(b.e, b.ctl, now);
+		}
+	}
+	t = now_s(CLOCK_MONOTONIC) - t0;
+	c = now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	lb_engine_foreach_conn(b.e, now, count_conn, &held);
+	printf("bulk resync of %zu connections, both nodes on one thread: ready after %.2f s "
+	       "wall clock, %.2f s CPU: master %.2f s, standby %.2f s (%llu ms of simulated "
+	       "pacing); the standby holds %zu%s\n", m, t, c, cpu_a, cpu_b,
+	       (unsigned long long)(now - start), held, held == m ? "" : "  INCOMPLETE");
+	if (held != m)
+		exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 200000;
+	size_t m = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000;
+	int rounds = argc > 3 ? atoi(argv[3]) : 3;
+
+	if (n)
+		bench_cpu(n, rounds > 0 ? rounds : 1);
+	if (m)
+		bench_resync(m);
+	return 0;
+}
