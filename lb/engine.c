@@ -291,7 +291,7 @@ static void update_rates(struct lb_conn *c, uint64_t now_ms)
 /*
  * Under a SYN flood (half-open entries evicted within the last SYN_SENT
  * timeout), half-open connections are not replicated in async mode: each
- * spoofed SYN would cost an urgent record and the sync queue would overflow.
+ * spoofed SYN would cost a record and the sync queue would overflow.
  * A real connection is replicated at its handshake's end (a state change),
  * so a takeover loses only handshakes in flight, which the clients retry.
  * Zero-loss (defer) mode keeps replicating them: it promises the half-open
