@@ -9,6 +9,8 @@
 #   lbd          the lab pair (keepalived, lbd on lb1 and lb2, async sync)
 #   conntrackd   kernel DNAT on lb1 (iptables-nft, spread over the
 #                backends) and conntrackd FTFW from lb1 to lb2 over sync0
+# Then one busy connection: iperf3 through the VIP (port 5201) for
+# BENCH_SECS, sync bytes and datagrams per second of it.
 # New connections: lbd's conns_created on lb1; for the kernel, the packets
 # of the DNAT rules (the nat table sees only a connection's first packet).
 # Counted from just before the traffic to one second after it (the tail
@@ -40,13 +42,13 @@ link_counts() {
 		/sys/class/net/sync0/statistics/tx_packets' | tr '\n' ' '
 }
 
-# conns CONTENDER: connections created on lb1 so far.
+# conns CONTENDER: connections created on lb1 so far (port 80).
 conns() {
 	if [ "$1" = lbd ]; then
 		"$LAB" ctl lb1 stats | awk '$1 == "conns_created" { print $2 }'
 	else
 		"$LAB" exec lb1 iptables -t nat -L PREROUTING -n -v -x |
-			awk '/DNAT/ { n += $1 } END { print n + 0 }'
+			awk '/DNAT/ && /dpt:80 / { n += $1 } END { print n + 0 }'
 	fi
 }
 
@@ -84,6 +86,20 @@ measure() {
 	r1=$(records "$c")
 	set -- $b0 $b1
 	echo "$c $phase $((n1 - n0)) $(($3 - $1)) $(($4 - $2)) $((r1 - r0))" >>"$out/results"
+}
+
+# measure_busy CONTENDER: one line "CONTENDER busy bytes packets Gbit/s".
+measure_busy() {
+	local c=$1 b0 b1 gbps
+	b0=$(link_counts)
+	gbps=$("$LAB" exec client iperf3 -c $VIP -p 5201 -t "$SECS" -f g -J 2>/dev/null |
+		$PY -c 'import json,sys
+try: print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))
+except Exception: print("0")')
+	sleep 1
+	b1=$(link_counts)
+	set -- $b0 $b1
+	echo "$c busy $(($3 - $1)) $(($4 - $2)) $gbps" >>"$out/busy"
 }
 
 warm() {
@@ -149,7 +165,9 @@ kernel_pair() {
 		iptables -t nat -A PREROUTING -d $VIP -p tcp --dport 80 -m statistic \
 			--mode random --probability 0.5 -j DNAT --to-destination 198.18.1.12 &&
 		iptables -t nat -A PREROUTING -d $VIP -p tcp --dport 80 \
-			-j DNAT --to-destination 198.18.1.13"
+			-j DNAT --to-destination 198.18.1.13 &&
+		iptables -t nat -A PREROUTING -d $VIP -p tcp --dport 5201 \
+			-j DNAT --to-destination 198.18.1.11"
 	for n in lb1 lb2; do
 		if [ $n = lb1 ]; then
 			conf=$(conntrackd_conf lb1 198.18.2.1 198.18.2.2)
@@ -174,6 +192,7 @@ for c in lbd conntrackd; do
 	warm
 	measure $c slow
 	measure $c saturating
+	measure_busy $c
 	if [ $c = lbd ]; then
 		"$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted)$/' |
 			tr '\n' ' ' >"$out/lbd.sync"
@@ -202,5 +221,14 @@ for phase in ("slow", "saturating"):
     if ("lbd", phase) in v and ("conntrackd", phase) in v and v[("conntrackd", phase)]:
         print("  ratio lbd/conntrackd bytes per conn, %s: %.2f" %
               (phase, v[("lbd", phase)] / v[("conntrackd", phase)]))
+PYEOF
+$PY - "$out/busy" "$SECS" <<'PYEOF'
+import sys
+secs = float(sys.argv[2])
+print("one busy connection (iperf3 through the VIP, %g s; the window is a second longer)" % secs)
+print("  %-11s %10s %12s %14s" % ("contender", "Gbit/s", "sync B/s", "sync dgrams/s"))
+for l in open(sys.argv[1]):
+    c, _, b, p, g = l.split()
+    print("  %-11s %10s %12.0f %14.1f" % (c, g, int(b) / (secs + 1), int(p) / (secs + 1)))
 PYEOF
 echo "lbd's sync counters on lb1 at the end: $(cat "$out/lbd.sync" 2>/dev/null)"
