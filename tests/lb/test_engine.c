@@ -1051,6 +1051,60 @@ static void test_flood_replicates_only_handshakes(void **state)
 	assert_int_equal(rc.persists, 1);
 }
 
+struct repl_urgency {
+	unsigned records, urgent;
+	uint8_t last_state;
+};
+
+static uint64_t note_urgency(void *arg, const struct lb_conn_state *st, int urgent)
+{
+	struct repl_urgency *r = arg;
+
+	r->records++;
+	r->urgent += urgent != 0;
+	r->last_state = st->tcp.state;
+	return 0;
+}
+
+/*
+ * Creations and state changes are replicated at once but not urgent (they
+ * wait for the sync node's next flush, where a connection's changes merge);
+ * only a burst of max_lag bytes is urgent.
+ */
+static void test_repl_urgent_only_for_bursts(void **state)
+{
+	static const struct lb_repl_ops ops = { note_urgency, count_delete, count_persist };
+	struct lb_repl_conf conf = { .interval_ms = 200, .max_lag = 10000 };
+	struct fx *f = *state;
+	struct repl_urgency ru = { 0 };
+	struct flow fl;
+
+	lb_engine_set_repl(f->e, &ops, &ru, &conf);
+	flow_init(&fl, 0, 20, 44000, 80);
+	assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(backend_send(f, &fl, LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 3);
+	assert_int_equal(ru.urgent, 0);
+	assert_int_equal(ru.last_state, LB_TCP_ESTABLISHED);
+	/* Within the interval: nothing until max_lag bytes have moved. */
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1400, 0, T0 + 1),
+				 LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 3);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1400, 0, T0 + 1),
+				 LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 4);
+	assert_int_equal(ru.urgent, 1);
+	/* A close is a state change again: replicated, not urgent. */
+	assert_int_equal(client_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 2),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 5);
+	assert_int_equal(ru.urgent, 1);
+	lb_engine_set_repl(f->e, NULL, NULL, NULL);
+}
+
 static void test_table_full_dropped(void **state)
 {
 	struct fx *f = *state;
@@ -1297,6 +1351,7 @@ int main(void)
 		T(test_tracker_drops_counted),
 		T(test_embryonic_cap),
 		T(test_flood_replicates_only_handshakes),
+		T(test_repl_urgent_only_for_bursts),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),
 		T(test_partial_checksums_completed),
