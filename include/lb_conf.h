@@ -58,6 +58,9 @@ struct lb_sync_conf {
 	uint32_t peer_timeout_ms;
 	uint32_t resync_timeout_ms;	/* no master answered: ready on our own */
 	uint32_t key_grace_s;		/* a reloaded key: the old one stays accepted this long */
+	uint32_t stale_after_ms;	/* a backup not hearing its peer this long is not
+					 * ready until resynced; 0: never */
+	int vip_takeover;		/* become master when a VIP appears on this host */
 };
 
 struct lb_conf {

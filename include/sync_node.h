@@ -14,9 +14,12 @@
  * its peer for a bulk resync and is ready when the peer's ResyncDone and every
  * datagram before it have arrived; or at once when the peer says it is not
  * master (nobody holds a better table); or when no peer has been heard for
- * resync_timeout_ms. Once ready it stays ready: a later resync (after loss on
- * the link) does not take readiness away, since a nearly complete table is
- * better than none when the master dies.
+ * resync_timeout_ms. A later resync (after loss on the link) does not take
+ * readiness away, since a nearly complete table is better than none when the
+ * master dies. What does is silence: a ready node that is not master and
+ * has not heard its peer for stale_ms (the sync link cut while the master
+ * lives on) is stale, and ready again only after a bulk resync from the
+ * peer once it is heard again; being alone does not do.
  */
 #ifndef SYNC_NODE_H
 #define SYNC_NODE_H
@@ -30,6 +33,8 @@
 struct sync_node_conf {
 	struct sync_link_conf link;
 	uint32_t resync_timeout_ms;	/* alone this long: ready without a resync */
+	uint32_t stale_ms;		/* a backup's peer silent this long: not ready
+					 * until resynced (0: never) */
 	uint32_t flush_ms;		/* longest a record waits for company */
 	size_t queue;			/* records queued between flushes */
 	int defer;			/* flush at once and ask for acks */

@@ -26,6 +26,8 @@
 #include "lbd_rules.h"
 #include "lbd_service.h"
 #include "lbd_sync.h"
+#include "lbd_takeover.h"
+#include "lbd_vipwatch.h"
 #include "log.h"
 
 /* The kernel's per-queue counters for our queues (this network namespace). */
@@ -75,6 +77,8 @@ static void queue_stats(struct lbd *d, struct lbd_reply *r)
 static void print_capture_stats(void *c, FILE *out) { lbd_capture_print_stats(c, out); }
 static void print_fastpath_stats(void *f, FILE *out) { lbd_fastpath_print_stats(f, out); }
 
+static void print_takeover(void *t, FILE *out) { lbd_takeover_print(t, out); }
+
 int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 {
 	uint64_t c[LB_CNT_COUNT];
@@ -90,6 +94,8 @@ int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 	kernel_queue_stats(d, r);
 	lbd_reply_kv_printer(r, print_capture_stats, d->capture);
 	lbd_reply_kv_printer(r, print_fastpath_stats, d->fastpath);
+	if (d->sync)
+		lbd_reply_kv_printer(r, print_takeover, lbd_loop_takeover(d->loop));
 	return 0;
 }
 
@@ -340,6 +346,8 @@ int lbd_cmd_reload(struct lbd *d, struct lbd_reply *r)
 	}
 	lb_conf_free(&d->conf);
 	d->conf = next;
+	if (d->vipwatch)
+		lbd_vipwatch_set(d->vipwatch, d->conf.services, d->conf.nservices);
 	/* The checks follow the file too; the engine keeps who is down. */
 	lbd_health_stop(d->health);
 	if (lbd_health_start(&d->conf, d->engine, d->loop, &d->health) < 0)

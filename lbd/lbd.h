@@ -22,6 +22,7 @@ struct lbd_fastpath;
 struct lbd_loop;
 struct lbd_queue;
 struct lbd_sync;
+struct lbd_vipwatch;
 
 struct lbd {
 	const char *conf_path;
@@ -36,6 +37,7 @@ struct lbd {
 	struct lbd_health *health;	/* NULL without checks; restarted by reloads */
 	struct lbd_metrics *metrics;	/* NULL when off */
 	struct lbd_fastpath *fastpath;	/* the kernel fast path; NULL: off */
+	struct lbd_vipwatch *vipwatch;	/* VIP arrivals; NULL without sync */
 	int ctl_fd;
 	int sig_fd;
 	int rules_installed;

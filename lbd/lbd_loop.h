@@ -45,6 +45,21 @@ struct lbd_loop *lbd_loop_new(struct lb_engine *e, struct lbd_sync *sync);
 struct lbd_fastpath;
 void lbd_loop_set_fastpath(struct lbd_loop *l, struct lbd_fastpath *f);
 
+/*
+ * Watches VIP arrivals (lbd_vipwatch.h); before lbd_loop_start(), w must
+ * outlive the loop. With a sync section, a VIP that appears while we are
+ * backup makes us master at once (act: sync.vip_takeover) when we are ready
+ * and the peer is not a master heard within three heartbeats; otherwise
+ * the arrival is counted and keepalived's notify decides, and meanwhile a
+ * peer that falls silent or steps down is a takeover too (peer_silent).
+ */
+struct lbd_vipwatch;
+void lbd_loop_set_vipwatch(struct lbd_loop *l, struct lbd_vipwatch *w, bool act);
+
+/* Takeover counters and figures (lbd_takeover.h): for the workers' probe
+ * and `lbctl stats`; valid as long as the loop. */
+struct lbd_takeover *lbd_loop_takeover(struct lbd_loop *l);
+
 /* Starts the thread; from then on it alone calls the engine's control functions. 0 or -errno. */
 int lbd_loop_start(struct lbd_loop *l);
 

@@ -38,6 +38,11 @@ struct lbd_queue *lbd_queue_open(unsigned num, unsigned maxlen, int fail_open,
  * Returns 0 or -errno (-EPERM: the filter could not be loaded). */
 int lbd_queue_start(struct lbd_queue *q);
 
+/* The takeover probe (lbd_takeover.h) the worker tells of forwarded client
+ * packets; before lbd_queue_start(), t outlives the queue. */
+struct lbd_takeover;
+void lbd_queue_set_takeover(struct lbd_queue *q, struct lbd_takeover *t);
+
 /* Asks the worker to stop and joins it (within about 250 ms). */
 void lbd_queue_stop(struct lbd_queue *q);
 

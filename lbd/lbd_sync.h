@@ -64,6 +64,14 @@ int lbd_sync_rekey(struct lbd_sync *s, char *msg, size_t len);
 /* Tells the node our role (only a master answers resync requests). Control thread. */
 void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role);
 
+/*
+ * May this backup take over on its own (a VIP arrived) rather than wait for
+ * keepalived's notify? Only when it is ready and its peer is not a master
+ * heard within the last three heartbeats: a live master keeps its
+ * connections. 1, or 0 with the reason in why.
+ */
+int lbd_sync_takeover_ok(struct lbd_sync *s, uint64_t now_ms, char *why, size_t len);
+
 /* 1 when ready to become master, else 0 with the reason in why. Any thread. */
 int lbd_sync_ready(struct lbd_sync *s, char *why, size_t len);
 

@@ -32,7 +32,11 @@
 #include "lbd_fastpath.h"
 #include "lbd_loop.h"
 #include "lbd_sync.h"
+#include "lbd_takeover.h"
+#include "lbd_vipwatch.h"
 #include "log.h"
+
+#define PENDING_POLL_MS 2	/* a deferred VIP takeover looks at the peer this often */
 
 enum cmd_op { CMD_SET_SERVICES, CMD_SET_ROLE, CMD_ADMIN, CMD_HEALTH };
 enum cmd_state { CMD_QUEUED, CMD_RUNNING, CMD_DONE };
@@ -53,6 +57,11 @@ struct lbd_loop {
 	struct lb_worker *worker;	/* the tick's counters */
 	struct lbd_sync *sync;		/* NULL without a sync section */
 	struct lbd_fastpath *fastpath;	/* NULL: off */
+	struct lbd_vipwatch *vipwatch;	/* NULL: VIP arrivals not watched */
+	bool vip_takeover;		/* act on them (else only count) */
+	bool pending;			/* loop thread: a VIP is here, the peer looked
+					 * like a live master; keep looking */
+	struct lbd_takeover takeover;
 	int wake_fd;			/* eventfd: a command or a stop */
 	pthread_t thread;
 	bool started;
@@ -94,6 +103,65 @@ static int admin_execute(struct lb_engine *e, const struct lbd_admin_op *op)
 	return -EINVAL;
 }
 
+/* Sets the role of the sync node, the fast path and the engine; returns the
+ * previous one. Loop thread. */
+static enum lb_role apply_role(struct lbd_loop *l, enum lb_role role, enum lbd_trigger trig)
+{
+	enum lb_role was;
+
+	if (l->sync)
+		lbd_sync_set_role(l->sync, role);
+	/* The kernel fast path forwards only while the engine does. */
+	if (role != LB_ROLE_MASTER)
+		lbd_fastpath_set_master(l->fastpath, 0);
+	was = lb_engine_set_role(l->engine, role);
+	if (role == LB_ROLE_MASTER)
+		lbd_fastpath_set_master(l->fastpath, 1);
+	if (was != role) {
+		if (role == LB_ROLE_MASTER)
+			lbd_takeover_promoted(&l->takeover, trig, clock_mono_ns());
+		atomic_fetch_add(&l->role_changes, 1);
+		log_info("role %s -> %s (%s)", lb_role_name(was), lb_role_name(role),
+			 lbd_trigger_name(trig));
+	}
+	return was;
+}
+
+/*
+ * A VIP is on this host and we are backup: take over now unless the peer
+ * still looks like a live master (then keepalived's notify decides, and we
+ * keep looking: a peer that falls silent or steps down first is a takeover
+ * too) or our table is not fit (not ready). first: the arrival itself.
+ */
+static void vip_takeover(struct lbd_loop *l, uint64_t now_ms, bool first)
+{
+	char why[128] = "";
+	bool ok = l->vip_takeover && lbd_sync_takeover_ok(l->sync, now_ms, why, sizeof(why));
+
+	if (first) {
+		lbd_takeover_vip(&l->takeover, clock_mono_ns(), !ok);
+		if (!ok)
+			log_info("a VIP arrived; not taking over (%s): keepalived's notify decides",
+				 l->vip_takeover ? why : "vip_takeover = false");
+	}
+	l->pending = !ok && l->vip_takeover;
+	if (ok)
+		apply_role(l, LB_ROLE_MASTER,
+			   first ? LBD_TRIGGER_VIP_ARRIVAL : LBD_TRIGGER_PEER_SILENT);
+}
+
+static void on_vip_events(struct lbd_loop *l, int events, uint64_t now_ms)
+{
+	if (!events || !l->sync)
+		return;
+	if (!(events & LBD_VIP_ARRIVED)) {
+		l->pending = false;	/* the VIPs left: nothing to take over */
+		return;
+	}
+	if (lb_engine_role(l->engine) == LB_ROLE_BACKUP)
+		vip_takeover(l, now_ms, true);
+}
+
 static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 {
 	switch (c->op) {
@@ -101,18 +169,8 @@ static void cmd_execute(struct lbd_loop *l, struct cmd *c)
 		c->result = lb_engine_set_services(l->engine, c->conf.services, c->conf.nservices);
 		break;
 	case CMD_SET_ROLE:
-		if (l->sync)
-			lbd_sync_set_role(l->sync, c->role);
-		/* The kernel fast path forwards only while the engine does. */
-		if (c->role != LB_ROLE_MASTER)
-			lbd_fastpath_set_master(l->fastpath, 0);
-		c->was = lb_engine_set_role(l->engine, c->role);
-		if (c->role == LB_ROLE_MASTER)
-			lbd_fastpath_set_master(l->fastpath, 1);
-		if (c->was != c->role) {
-			atomic_fetch_add(&l->role_changes, 1);
-			log_info("role %s -> %s", lb_role_name(c->was), lb_role_name(c->role));
-		}
+		l->pending = false;	/* keepalived has spoken */
+		c->was = apply_role(l, c->role, LBD_TRIGGER_NOTIFY);
 		c->result = 0;
 		break;
 	case CMD_ADMIN:
@@ -161,6 +219,8 @@ static int poll_timeout(struct lbd_loop *l, uint64_t now, uint64_t next_tick)
 {
 	uint64_t next = next_tick;
 
+	if (l->pending && now + PENDING_POLL_MS < next)
+		next = now + PENDING_POLL_MS;
 	if (l->sync) {
 		uint64_t s = lbd_sync_next_ms(l->sync, now);
 
@@ -176,13 +236,17 @@ static void *loop_main(void *arg)
 	uint64_t next_tick = 0;
 
 	while (!atomic_load(&l->stop)) {
-		struct pollfd p[1 + LBD_SYNC_POLLFDS] = { { l->wake_fd, POLLIN, 0 } };
-		nfds_t n = 1;
+		struct pollfd p[2 + LBD_SYNC_POLLFDS] = { { l->wake_fd, POLLIN, 0 } };
+		nfds_t n = 1, vip = 0;
 		uint64_t now = clock_mono_ms();
 
 		if (l->sync) {
 			lbd_sync_poll_fds(l->sync, &p[1]);
 			n += LBD_SYNC_POLLFDS;
+		}
+		if (l->vipwatch) {
+			vip = n++;
+			p[vip] = (struct pollfd){ lbd_vipwatch_fd(l->vipwatch), POLLIN, 0 };
 		}
 		if (poll(p, n, poll_timeout(l, now, next_tick)) < 0 && errno != EINTR)
 			log_debug("loop: poll: %s", strerror(errno));
@@ -193,8 +257,16 @@ static void *loop_main(void *arg)
 				log_debug("loop: read: %s", strerror(errno));
 		}
 		now = clock_mono_ms();
+		/* The peer's latest heartbeats first: whether a VIP arrival
+		 * may be acted on depends on them. */
 		if (l->sync)
 			lbd_sync_run(l->sync, &p[1], now);
+		if (vip && (p[vip].revents & POLLIN))
+			on_vip_events(l, lbd_vipwatch_read(l->vipwatch), now);
+		else if (l->pending && lb_engine_role(l->engine) == LB_ROLE_BACKUP)
+			vip_takeover(l, now, false);
+		else
+			l->pending = false;
 		if (now >= next_tick) {
 			lb_engine_set_clock(l->engine, now, clock_real_us());
 			/* Before the tick: a connection the kernel kept busy
@@ -211,6 +283,17 @@ static void *loop_main(void *arg)
 void lbd_loop_set_fastpath(struct lbd_loop *l, struct lbd_fastpath *f)
 {
 	l->fastpath = f;
+}
+
+void lbd_loop_set_vipwatch(struct lbd_loop *l, struct lbd_vipwatch *w, bool act)
+{
+	l->vipwatch = w;
+	l->vip_takeover = act;
+}
+
+struct lbd_takeover *lbd_loop_takeover(struct lbd_loop *l)
+{
+	return &l->takeover;
 }
 
 struct lbd_loop *lbd_loop_new(struct lb_engine *e, struct lbd_sync *sync)

@@ -52,6 +52,7 @@
 #include "lbd_rules.h"
 #include "lbd_service.h"
 #include "lbd_sync.h"
+#include "lbd_vipwatch.h"
 #include "lb_version.h"
 #include "log.h"
 #include "random_seed.h"
@@ -181,6 +182,10 @@ static int start(struct lbd *d)
 	if (d->conf.sync.enabled &&
 	    !(d->sync = lbd_sync_open(&d->conf.sync, d->engine, d->queues, d->nqueues)))
 		return -1;
+	/* The earliest news of a takeover: keepalived adding the VIPs. */
+	if (d->sync && !(d->vipwatch = lbd_vipwatch_open(d->conf.services, d->conf.nservices)))
+		log_warn("cannot watch the VIPs (%s): takeovers wait for keepalived's notify",
+			 strerror(errno));
 	/* The last steps that need root (the directories of the socket and
 	 * the pid file); the socket is served only once run() starts. */
 	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
@@ -188,8 +193,13 @@ static int start(struct lbd *d)
 		return -1;
 	/* From here on only the loop makes the engine's control calls. */
 	d->loop = lbd_loop_new(d->engine, d->sync);
-	if (d->loop)
+	if (d->loop) {
 		lbd_loop_set_fastpath(d->loop, d->fastpath);
+		if (d->vipwatch)
+			lbd_loop_set_vipwatch(d->loop, d->vipwatch, d->conf.sync.vip_takeover);
+		for (unsigned i = 0; i < d->nqueues; i++)
+			lbd_queue_set_takeover(d->queues[i], lbd_loop_takeover(d->loop));
+	}
 	if (!d->loop || (rc = lbd_loop_start(d->loop)) < 0) {
 		log_err("cannot start the engine's control thread: %s",
 			strerror(d->loop ? -rc : errno));
@@ -220,6 +230,7 @@ static void stop(struct lbd *d)
 	 * queues go: the node releases deferred verdicts on them. */
 	lbd_health_stop(d->health);	/* it posts to the loop */
 	lbd_loop_free(d->loop);
+	lbd_vipwatch_close(d->vipwatch);
 	lbd_sync_close(d->sync);
 	/* No worker and no loop calls its hooks any more. */
 	lbd_fastpath_close(d->fastpath, d->engine);

@@ -27,6 +27,7 @@
 #include "lb_engine.h"
 #include "lbd_capture.h"
 #include "lbd_queue.h"
+#include "lbd_takeover.h"
 #include "lbd_seccomp.h"
 #include "log.h"
 
@@ -54,6 +55,7 @@ struct lbd_queue {
 	struct lb_engine *engine;
 	struct lb_worker *worker;
 	struct lbd_capture_tap *capture;
+	struct lbd_takeover *takeover;	/* NULL: no probe */
 	pthread_t thread;
 	int started;
 	sem_t filtered;			/* posted by the worker once its filter is in */
@@ -357,8 +359,11 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 	/* Before the engine, which rewrites pkt.data in place. */
 	lbd_capture_packet(v->q->capture, LBD_CAPTURE_IN, pkt.data, pkt.len);
 	verdict = lb_engine_packet(v->q->engine, v->q->worker, &pkt, v->now_ms);
-	if (verdict == LB_VERDICT_ACCEPT)
+	if (verdict == LB_VERDICT_ACCEPT) {
 		lbd_capture_packet(v->q->capture, LBD_CAPTURE_OUT, pkt.data, pkt.len);
+		if (v->q->takeover && pkt.hook == LB_HOOK_PRE)
+			lbd_takeover_forwarded(v->q->takeover, pkt.data, pkt.len);
+	}
 	if (verdict == LB_VERDICT_ACCEPT && pkt.defer_ticket &&
 	    defer_hold(v->q, ntohl(ph->packet_id), &pkt))
 		return MNL_CB_OK;
@@ -455,6 +460,11 @@ void lbd_queue_close(struct lbd_queue *q)
 const struct lbd_queue_stats *lbd_queue_stats(const struct lbd_queue *q)
 {
 	return &q->stats;
+}
+
+void lbd_queue_set_takeover(struct lbd_queue *q, struct lbd_takeover *t)
+{
+	q->takeover = t;
 }
 
 unsigned lbd_queue_num(const struct lbd_queue *q)

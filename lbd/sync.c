@@ -321,6 +321,7 @@ static struct sync_node *make_node(struct lbd_sync *s, const struct lb_sync_conf
 			.nack_retry_ms = 20, .peer_timeout_ms = sc->peer_timeout_ms,
 		},
 		.resync_timeout_ms = sc->resync_timeout_ms,
+		.stale_ms = sc->stale_after_ms,
 		.flush_ms = 2,
 		.defer = sc->defer,
 	};
@@ -433,6 +434,25 @@ void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role)
 	pthread_mutex_lock(&s->node_lock);
 	sync_node_set_role(s->node, role);
 	pthread_mutex_unlock(&s->node_lock);
+}
+
+int lbd_sync_takeover_ok(struct lbd_sync *s, uint64_t now_ms, char *why, size_t len)
+{
+	struct sync_peer_status peer;
+	uint64_t silent_ms = 3 * (uint64_t)s->conf.heartbeat_ms;
+	int ok;
+
+	pthread_mutex_lock(&s->node_lock);
+	ok = sync_node_ready(s->node, now_ms, why, len);
+	sync_link_peer(sync_node_link(s->node), now_ms, &peer);
+	pthread_mutex_unlock(&s->node_lock);
+	if (ok && peer.role == SYNC_ROLE_MASTER && peer.last_heard_ms &&
+	    now_ms < peer.last_heard_ms + silent_ms) {
+		snprintf(why, len, "the peer is master and was heard %llu ms ago",
+			 (unsigned long long)(now_ms - peer.last_heard_ms));
+		ok = 0;
+	}
+	return ok;
 }
 
 int lbd_sync_ready(struct lbd_sync *s, char *why, size_t len)

@@ -68,6 +68,7 @@ struct sync_node_stats_own {
 	uint64_t resyncs_requested, resyncs_done, resyncs_served, lost_events;
 	uint64_t resync_repeats, resync_extended;
 	uint64_t released;
+	uint64_t stale_events;		/* readiness lost: the peer silent too long */
 };
 
 struct sync_node {
@@ -115,6 +116,8 @@ struct sync_node {
 	uint64_t join_ms, resync_id, resync_asked_ms;
 	uint64_t join_first_id;		/* our first request of this join */
 	int asked_alive;		/* asked while the peer was alive */
+	int stale;			/* this join: our table went stale (the peer
+					 * fell silent while we were a ready backup) */
 	uint64_t resync_done_seq;	/* data_seq that carried our ResyncDone */
 	uint64_t delivering_seq;	/* data_seq being decoded */
 	uint64_t input_ms;		/* the time of the datagram being handled */
@@ -643,6 +646,7 @@ void sync_node_input(struct sync_node *n, const uint8_t *buf, size_t len, uint64
 static void set_ready(struct sync_node *n)
 {
 	n->joining = 0;
+	n->stale = 0;
 	sync_link_set_status(n->link, (enum sync_role)n->role, 1);
 }
 
@@ -658,7 +662,7 @@ static void check_join(struct sync_node *n, uint64_t now_ms)
 		set_ready(n);
 	} else if (peer.alive && peer.role != SYNC_ROLE_NONE && peer.role != SYNC_ROLE_MASTER) {
 		set_ready(n);		/* nobody holds a better table than ours */
-	} else if (!peer.alive && now_ms >= n->join_ms + n->conf.resync_timeout_ms &&
+	} else if (!n->stale && !peer.alive && now_ms >= n->join_ms + n->conf.resync_timeout_ms &&
 		   (!peer.last_heard_ms ||
 		    now_ms >= peer.last_heard_ms + n->conf.resync_timeout_ms)) {
 		set_ready(n);		/* alone */
@@ -670,11 +674,39 @@ static void check_join(struct sync_node *n, uint64_t now_ms)
 		ask_resync(n, 1, now_ms);
 		n->asked_alive = 1;
 	}
-	if (n->joining)
+	if (n->joining && n->stale && !peer.alive)
+		snprintf(n->not_ready, sizeof(n->not_ready),
+			 "sync link silent for %llu ms: our table is stale until the peer resyncs us",
+			 (unsigned long long)(now_ms - peer.last_heard_ms));
+	else if (n->joining)
 		snprintf(n->not_ready, sizeof(n->not_ready), "%s",
 			 n->resync_done_seq ? "bulk resync: repairing the last datagrams"
 			 : peer.alive ? "bulk resync from the master in progress"
 				      : "waiting for the peer");
+}
+
+/*
+ * A ready backup whose peer has been silent for stale_ms while it was heard
+ * before: every change the peer made since is missing here, so this table
+ * must not be taken over. Readiness goes (keepalived's track script puts the
+ * node in FAULT) until the peer is back and a bulk resync has completed; being
+ * alone does not make it ready again. A master never goes stale: its table
+ * is the truth, and a peer that dies is what a takeover looks like from here.
+ */
+static void check_stale(struct sync_node *n, uint64_t now_ms)
+{
+	struct sync_peer_status peer;
+
+	if (n->joining || !n->conf.stale_ms || n->role == LB_ROLE_MASTER)
+		return;
+	sync_link_peer(n->link, now_ms, &peer);
+	if (!peer.last_heard_ms || now_ms < peer.last_heard_ms + n->conf.stale_ms)
+		return;
+	n->st.stale_events++;
+	sync_node_start(n, now_ms);
+	n->stale = 1;
+	sync_link_set_status(n->link, (enum sync_role)n->role, 0);
+	check_join(n, now_ms);
 }
 
 void sync_node_tick(struct sync_node *n, uint64_t now_ms)
@@ -687,6 +719,8 @@ void sync_node_tick(struct sync_node *n, uint64_t now_ms)
 	sync_link_tick(n->link, now_ms);
 	if (n->joining)
 		check_join(n, now_ms);
+	else
+		check_stale(n, now_ms);
 }
 
 uint64_t sync_node_next_ms(struct sync_node *n, uint64_t now_ms)
@@ -706,6 +740,8 @@ uint64_t sync_node_next_ms(struct sync_node *n, uint64_t now_ms)
 		next = now_ms;
 	if (n->joining && now_ms + 50 < next)
 		next = now_ms + 50;
+	if (!n->joining && n->conf.stale_ms && now_ms + 100 < next)
+		next = now_ms + 100;	/* check_stale()'s resolution */
 	return next;
 }
 
@@ -758,6 +794,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("resyncs_done", own.resyncs_done); S("resyncs_served", own.resyncs_served);
 	S("lost_events", own.lost_events); S("released_ticket", own.released);
 	S("resync_repeats", own.resync_repeats); S("resync_extended", own.resync_extended);
+	S("stale_events", own.stale_events); S("stale", n->stale);
 	S("defer_bypassed", atomic_load(&n->defer_bypassed));
 	S("batches_in", n->dec.batches); S("records_in", n->dec.records);
 	S("bad_batch", n->dec.bad_batch); S("bad_record", n->dec.bad_record);

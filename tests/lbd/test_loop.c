@@ -27,6 +27,7 @@
 
 #include "../../lbd/lbd_loop.h"
 #include "../../lbd/loop.c"
+#include "../../lbd/takeover.c"
 
 /* ---- a sync channel that the test can stall ---- */
 
@@ -39,7 +40,43 @@ struct lbd_sync {
 	bool stall_role;		/* lbd_sync_set_role() waits while set */
 	bool in_role;			/* lbd_sync_set_role() is waiting */
 	enum lb_role role;
+	atomic_bool takeover_ok;	/* what lbd_sync_takeover_ok() answers */
 };
+
+int lbd_sync_takeover_ok(struct lbd_sync *s, uint64_t now_ms, char *why, size_t len)
+{
+	(void)now_ms;
+	snprintf(why, len, "the test's peer is a live master");
+	return atomic_load(&s->takeover_ok);
+}
+
+/* ---- a VIP watcher the test drives: each byte written is one batch of
+ * events (the byte's value) ---- */
+
+struct lbd_vipwatch {
+	int pipe[2];
+};
+
+int lbd_vipwatch_fd(const struct lbd_vipwatch *w)
+{
+	return w->pipe[0];
+}
+
+int lbd_vipwatch_read(struct lbd_vipwatch *w)
+{
+	uint8_t byte = 0;
+
+	if (read(w->pipe[0], &byte, 1) < 0)
+		fail();
+	return byte;
+}
+
+static void vip_event(struct lbd_vipwatch *w, int events)
+{
+	uint8_t byte = (uint8_t)events;
+
+	assert_int_equal(write(w->pipe[1], &byte, 1), 1);
+}
 
 void lbd_sync_poll_fds(struct lbd_sync *s, struct pollfd p[static LBD_SYNC_POLLFDS])
 {
@@ -121,10 +158,11 @@ static void wait_for(struct lbd_sync *s, bool *flag)
 struct fx {
 	struct lb_engine *e;
 	struct lbd_sync sync;
+	struct lbd_vipwatch vip;
 	struct lbd_loop *loop;
 };
 
-static int setup(void **state, bool with_sync)
+static int setup(void **state, bool with_sync, int vip_takeover)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct lb_engine_conf ec;
@@ -139,13 +177,18 @@ static int setup(void **state, bool with_sync)
 	pthread_cond_init(&f->sync.changed, NULL);
 	f->loop = lbd_loop_new(f->e, with_sync ? &f->sync : NULL);
 	assert_non_null(f->loop);
+	assert_int_equal(pipe(f->vip.pipe), 0);
+	if (vip_takeover >= 0)
+		lbd_loop_set_vipwatch(f->loop, &f->vip, vip_takeover);
 	assert_int_equal(lbd_loop_start(f->loop), 0);
 	*state = f;
 	return 0;
 }
 
-static int setup_plain(void **state) { return setup(state, false); }
-static int setup_sync(void **state) { return setup(state, true); }
+static int setup_plain(void **state) { return setup(state, false, -1); }
+static int setup_sync(void **state) { return setup(state, true, -1); }
+static int setup_vip(void **state) { return setup(state, true, 1); }
+static int setup_vip_off(void **state) { return setup(state, true, 0); }
 
 static int teardown(void **state)
 {
@@ -157,6 +200,8 @@ static int teardown(void **state)
 	lb_engine_free(f->e);
 	close(f->sync.pipe[0]);
 	close(f->sync.pipe[1]);
+	close(f->vip.pipe[0]);
+	close(f->vip.pipe[1]);
 	pthread_cond_destroy(&f->sync.changed);
 	pthread_mutex_destroy(&f->sync.lock);
 	free(f);
@@ -278,6 +323,123 @@ static void test_outlives_caller(void **state)
 	assert_int_equal(was, LB_ROLE_BACKUP);
 }
 
+/* Waits up to 2 s for *counter to reach want. */
+static bool count_becomes(atomic_uint_fast64_t *counter, uint64_t want)
+{
+	for (int i = 0; i < 200; i++) {
+		if (atomic_load(counter) == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static void be_backup(struct fx *f)
+{
+	enum lb_role was;
+
+	assert_int_equal(lbd_loop_set_role(f->loop, LB_ROLE_BACKUP, &was), 0);
+	assert_int_equal(lb_engine_role(f->e), LB_ROLE_BACKUP);
+}
+
+/* A VIP arriving on a backup whose peer is gone: master at once, counted
+ * as a vip_arrival takeover, the sync node told first. */
+static void test_vip_arrival_takes_over(void **state)
+{
+	struct fx *f = *state;
+	struct lbd_takeover *t = lbd_loop_takeover(f->loop);
+
+	be_backup(f);
+	atomic_store(&f->sync.takeover_ok, true);
+	vip_event(&f->vip, LBD_VIP_LEFT);	/* nothing to take over */
+	usleep(50000);
+	assert_int_equal(lb_engine_role(f->e), LB_ROLE_BACKUP);
+	vip_event(&f->vip, LBD_VIP_ARRIVED);
+	assert_true(role_becomes(f->e, LB_ROLE_MASTER));
+	assert_int_equal(f->sync.role, LB_ROLE_MASTER);
+	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_VIP_ARRIVAL]), 1);
+	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_NOTIFY]), 0);
+	assert_int_equal(atomic_load(&t->deferred), 0);
+	assert_true(atomic_load(&t->armed));
+	/* A SYN does not end the probe; an established segment does. */
+	{
+		uint8_t syn[40] = { 0x45, [9] = IPPROTO_TCP, [33] = 0x02 };
+		uint8_t ack[40] = { 0x45, [9] = IPPROTO_TCP, [33] = 0x10 };
+
+		lbd_takeover_forwarded(t, syn, sizeof(syn));
+		assert_true(atomic_load(&t->armed));
+		lbd_takeover_forwarded(t, ack, sizeof(ack));
+		assert_false(atomic_load(&t->armed));
+		assert_true(atomic_load(&t->forward_ns) >= atomic_load(&t->master_ns));
+	}
+}
+
+/*
+ * A VIP arriving while the peer is a live master (a split brain, an
+ * address added by hand): we stay backup and count it; when the peer then
+ * goes silent before keepalived's notify, we take over (peer_silent).
+ */
+static void test_vip_with_live_master_waits(void **state)
+{
+	struct fx *f = *state;
+	struct lbd_takeover *t = lbd_loop_takeover(f->loop);
+
+	be_backup(f);
+	vip_event(&f->vip, LBD_VIP_ARRIVED);
+	assert_true(count_becomes(&t->deferred, 1));
+	usleep(100000);
+	assert_int_equal(lb_engine_role(f->e), LB_ROLE_BACKUP);
+	assert_int_equal(f->sync.role, LB_ROLE_BACKUP);
+	atomic_store(&f->sync.takeover_ok, true);
+	assert_true(role_becomes(f->e, LB_ROLE_MASTER));
+	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_PEER_SILENT]), 1);
+	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_VIP_ARRIVAL]), 0);
+}
+
+/* The VIPs leaving, or keepalived's notify, end the wait: a peer that falls
+ * silent afterwards is no reason to take over. */
+static void test_vip_wait_ends(void **state)
+{
+	struct fx *f = *state;
+	struct lbd_takeover *t = lbd_loop_takeover(f->loop);
+	enum lb_role was;
+
+	be_backup(f);
+	vip_event(&f->vip, LBD_VIP_ARRIVED);
+	assert_true(count_becomes(&t->deferred, 1));
+	vip_event(&f->vip, LBD_VIP_LEFT);
+	usleep(50000);
+	atomic_store(&f->sync.takeover_ok, true);
+	usleep(100000);
+	assert_int_equal(lb_engine_role(f->e), LB_ROLE_BACKUP);
+	atomic_store(&f->sync.takeover_ok, false);
+	vip_event(&f->vip, LBD_VIP_ARRIVED);
+	assert_true(count_becomes(&t->deferred, 2));
+	assert_int_equal(lbd_loop_set_role(f->loop, LB_ROLE_BACKUP, &was), 0);
+	atomic_store(&f->sync.takeover_ok, true);
+	usleep(100000);
+	assert_int_equal(lb_engine_role(f->e), LB_ROLE_BACKUP);
+	/* Only the notify makes it master now. */
+	assert_int_equal(lbd_loop_set_role(f->loop, LB_ROLE_MASTER, &was), 0);
+	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_NOTIFY]), 1);
+	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_PEER_SILENT]), 0);
+}
+
+/* vip_takeover = false: arrivals are counted, never acted on. */
+static void test_vip_takeover_off(void **state)
+{
+	struct fx *f = *state;
+	struct lbd_takeover *t = lbd_loop_takeover(f->loop);
+
+	be_backup(f);
+	atomic_store(&f->sync.takeover_ok, true);
+	vip_event(&f->vip, LBD_VIP_ARRIVED);
+	assert_true(count_becomes(&t->vip_arrivals, 1));
+	usleep(100000);
+	assert_int_equal(lb_engine_role(f->e), LB_ROLE_BACKUP);
+	assert_int_equal(atomic_load(&t->deferred), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +448,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_role_reaches_sync_first, setup_sync, teardown),
 		cmocka_unit_test_setup_teardown(test_withdrawn, setup_sync, teardown),
 		cmocka_unit_test_setup_teardown(test_outlives_caller, setup_sync, teardown),
+		cmocka_unit_test_setup_teardown(test_vip_arrival_takes_over, setup_vip, teardown),
+		cmocka_unit_test_setup_teardown(test_vip_with_live_master_waits, setup_vip, teardown),
+		cmocka_unit_test_setup_teardown(test_vip_wait_ends, setup_vip, teardown),
+		cmocka_unit_test_setup_teardown(test_vip_takeover_off, setup_vip_off, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,6 +49,7 @@ struct net {
 	unsigned delay_ms;		/* one way; 0: 1 ms */
 	size_t ring, max_conns;		/* of sides set up from now on; 0: defaults */
 	uint64_t epoch;			/* of the next side set up; 0: from the clock */
+	uint32_t stale_ms;		/* of sides set up from now on */
 	struct dgram *cap_a;		/* when set, a copy of everything a sends */
 	size_t ncap_a, capmax_a;
 };
@@ -137,7 +138,8 @@ static void setup_side(struct net *n, struct side *s, uint32_t node_id, int defe
 			  .epoch = n->epoch ? n->epoch : 1000 + n->now, .key = k, .key_len = 32,
 			  .ring = n->ring ? n->ring : 1024, .mtu = 1400, .heartbeat_ms = 100, .nack_delay_ms = 2,
 			  .nack_retry_ms = 20, .peer_timeout_ms = 1000 },
-		.resync_timeout_ms = 3000, .flush_ms = 2, .queue = 4096, .defer = defer,
+		.resync_timeout_ms = 3000, .stale_ms = n->stale_ms, .flush_ms = 2, .queue = 4096,
+		.defer = defer,
 	};
 	struct lb_repl_conf rc = { .interval_ms = 100, .defer = defer };
 
@@ -167,12 +169,14 @@ static void set_role(struct side *s, enum lb_role r)
 
 /* A pair: a is master and ready, b has joined and resynced; max_conns and
  * ring 0: the defaults. */
-static struct net *pair_sized(int defer, unsigned loss, size_t max_conns, size_t ring)
+static struct net *pair_stale(int defer, unsigned loss, size_t max_conns, size_t ring,
+			      uint32_t stale_ms)
 {
 	struct net *n = calloc(1, sizeof(*n));
 	char why[128];
 
 	the_net = n;
+	n->stale_ms = stale_ms;
 	n->max_conns = max_conns;
 	n->ring = ring;
 	n->now = 10000;
@@ -195,6 +199,11 @@ static struct net *pair_sized(int defer, unsigned loss, size_t max_conns, size_t
 	run(n, 500);
 	assert_true(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
 	return n;
+}
+
+static struct net *pair_sized(int defer, unsigned loss, size_t max_conns, size_t ring)
+{
+	return pair_stale(defer, loss, max_conns, ring, 0);
 }
 
 static struct net *pair(int defer, unsigned loss)
@@ -512,6 +521,51 @@ static void test_bulk_resync_fills_a_joining_node_under_loss(void **state)
 		      (unsigned long long)(n->now - started));
 	count = lb_engine_conn_count(n->b.e);
 	assert_int_equal(count, 1500);
+	free_pair(n);
+}
+
+static uint64_t node_stat(struct side *s, uint64_t now, const char *name);
+
+/*
+ * The sync link cut while the master lives on: the backup's table goes stale
+ * and it stops being ready after stale_ms, stays so however long it is alone,
+ * and is ready again only after the link heals and a bulk resync brought
+ * what the master did meanwhile. The master itself never goes stale.
+ */
+static void test_silent_peer_makes_backup_stale(void **state)
+{
+	struct net *n = pair_stale(0, 0, 0, 0, 2000);
+	struct flow f;
+	char why[128];
+	int p;
+
+	(void)state;
+	for (p = 0; p < 20; p++)
+		open_flow(&n->a, &f, (uint16_t)(30000 + p), n->now, NULL);
+	run(n, 300);
+	assert_int_equal(lb_engine_conn_count(n->b.e), 20);
+	n->cut = 1;
+	run(n, 1500);
+	assert_true(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	run(n, 800);
+	assert_false(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	assert_non_null(strstr(why, "stale"));
+	assert_int_equal(node_stat(&n->b, n->now, "stale_events"), 1);
+	/* What the master does meanwhile never reaches b. */
+	for (; p < 30; p++)
+		open_flow(&n->a, &f, (uint16_t)(30000 + p), n->now, NULL);
+	run(n, 6000);	/* twice resync_timeout: alone is not enough */
+	assert_false(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	assert_int_equal(lb_engine_conn_count(n->b.e), 20);
+	/* a hears b all along; a master is never stale anyway. */
+	assert_true(sync_node_ready(n->a.node, n->now, why, sizeof(why)));
+	n->cut = 0;
+	for (int ms = 0; ms < 2000 && !sync_node_ready(n->b.node, n->now, why, sizeof(why)); ms++)
+		run(n, 1);
+	assert_true(sync_node_ready(n->b.node, n->now, why, sizeof(why)));
+	assert_int_equal(lb_engine_conn_count(n->b.e), 30);
+	assert_int_equal(node_stat(&n->b, n->now, "stale_events"), 1);
+	assert_int_equal(node_stat(&n->b, n->now, "stale"), 0);
 	free_pair(n);
 }
 
@@ -846,6 +900,7 @@ int main(void)
 		cmocka_unit_test(test_takeover_after_retransmission_first),
 		cmocka_unit_test(test_bulk_resync_fills_a_joining_node_under_loss),
 		cmocka_unit_test(test_stale_update_never_regresses),
+		cmocka_unit_test(test_silent_peer_makes_backup_stale),
 		cmocka_unit_test(test_forged_datagrams_change_nothing),
 		cmocka_unit_test(test_defer_tickets_released_by_peer_ack),
 		cmocka_unit_test(test_state_changes_in_one_flush_coalesce),
