@@ -33,6 +33,9 @@ struct lbd_takeover {
 	atomic_uint_fast64_t armed;		/* 1: the first forward is still to come */
 	atomic_uint_fast64_t forward_ns;	/* first established packet forwarded
 						 * after the last promotion */
+	atomic_uint_fast64_t seen_armed;	/* 1: the first packet after a VIP
+						 * arrival is still to come */
+	atomic_uint_fast64_t seen_ns;		/* the first client packet after it */
 };
 
 const char *lbd_trigger_name(enum lbd_trigger t);
@@ -50,6 +53,11 @@ void lbd_takeover_promoted(struct lbd_takeover *t, enum lbd_trigger trig, uint64
  * when nothing is armed.
  */
 void lbd_takeover_forwarded(struct lbd_takeover *t, const uint8_t *ip, uint32_t len);
+
+/* A worker got a client packet (before the engine): the first one after a
+ * VIP arrival stamps seen_ns. lbd's own share of a takeover is from there
+ * to forward_ns. */
+void lbd_takeover_seen(struct lbd_takeover *t);
 
 /* `lbctl stats` lines: takeovers_<trigger>, takeover_* figures of the last one. */
 void lbd_takeover_print(struct lbd_takeover *t, FILE *out);

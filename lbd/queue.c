@@ -356,6 +356,8 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 		    ((skbinfo & NFQA_SKB_GSO) ? LB_PKT_F_GSO : 0);
 	pkt.hook = ph->hook == NF_INET_PRE_ROUTING ? LB_HOOK_PRE : LB_HOOK_POST;
 	atomic_fetch_add_explicit(&v->q->stats.packets, 1, memory_order_relaxed);
+	if (v->q->takeover && pkt.hook == LB_HOOK_PRE)
+		lbd_takeover_seen(v->q->takeover);
 	/* Before the engine, which rewrites pkt.data in place. */
 	lbd_capture_packet(v->q->capture, LBD_CAPTURE_IN, pkt.data, pkt.len);
 	verdict = lb_engine_packet(v->q->engine, v->q->worker, &pkt, v->now_ms);

@@ -19,6 +19,8 @@ const char *lbd_trigger_name(enum lbd_trigger t)
 void lbd_takeover_vip(struct lbd_takeover *t, uint64_t now_ns, int deferred)
 {
 	atomic_store(&t->vip_ns, now_ns);
+	atomic_store(&t->seen_ns, 0);
+	atomic_store(&t->seen_armed, 1);
 	atomic_fetch_add(&t->vip_arrivals, 1);
 	if (deferred)
 		atomic_fetch_add(&t->deferred, 1);
@@ -64,6 +66,15 @@ void lbd_takeover_forwarded(struct lbd_takeover *t, const uint8_t *ip, uint32_t 
 		atomic_store(&t->forward_ns, clock_mono_ns());
 }
 
+void lbd_takeover_seen(struct lbd_takeover *t)
+{
+	uint_fast64_t one = 1;
+
+	if (atomic_load_explicit(&t->seen_armed, memory_order_relaxed) &&
+	    atomic_compare_exchange_strong(&t->seen_armed, &one, 0))
+		atomic_store(&t->seen_ns, clock_mono_ns());
+}
+
 static uint64_t us_between(uint64_t from_ns, uint64_t to_ns)
 {
 	return from_ns && to_ns >= from_ns ? (to_ns - from_ns) / 1000 : 0;
@@ -72,7 +83,7 @@ static uint64_t us_between(uint64_t from_ns, uint64_t to_ns)
 void lbd_takeover_print(struct lbd_takeover *t, FILE *out)
 {
 	uint64_t vip = atomic_load(&t->vip_ns), master = atomic_load(&t->master_ns);
-	uint64_t fwd = atomic_load(&t->forward_ns);
+	uint64_t fwd = atomic_load(&t->forward_ns), seen = atomic_load(&t->seen_ns);
 
 	for (int i = 0; i < LBD_TRIGGER_COUNT; i++)
 		fprintf(out, "takeovers_%s %llu\n", names[i],
@@ -83,10 +94,13 @@ void lbd_takeover_print(struct lbd_takeover *t, FILE *out)
 	/* The last takeover's figures; a VIP arrival counts only if it came
 	 * shortly before (not one of a takeover long ago). */
 	if (!master || vip > master || master - vip > VIP_RECENT_NS)
-		vip = 0;
+		vip = seen = 0;
 	fprintf(out, "takeover_vip_to_master_us %llu\ntakeover_vip_to_forward_us %llu\n"
-		"takeover_master_to_forward_us %llu\n",
+		"takeover_master_to_forward_us %llu\ntakeover_lbd_delay_us %llu\n",
 		(unsigned long long)us_between(vip, master),
 		(unsigned long long)(vip && fwd ? us_between(vip, fwd) : 0),
-		(unsigned long long)us_between(master, fwd));
+		(unsigned long long)us_between(master, fwd),
+		/* From the first client packet after the VIP came (it may have
+		 * waited for the role) to the first forwarded one. */
+		(unsigned long long)(seen && fwd ? us_between(seen, fwd) : 0));
 }

@@ -94,6 +94,14 @@ failover() {
 	wait_until 2 floating_all_on "$survivor" || true
 	expect_eq "$survivor holds the VIPs and back gateways (v4, v6)" "$(floating_on "$survivor")" 4
 	expect_eq "keepalived on $survivor is MASTER" "$(lab vrrp "$survivor")" MASTER
+	takeover_note "$survivor"
+}
+
+# takeover_note LB: what set LB's takeover off and lbd's share of it.
+takeover_note() {
+	local s
+	s=$(lab ctl "$1" stats 2>/dev/null | awk '$1 ~ /^takeovers_|^takeover_(vip|deferred|master|lbd)/ { printf "%s=%s ", $1, $2 }')
+	note "$1: ${s:-no takeover figures}"
 }
 
 # forged_datagrams: 5 datagrams with a plausible prefix ('L' 'B' 1 0), junk

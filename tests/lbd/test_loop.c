@@ -361,6 +361,10 @@ static void test_vip_arrival_takes_over(void **state)
 	assert_int_equal(atomic_load(&t->by_trigger[LBD_TRIGGER_NOTIFY]), 0);
 	assert_int_equal(atomic_load(&t->deferred), 0);
 	assert_true(atomic_load(&t->armed));
+	assert_true(atomic_load(&t->seen_armed));
+	lbd_takeover_seen(t);
+	assert_false(atomic_load(&t->seen_armed));
+	assert_true(atomic_load(&t->seen_ns) >= atomic_load(&t->vip_ns));
 	/* A SYN does not end the probe; an established segment does. */
 	{
 		uint8_t syn[40] = { 0x45, [9] = IPPROTO_TCP, [33] = 0x02 };
