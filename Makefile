@@ -64,7 +64,7 @@ BENCH_BINS := $(patsubst %.c,$(B)/%,$(wildcard tests/*/bench_*.c))
 TOOLS     := $(B)/lbd $(B)/lbctl $(B)/lbdrill
 
 .PHONY: all tools test demo deps clean unit bench fuzz tsan tsan-build install deb drills \
-	asan asan-build soak fastpath-takeover
+	asan asan-build soak fastpath-takeover failover-repeat
 all: $(TOOLS) $(UNIT_BINS) $(BENCH_BINS)
 tools: $(TOOLS)
 
@@ -171,6 +171,12 @@ drills: deps
 soak: deps
 	$(MAKE) all
 	bash tests/soak/soak.sh
+
+# Repeated failovers: a failover every 3 s for a minute through the lab pair,
+# no stream lost (tests/integration/failover_repeat.sh, 20 s, is in make test).
+failover-repeat: deps
+	$(MAKE) all
+	FAILOVER_REPEAT_SECONDS=$${FAILOVER_REPEAT_SECONDS:-60} bash tests/integration/failover_repeat.sh
 
 # The fast path across takeovers, a known open problem (docs/operations.md);
 # not part of `make test`. FP_TAKEOVER_ROUNDS rounds (default 5).
