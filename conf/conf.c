@@ -284,7 +284,7 @@ static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf
 	    get_bool(r, g, "defer", &sc->defer) < 0 ||
 	    get_uint(r, g, "defer_timeout", 1, 10000, &sc->defer_timeout_ms) < 0 ||
 	    get_uint(r, g, "ring", 64, 1 << 20, &sc->ring) < 0 ||
-	    get_uint(r, g, "heartbeat", 10, 10000, &sc->heartbeat_ms) < 0 ||
+	    get_uint(r, g, "heartbeat", 5, 10000, &sc->heartbeat_ms) < 0 ||
 	    get_uint(r, g, "peer_timeout", 50, 60000, &sc->peer_timeout_ms) < 0 ||
 	    get_uint(r, g, "resync_timeout", 100, 600000, &sc->resync_timeout_ms) < 0 ||
 	    get_uint(r, g, "key_grace", 1, 86400, &sc->key_grace_s) < 0 ||
