@@ -535,6 +535,35 @@ static void test_sync_peer_and_state(void **state)
 		     "'peer_id' must differ from 'node_id'");
 }
 
+/* The takeover settings: stale_after (0 = never), vip_takeover, and the
+ * heartbeat's floor. */
+static void test_sync_takeover_settings(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		  "  peer = \"198.18.2.2\"; key_file = \"/k\"; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.sync.stale_after_ms, 3000);
+	assert_int_equal(l.conf.sync.vip_takeover, 1);
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		  "  peer = \"198.18.2.2\"; key_file = \"/k\"; stale_after = 0;\n"
+		  "  vip_takeover = false; heartbeat = 5; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.sync.stale_after_ms, 0);
+	assert_int_equal(l.conf.sync.vip_takeover, 0);
+	assert_int_equal(l.conf.sync.heartbeat_ms, 5);
+	lb_conf_free(&l.conf);
+	expect_error(SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		     "  peer = \"198.18.2.2\"; key_file = \"/k\";\n  vip_takeover = 1; };\n", 5,
+		     "'vip_takeover' must be true or false");
+	expect_error(SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		     "  peer = \"198.18.2.2\"; key_file = \"/k\";\n  heartbeat = 4; };\n", 5,
+		     "'heartbeat' must be between 5 and 10000, not 4");
+}
+
 /* The daemon's user and fail_open. */
 static void test_daemon_user_and_fail_open(void **state)
 {
@@ -582,6 +611,7 @@ int main(void)
 		cmocka_unit_test(test_check_errors),
 		cmocka_unit_test(test_daemon_control_plane),
 		cmocka_unit_test(test_sync_peer_and_state),
+		cmocka_unit_test(test_sync_takeover_settings),
 		cmocka_unit_test(test_daemon_user_and_fail_open),
 		cmocka_unit_test(test_fast_path),
 	};
