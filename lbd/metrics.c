@@ -8,6 +8,7 @@
  *   lb_backend_connections{...,state}    lb_backend_connections_total{...}
  *   lb_backend_bytes_total{...,direction}
  *   lb_role{role}                        lb_role_changes_total
+ *   lb_takeovers_total{trigger}          lb_takeover_deferred_total
  *   lb_sync_<name>                       every counter of `lbctl sync`
  *   lb_nfqueue_<name>{queue}             the queues' and the kernel's counters
  */
@@ -26,6 +27,7 @@
 #include "lbd_metrics.h"
 #include "lbd_queue.h"
 #include "lbd_sync.h"
+#include "lbd_takeover.h"
 #include "log.h"
 #include "sockaddr_util.h"
 
@@ -166,6 +168,16 @@ static void queue_metrics(struct lbd *d, FILE *f)
 	}
 }
 
+static void takeover_metrics(struct lbd_takeover *t, FILE *f)
+{
+	fprintf(f, "# TYPE lb_takeovers_total counter\n");
+	for (int i = 0; i < LBD_TRIGGER_COUNT; i++)
+		fprintf(f, "lb_takeovers_total{trigger=\"%s\"} %llu\n", lbd_trigger_name(i),
+			(unsigned long long)atomic_load(&t->by_trigger[i]));
+	fprintf(f, "# TYPE lb_takeover_deferred_total counter\nlb_takeover_deferred_total %llu\n",
+		(unsigned long long)atomic_load(&t->deferred));
+}
+
 static char *render(struct lbd *d, size_t *len)
 {
 	char *text = NULL;
@@ -184,6 +196,8 @@ static char *render(struct lbd *d, size_t *len)
 		fprintf(f, "lb_role{role=\"%s\"} %d\n", lb_role_name(r), r == role);
 	fprintf(f, "# TYPE lb_role_changes_total counter\nlb_role_changes_total %llu\n",
 		(unsigned long long)lbd_loop_role_changes(d->loop));
+	if (d->sync)
+		takeover_metrics(lbd_loop_takeover(d->loop), f);
 	sync_metrics(d, f);
 	queue_metrics(d, f);
 	fastpath_metrics(d, f);
