@@ -30,4 +30,7 @@ int lbd_vipwatch_fd(const struct lbd_vipwatch *w);
  * bits of what happened to watched addresses, 0 if nothing. */
 int lbd_vipwatch_read(struct lbd_vipwatch *w);
 
+/* The same for a buffer of rtnetlink messages already read (tests). */
+int lbd_vipwatch_parse(struct lbd_vipwatch *w, const void *buf, size_t len);
+
 #endif

@@ -99,9 +99,12 @@ static int msg_addr(const struct nlmsghdr *nlh, struct lb_addr *a)
 {
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr, *want = NULL;
-	size_t size = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 16 : 0;
+	size_t size;
 
-	if (!size || mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifa))
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifa))
+		return -1;
+	size = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 16 : 0;
+	if (!size)
 		return -1;
 	mnl_attr_for_each(attr, nlh, sizeof(*ifa)) {
 		uint16_t type = mnl_attr_get_type(attr);
@@ -131,9 +134,17 @@ static int on_msg(const struct nlmsghdr *nlh, void *arg)
 	return MNL_CB_OK;
 }
 
-int lbd_vipwatch_read(struct lbd_vipwatch *w)
+int lbd_vipwatch_parse(struct lbd_vipwatch *w, const void *buf, size_t len)
 {
 	struct scan s = { w, 0 };
+
+	mnl_cb_run(buf, len, 0, 0, on_msg, &s);
+	return s.events;
+}
+
+int lbd_vipwatch_read(struct lbd_vipwatch *w)
+{
+	int events = 0;
 
 	for (int round = 0; round < 64; round++) {
 		ssize_t n = mnl_socket_recvfrom(w->nl, w->buf, sizeof(w->buf));
@@ -150,7 +161,7 @@ int lbd_vipwatch_read(struct lbd_vipwatch *w)
 				log_debug("vipwatch: %s", strerror(errno));
 			break;
 		}
-		mnl_cb_run(w->buf, (size_t)n, 0, 0, on_msg, &s);
+		events |= lbd_vipwatch_parse(w, w->buf, (size_t)n);
 	}
-	return s.events;
+	return events;
 }
