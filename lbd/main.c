@@ -311,8 +311,9 @@ static int announce_ready(struct lbd *d)
 {
 	char msg[256];
 
+	/* The configured workers; the SYN queue's is the log's business. */
 	snprintf(msg, sizeof(msg), "%zu services, %u workers, sync %s", d->conf.nservices,
-		 d->nqueues, d->conf.sync.enabled ? "on" : "off");
+		 d->conf.daemon.workers, d->conf.sync.enabled ? "on" : "off");
 	lbd_service_ready(msg);
 	return 0;
 }
@@ -392,9 +393,11 @@ int main(int argc, char **argv)
 	}
 	lbd_check_host(&d.conf, "", log_finding, NULL);
 	if (start(&d) == 0) {
-		log_info("running: %zu services, %u workers on queues %u-%u, control %s",
-			 d.conf.nservices, d.nqueues, d.conf.daemon.queue,
-			 d.conf.daemon.queue + d.nqueues - 1, d.conf.daemon.control);
+		log_info("running: %zu services, %u workers on queues %u-%u%s, control %s",
+			 d.conf.nservices, d.conf.daemon.workers, d.conf.daemon.queue,
+			 d.conf.daemon.queue + d.conf.daemon.workers - 1,
+			 d.conf.daemon.syn_queue ? " and SYNs on the next" : "",
+			 d.conf.daemon.control);
 		rc = announce_ready(&d);
 		if (rc == 0)
 			run(&d);

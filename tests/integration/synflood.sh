@@ -3,7 +3,7 @@
 # flood, from the client's namespace, sources nobody owns, so the backends'
 # SYN/ACKs go unanswered), with lbd's SYN queue on (daemon.syn_queue):
 #   - new real connections keep succeeding during the flood (counted; each
-#     gets 10 s, room for SYN retransmissions);
+#     gets 20 s, room for the client's SYN retransmissions);
 #   - a download established before the flood completes byte-exact;
 #   - the rejections are counted: the SYN queue's overflow
 #     (nfqN_queue_dropped of the last queue), half-open entries capped at
@@ -20,7 +20,9 @@
 # drops the rest from the SYN queue. Without the SYN queue the same flood
 # overflows the shared queues, real SYN/ACKs wait there longer than a
 # half-open entry lives, and no new connection completed within 10 s
-# (docs/operations.md, SYN floods).
+# (docs/operations.md, SYN floods). With it, a real client's SYN is still
+# dropped as often as a spoofed one (40-60% here): most connect at once,
+# some after one or more retransmissions.
 set -u
 # max_embryonic 2048: at the 15,000-40,000 SYN/s the engine takes, a
 # half-open entry lives some 50-140 ms before the flood pushes it out, still
@@ -71,15 +73,22 @@ flood=$!
 sleep 1
 # New real connections while the flood runs, one after the other, from one
 # process (a shell loop of `ip netns exec curl` is itself starved of CPU by
-# the flood): connect with 10 s for it (room for the kernel's SYN
-# retransmissions at 1 s and 3 s), one HTTP request, the whole answer.
+# the flood): connect with 20 s for it, room for the kernel's SYN
+# retransmissions at 1, 3, 7 and 15 s (a flood that drops 40% of all SYNs
+# drops all of a client's first four about once in 40), one HTTP request,
+# the whole answer. Each line: the result, the milliseconds it took, and
+# the seconds since the probe started when it ended.
 cat >"$RUN/probe.py" <<'PYEOF'
 import socket, sys, time
-end = time.monotonic() + float(sys.argv[1])
+start = time.monotonic()
+end = start + float(sys.argv[1])
+def out(what, t0, extra=""):
+    now = time.monotonic()
+    print("%s %d %.1f%s" % (what, (now - t0) * 1000, now - start, extra), flush=True)
 while time.monotonic() < end:
     t0 = time.monotonic()
     try:
-        s = socket.create_connection(("198.18.0.100", 80), timeout=10)
+        s = socket.create_connection(("198.18.0.100", 80), timeout=20)
         s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
         body = b""
         while True:
@@ -89,9 +98,9 @@ while time.monotonic() < end:
             body += d
         s.close()
         ok = body.split(b"\r\n\r\n", 1)[-1].strip().startswith(b"be")
-        print("%s %d" % ("ok" if ok else "bad", (time.monotonic() - t0) * 1000), flush=True)
+        out("ok" if ok else "bad", t0)
     except OSError as e:
-        print("fail %d %s" % ((time.monotonic() - t0) * 1000, e), flush=True)
+        out("fail", t0, " %s" % e)
 PYEOF
 lab_exec client $PY "$RUN/probe.py" $((FLOOD_S - 2)) >"$RUN/probe.out" 2>&1 &
 probe=$!
@@ -99,18 +108,24 @@ probe=$!
 half_max=0
 for i in 1 2 3; do
 	sleep 2
-	half=$(ctl --json conns | jq '[.conns[] | select(.state | startswith("syn_"))] | length')
+	# Live ones: an evicted entry's expiry is due (0 ms left) until the
+	# control thread's next tick frees it, which a loaded machine delays.
+	half=$(ctl --json conns |
+		jq '[.conns[] | select((.state | startswith("syn_")) and .expires_ms > 0)] | length')
 	[ "$half" -gt "$half_max" ] && half_max=$half
 done
 wait "$probe"
 ok_new=$(grep -c '^ok ' "$RUN/probe.out"); bad_new=$(grep -vc '^ok ' "$RUN/probe.out")
-note "new connections during the flood: $ok_new ok, $bad_new not; ms each: $(awk '$1 == "ok" { print $2 }' "$RUN/probe.out" | sort -n |
+# Completed while the flood still ran: the probe started 1 s into it.
+in_flood=$(awk -v t=$((FLOOD_S - 1)) '$1 == "ok" && $3 <= t' "$RUN/probe.out" | wc -l)
+slow=$(awk '$1 == "ok" && $2 > 3000' "$RUN/probe.out" | wc -l)
+note "new connections: $ok_new ok ($in_flood ended during the flood, $slow needed 3 SYN retransmissions or more), $bad_new not; ms each: $(awk '$1 == "ok" { print $2 }' "$RUN/probe.out" | sort -n |
 	awk '{ v[NR] = $1 } END { p = int(NR * 0.99); if (p < 1) p = 1
 		if (NR) printf "median %d, 99th %d, max %d", v[int((NR + 1) / 2)], v[p], v[NR] }')"
 grep -v '^ok ' "$RUN/probe.out" | head -5 | sed 's/^/# /'
 note "during the flood: $(ctl stats | grep -E '^(conns|drop_no_conn|drop_bad_state|drop_out_of_window|nfq[0-9]+_queue_dropped|conns_created|conns_evicted) ' | tr '\n' ' ')"
-check "new connections completed while the flood ran ($ok_new)" [ "$ok_new" -ge 3 ]
-expect_eq "no new connection failed during the flood" "$bad_new" 0
+check "new connections completed while the flood ran ($in_flood)" [ "$in_flood" -ge 3 ]
+expect_eq "no new connection made during the flood failed (20 s each)" "$bad_new" 0
 wait "$flood"
 note "flood: $(cat "$RUN/flood.out")"
 sent=$(awk '/^sent/ { print $2 }' "$RUN/flood.out")
@@ -129,11 +144,12 @@ expect_eq "the workers' queues (replies, handshakes, established flows) dropped 
 # real connections completed their handshakes and leave no debt).
 check "half-open entries capped: $created created ($ok_new real), $evicted evicted, cap $CAP" \
 	[ "$evicted" -ge $(( created - ok_new - bad_new - CAP - 100 )) ]
-# Evicted entries stay until the control thread's next tick (100 ms, later
-# on a loaded machine), hence a margin of a third of a second of arrivals;
-# without the cap the flood would hold 3 s of them (the SYN timeout).
+# The table is read entry by entry while SYNs keep coming, so entries
+# created during the read (it takes up to a few hundred ms on a loaded
+# machine) count too: a margin of a third of a second of arrivals. Without
+# the cap the flood would hold 3 s of them (the SYN timeout).
 margin=$(( created / FLOOD_S / 3 ))
-check "at most $CAP half-open entries (+$margin awaiting the tick) seen: $half_max" \
+check "at most $CAP live half-open entries (+$margin created while the table was read) seen: $half_max" \
 	[ "$half_max" -le $(( CAP + margin )) ]
 check "the flood reached the engine beyond the cap (else the line above proves little)" \
 	[ "$created" -gt "$CAP" ]
