@@ -185,7 +185,8 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	static const char *const keys[] = { "workers", "queue", "queue_maxlen", "control",
 					     "chain", "max_conns", "max_persist", "max_embryonic",
 					     "metrics", "control_group", "log", "log_facility",
-					     "log_level", "user", "fail_open", "fast_path", NULL };
+					     "log_level", "user", "fail_open", "fast_path", "syn_queue",
+					     NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
 	const char *user = c->daemon.user;
 	unsigned max_conns = (unsigned)c->engine.max_conns;
@@ -202,8 +203,13 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 	    get_str(r, g, "control", 0, &control) < 0 || get_str(r, g, "chain", 0, &chain) < 0 ||
 	    get_str(r, g, "user", 0, &user) < 0 ||
 	    get_bool(r, g, "fail_open", &c->daemon.fail_open) < 0 ||
+	    get_bool(r, g, "syn_queue", &c->daemon.syn_queue) < 0 ||
 	    get_fast_path(r, g, &c->daemon.fast_path) < 0)
 		return -1;
+	/* The SYN queue's worker is one more engine worker. */
+	if (c->daemon.syn_queue && c->daemon.workers > LB_ENGINE_MAX_WORKERS - 3)
+		return fail(r, config_setting_get_member(g, "workers"),
+			    "'workers' must be at most %d with 'syn_queue'", LB_ENGINE_MAX_WORKERS - 3);
 	if (!user_ok(user))
 		return fail(r, config_setting_get_member(g, "user"),
 			    "'user' must be a user name (1-32 letters, digits, '_', '.', '-')");
@@ -518,6 +524,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	memset(c, 0, sizeof(*c));
 	c->daemon.workers = 1;
 	c->daemon.queue_maxlen = 8192;
+	c->daemon.syn_queue = 1;	/* a SYN flood overflows its own queue only */
 	c->daemon.fast_path = LB_FAST_PATH_OFF;	/* opt-in: docs/configuration.md */
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
 	snprintf(c->daemon.user, sizeof(c->daemon.user), "nobody");

@@ -20,5 +20,6 @@ struct drill_ev {
 int drill_serve_main(int argc, char **argv);
 int drill_stream_main(int argc, char **argv);
 int drill_live_main(int argc, char **argv);
+int drill_flood_main(int argc, char **argv);	/* drill/flood.c */
 
 #endif

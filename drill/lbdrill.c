@@ -6,6 +6,7 @@
  *   lbdrill live   --target VIP:PORT ... --failover SECONDS:COMMAND
  *   lbdrill replay --pcap FILE (--config FILE | --auto-services) [...]
  *   lbdrill audit  FILE (--config FILE | --auto-services) [...]
+ *   lbdrill flood  --target VIP:PORT --sources FIRST-LAST --rate N --duration S
  *   lbdrill help [SUBCOMMAND]
  *
  * `serve` runs on the backends; `stream` opens many long-lived connections
@@ -40,6 +41,7 @@ static const struct drill_cmd drill_cmds[] = {
 	{ "live", drill_live_main, "fail a running pair over under verified streams" },
 	{ "replay", drill_replay_main, "fail over on a packet capture, offline, and compare" },
 	{ "audit", drill_audit_main, "list what the strict tracker drops of a capture, and why" },
+	{ "flood", drill_flood_main, "a paced, spoofed SYN flood (the lab's SYN-flood drill)" },
 };
 
 #define DRILL_NCMDS (sizeof(drill_cmds) / sizeof(drill_cmds[0]))

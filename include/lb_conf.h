@@ -36,6 +36,7 @@ struct lb_daemon_conf {
 	int fast_path;		/* enum lb_fast_path */
 	char user[33];		/* run as this user after set-up (root: uid 0 kept) */
 	int fail_open;		/* queue overflow and no lbd: packets pass unqueued */
+	int syn_queue;		/* clients' SYNs to a queue (queue + workers) of their own */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */

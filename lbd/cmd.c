@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "lbd.h"
@@ -30,16 +31,21 @@
 #include "lbd_vipwatch.h"
 #include "log.h"
 
-/* The kernel's per-queue counters for our queues (this network namespace). */
+/*
+ * The kernel's per-queue counters for our queues (this network namespace),
+ * from the file main.c opened while lbd was root: a seq file reads afresh
+ * from offset 0. One line per bound queue, about 50 bytes each.
+ */
 static void kernel_queue_stats(struct lbd *d, struct lbd_reply *r)
 {
-	FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "r");
 	unsigned num, portid, total, mode, range, qdropped, udropped;
-	char line[256], key[64];
+	char buf[8192], key[64], *line, *save = NULL;
+	ssize_t n;
 
-	if (!f)
+	if (d->nfq_proc_fd < 0 || (n = pread(d->nfq_proc_fd, buf, sizeof(buf) - 1, 0)) <= 0)
 		return;
-	while (fgets(line, sizeof(line), f)) {
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (sscanf(line, "%u %u %u %u %u %u %u", &num, &portid, &total, &mode, &range,
 			   &qdropped, &udropped) != 7)
 			continue;
@@ -52,7 +58,6 @@ static void kernel_queue_stats(struct lbd *d, struct lbd_reply *r)
 		snprintf(key, sizeof(key), "nfq%u_user_dropped", num);
 		lbd_reply_u64(r, key, udropped);
 	}
-	fclose(f);
 }
 
 static void queue_stats(struct lbd *d, struct lbd_reply *r)

@@ -40,6 +40,8 @@ struct lbd {
 	struct lbd_vipwatch *vipwatch;	/* VIP arrivals; NULL without sync */
 	int ctl_fd;
 	int sig_fd;
+	int nfq_proc_fd;		/* /proc/net/netfilter/nfnetlink_queue, opened
+					 * while root (it is root's, mode 0440); -1 */
 	int rules_installed;
 	int debug;			/* -d: debug logging whatever the file says */
 	struct lbd_tools tools;		/* absolute paths, found at start */

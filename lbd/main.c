@@ -35,6 +35,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -88,9 +89,12 @@ static void print_finding(void *arg, enum lbd_check_level level, const char *msg
 	       msg);
 }
 
+/* One queue per worker, and with syn_queue one more, the last, for SYNs. */
 static int open_queues(struct lbd *d)
 {
-	for (unsigned i = 0; i < d->conf.daemon.workers; i++) {
+	unsigned n = d->conf.daemon.workers + !!d->conf.daemon.syn_queue;
+
+	for (unsigned i = 0; i < n; i++) {
 		d->queues[i] = lbd_queue_open(d->conf.daemon.queue + i, d->conf.daemon.queue_maxlen,
 					      d->conf.daemon.fail_open, d->engine, d->capture);
 		if (!d->queues[i])
@@ -189,6 +193,9 @@ static int start(struct lbd *d)
 	/* The last steps that need root (the directories of the socket and
 	 * the pid file); the socket is served only once run() starts. */
 	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
+	/* The kernel's queue counters (nfqN_queue_dropped) are root's to
+	 * open; the open file stays readable (lbd_cmd.c re-reads it). */
+	d->nfq_proc_fd = open("/proc/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC);
 	if (d->ctl_fd < 0 || write_pidfile(d) < 0 || drop_privileges(d) < 0)
 		return -1;
 	/* From here on only the loop makes the engine's control calls. */
@@ -242,6 +249,8 @@ static void stop(struct lbd *d)
 		close(d->ctl_fd);
 		unlink(d->conf.daemon.control);
 	}
+	if (d->nfq_proc_fd >= 0)
+		close(d->nfq_proc_fd);
 	lb_engine_free(d->engine);
 	lb_conf_free(&d->conf);
 }
@@ -313,8 +322,9 @@ static int announce_ready(struct lbd *d)
 {
 	char msg[256];
 
+	/* The configured workers; the SYN queue's is the log's business. */
 	snprintf(msg, sizeof(msg), "%zu services, %u workers, sync %s", d->conf.nservices,
-		 d->nqueues, d->conf.sync.enabled ? "on" : "off");
+		 d->conf.daemon.workers, d->conf.sync.enabled ? "on" : "off");
 	lbd_service_ready(msg);
 	return 0;
 }
@@ -366,7 +376,7 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 
 int main(int argc, char **argv)
 {
-	struct lbd d = { .ctl_fd = -1, .sig_fd = -1 };
+	struct lbd d = { .ctl_fd = -1, .sig_fd = -1, .nfq_proc_fd = -1 };
 	char err[512];
 	int check = 0, rc = 1;
 
@@ -394,9 +404,11 @@ int main(int argc, char **argv)
 	}
 	lbd_check_host(&d.conf, "", log_finding, NULL);
 	if (start(&d) == 0) {
-		log_info("running: %zu services, %u workers on queues %u-%u, control %s",
-			 d.conf.nservices, d.nqueues, d.conf.daemon.queue,
-			 d.conf.daemon.queue + d.nqueues - 1, d.conf.daemon.control);
+		log_info("running: %zu services, %u workers on queues %u-%u%s, control %s",
+			 d.conf.nservices, d.conf.daemon.workers, d.conf.daemon.queue,
+			 d.conf.daemon.queue + d.conf.daemon.workers - 1,
+			 d.conf.daemon.syn_queue ? " and SYNs on the next" : "",
+			 d.conf.daemon.control);
 		rc = announce_ready(&d);
 		if (rc == 0)
 			run(&d);

@@ -3,6 +3,7 @@
  *
  *   raw    PREROUTING -> <chain>-PRE
  *            -d VIP -p tcp --dport P      -j CT --notrack
+ *           [-d VIP -p tcp --dport P --syn -j NFQUEUE --queue-num Q+W  (syn_queue)]
  *            -d VIP -p tcp --dport P      -j NFQUEUE  (requests, before routing)
  *            -s RIP -p tcp --sport RP     -j CT --notrack
  *   mangle FORWARD    -> <chain>-FWD
@@ -13,6 +14,12 @@
  * the (local) VIP would be a martian to the routing decision
  * (docs/platform.md §5).
  * The kernel's conntrack is kept out of both directions.
+ *
+ * With daemon.syn_queue, clients' SYNs have a queue and a worker of their
+ * own, the one after the workers' queues: a SYN flood then fills that queue
+ * alone (its overflow counted as its nfqN_queue_dropped), while the
+ * handshakes' SYN/ACKs and ACKs and every established flow keep queues of
+ * normal length and latency (docs/architecture.md, SYN floods).
  *
  * The chains are written with iptables-restore --noflush in one transaction
  * per family, so a reload replaces them atomically; the jumps from the
@@ -173,6 +180,11 @@ static char *build(const struct lb_conf *conf, struct lb_engine *e, int family)
 		lb_addr_format(&s->vip, a, sizeof(a));
 		fprintf(br.pre, "-A %s-PRE -d %s -p tcp -m tcp --dport %u -j CT --notrack\n",
 			chain, a, s->port);
+		if (conf->daemon.syn_queue)
+			fprintf(br.pre, "-A %s-PRE -d %s -p tcp -m tcp --dport %u --syn "
+				"-j NFQUEUE --queue-num %u%s\n", chain, a, s->port,
+				conf->daemon.queue + conf->daemon.workers,
+				conf->daemon.fail_open ? " --queue-bypass" : "");
 		fprintf(br.pre, "-A %s-PRE -d %s -p tcp -m tcp --dport %u ", chain, a, s->port);
 		queue_target(br.pre, conf);
 	}

@@ -588,6 +588,30 @@ static void test_daemon_user_and_fail_open(void **state)
 		     "'fail_open' must be true or false");
 }
 
+/* syn_queue: on by default; its worker counts against the workers' limit. */
+static void test_daemon_syn_queue(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.daemon.syn_queue, 1);
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "daemon: { workers = 61; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.daemon.syn_queue, 1);
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "daemon: { workers = 62; syn_queue = false; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.conf.daemon.syn_queue, 0);
+	lb_conf_free(&l.conf);
+	expect_error(SYNC_SVC "daemon: {\n workers = 62; };\n", 4,
+		     "'workers' must be at most 61 with 'syn_queue'");
+	expect_error(SYNC_SVC "daemon: {\n syn_queue = \"yes\"; };\n", 4,
+		     "'syn_queue' must be true or false");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -614,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_sync_takeover_settings),
 		cmocka_unit_test(test_daemon_user_and_fail_open),
 		cmocka_unit_test(test_fast_path),
+		cmocka_unit_test(test_daemon_syn_queue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
