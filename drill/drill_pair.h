@@ -22,8 +22,10 @@ struct drill_pair_conf {
 	size_t max_conns;		/* 0: the configuration's */
 	double loss;			/* probability a sync datagram is lost */
 	uint32_t delay_ms;		/* one-way delay of the sync link */
-	uint32_t flush_delay_ms;	/* from a record to its datagram leaving the
-					 * node (lbd's sync thread waking); 0: 1 ms */
+	uint32_t flush_delay_ms;	/* from a batched record's flush to its
+					 * datagram leaving the node; 0: 1 ms (an
+					 * urgent record leaves before the next
+					 * packet: lbd's eventfd wake) */
 	int defer;			/* zero-loss mode */
 	uint32_t interval_ms;		/* replication interval; 0: the conf's sync
 					 * section, else 200 */
@@ -54,7 +56,8 @@ enum lb_verdict drill_pair_packet(struct drill_pair *p, struct lb_packet *pkt, u
 
 /*
  * The active dies at *now_ms: whatever it had not yet sent is lost (also
- * datagrams produced less than flush_delay_ms before), what was in flight
+ * batched datagrams flushed less than flush_delay_ms before, and the urgent
+ * records of its last packet within the next millisecond), what was in flight
  * still arrives; then the standby becomes master. *now_ms moves on by the
  * delivery of what was in flight.
  */

@@ -18,6 +18,8 @@ struct flight {
 	uint16_t len;
 	uint64_t left;			/* when it left the sender */
 	uint64_t at;			/* when it arrives */
+	uint64_t after;			/* urgent: sent after the sender's packet
+					 * number after-1; 0: not urgent */
 };
 
 struct side {
@@ -29,6 +31,8 @@ struct side {
 	struct flight *inbox;		/* a ring of datagrams on their way here */
 	size_t head, n;
 	uint64_t released;		/* highest ticket the peer acknowledged */
+	int urgent;			/* an urgent record waits to be sent */
+	uint64_t pkts;			/* packets it handled as the active */
 	int dead;
 };
 
@@ -62,7 +66,12 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 	f = &to->inbox[(to->head + to->n++) % QUEUE_MAX];
 	memcpy(f->buf, buf, len);
 	f->len = (uint16_t)len;
-	f->left = p->now + p->conf.flush_delay_ms;
+	/* An urgent record (a state change, a max_lag burst, anything in
+	 * defer mode) wakes lbd's sync thread at once, and it sends the whole
+	 * queue: its datagrams leave within the millisecond. Only records
+	 * that wait to be batched leave a flush delay later. */
+	f->left = p->now + (s->urgent ? 0 : p->conf.flush_delay_ms);
+	f->after = s->urgent ? s->pkts + 1 : 0;
 	f->at = f->left + p->conf.delay_ms;
 }
 
@@ -80,6 +89,35 @@ static void op_released(void *arg, uint64_t ticket)
 }
 
 static const struct sync_node_ops node_ops = { op_send, op_wake, op_released };
+
+/*
+ * The engine's replication hooks, passed through to the node; they note an
+ * urgent record as lbd's eventfd wake would (sync_node: an urgent record is
+ * sent at once, with whatever else is queued).
+ */
+static uint64_t hook_conn(void *arg, const struct lb_conn_state *st, int urgent)
+{
+	struct side *s = arg;
+
+	s->urgent |= urgent || s->pair->conf.defer;
+	return sync_node_repl_ops()->conn(s->node, st, urgent);
+}
+
+static void hook_delete(void *arg, const struct lb_conn_state *st)
+{
+	struct side *s = arg;
+
+	sync_node_repl_ops()->conn_delete(s->node, st);
+}
+
+static void hook_persist(void *arg, const struct lb_persist_state *st)
+{
+	struct side *s = arg;
+
+	sync_node_repl_ops()->persist(s->node, st);
+}
+
+static const struct lb_repl_ops repl_ops = { hook_conn, hook_delete, hook_persist };
 
 /* Delivers the datagrams due by now to side s. */
 static void deliver(struct side *s, uint64_t now)
@@ -119,9 +157,14 @@ static void step(struct drill_pair *p, uint64_t t)
 	p->now = t;
 	for (int i = 0; i < 2; i++)
 		deliver(&p->side[i], t);
-	for (int i = 0; i < 2; i++)
-		if (!p->side[i].dead)
-			sync_node_tick(p->side[i].node, t);
+	for (int i = 0; i < 2; i++) {
+		struct side *s = &p->side[i];
+
+		if (s->dead)
+			continue;
+		sync_node_tick(s->node, t);
+		s->urgent = 0;	/* the tick sent an urgent queue whole */
+	}
 	if (t >= p->next_engine_tick) {
 		for (int i = 0; i < 2; i++)
 			if (!p->side[i].dead)
@@ -179,7 +222,7 @@ static int make_side(struct drill_pair *p, int idx, char *err, size_t errlen)
 		return -1;
 	}
 	lb_engine_set_clock(s->engine, p->now, 1700000000000000ull + p->now * 1000u);
-	lb_engine_set_repl(s->engine, sync_node_repl_ops(), s->node, &rc);
+	lb_engine_set_repl(s->engine, &repl_ops, s, &rc);
 	lb_engine_set_role(s->engine, LB_ROLE_BACKUP);
 	return 0;
 }
@@ -254,6 +297,7 @@ enum lb_verdict drill_pair_packet(struct drill_pair *p, struct lb_packet *pkt, u
 
 	drill_pair_advance(p, *now_ms);
 	v = lb_engine_packet(s->engine, s->worker, pkt, p->now);
+	s->pkts++;
 	if (v != LB_VERDICT_ACCEPT || !pkt->defer_ticket || s->dead)
 		return v;
 	/* Held, as lbd holds it: until the peer has the record, or timeout. */
@@ -262,6 +306,22 @@ enum lb_verdict drill_pair_packet(struct drill_pair *p, struct lb_packet *pkt, u
 		drill_pair_advance(p, p->now + 1);
 	*now_ms = p->now;
 	return v;
+}
+
+/*
+ * True when f had not left the active (from) when it died at now: a batched
+ * record a flush delay after it was made; an urgent one when it carries the
+ * records of the active's last packet and the death came within the next
+ * millisecond (lbd's sync thread wakes within microseconds of an urgent
+ * record, so the records of every earlier packet have left; this
+ * millisecond-grained clock cannot tell a death microseconds after the last
+ * packet from one before its record left, and counts it lost).
+ */
+static int not_left(const struct side *from, const struct flight *f, uint64_t now)
+{
+	if (f->left > now)
+		return 1;
+	return f->after == from->pkts + 1 && f->left + 1 >= now;
 }
 
 void drill_pair_failover(struct drill_pair *p, uint64_t *now_ms)
@@ -273,7 +333,7 @@ void drill_pair_failover(struct drill_pair *p, uint64_t *now_ms)
 	 * that had not yet left it; what is in flight arrives (the standby is
 	 * promoted only after VRRP notices, much later than one link delay). */
 	old->dead = 1;
-	while (new->n && new->inbox[(new->head + new->n - 1) % QUEUE_MAX].left > p->now)
+	while (new->n && not_left(old, &new->inbox[(new->head + new->n - 1) % QUEUE_MAX], p->now))
 		new->n--;
 	drill_pair_advance(p, p->now + p->conf.flush_delay_ms + p->conf.delay_ms + 1);
 	set_role(new, LB_ROLE_MASTER);
