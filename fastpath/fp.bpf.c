@@ -69,6 +69,15 @@ struct {
 	__type(value, __u32);
 } fp_ctl SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FP_RING_BYTES);
+} fp_ring SEC(".maps");
+
+/* Set by the loader before load; 0 bytes: no signals (no replication). */
+const volatile __u64 fp_signal_bytes = 0;
+const volatile __u64 fp_signal_ns = 0;
+
 /* What the checks need of a segment. */
 struct seg {
 	__u32 seq, end, ack;
@@ -172,8 +181,33 @@ static __always_inline __u32 route4(struct __sk_buff *skb, const struct iphdr *i
 	return fib.ifindex;
 }
 
-/* Takes the connection's lock, checks and tracks. 1 accepted, else a counter. */
-static __always_inline int judge(struct fp_conn *c, __u8 dir, const struct seg *s, __u32 len)
+/*
+ * True when c (locked) moved fp_signal_bytes in a direction, or has not been
+ * signalled for fp_signal_ns, since its last signal; then that signal is now.
+ * The engine replicates a connection at most every interval, sooner once it
+ * moved max_lag bytes: without a signal it would learn of the kernel's
+ * packets only at its next sweep, a tick later, while a fast connection
+ * runs far past what the standby's takeover slack covers.
+ */
+static __always_inline int signal_due(struct fp_conn *c, __u64 now)
+{
+	if (!fp_signal_bytes)
+		return 0;
+	if (c->bytes[0] - c->sig_bytes[0] < fp_signal_bytes &&
+	    c->bytes[1] - c->sig_bytes[1] < fp_signal_bytes && now - c->sig_ns < fp_signal_ns)
+		return 0;
+	c->sig_bytes[0] = c->bytes[0];
+	c->sig_bytes[1] = c->bytes[1];
+	c->sig_ns = now;
+	return 1;
+}
+
+/*
+ * Takes the connection's lock, checks and tracks. 1 accepted, else a
+ * counter; *sig: a replication signal is due.
+ */
+static __always_inline int judge(struct fp_conn *c, __u8 dir, const struct seg *s, __u32 len,
+				 int *sig)
 {
 	struct fp_peer *snd, *rcv;
 	int ok = 0, why = FP_CNT_PASS_STATE;
@@ -190,9 +224,19 @@ static __always_inline int judge(struct fp_conn *c, __u8 dir, const struct seg *
 		c->last_seen_ns = now;
 		c->pkts[dir & 1] += 1;
 		c->bytes[dir & 1] += len;
+		*sig = signal_due(c, now);
 	}
 	bpf_spin_unlock(&c->lock);
 	return ok ? 0 : why;
+}
+
+/* Tells lbd to read connection id now (after the lock: a helper call). */
+static __always_inline void signal(__u32 id)
+{
+	struct fp_signal sg = { .id = id };
+
+	count(bpf_ringbuf_output(&fp_ring, &sg, sizeof(sg), 0) ? FP_CNT_SIGNALS_LOST
+							       : FP_CNT_SIGNALS, 1);
 }
 
 static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
@@ -203,7 +247,8 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	struct fp_nat *nat;
 	struct fp_conn *c;
 	struct seg s;
-	__u32 hl, tot, new_ip, out = 0, why;
+	__u32 hl, tot, new_ip, out = 0, why, id;
+	int sig = 0;
 	__u8 tf;
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
@@ -250,9 +295,12 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	s.ack = bpf_ntohl(th.ack_seq);
 	s.end = s.seq + (tot - hl);
 	s.win = bpf_ntohs(th.window);
-	why = judge(c, nat->dir, &s, tot);
+	id = nat->id;
+	why = judge(c, nat->dir, &s, tot, &sig);
 	if (why)
 		return pass(why);
+	if (sig)
+		signal(id);
 
 	if (nat->dir == FP_DIR_ORIG)
 		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, daddr),

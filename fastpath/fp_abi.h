@@ -6,6 +6,9 @@
  *   fp_conns  array  id             -> struct fp_conn   shared by both directions
  *   fp_stats  percpu array  enum fp_counter -> __u64
  *   fp_ctl    array  0 -> __u32 flags (FP_CTL_*)
+ *   fp_ring   ring buffer of struct fp_signal: a connection moved far or
+ *             long enough since its last signal that the engine must
+ *             replicate it (fp_signal_bytes, fp_signal_ns: set at load)
  *
  * A connection is installed under both its tuples (client -> VIP:port and
  * backend -> client); both point at one fp_conn, whose window state both
@@ -61,6 +64,16 @@ struct fp_conn {
 	__u64 last_seen_ns;	/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 pkts[2];
 	__u64 bytes[2];
+	__u64 sig_bytes[2];	/* bytes[] at the last signal */
+	__u64 sig_ns;		/* last_seen_ns at the last signal */
 };
+
+/* A record in fp_ring: the connection whose entry to read. */
+struct fp_signal {
+	__u32 id;
+};
+
+/* fp_ring's size: 16 bytes a record (with its header), 16384 records. */
+#define FP_RING_BYTES (256u * 1024u)
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -40,6 +41,11 @@ struct fp_slot {
 struct fp {
 	struct fp_bpf *skel;
 	int keys_fd, conns_fd, stats_fd, ctl_fd;
+	struct ring_buffer *ring;	/* the program's replication signals */
+	void (*sig_fn)(void *arg, const struct lb_tuple *orig,
+		       const struct lb_fastpath_seen *s);
+	void *sig_arg;			/* fp_signals()'s, while it runs */
+	size_t sig_reported;
 	uint32_t ctl;
 	pthread_mutex_t lock;		/* slots, free list, cursor */
 	uint32_t cap;
@@ -83,6 +89,8 @@ static void set_print(void)
 	libbpf_set_print(getenv("FP_DEBUG") ? loud : quiet);
 }
 
+static int on_signal(void *ctx, void *data, size_t len);
+
 static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t errlen)
 {
 	int rc;
@@ -101,6 +109,8 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 		snprintf(err, errlen, "cannot size the maps: %s", strerror(-rc));
 		return rc;
 	}
+	fp->skel->rodata->fp_signal_bytes = conf->signal_bytes;
+	fp->skel->rodata->fp_signal_ns = (uint64_t)conf->signal_ms * 1000000u;
 	rc = fp_bpf__load(fp->skel);
 	if (rc) {
 		snprintf(err, errlen, "cannot load the BPF program (kernel without BPF, "
@@ -113,6 +123,12 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 	fp->stats_fd = bpf_map__fd(fp->skel->maps.fp_stats);
 	fp->ctl_fd = bpf_map__fd(fp->skel->maps.fp_ctl);
 	fp->ctl = conf->stack ? FP_CTL_STACK : 0;
+	fp->ring = ring_buffer__new(bpf_map__fd(fp->skel->maps.fp_ring), on_signal, fp, NULL);
+	if (!fp->ring) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot map the signal ring: %s", strerror(-rc));
+		return rc;
+	}
 	return fp_set_enabled(fp, 0);
 }
 
@@ -160,6 +176,7 @@ void fp_close(struct fp *fp)
 		return;
 	for (int i = 0; i < fp->nifs; i++)
 		detach(fp->ifindex[i]);
+	ring_buffer__free(fp->ring);
 	fp_bpf__destroy(fp->skel);
 	pthread_mutex_destroy(&fp->lock);
 	free(fp->slots);
@@ -295,11 +312,16 @@ static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
 static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 {
 	struct fp_conn v = { .state = FP_STATE_ESTABLISHED };
+	struct timespec ts;
 	uint32_t id;
 	int rc;
 
 	if (fp->nfree == 0)
 		return -ENOSPC;
+	/* The interval's signal counts from now (the engine replicated the
+	 * connection as it became established): bpf_ktime_get_ns()'s clock. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	v.sig_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	id = fp->free[--fp->nfree];
 	peers_to_kernel(c->peer, v.peer);
 	if (bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
@@ -433,6 +455,54 @@ size_t fp_sweep(struct fp *fp, size_t budget,
 		}
 	}
 	return reported;
+}
+
+/* One signal from the ring: report connection id as the sweep would. */
+static int on_signal(void *ctx, void *data, size_t len)
+{
+	struct fp *fp = ctx;
+	struct fp_signal sg;
+	struct lb_fastpath_seen seen;
+	struct lb_tuple orig;
+	int moved = 0;
+
+	if (len < sizeof(sg) || !fp->sig_fn)
+		return 0;
+	memcpy(&sg, data, sizeof(sg));
+	pthread_mutex_lock(&fp->lock);
+	if (sg.id < fp->cap && fp->slots[sg.id].used && read_locked(fp, sg.id, &seen) == 0) {
+		moved = seen.pkts[0] || seen.pkts[1];
+		orig = fp->slots[sg.id].orig_tuple;
+	}
+	pthread_mutex_unlock(&fp->lock);
+	if (moved) {
+		fp->sig_fn(fp->sig_arg, &orig, &seen);
+		fp->sig_reported++;
+	}
+	return 0;
+}
+
+int fp_signal_fd(struct fp *fp)
+{
+	return fp && fp->ring ? ring_buffer__epoll_fd(fp->ring) : -1;
+}
+
+size_t fp_signals(struct fp *fp,
+		  void (*fn)(void *arg, const struct lb_tuple *orig,
+			     const struct lb_fastpath_seen *s),
+		  void *arg)
+{
+	size_t n;
+
+	if (!fp->ring)
+		return 0;
+	fp->sig_fn = fn;
+	fp->sig_arg = arg;
+	fp->sig_reported = 0;
+	ring_buffer__consume(fp->ring);
+	n = fp->sig_reported;
+	fp->sig_fn = NULL;
+	return n;
 }
 
 int fp_counters(struct fp *fp, uint64_t out[FP_CNT_COUNT])

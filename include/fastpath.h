@@ -23,6 +23,10 @@ struct fp_conf {
 	uint32_t max_conns;	/* capacity of the connection map */
 	int stack;		/* return rewritten packets to the stack instead of
 				 * redirecting (tests: no routing needed) */
+	uint64_t signal_bytes;	/* signal a connection once it moved this many
+				 * bytes in a direction since its last signal;
+				 * 0: never (no replication) */
+	uint32_t signal_ms;	/* ... or once a packet comes this long after it */
 };
 
 /*
@@ -70,6 +74,19 @@ size_t fp_sweep(struct fp *fp, size_t budget,
 		void (*fn)(void *arg, const struct lb_tuple *orig,
 			   const struct lb_fastpath_seen *s),
 		void *arg);
+
+/*
+ * The program's replication signals (fp_conf.signal_*): a descriptor that
+ * polls readable when signals wait, and fp_signals(), which reports each
+ * signalled connection that moved to fn as fp_sweep() does (the two share
+ * the last report, so nothing is counted twice). Returns how many were
+ * reported. One thread at a time.
+ */
+int fp_signal_fd(struct fp *fp);
+size_t fp_signals(struct fp *fp,
+		  void (*fn)(void *arg, const struct lb_tuple *orig,
+			     const struct lb_fastpath_seen *s),
+		  void *arg);
 
 /* The counters, summed over CPUs. 0 or a negative errno. */
 int fp_counters(struct fp *fp, uint64_t out[FP_CNT_COUNT]);

@@ -24,7 +24,9 @@
 	X(PASS_WINDOW, "fp_pass_window")	/* fails a window check */ \
 	X(PASS_TTL, "fp_pass_ttl")		/* would expire here */	\
 	X(PASS_NO_ROUTE, "fp_pass_no_route")	/* FIB lookup failed */	\
-	X(PASS_REWRITE, "fp_pass_rewrite")	/* a helper failed */
+	X(PASS_REWRITE, "fp_pass_rewrite")	/* a helper failed */ \
+	X(SIGNALS, "fp_signals")		/* replication signals sent */ \
+	X(SIGNALS_LOST, "fp_signals_lost")	/* ring full: the sweep's */
 
 enum fp_counter {
 #define FP_COUNTER_ENUM(id, name) FP_CNT_##id,

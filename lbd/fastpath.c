@@ -81,12 +81,21 @@ struct lbd_fastpath *lbd_fastpath_open(const struct lb_conf *conf, struct lb_eng
 				       int *fatal)
 {
 	struct fp_conf fc = { .max_conns = (uint32_t)conf->engine.max_conns };
+
+	/* In a pair the program signals what the engine must replicate: a
+	 * quarter of max_lag, so the engine's own max_lag check (it counts
+	 * from its last record, which may fall between two signals) fires
+	 * within a quarter past it; and every interval while packets flow. */
 	int required = conf->daemon.fast_path == LB_FAST_PATH_REQUIRED;
 	struct lbd_fastpath *f;
 	char err[256];
 	int rc;
 
 	*fatal = 0;
+	if (conf->sync.enabled) {
+		fc.signal_bytes = conf->sync.max_lag / 4;
+		fc.signal_ms = conf->sync.interval_ms;
+	}
 	detach_stale();
 	if (conf->daemon.fast_path == LB_FAST_PATH_OFF)
 		return NULL;
@@ -193,6 +202,20 @@ void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_w
 
 	if (f)
 		fp_sweep(f->fp, LBD_FASTPATH_SWEEP, on_seen, &x);
+}
+
+int lbd_fastpath_signal_fd(struct lbd_fastpath *f)
+{
+	return f ? fp_signal_fd(f->fp) : -1;
+}
+
+void lbd_fastpath_signals(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
+			  uint64_t now_ms)
+{
+	struct sweep_ctx x = { e, w, now_ms };
+
+	if (f)
+		fp_signals(f->fp, on_seen, &x);
 }
 
 void lbd_fastpath_print_stats(struct lbd_fastpath *f, FILE *out)

@@ -41,6 +41,15 @@ void lbd_fastpath_set_master(struct lbd_fastpath *f, int master);
 void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
 			uint64_t now_ms);
 
+/*
+ * The program's replication signals (a connection moved a quarter of
+ * sync.max_lag, or an interval passed): the descriptor the loop thread
+ * polls (-1: none), and what it calls when it is readable; what the kernel
+ * forwarded goes to the engine at once, which replicates it.
+ */
+int lbd_fastpath_signal_fd(struct lbd_fastpath *f);
+void lbd_fastpath_signals(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
+			  uint64_t now_ms);
 /* `lbctl stats` lines: fast_path state (on, off, paused: a capture runs,
  * standby: not master), installed entries, counters. */
 void lbd_fastpath_print_stats(struct lbd_fastpath *f, FILE *out);

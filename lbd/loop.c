@@ -236,12 +236,15 @@ static void *loop_main(void *arg)
 	uint64_t next_tick = 0;
 
 	while (!atomic_load(&l->stop)) {
-		struct pollfd p[2 + LBD_SYNC_POLLFDS] = { { l->wake_fd, POLLIN, 0 } };
-		nfds_t n = 1, vip = 0;
+		struct pollfd p[3 + LBD_SYNC_POLLFDS] = {
+			{ l->wake_fd, POLLIN, 0 },
+			{ lbd_fastpath_signal_fd(l->fastpath), POLLIN, 0 },	/* -1: none */
+		};
+		nfds_t n = 2, vip = 0;
 		uint64_t now = clock_mono_ms();
 
 		if (l->sync) {
-			lbd_sync_poll_fds(l->sync, &p[1]);
+			lbd_sync_poll_fds(l->sync, &p[2]);
 			n += LBD_SYNC_POLLFDS;
 		}
 		if (l->vipwatch) {
@@ -257,10 +260,14 @@ static void *loop_main(void *arg)
 				log_debug("loop: read: %s", strerror(errno));
 		}
 		now = clock_mono_ms();
+		/* Before the sync turn: the records the signals make go out in
+		 * it, not a poll later. */
+		if (p[1].revents & POLLIN)
+			lbd_fastpath_signals(l->fastpath, l->engine, l->worker, now);
 		/* The peer's latest heartbeats first: whether a VIP arrival
 		 * may be acted on depends on them. */
 		if (l->sync)
-			lbd_sync_run(l->sync, &p[1], now);
+			lbd_sync_run(l->sync, &p[2], now);
 		if (vip && (p[vip].revents & POLLIN))
 			on_vip_events(l, lbd_vipwatch_read(l->vipwatch), now);
 		else if (l->pending && lb_engine_role(l->engine) == LB_ROLE_BACKUP)

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/pkt_cls.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -417,6 +418,61 @@ static void test_sweep_reports_movement(void **state)
 	fp_conn_remove(fp, &c.orig, &seen);
 }
 
+/*
+ * The replication signal: a connection that moved signal_bytes in one
+ * direction since its last signal is put on the ring, read back as the
+ * sweep reads it (what moved since the last report), once.
+ */
+static void test_signal_after_bytes(void **state)
+{
+	const struct tcase *tc = &cases[0];	/* 1040, 40, 1440, 40 IP bytes */
+	struct fp_conf conf = { .max_conns = 8, .stack = 1, .signal_bytes = 1400,
+				.signal_ms = 60000 };
+	struct lb_fastpath_conn c;
+	struct lb_fastpath_seen seen = { 0 }, got = { 0 };
+	uint8_t in[4096], out[4096];
+	uint64_t before[FP_CNT_COUNT], after[FP_CNT_COUNT];
+	struct fp *sfp;
+	struct pollfd pfd;
+	char err[256];
+	struct lb_tcp t;
+
+	(void)state;
+	sfp = fp_open(&conf, err, sizeof(err));
+	assert_non_null(sfp);
+	assert_int_equal(fp_set_enabled(sfp, 1), 0);
+	pfd = (struct pollfd){ fp_signal_fd(sfp), POLLIN, 0 };
+	assert_true(pfd.fd >= 0);
+	establish(&t, tc);
+	conn_of(&c, &t);
+	assert_int_equal(fp_conn_install(sfp, &c), 0);
+	assert_int_equal(fp_counters(sfp, before), 0);
+	for (int i = 0; i < tc->nsteps; i++) {
+		size_t len = build(&tc->steps[i], in, sizeof(in)), outlen = sizeof(out);
+
+		assert_int_equal(fp_test_run(sfp, in, len, out, &outlen), TC_ACT_OK);
+		/* Only the 1440-byte reply reaches 1400 bytes in a direction;
+		 * the 1080 client bytes after it do not. */
+		assert_int_equal(poll(&pfd, 1, 0), i == 2);
+		assert_int_equal(fp_signals(sfp, on_seen, &got), i == 2);
+		if (i == 2) {
+			assert_int_equal(got.pkts[ORIG], 1);
+			assert_int_equal(got.pkts[REPLY], 2);
+			assert_int_equal(got.bytes[REPLY], 40 + len);
+			assert_int_equal(got.peer[REPLY].end, SI + 1 + 1400);
+		}
+	}
+	assert_int_equal(fp_counters(sfp, after), 0);
+	assert_int_equal(after[FP_CNT_SIGNALS] - before[FP_CNT_SIGNALS], 1);
+	assert_int_equal(after[FP_CNT_SIGNALS_LOST] - before[FP_CNT_SIGNALS_LOST], 0);
+	/* The sweep reports only what came after the signal's report. */
+	assert_int_equal(fp_sweep(sfp, 8, on_seen, &got), 1);
+	assert_int_equal(got.pkts[ORIG], 1);
+	assert_int_equal(got.pkts[REPLY], 0);
+	fp_conn_remove(sfp, &c.orig, &seen);
+	fp_close(sfp);
+}
+
 static void test_disabled_passes_everything(void **state)
 {
 	const struct tcase *tc = &cases[0];
@@ -480,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_counters_and_sweep),
 		cmocka_unit_test(test_sweep_reports_movement),
+		cmocka_unit_test(test_signal_after_bytes),
 		cmocka_unit_test(test_disabled_passes_everything),
 		cmocka_unit_test(test_ipv6_refused),
 		cmocka_unit_test(test_full_map),

@@ -95,7 +95,8 @@ lost=$(ctl stats | awk '/_verdicts_lost|_queue_dropped|_user_dropped/ { s += $2 
 expect_eq "no packet lost in the kernel queues" "$lost" 0
 
 # The pair, fast path on: the deterministic part. The standby installs
-# what it imports and forwards nothing while backup.
+# what it imports and forwards nothing while backup; the active's program
+# signals the connection's movement through its ring buffer.
 lab down >/dev/null 2>&1
 export LAB_FAST_PATH=true
 export LAB_HA=1
@@ -118,4 +119,11 @@ check "pair: the active forwarded it in its kernel ($(fp_stat lb1 fp_fwd_reply) 
 	[ "$(fp_stat lb1 fp_fwd_reply)" -gt 100 ]
 expect_eq "pair: the standby forwarded nothing while backup" \
 	"$(fp_stat lb2 fp_fwd_reply)/$(fp_stat lb2 fp_fwd_orig)" 0/0
+# The program signals every quarter of max_lag (1 MiB) a direction moves:
+# a 64 MiB download makes about 256 signals, each one a record for the
+# standby at once rather than at the next sweep.
+sig=$(fp_stat lb1 fp_signals)
+check "pair: the program signalled the moving connection (${sig:-0} signals)" \
+	[ "${sig:-0}" -ge 150 ]
+expect_eq "pair: no signal lost to a full ring" "$(fp_stat lb1 fp_signals_lost)" 0
 finish

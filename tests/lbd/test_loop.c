@@ -124,6 +124,22 @@ void lbd_fastpath_set_master(struct lbd_fastpath *f, int master)
 	(void)master;
 }
 
+int lbd_fastpath_signal_fd(struct lbd_fastpath *f)
+{
+	assert_null(f);
+	return -1;
+}
+
+void lbd_fastpath_signals(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
+			  uint64_t now_ms)
+{
+	(void)f;
+	(void)e;
+	(void)w;
+	(void)now_ms;
+	fail();		/* no descriptor: never readable */
+}
+
 void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role)
 {
 	pthread_mutex_lock(&s->lock);
