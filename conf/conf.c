@@ -525,7 +525,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	c->daemon.workers = 1;
 	c->daemon.queue_maxlen = 8192;
 	c->daemon.syn_queue = 1;	/* a SYN flood overflows its own queue only */
-	c->daemon.fast_path = LB_FAST_PATH_OFF;	/* opt-in: docs/configuration.md */
+	c->daemon.fast_path = LB_FAST_PATH_ON;	/* if it loads; else NFQUEUE alone */
 	snprintf(c->daemon.control, sizeof(c->daemon.control), "/run/lbd.sock");
 	snprintf(c->daemon.user, sizeof(c->daemon.user), "nobody");
 	snprintf(c->daemon.chain, sizeof(c->daemon.chain), "LBD");

@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # The kernel fast path across a takeover (`make fastpath-takeover`; not part
-# of `make test`). A known open problem: in about 1 of 10 hand-run takeovers
-# of this rate-limited 64 MiB download with the fast path on, the new active
-# dropped the download's packets as drop_out_of_window (docs/operations.md,
-# "Kernel fast path"). Each round starts the pair with LAB_FAST_PATH=true,
+# of `make test`: a round costs a pair's start and a 64 MiB download). Each
+# round starts the pair with LAB_FAST_PATH=true,
 # kills the active mid-download and checks the standby carries the download
 # on in its kernel, byte-exact. FP_TAKEOVER_ROUNDS rounds (default 5).
 set -u

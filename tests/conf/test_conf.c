@@ -197,7 +197,7 @@ static void test_defaults(void **state)
 	assert_int_equal(l.conf.daemon.queue_maxlen, 8192);
 	assert_string_equal(l.conf.daemon.control, "/run/lbd.sock");
 	assert_string_equal(l.conf.daemon.chain, "LBD");
-	assert_int_equal(l.conf.daemon.fast_path, LB_FAST_PATH_OFF);	/* opt-in for now */
+	assert_int_equal(l.conf.daemon.fast_path, LB_FAST_PATH_ON);
 	assert_int_equal(l.conf.engine.max_conns, def.max_conns);
 	assert_int_equal(l.conf.engine.max_persist, def.max_persist);
 	assert_memory_equal(l.conf.engine.timeout_s, def.timeout_s, sizeof(def.timeout_s));

@@ -5,9 +5,10 @@
 # `systemd-analyze verify`; and lbd, started as systemd would start it
 # (NOTIFY_SOCKET set, --pidfile) in a namespace of our own, sends READY=1
 # and a STATUS only once it runs, writes its pid file and removes it at exit
-# -- with the unit's capability bounding set (CAP_NET_ADMIN CAP_NET_RAW) and
-# no-new-privileges applied by setpriv, and a sync section bound to an
-# interface, so that what the unit allows is shown to be enough.
+# -- with the unit's capability bounding set and no-new-privileges applied
+# by setpriv, and a sync section bound to an interface, so that what the
+# unit allows is shown to be enough (the kernel fast path, on by default,
+# loads within it).
 set -u
 . "$(dirname "$0")/lib.bash"
 T=$(mktemp -d /tmp/lb-install.XXXXXX)
@@ -78,7 +79,8 @@ else
 	note "systemd-analyze not installed: unit not verified"
 fi
 for line in Type=notify Before=keepalived.service Restart=on-failure \
-	'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH' ProtectSystem=strict \
+	'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON' \
+	SystemCallFilter=@system-service SystemCallFilter=bpf ProtectSystem=strict \
 	'ReadWritePaths=/run/lbd /var/lib/lbd' RuntimeDirectory=lbd PrivateTmp=yes NoNewPrivileges=yes; do
 	check "unit: $line" grep -qx "$line" "$U"
 done
@@ -100,7 +102,8 @@ sync: { node_id = 1; peer_id = 2; local = "198.18.2.1"; peer = "198.18.2.2"; int
 CONF
 CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' "$T/usr/lib/systemd/system/lbd.service" |
 	tr 'A-Z ' 'a-z\n' | sed -n 's/^cap_/+/p' | paste -sd, -)
-check "the unit's bounding set read ($CAPS)" [ "$CAPS" = "+net_admin,+net_raw,+setuid,+setgid,+dac_read_search" ]
+check "the unit's bounding set read ($CAPS)" \
+	[ "$CAPS" = "+net_admin,+net_raw,+setuid,+setgid,+dac_read_search,+bpf,+perfmon" ]
 # A notify socket of our own: every datagram lbd sends, one per line.
 "$PY" -c '
 import os, socket, sys
@@ -133,6 +136,11 @@ expect_eq "lbd runs as nobody with CAP_NET_ADMIN only (Uid, CapPrm, CapEff, CapA
 	"$(awk '/^Cap(Prm|Eff|Amb):/ { printf "%s ", $2 } /^Uid:/ { printf "uid %s ", $2 }' \
 	   "/proc/$LBD_PID/status" 2>&1)" \
 	"uid 65534 0000000000001000 0000000000001000 0000000000001000 "
+# the fast path is on by default: its program loaded within the unit's
+# bounding set, before lbd gave up root
+expect_eq "its kernel fast path loaded with those capabilities" \
+	"$(ip netns exec "$NS" "$S/usr/local/sbin/lbctl" -s "$T/lbd.sock" stats 2>&1 |
+	   awk '$1 == "fast_path" { print $2 }')" standby
 check "its rules are installed (iptables-restore ran with those capabilities)" \
 	bash -c "ip netns exec '$NS' iptables -t raw -S LBI-PRE | grep -q NFQUEUE"
 check "no check or start-up error in its log" bash -c "! grep -E 'error|check:' '$T/lbd.log'"
