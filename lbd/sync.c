@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -52,6 +53,10 @@ struct lbd_sync {
 	unsigned nqueues;
 	int fd;
 	int wake_fd;			/* written by workers (defer mode) */
+	atomic_uint_fast64_t woken_us;	/* the oldest wake not yet run, 0: none */
+	uint64_t wakes, wake_total_us, wake_max_us;	/* under node_lock: from a
+					 * worker's wake to the loop's run (an
+					 * urgent record's wait to be sent) */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct lb_worker *worker;	/* counts the imports */
@@ -114,8 +119,9 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 static void op_wake(void *arg)
 {
 	struct lbd_sync *s = arg;
-	uint64_t one = 1;
+	uint64_t one = 1, none = 0;
 
+	atomic_compare_exchange_strong(&s->woken_us, &none, clock_mono_us());
 	if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("sync: wake: %s", strerror(errno));
 }
@@ -262,6 +268,25 @@ static void watch_events(struct lbd_sync *s, uint64_t now_ms)
 	*w = n;
 }
 
+/*
+ * How long the last wake waited for the loop to run the node (node_lock
+ * held): an urgent record (a state change, a max_lag burst) is sent then,
+ * and what dies with the active is what waits here (docs/drills.md, the
+ * replay's model).
+ */
+static void note_wake(struct lbd_sync *s)
+{
+	uint64_t at = atomic_exchange(&s->woken_us, 0), d;
+
+	if (!at)
+		return;
+	d = clock_mono_us() - at;
+	s->wakes++;
+	s->wake_total_us += d;
+	if (d > s->wake_max_us)
+		s->wake_max_us = d;
+}
+
 void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLLFDS],
 		  uint64_t now_ms)
 {
@@ -275,6 +300,7 @@ void lbd_sync_run(struct lbd_sync *s, const struct pollfd p[static LBD_SYNC_POLL
 	if (p[0].revents & POLLIN)
 		receive(s, now_ms);
 	sync_node_tick(s->node, now_ms);
+	note_wake(s);
 	log_auth_failures(s, now_ms);
 	log_key_state(s);
 	watch_events(s, now_ms);
@@ -477,5 +503,9 @@ void lbd_sync_print(struct lbd_sync *s, FILE *out)
 	fprintf(out, "sync_foreign_source %llu\nsync_send_errors %llu\nsync_key_state %d\n",
 		(unsigned long long)s->foreign_source, (unsigned long long)s->send_errors,
 		(int)sync_link_key_state(sync_node_link(s->node)));
+	fprintf(out, "sync_wakes %llu\nsync_wake_avg_us %llu\nsync_wake_max_us %llu\n",
+		(unsigned long long)s->wakes,
+		(unsigned long long)(s->wakes ? s->wake_total_us / s->wakes : 0),
+		(unsigned long long)s->wake_max_us);
 	pthread_mutex_unlock(&s->node_lock);
 }

@@ -126,4 +126,7 @@ sig=$(fp_stat lb1 fp_signals)
 check "pair: the program signalled the moving connection (${sig:-0} signals)" \
 	[ "${sig:-0}" -ge 150 ]
 expect_eq "pair: no signal lost to a full ring" "$(fp_stat lb1 fp_signals_lost)" 0
+sync_stat() { "$LAB" ctl "$1" sync | awk -v k="$2" '$1 == k { print $2 }'; }
+note "pair: lb1's sync wakes $(sync_stat lb1 sync_wakes), waiting for the loop" \
+	"$(sync_stat lb1 sync_wake_avg_us) us on average, $(sync_stat lb1 sync_wake_max_us) us at most"
 finish
