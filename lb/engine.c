@@ -324,13 +324,36 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
 }
 
 /*
+ * True when c (locked) has moved a quarter of max_lag in a direction since
+ * its last record at more than twice the rate that record told the peer.
+ * The peer's takeover slack grows with that rate; right after a handshake it
+ * knows none, and a burst could run past twice max_lag before the max_lag
+ * record, made in the last moments before a crash, leaves the active. So a
+ * connection that speeds up is re-sent early, once per doubling.
+ */
+static int rate_outrun(const struct lb_engine *e, const struct lb_conn *c, uint64_t now_ms)
+{
+	uint64_t elapsed = now_ms > c->last_sync_ms ? now_ms - c->last_sync_ms : 1;
+
+	for (int d = 0; d < 2; d++) {
+		uint64_t moved = c->bytes[d] - c->sync_bytes[d];
+
+		if (moved >= e->repl_conf.max_lag / 4 &&
+		    moved * 1000u / elapsed > 2u * (uint64_t)c->rate[d])
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * After an accepted packet of c (locked): a state change is replicated at
  * once (queued for the next flush, where the connection's other changes of
  * that flush join it: a short connection's handshake and close travel as one
  * record); otherwise window movement at most every interval, or sooner once
- * it moved max_lag bytes (a burst inside one interval must not leave the
- * peer further behind than the takeover slack covers: urgent, sent without
- * waiting for company); a connection that went quiet with unreplicated
+ * it moved max_lag bytes, or a quarter of it at twice its replicated rate
+ * (a burst inside one interval must not leave the peer further behind than
+ * the takeover slack covers: urgent, sent without waiting for company); a
+ * connection that went quiet with unreplicated
  * movement is flushed by the wake timer. So the peer is never more than
  * about one interval, and never more than max_lag bytes, behind.
  */
@@ -343,7 +366,8 @@ uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct l
 	if (!e->repl || repl_skip_half_open(e, c, now_ms))
 		return 0;
 	burst = c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
-		c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag;
+		c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag ||
+		rate_outrun(e, c, now_ms);
 	if (burst || c->tcp.state != before || now_ms - c->last_sync_ms >= interval)
 		return repl_emit(e, w, c, now_ms, burst);
 	if (!(c->flags & LB_CONN_F_DIRTY)) {

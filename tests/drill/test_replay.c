@@ -389,25 +389,26 @@ static void test_unsynced_async(void **state)
 	const char *json;
 
 	(void)state;
-	/* Before record 3, the client's ACK: the SYN and SYN/ACK passed; the
-	 * SYN's record left (urgent: before the next packet), the SYN/ACK's,
-	 * the active's last packet, had not, and the link takes 50 ms. */
+	/* Before record 3, the client's ACK: the SYN and SYN/ACK passed, but
+	 * their records had not left the active (the replay gives lbd's sync
+	 * thread 1 ms to send them), and the link takes 50 ms. */
 	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),
 				"--failover-at", "3", "--sync-delay", "50", "--json",
 				path_of("fast.json"), NULL), 1);
 	assert_report_has("sync link        loss 0.0%, delay 50 ms, defer off");
 	assert_report_has("failover         before record #3");
 	assert_report_has("unsynced 1, LOST 0, MISMATCH 0");
-	/* The standby has it half-open (the SYN's record): it refuses the ACK
-	 * of a SYN/ACK it never saw, whose record was 0.1 ms old. */
-	assert_report_has("unsynced    9 packet(s) dropped (drop_bad_state), first at #3");
-	assert_report_has("the standby was behind: last state change 0.1 ms before the failover");
+	assert_report_has("unsynced    9 packet(s) dropped (drop_no_conn), first at #3");
+	/* Not on the standby at all: the report gives its creation's age (the
+	 * SYN, 0.2 ms); the JSON the age of its last state change (the
+	 * SYN/ACK, 0.1 ms). */
+	assert_report_has("not on the standby: created 0.2 ms before the failover");
 	assert_report_has("result: LOSS");
 	json = read_file(path_of("fast.json"));
 	assert_non_null(strstr(json, "\"unsynced\":1,"));
 	assert_non_null(strstr(json, "\"exit\":1,"));
 	assert_non_null(strstr(json, "\"status\":\"unsynced\",\"dropped\":9,\"first_record\":3,"
-				     "\"reason\":\"drop_bad_state\",\"held\":true,\"age_ms\":0.100}"));
+				     "\"reason\":\"drop_no_conn\",\"held\":false,\"age_ms\":0.100}"));
 
 	/* The same point named by time: 0.2 ms from the start is record 3. */
 	assert_int_equal(replay("--pcap", path_of("fast.pcap"), "--config", path_of("lb.conf"),

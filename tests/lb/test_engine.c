@@ -1087,22 +1087,89 @@ static void test_repl_urgent_only_for_bursts(void **state)
 	assert_int_equal(ru.records, 3);
 	assert_int_equal(ru.urgent, 0);
 	assert_int_equal(ru.last_state, LB_TCP_ESTABLISHED);
-	/* Within the interval: nothing until max_lag bytes have moved. */
+	/* Within the interval: nothing until max_lag bytes have moved (late in
+	 * it: at under twice the handshake's rate, which a quarter of max_lag
+	 * at a faster pace would re-send early: test_repl_rate_learned_early). */
 	for (int i = 0; i < 6; i++)
-		assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1400, 0, T0 + 1),
+		assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1400, 0, T0 + 190),
 				 LB_VERDICT_ACCEPT);
 	assert_int_equal(ru.records, 3);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1400, 0, T0 + 1),
+		assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1400, 0, T0 + 190),
 				 LB_VERDICT_ACCEPT);
 	assert_int_equal(ru.records, 4);
 	assert_int_equal(ru.urgent, 1);
 	/* A close is a state change again: replicated, not urgent. */
-	assert_int_equal(client_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 2),
+	assert_int_equal(client_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 191),
 			 LB_VERDICT_ACCEPT);
 	assert_int_equal(ru.records, 5);
 	assert_int_equal(ru.urgent, 1);
 	lb_engine_set_repl(f->e, NULL, NULL, NULL);
+}
+
+struct repl_rate {
+	unsigned conns, urgent;
+	uint32_t rate;			/* of the last record, client to server */
+};
+
+static uint64_t rate_conn(void *arg, const struct lb_conn_state *st, int urgent)
+{
+	struct repl_rate *r = arg;
+
+	r->conns++;
+	r->urgent += !!urgent;
+	r->rate = st->rate[LB_DIR_ORIG];
+	return 0;
+}
+
+/* n segments of 60000 bytes from the client at now, each acknowledged. */
+static void burst(struct fx *f, struct flow *fl, int n, uint64_t now)
+{
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(client_send(f, fl, LB_TCP_ACK, 60000, 0, now), LB_VERDICT_ACCEPT);
+		assert_int_equal(backend_send(f, fl, LB_TCP_ACK, 0, 0, now), LB_VERDICT_ACCEPT);
+	}
+}
+
+/*
+ * The peer's takeover slack grows with the rate a record tells it; the
+ * handshake's records tell it almost none. A connection that moves a
+ * quarter of max_lag at more than twice the rate last replicated is re-sent
+ * at once, before max_lag: a burst right after the handshake must not leave
+ * the peer with only the handshake's rate if the max_lag record dies with
+ * the active. Once per doubling: the same pace again sends nothing early.
+ */
+static void test_repl_rate_learned_early(void **state)
+{
+	static const struct lb_repl_ops ops = { rate_conn, count_delete, count_persist };
+	const struct lb_repl_conf conf = { .interval_ms = 200, .max_lag = 1u << 20 };
+	struct fx *f = *state;
+	struct repl_rate r = { 0 };
+	struct flow fl;
+	unsigned after_handshake;
+
+	lb_engine_set_repl(f->e, &ops, &r, &conf);
+	flow_init(&fl, 0, 80, 44000, 80);
+	flow_open(f, &fl, T0);
+	after_handshake = r.conns;
+	assert_true(r.rate < 100000);
+	/* 240,000 bytes in 10 ms: under a quarter of max_lag, nothing. */
+	burst(f, &fl, 4, T0 + 10);
+	assert_int_equal(r.conns, after_handshake);
+	/* The fifth segment makes 300,000 (30 MB/s): re-sent, urgent. */
+	burst(f, &fl, 1, T0 + 10);
+	assert_int_equal(r.conns, after_handshake + 1);
+	assert_int_equal(r.urgent, 1);	/* the handshake's were not */
+	assert_true(r.rate >= 29000000u);
+	/* The same pace: nothing early (the interval's record is later). */
+	burst(f, &fl, 5, T0 + 20);
+	assert_int_equal(r.conns, after_handshake + 1);
+	/* Then 600,000 more in the next millisecond: over twice 30 MB/s since
+	 * the record (after the seventh segment), re-sent once more. */
+	burst(f, &fl, 10, T0 + 21);
+	assert_int_equal(r.conns, after_handshake + 2);
+	assert_true(r.rate >= 60000000u);
+	f->want[LB_CNT_CONNS_CREATED]++;
 }
 
 static void test_table_full_dropped(void **state)
@@ -1352,6 +1419,7 @@ int main(void)
 		T(test_embryonic_cap),
 		T(test_flood_replicates_only_handshakes),
 		T(test_repl_urgent_only_for_bursts),
+		T(test_repl_rate_learned_early),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),
 		T(test_partial_checksums_completed),
