@@ -66,8 +66,8 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 	f = &to->inbox[(to->head + to->n++) % QUEUE_MAX];
 	memcpy(f->buf, buf, len);
 	f->len = (uint16_t)len;
-	/* An urgent record (a state change, a max_lag burst, anything in
-	 * defer mode) wakes lbd's sync thread at once, and it sends the whole
+	/* An urgent record (a max_lag burst, anything in defer mode) wakes
+	 * lbd's sync thread at once, and it sends the whole
 	 * queue: its datagrams leave within the millisecond. Only records
 	 * that wait to be batched leave a flush delay later. */
 	f->left = p->now + (s->urgent ? 0 : p->conf.flush_delay_ms);
