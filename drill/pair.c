@@ -290,3 +290,8 @@ struct lb_engine *drill_pair_standby(struct drill_pair *p)
 {
 	return p->side[!p->active].engine;
 }
+
+int drill_pair_peer_up(struct drill_pair *p)
+{
+	return sync_node_peer_up(p->side[p->active].node);
+}
