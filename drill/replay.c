@@ -97,6 +97,7 @@ struct opts {
 	int verbose;
 	int auto_services;
 	int full_sweep;		/* --sweep-full: every point replays it all */
+	uint32_t jobs;		/* failover points replayed at once */
 	size_t max_conns;
 };
 
@@ -118,6 +119,10 @@ struct replay {
 	uint32_t *next_in_lane;		/* per packet: its lane's next one, or NO_PKT */
 	uint8_t *clean_after;		/* per packet: every later packet of its lane
 					 * is one the reference forwarded, none a SYN */
+	uint8_t *lane_seq;		/* per lane: its service schedules by sequence
+					 * (rr, wrr): every SYN must be replayed */
+	uint32_t *seq_starts;		/* first packets of those lanes, in order */
+	size_t nseq_starts;
 	const uint32_t *find_idx;	/* reports go through these connections only */
 	size_t nfind;			/* (a linear sweep's findings), else all */
 };
@@ -227,25 +232,42 @@ static int tcp_same(const struct lb_tcp *a, const struct lb_tcp *b, int with_sla
  * judges the tuple's later packets as the reference's entry after j does.
  * Takeover slack (which the reference never has) is used only when the
  * exact window check fails, that is on a packet the reference drops, and
- * in SYN_RECV: without such packets later, it changes nothing.
+ * in SYN_RECV: without such packets later, it changes nothing. Another
+ * backend changes only the rewritten bytes: once the connection is already
+ * "rescheduled" or "mismatch" (sticky), nothing later changes its status.
+ * A lane whose service schedules by sequence settles only when no SYN
+ * follows in it (each SYN must reach the scheduler).
  */
-static int lane_settled(const struct replay *r, size_t j, const struct lane_state *cur)
+static int lane_settled(const struct replay *r, size_t j, const struct lane_state *cur,
+			int sticky)
 {
 	const struct lane_state *ref = &r->ref_state[j];
+	int clean = r->clean_after[j];
 
 	if (cur->present != ref->present)
 		return 0;
+	if (r->lane_seq[r->lane[r->t.pkts[j].conn]] && !clean)
+		return 0;
 	if (!cur->present)
 		return 1;
-	if (!lb_addr_equal(&cur->backend, &ref->backend) ||
-	    cur->backend_port != ref->backend_port || cur->expires_ms != ref->expires_ms ||
-	    cur->persist_ms != ref->persist_ms || !tcp_same(&cur->tcp, &ref->tcp, 0))
+	if ((!lb_addr_equal(&cur->backend, &ref->backend) ||
+	     cur->backend_port != ref->backend_port) && !(sticky && clean))
+		return 0;
+	if (cur->expires_ms != ref->expires_ms || cur->persist_ms != ref->persist_ms ||
+	    !tcp_same(&cur->tcp, &ref->tcp, 0))
 		return 0;
 	return tcp_same(&cur->tcp, &ref->tcp, 1) ||
-	       (cur->tcp.state >= LB_TCP_ESTABLISHED && r->clean_after[j]);
+	       (cur->tcp.state >= LB_TCP_ESTABLISHED && clean);
 }
 
 static const struct drill_trace *qsort_trace;
+
+static int u32_order(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static int tuple_order(const void *a, const void *b)
 {
@@ -844,6 +866,8 @@ struct point_out {
 	struct conn_result *res;	/* and their results */
 };
 
+#define SWEEP_JOBS_MAX 16
+
 struct walk {
 	struct drill_pair *p;
 	uint64_t now, offset;
@@ -863,21 +887,73 @@ struct walk {
 	size_t ntouch;
 	uint32_t *heap;			/* next packets of diverged lanes */
 	size_t nheap;
-	struct point_out *out;
+	struct point_out *out;		/* the child's slot */
+	/* the points in flight, a ring: */
+	struct point_out *slot[SWEEP_JOBS_MAX];
+	pid_t slot_pid[SWEEP_JOBS_MAX];
+	size_t slot_k[SWEEP_JOBS_MAX];
+	size_t jobs, head, inflight;
+	void *shared;
+	size_t shared_len;
 };
 
-static int history_free(const struct replay *r)
+/* True when connection c is one of service sv's. */
+static int conn_of(const struct replay *r, size_t c, const struct lb_service_conf *sv)
 {
-	if (r->o.max_conns < r->t.nconns || r->conf.engine.max_embryonic < r->t.nconns)
-		return 0;
-	for (size_t n = 0; n < r->conf.nservices; n++) {
-		const struct lb_service_conf *sv = &r->conf.services[n];
+	return r->t.conns[c].orig.dport == sv->port &&
+	       lb_addr_equal(&r->t.conns[c].orig.dst, &sv->vip);
+}
 
-		if (sv->nbackends != 1 || sv->persistence_s || sv->backends[0].max_conns ||
-		    sv->backends[0].drain)
-			return 0;
+/*
+ * How a service's choice of backend for a new connection depends on the
+ * past: not at all (one backend; sh and mh hash the client), on the number
+ * of choices made (rr, wrr), or on the state of other connections (lc,
+ * wlc, persistence, backend limits).
+ */
+enum sched_dep { DEP_NONE, DEP_SEQUENCE, DEP_STATE };
+
+static enum sched_dep service_dep(const struct lb_service_conf *sv)
+{
+	if (sv->persistence_s)
+		return DEP_STATE;
+	for (size_t b = 0; b < sv->nbackends; b++)
+		if (sv->backends[b].max_conns || sv->backends[b].drain)
+			return DEP_STATE;
+	if (sv->nbackends <= 1 || strcmp(sv->scheduler, "sh") == 0 ||
+	    strcmp(sv->scheduler, "mh") == 0)
+		return DEP_NONE;
+	return strcmp(sv->scheduler, "rr") == 0 || strcmp(sv->scheduler, "wrr") == 0
+		       ? DEP_SEQUENCE : DEP_STATE;
+}
+
+/*
+ * Marks the lanes of sequence-scheduled services (lane_seq, seq_starts);
+ * returns 1 when lanes may be skipped at all: no connection of a
+ * state-scheduled service, and a table and half-open limit the capture
+ * cannot fill.
+ */
+static int classify_lanes(struct replay *r)
+{
+	int ok = r->o.max_conns >= r->t.nconns && r->conf.engine.max_embryonic >= r->t.nconns;
+
+	for (size_t n = 0; ok && n < r->conf.nservices; n++) {
+		const struct lb_service_conf *sv = &r->conf.services[n];
+		enum sched_dep dep = service_dep(sv);
+
+		for (size_t c = 0; dep != DEP_NONE && c < r->t.nconns; c++) {
+			if (!conn_of(r, c, sv))
+				continue;
+			if (dep == DEP_STATE)
+				ok = 0;
+			r->lane_seq[r->lane[c]] = 1;
+		}
 	}
-	return 1;
+	for (size_t l = 0; l < r->nlanes; l++)
+		if (r->lane_seq[l])
+			r->seq_starts[r->nseq_starts++] = r->lane_first[l];
+	qsort_trace = &r->t;
+	qsort(r->seq_starts, r->nseq_starts, sizeof(*r->seq_starts), u32_order);
+	return ok;
 }
 
 static void heap_push(struct walk *w, uint32_t v)
@@ -985,7 +1061,8 @@ static void child_packet(struct replay *r, struct walk *w, size_t k, size_t j)
 	walk_touch(w, c);
 	w->cursor[l] = (uint32_t)j;
 	lane_state_get(drill_pair_active(w->p), &r->t.conns[c].orig, w->now, t_pkt, &cur);
-	walk_dirty(w, l, !lane_settled(r, j, &cur));
+	walk_dirty(w, l, !lane_settled(r, j, &cur, r->conns[c].status == CS_MISMATCH ||
+						     r->conns[c].status == CS_RESCHEDULED));
 }
 
 /* The child: the statuses, the tally and the findings, into w->out. */
@@ -1052,6 +1129,11 @@ static void child_point(struct replay *r, struct walk *w, size_t k)
 		if (w->diverged[l] && nx != NO_PKT)
 			heap_push(w, nx);
 	}
+	/* Lanes of rr and wrr services that begin later: each SYN moves the
+	 * scheduler (they are replayed from their first packet). */
+	for (size_t q = 0; i < r->t.npkts && q < r->nseq_starts; q++)
+		if (r->seq_starts[q] >= i)
+			heap_push(w, r->seq_starts[q]);
 	while (w->nheap) {
 		uint32_t j = heap_pop(w), l = r->lane[r->t.pkts[j].conn];
 
@@ -1062,26 +1144,17 @@ static void child_point(struct replay *r, struct walk *w, size_t k)
 	child_finish(r, w, k, fail_us);
 }
 
-/* The parent: runs point k in a child and reports what it found. */
-static int sweep_point(struct replay *r, struct walk *w, struct sweep_sum *s, size_t k,
-		       char *err, size_t errlen)
+/* The parent: reports the oldest point in flight, once its child is done. */
+static int finish_point(struct replay *r, struct walk *w, struct sweep_sum *s, char *err,
+			size_t errlen)
 {
-	struct point_out *o = w->out;
+	size_t slot = w->head, k = w->slot_k[slot];
+	struct point_out *o = w->slot[slot];
 	int st;
-	pid_t pid;
 
-	o->done = 0;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		child_point(r, w, k);
-		_exit(0);
-	}
-	while (waitpid(pid, &st, 0) < 0)
+	w->head = (w->head + 1) % w->jobs;
+	w->inflight--;
+	while (waitpid(w->slot_pid[slot], &st, 0) < 0)
 		if (errno != EINTR) {
 			snprintf(err, errlen, "waitpid: %s", strerror(errno));
 			return -1;
@@ -1104,6 +1177,45 @@ static int sweep_point(struct replay *r, struct walk *w, struct sweep_sum *s, si
 	return 0;
 }
 
+/*
+ * The parent: runs point k in a child, up to --jobs at once (a child waits
+ * for the CPU, not only computes, on a busy machine); reported in order.
+ */
+static int start_point(struct replay *r, struct walk *w, struct sweep_sum *s, size_t k,
+		       char *err, size_t errlen)
+{
+	size_t slot;
+	pid_t pid;
+
+	if (w->inflight == w->jobs && finish_point(r, w, s, err, errlen) < 0)
+		return -1;
+	slot = (w->head + w->inflight) % w->jobs;
+	w->out = w->slot[slot];
+	w->out->done = 0;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		child_point(r, w, k);
+		_exit(0);
+	}
+	w->slot_pid[slot] = pid;
+	w->slot_k[slot] = k;
+	w->inflight++;
+	return 0;
+}
+
+/* After an error: the children still running are waited for, not reported. */
+static void reap_points(struct walk *w)
+{
+	for (; w->inflight; w->inflight--, w->head = (w->head + 1) % w->jobs)
+		while (waitpid(w->slot_pid[w->head], NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
 static void *shared_alloc(size_t len)
 {
 	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1111,7 +1223,7 @@ static void *shared_alloc(size_t len)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-static void walk_free(struct walk *w, size_t out_len)
+static void walk_free(struct walk *w)
 {
 	drill_pair_free(w->p);
 	free(w->last_state);
@@ -1124,21 +1236,28 @@ static void walk_free(struct walk *w, size_t out_len)
 	free(w->touched);
 	free(w->touch);
 	free(w->heap);
-	if (w->out)
-		munmap(w->out, out_len);
+	if (w->shared)
+		munmap(w->shared, w->shared_len);
 }
 
-static int walk_new(struct replay *r, struct walk *w, size_t *out_len, char *err,
-		    size_t errlen)
+static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 {
 	struct drill_pair_conf pc = { .conf = &r->conf, .max_conns = r->o.max_conns,
 				      .loss = r->o.loss, .delay_ms = r->o.delay_ms,
 				      .defer = r->o.defer, .seed = PAIR_SEED };
 	size_t nc = r->t.nconns + 1, nl = r->nlanes + 1;
+	size_t slot_len = (sizeof(struct point_out) + nc * (sizeof(uint32_t) +
+							    sizeof(struct conn_result)) + 63) & ~(size_t)63;
 	uint8_t *m;
 
-	*out_len = sizeof(struct point_out) + nc * (sizeof(uint32_t) + sizeof(struct conn_result));
-	*w = (struct walk){ .now = START_MS, .history_free = history_free(r) };
+	*w = (struct walk){ .now = START_MS, .jobs = r->o.jobs };
+	r->lane_seq = calloc(nl, 1);
+	r->seq_starts = calloc(nl, sizeof(*r->seq_starts));
+	if (!r->lane_seq || !r->seq_starts) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->history_free = classify_lanes(r);
 	w->last_state = calloc(nc, 1);
 	w->cursor = calloc(nl, sizeof(*w->cursor));
 	w->alive = calloc(nl, sizeof(*w->alive));
@@ -1148,17 +1267,21 @@ static int walk_new(struct replay *r, struct walk *w, size_t *out_len, char *err
 	w->dirty = calloc(nl, sizeof(*w->dirty));
 	w->touched = calloc(nc, 1);
 	w->touch = calloc(nc, sizeof(*w->touch));
-	w->heap = calloc(nl, sizeof(*w->heap));
-	m = shared_alloc(*out_len);
+	w->heap = calloc(nl + 1, sizeof(*w->heap));
+	w->shared_len = slot_len * w->jobs;
+	w->shared = m = shared_alloc(w->shared_len);
 	if (!w->last_state || !w->cursor || !w->alive || !w->alive_pos || !w->diverged ||
 	    !w->in_dirty || !w->dirty || !w->touched || !w->touch || !w->heap || !m) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	w->out = (struct point_out *)(void *)m;
-	w->out->idx = (uint32_t *)(void *)(m + sizeof(struct point_out));
-	w->out->res = (struct conn_result *)(void *)(m + sizeof(struct point_out) +
-						    nc * sizeof(uint32_t));
+	for (size_t j = 0; j < w->jobs; j++, m += slot_len) {
+		struct point_out *o = (struct point_out *)(void *)m;
+
+		o->idx = (uint32_t *)(void *)(m + sizeof(*o));
+		o->res = (struct conn_result *)(void *)(m + sizeof(*o) + nc * sizeof(uint32_t));
+		w->slot[j] = o;
+	}
 	w->p = drill_pair_new(&pc, &w->now, err, errlen);
 	if (!w->p)
 		return -1;
@@ -1170,15 +1293,17 @@ static int sweep_linear(struct replay *r, struct sweep_sum *s, uint32_t every, c
 			size_t errlen)
 {
 	struct walk w;
-	size_t out_len;
-	int rc = walk_new(r, &w, &out_len, err, errlen);
+	int rc = walk_new(r, &w, err, errlen);
 
 	for (size_t i = 0; rc == 0 && i < r->t.npkts; i++) {
 		if (i >= 1 && (i - 1) % every == 0)
-			rc = sweep_point(r, &w, s, i, err, errlen);
+			rc = start_point(r, &w, s, i, err, errlen);
 		walk_packet(r, &w, i);
 	}
-	walk_free(&w, out_len);
+	while (rc == 0 && w.inflight)
+		rc = finish_point(r, &w, s, err, errlen);
+	reap_points(&w);
+	walk_free(&w);
 	return rc;
 }
 
@@ -1232,6 +1357,7 @@ static void usage(FILE *f)
 		"  --sweep         fail over at every packet boundary (--every N: every Nth)\n"
 		"  --sweep-full    the same, replaying the whole capture for every point\n"
 		"                  (slow: the check of the linear sweep)\n"
+		"  --jobs N        failover points a sweep replays at once (default: 2 per CPU)\n"
 		"  --sync-loss P   probability (0-1, or N%%) that a sync datagram is lost\n"
 		"  --sync-delay MS one-way delay of the sync link (default 1)\n"
 		"  --defer         zero-loss mode (hold connection setup until replicated)\n"
@@ -1288,6 +1414,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
 		{ "auto-services", no_argument, NULL, 'A' },
 		{ "sweep-full", no_argument, NULL, 'F' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n;
@@ -1310,12 +1437,19 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'v': o->verbose = 1; break;
 		case 'A': o->auto_services = 1; break;
 		case 'F': o->sweep = o->full_sweep = 1; break;
+		case 'J': if (num_parse_u64(optarg, 1, SWEEP_JOBS_MAX, &n)) goto bad; o->jobs = (uint32_t)n; break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
 		}
 	}
 	if (!o->pcap || (!o->config && !o->auto_services) || optind != argc)
 		goto bad;
+	if (!o->jobs) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		/* twice the CPUs: a child also waits for one, on a busy machine */
+		o->jobs = cpus < 1 ? 2 : cpus >= SWEEP_JOBS_MAX / 2 ? SWEEP_JOBS_MAX : (uint32_t)cpus * 2;
+	}
 	return 0;
 bad:
 	usage(stderr);
@@ -1391,6 +1525,8 @@ static void teardown(struct replay *r)
 	free(r->lane_last);
 	free(r->next_in_lane);
 	free(r->clean_after);
+	free(r->lane_seq);
+	free(r->seq_starts);
 	drill_trace_free(&r->t);
 	lb_conf_free(&r->conf);
 }
