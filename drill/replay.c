@@ -1164,15 +1164,20 @@ static int finish_point(struct replay *r, struct walk *w, struct sweep_sum *s, c
 			 (unsigned long long)r->t.pkts[k].index, st);
 		return -1;
 	}
-	for (size_t f = 0; f < o->nfind; f++)
+	/* The point's results stand in for the walk's own entries (which it has
+	 * moved on since: last_change_us) while they are written out. */
+	for (size_t f = 0; f < o->nfind; f++) {
+		struct conn_result own = r->conns[o->idx[f]];
+
 		r->conns[o->idx[f]] = o->res[f];
+		o->res[f] = own;
+	}
 	r->find_idx = o->idx;
 	r->nfind = o->nfind;
 	sweep_note(s, r, k, o->fail_us, &o->t);
 	r->find_idx = NULL;
 	for (size_t f = 0; f < o->nfind; f++)
-		r->conns[o->idx[f]] = (struct conn_result){
-			.last_change_us = o->res[f].last_change_us };
+		r->conns[o->idx[f]] = o->res[f];
 	sweep_progress(s);
 	return 0;
 }
