@@ -98,6 +98,7 @@ struct opts {
 	int auto_services;
 	int full_sweep;		/* --sweep-full: every point replays it all */
 	uint32_t jobs;		/* failover points replayed at once */
+	uint64_t max_mem;	/* --max-memory, bytes; 0: what the system has */
 	size_t max_conns;
 };
 
@@ -1354,7 +1355,7 @@ static void usage(FILE *f)
 		"usage: lbdrill replay --pcap FILE (--config FILE | --auto-services)\n"
 		"                      [--failover-at RECORD|TIME] [--sweep [--every N]]\n"
 		"                      [--sync-loss P] [--sync-delay MS] [--defer] [--max-conns N]\n"
-		"                      [--json FILE] [--verbose]\n"
+		"                      [--json FILE] [--verbose] [--jobs N] [--max-memory MB]\n"
 		"  --auto-services every TCP server in the capture becomes a service with one\n"
 		"                  backend (with --config: its settings, not its services)\n"
 		"  --failover-at   before this record of the capture (a number), or at this time\n"
@@ -1363,6 +1364,8 @@ static void usage(FILE *f)
 		"  --sweep-full    the same, replaying the whole capture for every point\n"
 		"                  (slow: the check of the linear sweep)\n"
 		"  --jobs N        failover points a sweep replays at once (default: 2 per CPU)\n"
+		"  --max-memory MB what the replay may hold (default: the system's available\n"
+		"                  memory); a larger capture is refused with what it needs\n"
 		"  --sync-loss P   probability (0-1, or N%%) that a sync datagram is lost\n"
 		"  --sync-delay MS one-way delay of the sync link (default 1)\n"
 		"  --defer         zero-loss mode (hold connection setup until replicated)\n"
@@ -1420,6 +1423,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "auto-services", no_argument, NULL, 'A' },
 		{ "sweep-full", no_argument, NULL, 'F' },
 		{ "jobs", required_argument, NULL, 'J' },
+		{ "max-memory", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n;
@@ -1442,6 +1446,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'v': o->verbose = 1; break;
 		case 'A': o->auto_services = 1; break;
 		case 'F': o->sweep = o->full_sweep = 1; break;
+		case 'M': if (num_parse_u64(optarg, 1, 1u << 30, &n)) goto bad; o->max_mem = n << 20; break;
 		case 'J': if (num_parse_u64(optarg, 1, SWEEP_JOBS_MAX, &n)) goto bad; o->jobs = (uint32_t)n; break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
@@ -1478,6 +1483,66 @@ static size_t failover_index(const struct replay *r)
 	return k < r->t.npkts ? k : r->t.npkts - 1;
 }
 
+/* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb * 1024u;
+}
+
+/*
+ * What the replay will hold beside the trace: per packet, the reference's
+ * and the run's results and the reference's entry state; per connection,
+ * results and lanes; three engines' tables; the pair's datagrams in flight
+ * (at most 2 x 4096 x 1.5 KiB). A sweep's children copy only what they
+ * write of it.
+ */
+static uint64_t replay_bytes(const struct replay *r)
+{
+	struct lb_engine_conf ec = r->conf.engine;
+	uint64_t per_pkt = 2 * sizeof(struct pkt_result) + sizeof(struct lane_state) + 2 *
+			   sizeof(uint32_t) + 1;
+	uint64_t per_conn = sizeof(struct conn_result) + 8 * sizeof(uint32_t) + 4;
+
+	ec.max_conns = r->o.max_conns;
+	return (uint64_t)r->t.npkts * per_pkt + (uint64_t)r->t.nconns * per_conn +
+	       3 * (uint64_t)lb_engine_mem_bytes(&ec) + 2 * 4096 * 1536 + SCRATCH_BYTES;
+}
+
+/* The trace as loaded: its packets' records and kept bytes, its connections. */
+static uint64_t trace_bytes(const struct drill_trace *t)
+{
+	uint64_t n = (uint64_t)t->npkts * sizeof(*t->pkts) + (uint64_t)t->nconns * sizeof(*t->conns);
+
+	for (size_t i = 0; i < t->npkts; i++)
+		n += t->pkts[i].stored;
+	return n;
+}
+
+/* A capture too large for this machine is refused, with what it would need. */
+static int check_memory(const struct replay *r, char *err, size_t errlen)
+{
+	uint64_t need = replay_bytes(r), have = r->o.max_mem ? r->o.max_mem : mem_available();
+
+	if (!have || need <= have)
+		return 0;
+	snprintf(err, errlen, "%s: %zu packets in %zu connections: the replay would need "
+		 "%llu MiB more (beside the %llu MiB the capture's trace holds), and %llu MiB "
+		 "are allowed; cut the capture (editcap -r) or replay it on a larger machine",
+		 r->o.pcap, r->t.npkts, r->t.nconns, (unsigned long long)(need >> 20),
+		 (unsigned long long)(trace_bytes(&r->t) >> 20),
+		 (unsigned long long)(have >> 20));
+	return -1;
+}
+
 static int setup(struct replay *r, char *err, size_t errlen)
 {
 	int rc;
@@ -1500,6 +1565,8 @@ static int setup(struct replay *r, char *err, size_t errlen)
 	 * configuration sets one, none evicts. */
 	if (!r->conf.engine.max_embryonic)
 		r->conf.engine.max_embryonic = r->o.max_conns;
+	if (check_memory(r, err, errlen) < 0)
+		return -1;
 	r->ref = calloc(r->t.npkts, sizeof(*r->ref));
 	r->run = calloc(r->t.npkts, sizeof(*r->run));
 	r->conns = calloc(r->t.nconns, sizeof(*r->conns));

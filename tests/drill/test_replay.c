@@ -713,6 +713,11 @@ static void test_input_errors(void **state)
 	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config", path_of("other.conf"),
 				NULL), 2);
 	assert_one_error("clean.pcap: no TCP packet of a configured service (44 records)");
+	/* More than the memory allowed: refused, with what it would need. */
+	assert_int_equal(replay("--pcap", path_of("clean.pcap"), "--config", path_of("lb.conf"),
+				"--max-memory", "1", NULL), 2);
+	assert_one_error("clean.pcap: 44 packets in 4 connections: the replay would need ");
+	assert_non_null(strstr(err_text, "and 1 MiB are allowed"));
 	/* A configuration is not a capture. */
 	assert_int_equal(replay("--pcap", path_of("lb.conf"), "--config", path_of("lb.conf"),
 				NULL), 2);
