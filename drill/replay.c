@@ -1252,8 +1252,9 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 				      .loss = r->o.loss, .delay_ms = r->o.delay_ms,
 				      .defer = r->o.defer, .seed = PAIR_SEED };
 	size_t nc = r->t.nconns + 1, nl = r->nlanes + 1;
-	size_t slot_len = (sizeof(struct point_out) + nc * (sizeof(uint32_t) +
-							    sizeof(struct conn_result)) + 63) & ~(size_t)63;
+	/* each slot: the header, the findings' indices, their results (aligned) */
+	size_t res_off = (sizeof(struct point_out) + nc * sizeof(uint32_t) + 63) & ~(size_t)63;
+	size_t slot_len = (res_off + nc * sizeof(struct conn_result) + 63) & ~(size_t)63;
 	uint8_t *m;
 
 	*w = (struct walk){ .now = START_MS, .jobs = r->o.jobs };
@@ -1285,7 +1286,7 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 		struct point_out *o = (struct point_out *)(void *)m;
 
 		o->idx = (uint32_t *)(void *)(m + sizeof(*o));
-		o->res = (struct conn_result *)(void *)(m + sizeof(*o) + nc * sizeof(uint32_t));
+		o->res = (struct conn_result *)(void *)(m + res_off);
 		w->slot[j] = o;
 	}
 	w->p = drill_pair_new(&pc, &w->now, err, errlen);
