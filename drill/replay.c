@@ -120,8 +120,9 @@ struct replay {
 	uint32_t *next_in_lane;		/* per packet: its lane's next one, or NO_PKT */
 	uint8_t *clean_after;		/* per packet: every later packet of its lane
 					 * is one the reference forwarded, none a SYN */
-	uint8_t *lane_seq;		/* per lane: its service schedules by sequence
-					 * (rr, wrr): every SYN must be replayed */
+	uint8_t *lane_seq;		/* per lane: its service has several backends,
+					 * chosen by rr, wrr, sh or mh: every SYN must
+					 * be replayed */
 	uint32_t *seq_starts;		/* first packets of those lanes, in order */
 	size_t nseq_starts;
 	const uint32_t *find_idx;	/* reports go through these connections only */
@@ -907,9 +908,11 @@ static int conn_of(const struct replay *r, size_t c, const struct lb_service_con
 
 /*
  * How a service's choice of backend for a new connection depends on the
- * past: not at all (one backend; sh and mh hash the client), on the number
- * of choices made (rr, wrr), or on the state of other connections (lc,
- * wlc, persistence, backend limits).
+ * past: not at all (one backend), on the choices made before and on the
+ * engine (rr and wrr count them; sh and mh hash the client with the
+ * engine's seed, which differs between the pair's nodes and the
+ * reference): every new connection's SYN is replayed; or on the state of
+ * other connections (lc, wlc, persistence, backend limits).
  */
 enum sched_dep { DEP_NONE, DEP_SEQUENCE, DEP_STATE };
 
@@ -920,10 +923,10 @@ static enum sched_dep service_dep(const struct lb_service_conf *sv)
 	for (size_t b = 0; b < sv->nbackends; b++)
 		if (sv->backends[b].max_conns || sv->backends[b].drain)
 			return DEP_STATE;
-	if (sv->nbackends <= 1 || strcmp(sv->scheduler, "sh") == 0 ||
-	    strcmp(sv->scheduler, "mh") == 0)
+	if (sv->nbackends <= 1)
 		return DEP_NONE;
-	return strcmp(sv->scheduler, "rr") == 0 || strcmp(sv->scheduler, "wrr") == 0
+	return strcmp(sv->scheduler, "rr") == 0 || strcmp(sv->scheduler, "wrr") == 0 ||
+	       strcmp(sv->scheduler, "sh") == 0 || strcmp(sv->scheduler, "mh") == 0
 		       ? DEP_SEQUENCE : DEP_STATE;
 }
 
@@ -1130,8 +1133,9 @@ static void child_point(struct replay *r, struct walk *w, size_t k)
 		if (w->diverged[l] && nx != NO_PKT)
 			heap_push(w, nx);
 	}
-	/* Lanes of rr and wrr services that begin later: each SYN moves the
-	 * scheduler (they are replayed from their first packet). */
+	/* Lanes of rr, wrr, sh and mh services that begin later: the new
+	 * active may choose another backend (they are replayed from their
+	 * first packet). */
 	for (size_t q = 0; i < r->t.npkts && q < r->nseq_starts; q++)
 		if (r->seq_starts[q] >= i)
 			heap_push(w, r->seq_starts[q]);

@@ -728,14 +728,15 @@ static void test_input_errors(void **state)
  * The linear sweep (one replay, a forked snapshot per point, lanes replayed
  * until they settle) finds exactly what the quadratic one does, whatever
  * the services' schedulers make of the past: one backend (nothing), rr
- * over three (the sequence of SYNs), wlc over three (every connection's
- * state: the linear sweep then replays everything after each failover).
+ * over three (the sequence of SYNs), sh over three (the engine's seed),
+ * wlc over three (every connection's state: the linear sweep then replays
+ * everything after each failover).
  */
 static void test_linear_equals_full(void **state)
 {
 	static const char *const pcaps[] = { "clean.pcap", "fast.pcap", "reuse.pcap",
 					     "late.pcap" };
-	static const char *const confs[] = { "one.conf", "lb.conf", "wlc.conf" };
+	static const char *const confs[] = { "one.conf", "lb.conf", "wlc.conf", "sh.conf" };
 	static const char *const modes[][3] = { { "--sync-delay", "1", NULL },
 						{ "--sync-delay", "50", NULL },
 						{ "--defer", NULL, NULL } };
@@ -743,7 +744,7 @@ static void test_linear_equals_full(void **state)
 
 	(void)state;
 	for (size_t p = 0; p < 4; p++)
-		for (size_t c = 0; c < 3; c++)
+		for (size_t c = 0; c < 4; c++)
 			for (size_t m = 0; m < 3; m++) {
 				int a = replay("--pcap", path_of(pcaps[p]), "--config",
 					       path_of(confs[c]), "--sweep", "--json",
@@ -782,6 +783,7 @@ static int make_files(void **state)
 	write_config("other.conf", 8080);
 	write_config_sched("one.conf", "rr", 1);
 	write_config_sched("wlc.conf", "wlc", 0);
+	write_config_sched("sh.conf", "sh", 0);
 	for (int i = 0; i < 4; i++)
 		clean_packets += connection(c, i, (uint64_t)i * 20000, 5000, i % 2);
 	write_capture(c, "clean.pcap");
@@ -841,7 +843,7 @@ static int remove_files(void **state)
 					     "clean.json", "fast.json", "stdout", "stderr",
 					     "any.pcap", "sweep.json", "lossy.pcap", "wild.pcap",
 					     "audit.json", "reuse.pcap", "late.pcap", "one.conf",
-					     "wlc.conf", "lin.json", "full.json" };
+					     "wlc.conf", "lin.json", "full.json", "sh.conf" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
