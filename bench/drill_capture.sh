@@ -4,7 +4,8 @@
 # few downloads, captured by lb1's lbd with `lbctl capture` (snaplen 128).
 #   bench/drill_capture.sh OUT_PREFIX PACKETS
 # writes OUT_PREFIX.in.pcap (the capture) and OUT_PREFIX.conf (lb1's
-# configuration, which names the VIPs the replay needs).
+# configuration, which names the VIPs the replay needs). With ONE_BACKEND=1,
+# lb1's services keep only their first backend while it records.
 set -u
 . "$(dirname "$0")/../tests/integration/lib.bash"
 OUT=${1:?usage: drill_capture.sh OUT_PREFIX PACKETS}
@@ -14,6 +15,16 @@ lab_start drillcap
 VIP=198.18.0.100
 DEADLINE=$(( $(date +%s) + 900 ))	# whatever happens, at most 15 minutes
 
+if [ "${ONE_BACKEND:-0}" = 1 ]; then
+	"$PY" - "$RUN/lb1.conf" <<'PYEOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = re.sub(r'(backends = \(\s*\{[^}]*\})(,\s*\{[^}]*\})*', r'\1', s)
+open(p, 'w').write(s)
+PYEOF
+	ctl reload >/dev/null || { not_ok "reload with one backend a service"; exit 1; }
+fi
 answer=$(ctl capture start "$RUN/cap" snaplen=128 max_packets="$WANT" 2>&1)
 grep -q '^ok: capturing' <<<"$answer" || { not_ok "capture start ($answer)"; exit 1; }
 PIDS=()

@@ -1105,6 +1105,42 @@ static void child_finish(struct replay *r, struct walk *w, size_t k, uint64_t fa
 	o->done = 1;
 }
 
+/*
+ * A lane alive at the failover only because its tuple comes back: its
+ * connection ended before the failover (entry closed: TIME_WAIT or CLOSE)
+ * and its next packet, nx, a client SYN, starts a new one. A SYN on a
+ * closed entry starts the tracker afresh whatever it held and keeps the
+ * entry's backend, so when both engines still hold a closed entry on the
+ * same backend when the SYN comes, they judge it and all that follows the
+ * same way: the lane is settled without replaying anything. The deadlines
+ * are compared with a second of margin (the clock offsets, tick phases).
+ */
+#define CLOSED_MARGIN_MS 1000
+
+static int closed_lane_settled(const struct replay *r, struct walk *w, uint32_t l, size_t k)
+{
+	uint32_t j = w->cursor[l], nx = r->next_in_lane[j];
+	const struct lane_state *ref = &r->ref_state[j];
+	const struct drill_trace_pkt *syn = &r->t.pkts[nx];
+	struct lane_state cur;
+	uint64_t syn_ms;
+
+	if (j >= k || nx == NO_PKT || syn->dir != LB_DIR_ORIG ||
+	    (syn->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST)) != LB_TCP_SYN ||
+	    r->t.conns[syn->conn].first != nx || !ref->present ||
+	    ref->tcp.state < LB_TCP_TIME_WAIT ||
+	    (r->lane_seq[l] && !r->clean_after[nx]))
+		return 0;
+	syn_ms = pkt_ms(r, nx);
+	if (syn_ms + CLOSED_MARGIN_MS >= pkt_ms(r, j) + ref->expires_ms)
+		return 0;
+	lane_state_get(drill_pair_active(w->p), &r->t.conns[syn->conn].orig, w->now, w->now, &cur);
+	return cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
+	       lb_addr_equal(&cur.backend, &ref->backend) &&
+	       cur.backend_port == ref->backend_port &&
+	       syn_ms + w->offset + CLOSED_MARGIN_MS < w->now + cur.expires_ms;
+}
+
 /* The child: fails over before packet k and judges what follows. */
 static void child_point(struct replay *r, struct walk *w, size_t k)
 {
@@ -1130,7 +1166,7 @@ static void child_point(struct replay *r, struct walk *w, size_t k)
 	for (size_t d = 0; i < r->t.npkts && d < w->ndirty; d++) {
 		uint32_t l = w->dirty[d], nx = r->next_in_lane[w->cursor[l]];
 
-		if (w->diverged[l] && nx != NO_PKT)
+		if (w->diverged[l] && nx != NO_PKT && !closed_lane_settled(r, w, l, k))
 			heap_push(w, nx);
 	}
 	/* Lanes of rr, wrr, sh and mh services that begin later: the new
