@@ -69,4 +69,11 @@ struct lb_engine *drill_pair_active(struct drill_pair *p);
 /* The other one. */
 struct lb_engine *drill_pair_standby(struct drill_pair *p);
 
+/*
+ * True while the active's sync node takes its peer for up (after a
+ * failover, until the dead one's heartbeats are missed): in defer mode a
+ * packet may then be held.
+ */
+int drill_pair_peer_up(struct drill_pair *p);
+
 #endif

@@ -61,7 +61,10 @@ static void op_send(void *arg, const uint8_t *buf, size_t len)
 	struct side *to = &p->side[!s->idx];
 	struct flight *f;
 
-	if (s->dead || len > sizeof(f->buf) || to->n == QUEUE_MAX || uniform(p) < p->conf.loss)
+	/* Nothing reaches a dead node (and its inbox is not written for nothing:
+	 * a sweep's forked children would copy its pages). */
+	if (s->dead || to->dead || len > sizeof(f->buf) || to->n == QUEUE_MAX ||
+	    uniform(p) < p->conf.loss)
 		return;
 	f = &to->inbox[(to->head + to->n++) % QUEUE_MAX];
 	memcpy(f->buf, buf, len);
@@ -349,4 +352,9 @@ struct lb_engine *drill_pair_active(struct drill_pair *p)
 struct lb_engine *drill_pair_standby(struct drill_pair *p)
 {
 	return p->side[!p->active].engine;
+}
+
+int drill_pair_peer_up(struct drill_pair *p)
+{
+	return sync_node_peer_up(p->side[p->active].node);
 }

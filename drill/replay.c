@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "clock.h"
 #include "drill_pair.h"
@@ -20,6 +22,12 @@
 
 #define START_MS 1000000ull	/* simulated clock at the first packet */
 #define TICK_MS 100
+/*
+ * One loss pattern for every failover point: the points of a sweep are then
+ * moments of one history (what the linear sweep replays once), and
+ * --failover-at replays exactly what the sweep found.
+ */
+#define PAIR_SEED 0x1234
 /*
  * NAT changes only headers, and the replay asks for incremental checksum
  * updates, so the engine reads and writes nothing past them: copying and
@@ -60,6 +68,23 @@ struct conn_result {
 	uint64_t last_change_us; /* its last state change on the active, before */
 };
 
+/*
+ * What decides how a tuple's next packets are judged: its entry on an
+ * engine (backend, tracker with takeover slack and maxack, idle timeout).
+ * Two engines whose entries for a tuple are the same judge the tuple's
+ * next packets the same way.
+ */
+struct lane_state {
+	uint8_t present;
+	struct lb_addr backend;
+	uint16_t backend_port;
+	uint32_t expires_ms;	/* from the time the packet was handed in */
+	uint32_t persist_ms;
+	struct lb_tcp tcp;
+};
+
+#define NO_PKT UINT32_MAX
+
 struct opts {
 	const char *pcap, *config, *json;
 	long failover_pkt;	/* record number; 0: none */
@@ -71,6 +96,9 @@ struct opts {
 	uint32_t every;
 	int verbose;
 	int auto_services;
+	int full_sweep;		/* --sweep-full: every point replays it all */
+	uint32_t jobs;		/* failover points replayed at once */
+	uint64_t max_mem;	/* --max-memory, bytes; 0: what the system has */
 	size_t max_conns;
 };
 
@@ -83,7 +111,33 @@ struct replay {
 	struct conn_result *conns;
 	uint8_t *scratch;
 	uint64_t ref_drops[LB_CNT_COUNT];
+	/* For the linear sweep (sweep_linear()): */
+	struct lane_state *ref_state;	/* per packet: its tuple's state after it,
+					 * in the reference */
+	uint32_t *lane;			/* per connection: its tuple's lane */
+	uint32_t nlanes;
+	uint32_t *lane_first, *lane_last; /* per lane: its first and last packet */
+	uint32_t *next_in_lane;		/* per packet: its lane's next one, or NO_PKT */
+	uint8_t *clean_after;		/* per packet: every later packet of its lane
+					 * is one the reference forwarded, none a SYN */
+	uint8_t *lane_seq;		/* per lane: its service has several backends,
+					 * chosen by rr, wrr, sh or mh: every SYN must
+					 * be replayed */
+	uint32_t *seq_starts;		/* first packets of those lanes, in order */
+	size_t nseq_starts;
+	const uint32_t *find_idx;	/* reports go through these connections only */
+	size_t nfind;			/* (a linear sweep's findings), else all */
 };
+
+static size_t report_count(const struct replay *r)
+{
+	return r->find_idx ? r->nfind : r->t.nconns;
+}
+
+static size_t report_conn(const struct replay *r, size_t n)
+{
+	return r->find_idx ? r->find_idx[n] : n;
+}
 
 static uint64_t fnv1a(const uint8_t *p, size_t n)
 {
@@ -137,6 +191,148 @@ static uint64_t pkt_ms(const struct replay *r, size_t i)
 	return START_MS + r->t.pkts[i].ts_us / 1000u;
 }
 
+/* ---- lanes: a tuple's packets, and its entry's state ---- */
+
+/* Tuple's entry on e at now, the packet having been handed in at t_pkt. */
+static void lane_state_get(struct lb_engine *e, const struct lb_tuple *t, uint64_t now,
+			   uint64_t t_pkt, struct lane_state *out)
+{
+	struct lb_conn_info ci;
+
+	memset(out, 0, sizeof(*out));
+	if (lb_engine_conn_live(e, t, now, &ci) < 0)
+		return;
+	out->present = 1;
+	out->backend = ci.state.backend;
+	out->backend_port = ci.state.backend_port;
+	/* A defer hold moves the clock on after the packet; its deadline was
+	 * set when it was handed in, so count from then. */
+	out->expires_ms = ci.state.expires_ms + (uint32_t)(now - t_pkt);
+	out->persist_ms = ci.state.persist_ms;
+	out->tcp = ci.state.tcp;
+}
+
+static int peer_same(const struct lb_tcp_peer *a, const struct lb_tcp_peer *b)
+{
+	/* maxack means something only with its flag: note_ack() overwrites it */
+	return a->end == b->end && a->maxend == b->maxend && a->maxwin == b->maxwin &&
+	       a->wscale == b->wscale && a->flags == b->flags &&
+	       (!(a->flags & LB_TCP_PF_MAXACK) || a->maxack == b->maxack);
+}
+
+static int tcp_same(const struct lb_tcp *a, const struct lb_tcp *b, int with_slack)
+{
+	return a->state == b->state && a->isn[0] == b->isn[0] && a->isn[1] == b->isn[1] &&
+	       peer_same(&a->peer[0], &b->peer[0]) && peer_same(&a->peer[1], &b->peer[1]) &&
+	       a->ign.set == b->ign.set && a->ign.isn == b->ign.isn && a->ign.win == b->ign.win &&
+	       a->ign.wscale == b->ign.wscale &&
+	       (!with_slack || (a->slack[0] == b->slack[0] && a->slack[1] == b->slack[1]));
+}
+
+/*
+ * True when cur, a tuple's entry on the taken-over engine after packet j,
+ * judges the tuple's later packets as the reference's entry after j does.
+ * Takeover slack (which the reference never has) is used only when the
+ * exact window check fails, that is on a packet the reference drops, and
+ * in SYN_RECV: without such packets later, it changes nothing. Another
+ * backend changes only the rewritten bytes: once the connection is already
+ * "rescheduled" or "mismatch" (sticky), nothing later changes its status.
+ * A lane whose service schedules by sequence settles only when no SYN
+ * follows in it (each SYN must reach the scheduler).
+ */
+static int lane_settled(const struct replay *r, size_t j, const struct lane_state *cur,
+			int sticky)
+{
+	const struct lane_state *ref = &r->ref_state[j];
+	int clean = r->clean_after[j];
+
+	if (cur->present != ref->present)
+		return 0;
+	if (r->lane_seq[r->lane[r->t.pkts[j].conn]] && !clean)
+		return 0;
+	if (!cur->present)
+		return 1;
+	if ((!lb_addr_equal(&cur->backend, &ref->backend) ||
+	     cur->backend_port != ref->backend_port) && !(sticky && clean))
+		return 0;
+	if (cur->expires_ms != ref->expires_ms || cur->persist_ms != ref->persist_ms ||
+	    !tcp_same(&cur->tcp, &ref->tcp, 0))
+		return 0;
+	return tcp_same(&cur->tcp, &ref->tcp, 1) ||
+	       (cur->tcp.state >= LB_TCP_ESTABLISHED && clean);
+}
+
+static const struct drill_trace *qsort_trace;
+
+static int u32_order(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int tuple_order(const void *a, const void *b)
+{
+	const struct drill_trace_conn *c = qsort_trace->conns;
+
+	return memcmp(&c[*(const uint32_t *)a].orig, &c[*(const uint32_t *)b].orig,
+		      sizeof(c->orig));
+}
+
+/* Gives every connection its tuple's lane, and every packet its lane's next. */
+static int build_lanes(struct replay *r)
+{
+	size_t nc = r->t.nconns, np = r->t.npkts;
+	uint32_t *ord = malloc(nc * sizeof(*ord) + 1);
+
+	r->lane = malloc(nc * sizeof(*r->lane) + 1);
+	r->next_in_lane = malloc(np * sizeof(*r->next_in_lane) + 1);
+	r->lane_first = malloc(nc * sizeof(*r->lane_first) + 1);
+	r->lane_last = malloc(nc * sizeof(*r->lane_last) + 1);
+	if (!ord || !r->lane || !r->next_in_lane || !r->lane_first || !r->lane_last) {
+		free(ord);
+		return -1;
+	}
+	for (size_t c = 0; c < nc; c++)
+		ord[c] = (uint32_t)c;
+	qsort_trace = &r->t;
+	qsort(ord, nc, sizeof(*ord), tuple_order);
+	r->nlanes = 0;
+	for (size_t n = 0; n < nc; n++) {
+		if (n == 0 || tuple_order(&ord[n - 1], &ord[n]) != 0) {
+			r->lane_first[r->nlanes] = NO_PKT;
+			r->lane_last[r->nlanes++] = NO_PKT;
+		}
+		r->lane[ord[n]] = r->nlanes - 1;
+	}
+	free(ord);
+	for (size_t i = np; i-- > 0;) {
+		uint32_t l = r->lane[r->t.pkts[i].conn];
+
+		if (r->lane_last[l] == NO_PKT)
+			r->lane_last[l] = (uint32_t)i;
+		r->next_in_lane[i] = r->lane_first[l];	/* NO_PKT: none after */
+		r->lane_first[l] = (uint32_t)i;
+	}
+	return 0;
+}
+
+/* After the reference ran: which packets have only clean ones after them. */
+static int build_clean_after(struct replay *r)
+{
+	r->clean_after = malloc(r->t.npkts + 1);
+	if (!r->clean_after)
+		return -1;
+	for (size_t i = r->t.npkts; i-- > 0;) {
+		uint32_t nx = r->next_in_lane[i];
+
+		r->clean_after[i] = nx == NO_PKT ||
+				    (r->ref[nx].accepted && !(r->t.pkts[nx].tcp_flags & LB_TCP_SYN) &&
+				     r->clean_after[nx]);
+	}
+	return 0;
+}
+
 /* The reference: one engine, never failing over. */
 static int run_reference(struct replay *r, char *err, size_t errlen)
 {
@@ -162,6 +358,7 @@ static int run_reference(struct replay *r, char *err, size_t errlen)
 			lb_engine_tick(e, w, next_tick);
 		pkt = prepare(r, e, i, now);
 		record(&r->ref[i], lb_engine_packet(e, w, &pkt, now), &pkt);
+		lane_state_get(e, &r->t.conns[r->t.pkts[i].conn].orig, now, now, &r->ref_state[i]);
 		if (!r->ref[i].accepted)
 			r->ref_drops[pkt.drop_reason]++;
 	}
@@ -169,23 +366,25 @@ static int run_reference(struct replay *r, char *err, size_t errlen)
 	return 0;
 }
 
-/* What the standby held of each connection when the active died. */
-static void note_standby(struct replay *r, struct drill_pair *p, size_t k, uint64_t now)
+/* What the standby held of connection c when the active died. */
+static void note_standby_one(struct replay *r, struct drill_pair *p, size_t c, uint64_t now)
 {
 	struct lb_engine *dead = drill_pair_standby(p), *live = drill_pair_active(p);
+	struct lb_conn_state a, b;
+	int had_a, had_b;
 
-	for (size_t c = 0; c < r->t.nconns; c++) {
-		struct lb_conn_state a, b;
-		int had_a, had_b;
+	had_a = lb_engine_conn_find(dead, &r->t.conns[c].orig, now, &a) == 0;
+	had_b = lb_engine_conn_find(live, &r->t.conns[c].orig, now, &b) == 0;
+	r->conns[c].held = (uint8_t)had_b;
+	r->conns[c].behind = (uint8_t)(had_a && (!had_b || b.tcp.state < a.tcp.state ||
+						 b.created_us < a.created_us));
+}
 
-		if (r->t.conns[c].first >= k)
-			continue;
-		had_a = lb_engine_conn_find(dead, &r->t.conns[c].orig, now, &a) == 0;
-		had_b = lb_engine_conn_find(live, &r->t.conns[c].orig, now, &b) == 0;
-		r->conns[c].held = (uint8_t)had_b;
-		r->conns[c].behind = (uint8_t)(had_a && (!had_b || b.tcp.state < a.tcp.state ||
-							 b.created_us < a.created_us));
-	}
+static void note_standby(struct replay *r, struct drill_pair *p, size_t k, uint64_t now)
+{
+	for (size_t c = 0; c < r->t.nconns; c++)
+		if (r->t.conns[c].first < k)
+			note_standby_one(r, p, c, now);
 }
 
 /* Moves the simulated clock: the capture's time plus what holds added. */
@@ -219,7 +418,7 @@ static int run_failover(struct replay *r, size_t k, uint64_t *fail_us, char *err
 {
 	struct drill_pair_conf pc = { .conf = &r->conf, .max_conns = r->o.max_conns,
 				      .loss = r->o.loss, .delay_ms = r->o.delay_ms,
-				      .defer = r->o.defer, .seed = 0x1234 + k };
+				      .defer = r->o.defer, .seed = PAIR_SEED };
 	uint64_t now = START_MS, offset = 0;
 	uint8_t *last_state = calloc(r->t.nconns, 1);
 	struct drill_pair *p = last_state ? drill_pair_new(&pc, &now, err, errlen) : NULL;
@@ -252,36 +451,46 @@ static int run_failover(struct replay *r, size_t k, uint64_t *fail_us, char *err
 	return 0;
 }
 
+/* Compares packet i (after failover point k) of the run, b, with the reference's. */
+static void judge_packet(struct replay *r, size_t k, size_t i, const struct pkt_result *b)
+{
+	const struct pkt_result *a = &r->ref[i];
+	struct conn_result *c = &r->conns[r->t.pkts[i].conn];
+	int created_after = r->t.conns[r->t.pkts[i].conn].first >= k;
+
+	if (a->accepted && !b->accepted) {
+		if (!c->dropped++ && !c->extra)
+			c->first_bad = i, c->first_reason = b->reason;
+	} else if (!a->accepted && b->accepted) {
+		c->extra++;
+	} else if (a->accepted && a->hash != b->hash && c->status != CS_MISMATCH &&
+		   c->status != CS_RESCHEDULED) {
+		c->status = created_after ? CS_RESCHEDULED : CS_MISMATCH;
+		if (!c->dropped)
+			c->first_bad = i;
+	}
+}
+
+/* Connection n's status, its packets after point k judged. */
+static void judge_status(struct replay *r, size_t k, size_t n)
+{
+	struct conn_result *c = &r->conns[n];
+
+	if (r->t.conns[n].last < k)
+		c->status = CS_BEFORE;
+	else if (c->dropped)
+		c->status = (r->t.conns[n].first < k && c->behind) ? CS_UNSYNCED : CS_LOST;
+	else if (c->status != CS_MISMATCH && c->status != CS_RESCHEDULED)
+		c->status = r->t.conns[n].first >= k ? CS_NEW : CS_SURVIVED;
+}
+
 /* Compares the runs after packet k and gives every connection its status. */
 static void judge(struct replay *r, size_t k)
 {
-	for (size_t i = k; i < r->t.npkts; i++) {
-		const struct pkt_result *a = &r->ref[i], *b = &r->run[i];
-		struct conn_result *c = &r->conns[r->t.pkts[i].conn];
-		int created_after = r->t.conns[r->t.pkts[i].conn].first >= k;
-
-		if (a->accepted && !b->accepted) {
-			if (!c->dropped++ && !c->extra)
-				c->first_bad = i, c->first_reason = b->reason;
-		} else if (!a->accepted && b->accepted) {
-			c->extra++;
-		} else if (a->accepted && a->hash != b->hash && c->status != CS_MISMATCH &&
-			   c->status != CS_RESCHEDULED) {
-			c->status = created_after ? CS_RESCHEDULED : CS_MISMATCH;
-			if (!c->dropped)
-				c->first_bad = i;
-		}
-	}
-	for (size_t n = 0; n < r->t.nconns; n++) {
-		struct conn_result *c = &r->conns[n];
-
-		if (r->t.conns[n].last < k)
-			c->status = CS_BEFORE;
-		else if (c->dropped)
-			c->status = (r->t.conns[n].first < k && c->behind) ? CS_UNSYNCED : CS_LOST;
-		else if (c->status != CS_MISMATCH && c->status != CS_RESCHEDULED)
-			c->status = r->t.conns[n].first >= k ? CS_NEW : CS_SURVIVED;
-	}
+	for (size_t i = k; i < r->t.npkts; i++)
+		judge_packet(r, k, i, &r->run[i]);
+	for (size_t n = 0; n < r->t.nconns; n++)
+		judge_status(r, k, n);
 }
 
 struct tally {
@@ -400,7 +609,8 @@ static void json_conns(FILE *f, const struct replay *r, uint64_t fail_us, int lo
 	int first = 1;
 
 	fputc('[', f);
-	for (size_t n = 0; n < r->t.nconns; n++) {
+	for (size_t m = 0; m < report_count(r); m++) {
+		size_t n = report_conn(r, m);
 		const struct conn_result *c = &r->conns[n];
 
 		if (c->status == CS_BEFORE || c->status == CS_SURVIVED || c->status == CS_NEW ||
@@ -524,7 +734,9 @@ struct sweep_sum {
  */
 static void sweep_findings(const struct replay *r, size_t k, uint64_t fail_us)
 {
-	for (size_t n = 0; n < r->t.nconns; n++) {
+	for (size_t m = 0; m < report_count(r); m++) {
+		size_t n = report_conn(r, m);
+
 		if (!is_finding(r->conns[n].status))
 			continue;
 		printf("  at #%-8llu", (unsigned long long)r->t.pkts[k].index);
@@ -609,6 +821,539 @@ static void sweep_json_close(struct sweep_sum *s, int status)
 	fclose(s->json);
 }
 
+/* The quadratic sweep: every failover point replays the whole capture. */
+static int sweep_full(struct replay *r, struct sweep_sum *s, uint32_t every, char *err,
+		      size_t errlen)
+{
+	for (size_t k = 1; k < r->t.npkts; k += every) {
+		uint64_t fail_us = 0;
+		struct tally t;
+
+		if (run_failover(r, k, &fail_us, err, errlen) < 0)
+			return -1;
+		judge(r, k);
+		count(r, fail_us, &t);
+		sweep_note(s, r, k, fail_us, &t);
+		sweep_progress(s);
+	}
+	return 0;
+}
+
+/*
+ * ---- the linear sweep ----
+ *
+ * The pair replays the capture once. Before each failover point the process
+ * forks: the child, a copy-on-write snapshot of both engines and the sync
+ * link in flight, fails over and replays what follows; the parent goes on.
+ * The child replays only the lanes (a tuple's packets) that can differ from
+ * the reference: those alive at the failover, each until its entry on the
+ * new active is the reference's entry after the same packet (lane_settled());
+ * from then on the lane's packets are judged as the reference judged them.
+ * A lane that begins after the failover starts from no entry on either
+ * engine, so it is the reference's from its first packet, provided that
+ * nothing but its own packets decides how it is treated: one backend per
+ * service, no persistence or backend limits, a table and a half-open limit
+ * the capture cannot fill (history_free()). Otherwise, and while a
+ * defer-mode active can still hold packets for its dead peer (which moves
+ * the clock of every later packet), the child replays every packet.
+ */
+
+/* A failover point's result, from the child, in memory shared with it. */
+struct point_out {
+	int done;
+	uint64_t fail_us;
+	struct tally t;
+	size_t nfind;
+	uint32_t *idx;			/* the findings' connections */
+	struct conn_result *res;	/* and their results */
+};
+
+#define SWEEP_JOBS_MAX 16
+
+struct walk {
+	struct drill_pair *p;
+	uint64_t now, offset;
+	uint8_t *last_state;		/* per connection, for note_change() */
+	uint32_t *cursor;		/* per lane: its last packet handed in */
+	uint32_t *alive, *alive_pos;	/* lanes with packets on both sides */
+	size_t nalive;
+	size_t nbefore, nstarted;	/* connections ended, begun before it */
+	int history_free;
+	/* the child's: */
+	size_t clock_idx;		/* the last packet its clock moved for */
+	uint8_t *diverged, *in_dirty;	/* per lane */
+	uint32_t *dirty;		/* lanes diverged at some time */
+	size_t ndirty;
+	uint8_t *touched;		/* per connection */
+	uint32_t *touch;
+	size_t ntouch;
+	uint32_t *heap;			/* next packets of diverged lanes */
+	size_t nheap;
+	struct point_out *out;		/* the child's slot */
+	/* the points in flight, a ring: */
+	struct point_out *slot[SWEEP_JOBS_MAX];
+	pid_t slot_pid[SWEEP_JOBS_MAX];
+	size_t slot_k[SWEEP_JOBS_MAX];
+	size_t jobs, head, inflight;
+	void *shared;
+	size_t shared_len;
+};
+
+/* True when connection c is one of service sv's. */
+static int conn_of(const struct replay *r, size_t c, const struct lb_service_conf *sv)
+{
+	return r->t.conns[c].orig.dport == sv->port &&
+	       lb_addr_equal(&r->t.conns[c].orig.dst, &sv->vip);
+}
+
+/*
+ * How a service's choice of backend for a new connection depends on the
+ * past: not at all (one backend), on the choices made before and on the
+ * engine (rr and wrr count them; sh and mh hash the client with the
+ * engine's seed, which differs between the pair's nodes and the
+ * reference): every new connection's SYN is replayed; or on the state of
+ * other connections (lc, wlc, persistence, backend limits).
+ */
+enum sched_dep { DEP_NONE, DEP_SEQUENCE, DEP_STATE };
+
+static enum sched_dep service_dep(const struct lb_service_conf *sv)
+{
+	if (sv->persistence_s)
+		return DEP_STATE;
+	for (size_t b = 0; b < sv->nbackends; b++)
+		if (sv->backends[b].max_conns || sv->backends[b].drain)
+			return DEP_STATE;
+	if (sv->nbackends <= 1)
+		return DEP_NONE;
+	return strcmp(sv->scheduler, "rr") == 0 || strcmp(sv->scheduler, "wrr") == 0 ||
+	       strcmp(sv->scheduler, "sh") == 0 || strcmp(sv->scheduler, "mh") == 0
+		       ? DEP_SEQUENCE : DEP_STATE;
+}
+
+/*
+ * Marks the lanes of sequence-scheduled services (lane_seq, seq_starts);
+ * returns 1 when lanes may be skipped at all: no connection of a
+ * state-scheduled service, and a table and half-open limit the capture
+ * cannot fill.
+ */
+static int classify_lanes(struct replay *r)
+{
+	int ok = r->o.max_conns >= r->t.nconns && r->conf.engine.max_embryonic >= r->t.nconns;
+
+	for (size_t n = 0; ok && n < r->conf.nservices; n++) {
+		const struct lb_service_conf *sv = &r->conf.services[n];
+		enum sched_dep dep = service_dep(sv);
+
+		for (size_t c = 0; dep != DEP_NONE && c < r->t.nconns; c++) {
+			if (!conn_of(r, c, sv))
+				continue;
+			if (dep == DEP_STATE)
+				ok = 0;
+			r->lane_seq[r->lane[c]] = 1;
+		}
+	}
+	for (size_t l = 0; l < r->nlanes; l++)
+		if (r->lane_seq[l])
+			r->seq_starts[r->nseq_starts++] = r->lane_first[l];
+	qsort_trace = &r->t;
+	qsort(r->seq_starts, r->nseq_starts, sizeof(*r->seq_starts), u32_order);
+	return ok;
+}
+
+static void heap_push(struct walk *w, uint32_t v)
+{
+	size_t i = w->nheap++;
+
+	for (; i && w->heap[(i - 1) / 2] > v; i = (i - 1) / 2)
+		w->heap[i] = w->heap[(i - 1) / 2];
+	w->heap[i] = v;
+}
+
+static uint32_t heap_pop(struct walk *w)
+{
+	uint32_t top = w->heap[0], v = w->heap[--w->nheap];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= w->nheap)
+			break;
+		if (c + 1 < w->nheap && w->heap[c + 1] < w->heap[c])
+			c++;
+		if (w->heap[c] >= v)
+			break;
+		w->heap[i] = w->heap[c];
+		i = c;
+	}
+	w->heap[i] = v;
+	return top;
+}
+
+static void walk_touch(struct walk *w, uint32_t c)
+{
+	if (!w->touched[c]) {
+		w->touched[c] = 1;
+		w->touch[w->ntouch++] = c;
+	}
+}
+
+static void walk_dirty(struct walk *w, uint32_t l, int diverged)
+{
+	w->diverged[l] = (uint8_t)diverged;
+	if (!w->in_dirty[l]) {
+		w->in_dirty[l] = 1;
+		w->dirty[w->ndirty++] = l;
+	}
+}
+
+static void alive_set(struct walk *w, uint32_t l, int on)
+{
+	if (on) {
+		w->alive_pos[l] = (uint32_t)w->nalive;
+		w->alive[w->nalive++] = l;
+	} else {
+		uint32_t last = w->alive[--w->nalive];
+
+		w->alive[w->alive_pos[l]] = last;
+		w->alive_pos[last] = w->alive_pos[l];
+	}
+}
+
+/* The parent: packet i through the pair, before any failover. */
+static void walk_packet(struct replay *r, struct walk *w, size_t i)
+{
+	uint32_t c = r->t.pkts[i].conn, l = r->lane[c];
+	struct lb_packet pkt;
+
+	w->now = clock_for(r, i, &w->offset, w->now);
+	pkt = prepare(r, drill_pair_active(w->p), i, w->now);
+	drill_pair_packet(w->p, &pkt, &w->now);
+	note_change(r, drill_pair_active(w->p), i, w->last_state, w->now);
+	w->cursor[l] = (uint32_t)i;
+	if (r->lane_first[l] != r->lane_last[l]) {
+		if (i == r->lane_first[l])
+			alive_set(w, l, 1);
+		else if (i == r->lane_last[l])
+			alive_set(w, l, 0);
+	}
+	w->nstarted += r->t.conns[c].first == i;
+	w->nbefore += r->t.conns[c].last == i;
+}
+
+/* The child: packet j (of point k) through the new active, judged. */
+static void child_packet(struct replay *r, struct walk *w, size_t k, size_t j)
+{
+	uint32_t c = r->t.pkts[j].conn, l = r->lane[c];
+	struct lane_state cur;
+	struct pkt_result res;
+	struct lb_packet pkt;
+	uint64_t t_pkt;
+
+	if (j != k) {
+		/* Packets skipped since the last one moved the clock only as the
+		 * first of them did (nothing is held): once, then to j. */
+		if (j > w->clock_idx + 1)
+			w->now = clock_for(r, w->clock_idx + 1, &w->offset, w->now);
+		w->now = clock_for(r, j, &w->offset, w->now);
+	}
+	w->clock_idx = j;
+	t_pkt = w->now;
+	pkt = prepare(r, drill_pair_active(w->p), j, w->now);
+	record(&res, drill_pair_packet(w->p, &pkt, &w->now), &pkt);
+	judge_packet(r, k, j, &res);
+	walk_touch(w, c);
+	w->cursor[l] = (uint32_t)j;
+	lane_state_get(drill_pair_active(w->p), &r->t.conns[c].orig, w->now, t_pkt, &cur);
+	walk_dirty(w, l, !lane_settled(r, j, &cur, r->conns[c].status == CS_MISMATCH ||
+						     r->conns[c].status == CS_RESCHEDULED));
+}
+
+/* The child: the statuses, the tally and the findings, into w->out. */
+static void child_finish(struct replay *r, struct walk *w, size_t k, uint64_t fail_us)
+{
+	struct point_out *o = w->out;
+	size_t alive_touched = 0, new_touched = 0;
+
+	memset(&o->t, 0, sizeof(o->t));
+	o->nfind = 0;
+	for (size_t m = 0; m < w->ntouch; m++) {
+		uint32_t n = w->touch[m];
+		struct conn_result *c = &r->conns[n];
+
+		judge_status(r, k, n);
+		o->t.n[c->status]++;
+		if (r->t.conns[n].first >= k)
+			new_touched++;
+		else
+			alive_touched++;
+		if (c->status == CS_UNSYNCED) {
+			double age = ((double)fail_us - (double)c->last_change_us) / 1000.0;
+
+			if (age > o->t.max_unsynced_age_ms)
+				o->t.max_unsynced_age_ms = age;
+		}
+		if (is_finding(c->status)) {
+			o->idx[o->nfind] = n;
+			o->res[o->nfind++] = *c;
+		}
+	}
+	o->t.n[CS_BEFORE] += w->nbefore;
+	o->t.n[CS_SURVIVED] += w->nstarted - w->nbefore - alive_touched;
+	o->t.n[CS_NEW] += r->t.nconns - w->nstarted - new_touched;
+	o->fail_us = fail_us;
+	o->done = 1;
+}
+
+/*
+ * A lane alive at the failover only because its tuple comes back: its
+ * connection ended before the failover (entry closed: TIME_WAIT or CLOSE)
+ * and its next packet, nx, a client SYN, starts a new one. A SYN on a
+ * closed entry starts the tracker afresh whatever it held and keeps the
+ * entry's backend, so when both engines still hold a closed entry on the
+ * same backend when the SYN comes, they judge it and all that follows the
+ * same way: the lane is settled without replaying anything. The deadlines
+ * are compared with a second of margin (the clock offsets, tick phases).
+ */
+#define CLOSED_MARGIN_MS 1000
+
+static int closed_lane_settled(const struct replay *r, struct walk *w, uint32_t l, size_t k)
+{
+	uint32_t j = w->cursor[l], nx = r->next_in_lane[j];
+	const struct lane_state *ref = &r->ref_state[j];
+	const struct drill_trace_pkt *syn = &r->t.pkts[nx];
+	struct lane_state cur;
+	uint64_t syn_ms;
+
+	if (j >= k || nx == NO_PKT || syn->dir != LB_DIR_ORIG ||
+	    (syn->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST)) != LB_TCP_SYN ||
+	    r->t.conns[syn->conn].first != nx || !ref->present ||
+	    ref->tcp.state < LB_TCP_TIME_WAIT ||
+	    (r->lane_seq[l] && !r->clean_after[nx]))
+		return 0;
+	syn_ms = pkt_ms(r, nx);
+	if (syn_ms + CLOSED_MARGIN_MS >= pkt_ms(r, j) + ref->expires_ms)
+		return 0;
+	lane_state_get(drill_pair_active(w->p), &r->t.conns[syn->conn].orig, w->now, w->now, &cur);
+	return cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
+	       lb_addr_equal(&cur.backend, &ref->backend) &&
+	       cur.backend_port == ref->backend_port &&
+	       syn_ms + w->offset + CLOSED_MARGIN_MS < w->now + cur.expires_ms;
+}
+
+/* The child: fails over before packet k and judges what follows. */
+static void child_point(struct replay *r, struct walk *w, size_t k)
+{
+	uint64_t fail_us = r->t.pkts[k].ts_us;
+	size_t i = k;
+
+	w->now = clock_for(r, k, &w->offset, w->now);
+	drill_pair_advance(w->p, w->now);
+	drill_pair_failover(w->p, &w->now);
+	w->clock_idx = k;
+	for (size_t a = 0; a < w->nalive; a++) {
+		uint32_t l = w->alive[a], c = r->t.pkts[w->cursor[l]].conn;
+
+		walk_dirty(w, l, 1);
+		if (r->t.conns[c].last >= k) {
+			note_standby_one(r, w->p, c, w->now);
+			walk_touch(w, c);
+		}
+	}
+	while (i < r->t.npkts &&
+	       (!w->history_free || (r->o.defer && drill_pair_peer_up(w->p))))
+		child_packet(r, w, k, i++);
+	for (size_t d = 0; i < r->t.npkts && d < w->ndirty; d++) {
+		uint32_t l = w->dirty[d], nx = r->next_in_lane[w->cursor[l]];
+
+		if (w->diverged[l] && nx != NO_PKT && !closed_lane_settled(r, w, l, k))
+			heap_push(w, nx);
+	}
+	/* Lanes of rr, wrr, sh and mh services that begin later: the new
+	 * active may choose another backend (they are replayed from their
+	 * first packet). */
+	for (size_t q = 0; i < r->t.npkts && q < r->nseq_starts; q++)
+		if (r->seq_starts[q] >= i)
+			heap_push(w, r->seq_starts[q]);
+	while (w->nheap) {
+		uint32_t j = heap_pop(w), l = r->lane[r->t.pkts[j].conn];
+
+		child_packet(r, w, k, j);
+		if (w->diverged[l] && r->next_in_lane[j] != NO_PKT)
+			heap_push(w, r->next_in_lane[j]);
+	}
+	child_finish(r, w, k, fail_us);
+}
+
+/* The parent: reports the oldest point in flight, once its child is done. */
+static int finish_point(struct replay *r, struct walk *w, struct sweep_sum *s, char *err,
+			size_t errlen)
+{
+	size_t slot = w->head, k = w->slot_k[slot];
+	struct point_out *o = w->slot[slot];
+	int st;
+
+	w->head = (w->head + 1) % w->jobs;
+	w->inflight--;
+	while (waitpid(w->slot_pid[slot], &st, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(err, errlen, "waitpid: %s", strerror(errno));
+			return -1;
+		}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) || !o->done) {
+		snprintf(err, errlen, "the replay of failover point #%llu failed (status %d)",
+			 (unsigned long long)r->t.pkts[k].index, st);
+		return -1;
+	}
+	/* The point's results stand in for the walk's own entries (which it has
+	 * moved on since: last_change_us) while they are written out. */
+	for (size_t f = 0; f < o->nfind; f++) {
+		struct conn_result own = r->conns[o->idx[f]];
+
+		r->conns[o->idx[f]] = o->res[f];
+		o->res[f] = own;
+	}
+	r->find_idx = o->idx;
+	r->nfind = o->nfind;
+	sweep_note(s, r, k, o->fail_us, &o->t);
+	r->find_idx = NULL;
+	for (size_t f = 0; f < o->nfind; f++)
+		r->conns[o->idx[f]] = o->res[f];
+	sweep_progress(s);
+	return 0;
+}
+
+/*
+ * The parent: runs point k in a child, up to --jobs at once (a child waits
+ * for the CPU, not only computes, on a busy machine); reported in order.
+ */
+static int start_point(struct replay *r, struct walk *w, struct sweep_sum *s, size_t k,
+		       char *err, size_t errlen)
+{
+	size_t slot;
+	pid_t pid;
+
+	if (w->inflight == w->jobs && finish_point(r, w, s, err, errlen) < 0)
+		return -1;
+	slot = (w->head + w->inflight) % w->jobs;
+	w->out = w->slot[slot];
+	w->out->done = 0;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		child_point(r, w, k);
+		_exit(0);
+	}
+	w->slot_pid[slot] = pid;
+	w->slot_k[slot] = k;
+	w->inflight++;
+	return 0;
+}
+
+/* After an error: the children still running are waited for, not reported. */
+static void reap_points(struct walk *w)
+{
+	for (; w->inflight; w->inflight--, w->head = (w->head + 1) % w->jobs)
+		while (waitpid(w->slot_pid[w->head], NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+static void *shared_alloc(size_t len)
+{
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return m == MAP_FAILED ? NULL : m;
+}
+
+static void walk_free(struct walk *w)
+{
+	drill_pair_free(w->p);
+	free(w->last_state);
+	free(w->cursor);
+	free(w->alive);
+	free(w->alive_pos);
+	free(w->diverged);
+	free(w->in_dirty);
+	free(w->dirty);
+	free(w->touched);
+	free(w->touch);
+	free(w->heap);
+	if (w->shared)
+		munmap(w->shared, w->shared_len);
+}
+
+static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
+{
+	struct drill_pair_conf pc = { .conf = &r->conf, .max_conns = r->o.max_conns,
+				      .loss = r->o.loss, .delay_ms = r->o.delay_ms,
+				      .defer = r->o.defer, .seed = PAIR_SEED };
+	size_t nc = r->t.nconns + 1, nl = r->nlanes + 1;
+	/* each slot: the header, the findings' indices, their results (aligned) */
+	size_t res_off = (sizeof(struct point_out) + nc * sizeof(uint32_t) + 63) & ~(size_t)63;
+	size_t slot_len = (res_off + nc * sizeof(struct conn_result) + 63) & ~(size_t)63;
+	uint8_t *m;
+
+	*w = (struct walk){ .now = START_MS, .jobs = r->o.jobs };
+	r->lane_seq = calloc(nl, 1);
+	r->seq_starts = calloc(nl, sizeof(*r->seq_starts));
+	if (!r->lane_seq || !r->seq_starts) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->history_free = classify_lanes(r);
+	w->last_state = calloc(nc, 1);
+	w->cursor = calloc(nl, sizeof(*w->cursor));
+	w->alive = calloc(nl, sizeof(*w->alive));
+	w->alive_pos = calloc(nl, sizeof(*w->alive_pos));
+	w->diverged = calloc(nl, 1);
+	w->in_dirty = calloc(nl, 1);
+	w->dirty = calloc(nl, sizeof(*w->dirty));
+	w->touched = calloc(nc, 1);
+	w->touch = calloc(nc, sizeof(*w->touch));
+	w->heap = calloc(nl + 1, sizeof(*w->heap));
+	w->shared_len = slot_len * w->jobs;
+	w->shared = m = shared_alloc(w->shared_len);
+	if (!w->last_state || !w->cursor || !w->alive || !w->alive_pos || !w->diverged ||
+	    !w->in_dirty || !w->dirty || !w->touched || !w->touch || !w->heap || !m) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t j = 0; j < w->jobs; j++, m += slot_len) {
+		struct point_out *o = (struct point_out *)(void *)m;
+
+		o->idx = (uint32_t *)(void *)(m + sizeof(*o));
+		o->res = (struct conn_result *)(void *)(m + res_off);
+		w->slot[j] = o;
+	}
+	w->p = drill_pair_new(&pc, &w->now, err, errlen);
+	if (!w->p)
+		return -1;
+	w->offset = w->now - START_MS;
+	return 0;
+}
+
+static int sweep_linear(struct replay *r, struct sweep_sum *s, uint32_t every, char *err,
+			size_t errlen)
+{
+	struct walk w;
+	int rc = walk_new(r, &w, err, errlen);
+
+	for (size_t i = 0; rc == 0 && i < r->t.npkts; i++) {
+		if (i >= 1 && (i - 1) % every == 0)
+			rc = start_point(r, &w, s, i, err, errlen);
+		walk_packet(r, &w, i);
+	}
+	while (rc == 0 && w.inflight)
+		rc = finish_point(r, &w, s, err, errlen);
+	reap_points(&w);
+	walk_free(&w);
+	return rc;
+}
+
 static int sweep(struct replay *r, char *err, size_t errlen)
 {
 	uint32_t every = r->o.every ? r->o.every : 1;
@@ -619,18 +1364,9 @@ static int sweep(struct replay *r, char *err, size_t errlen)
 	sweep_json_open(&s, r, every);
 	printf("  findings         every connection lost or altered, by failover record "
 	       "(replay one with --failover-at RECORD)\n");
-	for (size_t k = 1; k < r->t.npkts; k += every) {
-		uint64_t fail_us = 0;
-		struct tally t;
-
-		if (run_failover(r, k, &fail_us, err, errlen) < 0) {
-			sweep_json_close(&s, 2);
-			return -1;
-		}
-		judge(r, k);
-		count(r, fail_us, &t);
-		sweep_note(&s, r, k, fail_us, &t);
-		sweep_progress(&s);
+	if ((r->o.full_sweep ? sweep_full : sweep_linear)(r, &s, every, err, errlen) < 0) {
+		sweep_json_close(&s, 2);
+		return -1;
 	}
 	if (s.progress)
 		fputs("\r\033[K", stderr);
@@ -660,12 +1396,17 @@ static void usage(FILE *f)
 		"usage: lbdrill replay --pcap FILE (--config FILE | --auto-services)\n"
 		"                      [--failover-at RECORD|TIME] [--sweep [--every N]]\n"
 		"                      [--sync-loss P] [--sync-delay MS] [--defer] [--max-conns N]\n"
-		"                      [--json FILE] [--verbose]\n"
+		"                      [--json FILE] [--verbose] [--jobs N] [--max-memory MB]\n"
 		"  --auto-services every TCP server in the capture becomes a service with one\n"
 		"                  backend (with --config: its settings, not its services)\n"
 		"  --failover-at   before this record of the capture (a number), or at this time\n"
 		"                  from its start (1.5s, 1500ms); default: its middle\n"
 		"  --sweep         fail over at every packet boundary (--every N: every Nth)\n"
+		"  --sweep-full    the same, replaying the whole capture for every point\n"
+		"                  (slow: the check of the linear sweep)\n"
+		"  --jobs N        failover points a sweep replays at once (default: 2 per CPU)\n"
+		"  --max-memory MB what the replay may hold (default: the system's available\n"
+		"                  memory); a larger capture is refused with what it needs\n"
 		"  --sync-loss P   probability (0-1, or N%%) that a sync datagram is lost\n"
 		"  --sync-delay MS one-way delay of the sync link (default 1)\n"
 		"  --defer         zero-loss mode (hold connection setup until replicated)\n"
@@ -721,6 +1462,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "max-conns", required_argument, NULL, 'm' }, { "json", required_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
 		{ "auto-services", no_argument, NULL, 'A' },
+		{ "sweep-full", no_argument, NULL, 'F' },
+		{ "jobs", required_argument, NULL, 'J' },
+		{ "max-memory", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n;
@@ -742,12 +1486,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'j': o->json = optarg; break;
 		case 'v': o->verbose = 1; break;
 		case 'A': o->auto_services = 1; break;
+		case 'F': o->sweep = o->full_sweep = 1; break;
+		case 'M': if (num_parse_u64(optarg, 1, 1u << 30, &n)) goto bad; o->max_mem = n << 20; break;
+		case 'J': if (num_parse_u64(optarg, 1, SWEEP_JOBS_MAX, &n)) goto bad; o->jobs = (uint32_t)n; break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
 		}
 	}
 	if (!o->pcap || (!o->config && !o->auto_services) || optind != argc)
 		goto bad;
+	if (!o->jobs) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		/* twice the CPUs: a child also waits for one, on a busy machine */
+		o->jobs = cpus < 1 ? 2 : cpus >= SWEEP_JOBS_MAX / 2 ? SWEEP_JOBS_MAX : (uint32_t)cpus * 2;
+	}
 	return 0;
 bad:
 	usage(stderr);
@@ -771,6 +1524,66 @@ static size_t failover_index(const struct replay *r)
 	return k < r->t.npkts ? k : r->t.npkts - 1;
 }
 
+/* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb * 1024u;
+}
+
+/*
+ * What the replay will hold beside the trace: per packet, the reference's
+ * and the run's results and the reference's entry state; per connection,
+ * results and lanes; three engines' tables; the pair's datagrams in flight
+ * (at most 2 x 4096 x 1.5 KiB). A sweep's children copy only what they
+ * write of it.
+ */
+static uint64_t replay_bytes(const struct replay *r)
+{
+	struct lb_engine_conf ec = r->conf.engine;
+	uint64_t per_pkt = 2 * sizeof(struct pkt_result) + sizeof(struct lane_state) + 2 *
+			   sizeof(uint32_t) + 1;
+	uint64_t per_conn = sizeof(struct conn_result) + 8 * sizeof(uint32_t) + 4;
+
+	ec.max_conns = r->o.max_conns;
+	return (uint64_t)r->t.npkts * per_pkt + (uint64_t)r->t.nconns * per_conn +
+	       3 * (uint64_t)lb_engine_mem_bytes(&ec) + 2 * 4096 * 1536 + SCRATCH_BYTES;
+}
+
+/* The trace as loaded: its packets' records and kept bytes, its connections. */
+static uint64_t trace_bytes(const struct drill_trace *t)
+{
+	uint64_t n = (uint64_t)t->npkts * sizeof(*t->pkts) + (uint64_t)t->nconns * sizeof(*t->conns);
+
+	for (size_t i = 0; i < t->npkts; i++)
+		n += t->pkts[i].stored;
+	return n;
+}
+
+/* A capture too large for this machine is refused, with what it would need. */
+static int check_memory(const struct replay *r, char *err, size_t errlen)
+{
+	uint64_t need = replay_bytes(r), have = r->o.max_mem ? r->o.max_mem : mem_available();
+
+	if (!have || need <= have)
+		return 0;
+	snprintf(err, errlen, "%s: %zu packets in %zu connections: the replay would need "
+		 "%llu MiB more (beside the %llu MiB the capture's trace holds), and %llu MiB "
+		 "are allowed; cut the capture (editcap -r) or replay it on a larger machine",
+		 r->o.pcap, r->t.npkts, r->t.nconns, (unsigned long long)(need >> 20),
+		 (unsigned long long)(trace_bytes(&r->t) >> 20),
+		 (unsigned long long)(have >> 20));
+	return -1;
+}
+
 static int setup(struct replay *r, char *err, size_t errlen)
 {
 	int rc;
@@ -788,15 +1601,29 @@ static int setup(struct replay *r, char *err, size_t errlen)
 		return -1;
 	if (!r->o.max_conns)
 		r->o.max_conns = r->t.nconns * 2 + 1024;
+	/* The table is sized to the capture, so the half-open limit drawn from
+	 * it (a quarter) would be an accident of this replay: unless the
+	 * configuration sets one, none evicts. */
+	if (!r->conf.engine.max_embryonic)
+		r->conf.engine.max_embryonic = r->o.max_conns;
+	if (check_memory(r, err, errlen) < 0)
+		return -1;
 	r->ref = calloc(r->t.npkts, sizeof(*r->ref));
 	r->run = calloc(r->t.npkts, sizeof(*r->run));
 	r->conns = calloc(r->t.nconns, sizeof(*r->conns));
 	r->scratch = calloc(1, SCRATCH_BYTES);
-	if (!r->ref || !r->run || !r->conns || !r->scratch) {
+	r->ref_state = malloc(r->t.npkts * sizeof(*r->ref_state) + 1);
+	if (!r->ref || !r->run || !r->conns || !r->scratch || !r->ref_state || build_lanes(r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return run_reference(r, err, errlen);
+	if (run_reference(r, err, errlen) < 0)
+		return -1;
+	if (build_clean_after(r) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 static void teardown(struct replay *r)
@@ -805,6 +1632,14 @@ static void teardown(struct replay *r)
 	free(r->run);
 	free(r->conns);
 	free(r->scratch);
+	free(r->ref_state);
+	free(r->lane);
+	free(r->lane_first);
+	free(r->lane_last);
+	free(r->next_in_lane);
+	free(r->clean_after);
+	free(r->lane_seq);
+	free(r->seq_starts);
 	drill_trace_free(&r->t);
 	lb_conf_free(&r->conf);
 }

@@ -257,4 +257,12 @@ size_t lb_engine_conn_count(struct lb_engine *e);
 int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
 			struct lb_conn_state *out);
 
+/*
+ * The same as lbctl shows it: the live tracker, takeover slack and this
+ * node's own observations (maxack) included, which decide how the next
+ * segments are judged. Returns 0, or -ENOENT.
+ */
+int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
+			struct lb_conn_info *out);
+
 #endif

@@ -808,19 +808,25 @@ struct foreach_ctx {
 	void *arg;
 };
 
+static void conn_info(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_info *info)
+{
+	*info = (struct lb_conn_info){ .service_id = c->service_id };
+	lb_conn_export(c, now_ms, &info->state);
+	/* The live tracker, takeover slack included: replication leaves the
+	 * slack out, an operator looking at a taken-over connection wants it. */
+	info->state.tcp = c->tcp;
+	for (int d = 0; d < 2; d++) {
+		info->pkts[d] = c->pkts[d];
+		info->bytes[d] = c->bytes[d];
+	}
+}
+
 static void visit_conn(const struct lb_conn *c, void *arg)
 {
 	struct foreach_ctx *x = arg;
-	struct lb_conn_info info = { .service_id = c->service_id };
+	struct lb_conn_info info;
 
-	lb_conn_export(c, x->now_ms, &info.state);
-	/* The live tracker, takeover slack included: replication leaves the
-	 * slack out, an operator looking at a taken-over connection wants it. */
-	info.state.tcp = c->tcp;
-	for (int d = 0; d < 2; d++) {
-		info.pkts[d] = c->pkts[d];
-		info.bytes[d] = c->bytes[d];
-	}
+	conn_info(c, x->now_ms, &info);
 	x->fn(&info, x->arg);
 }
 
@@ -858,6 +864,22 @@ int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64
 	found = dir == LB_DIR_ORIG;
 	if (found)
 		lb_conn_export(c, now_ms, out);
+	lb_conn_unlock(c);
+	return found ? 0 : -ENOENT;
+}
+
+int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
+			struct lb_conn_info *out)
+{
+	enum lb_dir dir;
+	struct lb_conn *c = lb_table_lookup(e->table, orig, &dir);
+	int found;
+
+	if (!c)
+		return -ENOENT;
+	found = dir == LB_DIR_ORIG;
+	if (found)
+		conn_info(c, now_ms, out);
 	lb_conn_unlock(c);
 	return found ? 0 : -ENOENT;
 }
