@@ -56,6 +56,13 @@ struct {
 } fp_conns SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* set by the loader: as fp_conns */
+	__type(key, __u32);
+	__type(value, struct fp_hint);
+} fp_hints SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FP_CNT_COUNT);
 	__type(key, __u32);
@@ -206,8 +213,26 @@ static __always_inline int signal_due(struct fp_conn *c, __u64 now)
  * Takes the connection's lock, checks and tracks. 1 accepted, else a
  * counter; *sig: a replication signal is due.
  */
-static __always_inline int judge(struct fp_conn *c, __u8 dir, const struct seg *s, __u32 len,
-				 int *sig)
+static __always_inline __u32 seq_max32(__u32 a, __u32 b)
+{
+	return (__s32)(b - a) > 0 ? b : a;
+}
+
+/* The engine's newer edges (struct fp_hint); c's lock held. */
+static __always_inline void apply_hint(struct fp_conn *c, const struct fp_hint *h)
+{
+	for (int d = 0; d < 2; d++) {
+		c->peer[d].end = seq_max32(c->peer[d].end, h->peer[d].end);
+		c->peer[d].maxend = seq_max32(c->peer[d].maxend, h->peer[d].maxend);
+		if (h->peer[d].maxwin > c->peer[d].maxwin)
+			c->peer[d].maxwin = h->peer[d].maxwin;
+	}
+	c->hint_gen = h->gen;
+	c->state = FP_STATE_ESTABLISHED;
+}
+
+static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u8 dir,
+				 const struct seg *s, __u32 len, int *sig)
 {
 	struct fp_peer *snd, *rcv;
 	int ok = 0, why = FP_CNT_PASS_STATE;
@@ -216,6 +241,8 @@ static __always_inline int judge(struct fp_conn *c, __u8 dir, const struct seg *
 	snd = dir ? &c->peer[1] : &c->peer[0];
 	rcv = dir ? &c->peer[0] : &c->peer[1];
 	bpf_spin_lock(&c->lock);
+	if (h && h->gen != c->hint_gen)
+		apply_hint(c, h);
 	if (c->state == FP_STATE_ESTABLISHED) {
 		ok = track(snd, rcv, s);
 		why = FP_CNT_PASS_WINDOW;
@@ -237,6 +264,24 @@ static __always_inline void signal(__u32 id)
 
 	count(bpf_ringbuf_output(&fp_ring, &sg, sizeof(sg), 0) ? FP_CNT_SIGNALS_LOST
 							       : FP_CNT_SIGNALS, 1);
+}
+
+/* A FIN or RST of an installed connection goes up: the program stops
+ * forwarding it (FP_STATE_CLOSING) before, not after, the engine reads the
+ * entry back as it takes the connection over. */
+static __always_inline void mark_closing(const struct fp_key *key)
+{
+	struct fp_nat *nat = bpf_map_lookup_elem(&fp_keys, key);
+	struct fp_conn *c;
+
+	if (!nat)
+		return;
+	c = bpf_map_lookup_elem(&fp_conns, &nat->id);
+	if (!c)
+		return;
+	bpf_spin_lock(&c->lock);
+	c->state = FP_STATE_CLOSING;
+	bpf_spin_unlock(&c->lock);
 }
 
 static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
@@ -268,13 +313,16 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	if (th.doff < 5 || tot < hl || tot > skb->len - ETH_HLEN)
 		return pass(FP_CNT_PASS_MALFORMED);
 	tf = ((__u8 *)&th)[13];
-	if ((tf & (TCPF_SYN | TCPF_FIN | TCPF_RST | TCPF_ACK)) != TCPF_ACK)
-		return pass(FP_CNT_PASS_FLAGS);
-
 	__builtin_memcpy(key.src, &ip.saddr, 4);
 	__builtin_memcpy(key.dst, &ip.daddr, 4);
 	key.sport = th.source;
 	key.dport = th.dest;
+	if ((tf & (TCPF_SYN | TCPF_FIN | TCPF_RST | TCPF_ACK)) != TCPF_ACK) {
+		if (tf & (TCPF_FIN | TCPF_RST))
+			mark_closing(&key);
+		return pass(FP_CNT_PASS_FLAGS);
+	}
+
 	nat = bpf_map_lookup_elem(&fp_keys, &key);
 	if (!nat)
 		return pass(FP_CNT_PASS_NO_ENTRY);
@@ -296,7 +344,7 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	s.end = s.seq + (tot - hl);
 	s.win = bpf_ntohs(th.window);
 	id = nat->id;
-	why = judge(c, nat->dir, &s, tot, &sig);
+	why = judge(c, bpf_map_lookup_elem(&fp_hints, &id), nat->dir, &s, tot, &sig);
 	if (why)
 		return pass(why);
 	if (sig)

@@ -27,6 +27,10 @@
 
 /* fp_conn.state: only established connections are handled in the kernel. */
 #define FP_STATE_ESTABLISHED 1
+/* A FIN or RST went up: every later packet goes up too until the engine has
+ * judged it (it takes the entry back, or says established again), so the
+ * entry it reads back holds every packet the program forwarded. */
+#define FP_STATE_CLOSING 2
 
 #define FP_CTL_ENABLED 0x1	/* off: every packet goes up (a capture runs) */
 #define FP_CTL_STACK 0x2	/* return rewritten packets to the stack instead
@@ -66,6 +70,23 @@ struct fp_conn {
 	__u64 bytes[2];
 	__u64 sig_bytes[2];	/* bytes[] at the last signal */
 	__u64 sig_ns;		/* last_seen_ns at the last signal */
+	__u32 hint_gen;		/* the fp_hint last applied */
+	__u32 pad;
+};
+
+/*
+ * What the engine learned of an installed connection from a packet that went
+ * up (fp_hints, same index as fp_conns). lbd writes fp_hints only and never
+ * rewrites an fp_conn after creating it: a read-modify-write from user space
+ * would lose the edges of a packet the program forwarded between the two
+ * calls, and the engine would then refuse the ACK of data it never saw. The
+ * program moves the entry's edges forward to a new hint (gen changed) under
+ * the entry's lock, and sets it established again.
+ */
+struct fp_hint {
+	__u32 gen;
+	__u32 pad;
+	struct fp_peer peer[2];
 };
 
 /* A record in fp_ring: the connection whose entry to read. */

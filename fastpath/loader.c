@@ -36,11 +36,12 @@ struct fp_slot {
 	struct lb_tuple orig_tuple;
 	uint64_t pkts[2], bytes[2];	/* as last reported */
 	uint64_t last_seen_ns;
+	uint32_t hint_gen;		/* the last fp_hint written */
 };
 
 struct fp {
 	struct fp_bpf *skel;
-	int keys_fd, conns_fd, stats_fd, ctl_fd;
+	int keys_fd, conns_fd, hints_fd, stats_fd, ctl_fd;
 	struct ring_buffer *ring;	/* the program's replication signals */
 	void (*sig_fn)(void *arg, const struct lb_tuple *orig,
 		       const struct lb_fastpath_seen *s);
@@ -104,6 +105,7 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 	/* Two keys per connection; the hash map's capacity must hold both.
 	 * Its entries are allocated as connections come, not all up front. */
 	if ((rc = bpf_map__set_max_entries(fp->skel->maps.fp_conns, fp->cap)) ||
+	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_hints, fp->cap)) ||
 	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, fp->cap * 2)) ||
 	    (rc = bpf_map__set_map_flags(fp->skel->maps.fp_keys, BPF_F_NO_PREALLOC))) {
 		snprintf(err, errlen, "cannot size the maps: %s", strerror(-rc));
@@ -120,6 +122,7 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 	}
 	fp->keys_fd = bpf_map__fd(fp->skel->maps.fp_keys);
 	fp->conns_fd = bpf_map__fd(fp->skel->maps.fp_conns);
+	fp->hints_fd = bpf_map__fd(fp->skel->maps.fp_hints);
 	fp->stats_fd = bpf_map__fd(fp->skel->maps.fp_stats);
 	fp->ctl_fd = bpf_map__fd(fp->skel->maps.fp_ctl);
 	fp->ctl = conf->stack ? FP_CTL_STACK : 0;
@@ -279,32 +282,20 @@ static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c
 	return 0;
 }
 
-static uint32_t seq_max(uint32_t a, uint32_t b)
-{
-	return (int32_t)(b - a) > 0 ? b : a;
-}
-
 /*
- * An installed entry takes the engine's edges where they are ahead, and
- * keeps its own (and its counters) where the kernel is. The read and the
- * write are two calls: a packet the program forwards in between loses its
- * edge movement, which leaves the kernel's bounds a packet behind (stricter
- * for checks I and III; the engine, which pulls forward only, stays exact).
+ * An installed entry takes the engine's edges where they are ahead, and keeps
+ * its own (and its counters) where the kernel is: written as a new fp_hint
+ * that the program applies under the entry's lock with its next packet
+ * (fp_abi.h says why lbd never rewrites the entry itself).
  */
 static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
 {
-	struct fp_conn v;
+	struct fp_hint h = { .gen = ++fp->slots[id].hint_gen };
 
-	if (bpf_map_lookup_elem_flags(fp->conns_fd, &id, &v, BPF_F_LOCK))
-		return -errno;
-	for (int d = 0; d < 2; d++) {
-		v.peer[d].end = seq_max(v.peer[d].end, c->peer[d].end);
-		v.peer[d].maxend = seq_max(v.peer[d].maxend, c->peer[d].maxend);
-		if (c->peer[d].maxwin > v.peer[d].maxwin)
-			v.peer[d].maxwin = c->peer[d].maxwin;
-	}
-	v.state = FP_STATE_ESTABLISHED;
-	return bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK) ? -errno : 0;
+	if (h.gen == 0)		/* 0 is a fresh slot's: never a new hint */
+		h.gen = fp->slots[id].hint_gen = 1;
+	peers_to_kernel(c->peer, h.peer);
+	return bpf_map_update_elem(fp->hints_fd, &id, &h, BPF_ANY) ? -errno : 0;
 }
 
 /* A new entry: the connection before its keys, so the program never finds a
@@ -324,7 +315,10 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	v.sig_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	id = fp->free[--fp->nfree];
 	peers_to_kernel(c->peer, v.peer);
-	if (bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
+	/* The slot's hint from its last connection must not apply: gen 0 on
+	 * both, the hint first. */
+	if (bpf_map_update_elem(fp->hints_fd, &id, &(struct fp_hint){ 0 }, BPF_ANY) ||
+	    bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
 		rc = -errno;
 	else
 		rc = put_keys(fp, id, c, &fp->slots[id]);
@@ -333,6 +327,7 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 		return rc;
 	}
 	fp->slots[id].used = 1;
+	fp->slots[id].hint_gen = 0;
 	fp->slots[id].orig_tuple = c->orig;
 	memset(fp->slots[id].pkts, 0, sizeof(fp->slots[id].pkts));
 	memset(fp->slots[id].bytes, 0, sizeof(fp->slots[id].bytes));

@@ -497,6 +497,49 @@ static void test_disabled_passes_everything(void **state)
 	fp_conn_remove(fp, &c.orig, &seen);
 }
 
+/*
+ * A FIN or RST goes up and stops the program forwarding the connection
+ * (fp_pass_state) until the engine has judged it: the engine's read-back
+ * then holds every packet the kernel forwarded. When the engine keeps the
+ * connection established (it refused a blind RST, say), its next install
+ * (a hint the program applies with the next packet) forwards again.
+ */
+static void test_fin_stops_forwarding(void **state)
+{
+	const struct tcase *tc = &cases[0];
+	const struct step fin = { ORIG, CI + 1, SI + 1, F_FA, 502, 0, 0, OK, PLAIN };
+	const struct step data = { REPLY, SI + 1, CI + 1, F_PA, 502, 100, 1, OK, PLAIN };
+	uint64_t before[FP_CNT_COUNT], after[FP_CNT_COUNT];
+	uint8_t in[65600], out[65600];
+	struct lb_fastpath_conn c;
+	struct lb_fastpath_seen seen;
+	size_t len, outlen;
+	struct lb_tcp t;
+
+	(void)state;
+	establish(&t, tc);
+	conn_of(&c, &t);
+	assert_int_equal(fp_conn_install(fp, &c), 0);
+	len = build(&fin, in, sizeof(in));
+	outlen = sizeof(out);
+	assert_int_equal(fp_test_run(fp, in, len, out, &outlen), TC_ACT_OK);
+	assert_memory_equal(in, out, len);		/* the FIN went up */
+	assert_int_equal(fp_counters(fp, before), 0);
+	len = build(&data, in, sizeof(in));
+	outlen = sizeof(out);
+	assert_int_equal(fp_test_run(fp, in, len, out, &outlen), TC_ACT_OK);
+	assert_memory_equal(in, out, len);		/* and so does the data */
+	assert_int_equal(fp_counters(fp, after), 0);
+	assert_int_equal(after[FP_CNT_PASS_STATE] - before[FP_CNT_PASS_STATE], 1);
+	assert_int_equal(after[FP_CNT_FWD_REPLY], before[FP_CNT_FWD_REPLY]);
+	/* The engine says established again. */
+	assert_int_equal(fp_conn_install(fp, &c), 0);
+	outlen = sizeof(out);
+	assert_int_equal(fp_test_run(fp, in, len, out, &outlen), TC_ACT_OK);
+	check_packet(&data, in, len, out, outlen, 1);
+	fp_conn_remove(fp, &c.orig, &seen);
+}
+
 static void test_ipv6_refused(void **state)
 {
 	struct lb_fastpath_conn c = { 0 };
@@ -538,6 +581,7 @@ int main(void)
 		cmocka_unit_test(test_sweep_reports_movement),
 		cmocka_unit_test(test_signal_after_bytes),
 		cmocka_unit_test(test_disabled_passes_everything),
+		cmocka_unit_test(test_fin_stops_forwarding),
 		cmocka_unit_test(test_ipv6_refused),
 		cmocka_unit_test(test_full_map),
 	};

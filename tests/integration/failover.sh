@@ -31,30 +31,9 @@ defer) export LAB_DEFER=1 ;;
 *) echo "FAILOVER_VARIANT '$VARIANT': use plain, loss or defer" >&2; exit 2 ;;
 esac
 export LAB_HA=1
-LBDRILL=${LAB_BUILD_DIR:-$REPO/build}/lbdrill
 OUT=
 DRILL_PIDS=
-
-# running PID: our child runs (an exited, unreaped child is a zombie, for
-# which kill -0 would still succeed).
-running() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# Our own background streams go first, then the lab (lib.bash).
-drill_cleanup() {
-	local rc=$? pid
-	for pid in $DRILL_PIDS; do
-		running "$pid" || continue
-		kill -TERM "$pid" 2>/dev/null
-		wait_until 5 eval "! running $pid" || kill -KILL "$pid" 2>/dev/null
-	done
-	[ -z "$OUT" ] || rm -rf "$OUT"
-	(exit "$rc")
-	lab_cleanup
-}
+. "$(dirname "$0")/pair_drill.bash"
 
 # ---- helpers
 
@@ -64,12 +43,6 @@ elapsed_ms() { echo $(( (${EPOCHREALTIME/./} - T0) / 1000 )); }
 at() {
 	local wait_ms=$(( $1 * 1000 - $(elapsed_ms) ))
 	[ "$wait_ms" -le 0 ] || sleep "$(awk -v m="$wait_ms" 'BEGIN { printf "%.3f", m / 1000 }')"
-}
-role() { lab role "$1" 2>/dev/null; }
-lb_stat() { lab ctl "$1" stats 2>/dev/null | awk -v n="$2" '$1 == n { print $2; f = 1 } END { if (!f) print "" }'; }
-sync_counter() { lab ctl "$1" sync 2>/dev/null | awk -v n="$2" '$1 == n { print $2 }'; }
-floating_on() {
-	ip -n "$LAB_PREFIX-$1" -o addr show | grep -cE ' inet6? (198\.18\.0\.100|198\.18\.1\.1|2001:db8::100|2001:db8:1::1)/'
 }
 floating_all_on() { [ "$(floating_on "$1")" = 4 ]; }
 
@@ -95,13 +68,6 @@ failover() {
 	expect_eq "$survivor holds the VIPs and back gateways (v4, v6)" "$(floating_on "$survivor")" 4
 	expect_eq "keepalived on $survivor is MASTER" "$(lab vrrp "$survivor")" MASTER
 	takeover_note "$survivor"
-}
-
-# takeover_note LB: what set LB's takeover off and lbd's share of it.
-takeover_note() {
-	local s
-	s=$(lab ctl "$1" stats 2>/dev/null | awk '$1 ~ /^takeovers_|^takeover_(vip|deferred|master|lbd)/ { printf "%s=%s ", $1, $2 }')
-	note "$1: ${s:-no takeover figures}"
 }
 
 # forged_datagrams: 5 datagrams with a plausible prefix ('L' 'B' 1 0), junk
@@ -132,13 +98,13 @@ for _ in range(5):
 
 check_forgery() {
 	local before after conns_before conns_after counted fs_before fs_after hm
-	before=$(sync_counter lb2 sync_bad_hmac)
-	fs_before=$(sync_counter lb2 sync_foreign_source)
+	before=$(sync_stat lb2 sync_bad_hmac)
+	fs_before=$(sync_stat lb2 sync_foreign_source)
 	conns_before=$(lb_stat lb2 conns)
 	check "5 sync datagrams from another port sent to lb2" stranger_datagrams
 	sleep 0.5
-	fs_after=$(sync_counter lb2 sync_foreign_source)
-	hm=$(sync_counter lb2 sync_bad_hmac)
+	fs_after=$(sync_stat lb2 sync_foreign_source)
+	hm=$(sync_stat lb2 sync_bad_hmac)
 	# The loss variant drops some of them on lb2's sync interface first
 	# (the lab's loss rule matches the sync port): all that arrive count.
 	local fs=$((fs_after - fs_before)) fs_ok=0
@@ -151,7 +117,7 @@ check_forgery() {
 		"$fs_ok:$hm" "1:$before"
 	check "5 forged sync datagrams sent to lb2" forged_datagrams
 	sleep 0.5
-	after=$(sync_counter lb2 sync_bad_hmac)
+	after=$(sync_stat lb2 sync_bad_hmac)
 	conns_after=$(lb_stat lb2 conns)
 	if [ -z "$before" ] || [ -z "$after" ]; then
 		not_ok "lb2's 'lbctl sync' shows sync_bad_hmac (no such counter or command yet)"
@@ -172,9 +138,6 @@ start_stream() {
 		--rate "$RATE" --json "$OUT/$1.json" --report-every 5 >"$OUT/$1.out" 2>"$OUT/$1.err" &
 	DRILL_PIDS="$DRILL_PIDS $!"
 }
-
-# json FILE KEY: one number from lbdrill's JSON.
-json() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
 
 # verdict NAME CONNS: TAP lines from one lbdrill's results.
 verdict() {

@@ -91,6 +91,7 @@ expect_eq "capture stop resumes the fast path" \
 
 drops=$(ctl stats | awk '/^drop_/ && $1 != "drop_bad_state" && $2 != 0')
 check "no unexpected drops (${drops:-none})" [ -z "$drops" ]
+[ -z "$drops" ] || ctl stats | awk '/^fp_|^pkts_|^conns/ && $2 != 0 { print "# " $0 }'
 lost=$(ctl stats | awk '/_verdicts_lost|_queue_dropped|_user_dropped/ { s += $2 } END { print s + 0 }')
 expect_eq "no packet lost in the kernel queues" "$lost" 0
 

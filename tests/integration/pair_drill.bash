@@ -1,6 +1,8 @@
-# Helpers shared by the pair drills (sync_partition.sh, split_brain.sh):
-# background lbdrill streams through the VIP and their verdicts, a node's
-# counters and state. Source after lib.bash; set OUT and DRILL_PIDS.
+# Helpers shared by the pair drills (failover.sh, sync_partition.sh,
+# split_brain.sh, tests/soak/soak.sh): background lbdrill streams through the
+# VIP and their verdicts, a node's counters and state. Source after lib.bash;
+# set OUT and DRILL_PIDS. A suite whose streams or verdicts differ defines its
+# own start_stream / verdict after sourcing this file.
 LBDRILL=${LAB_BUILD_DIR:-$REPO/build}/lbdrill
 
 # running PID: our child runs (a zombie does not count).
@@ -74,5 +76,7 @@ verdict() {
 
 # takeover_note LB: what set LB's takeovers off and lbd's share of the last.
 takeover_note() {
-	note "$1: $(lab ctl "$1" stats 2>/dev/null | awk '$1 ~ /^takeovers_|^takeover_(vip|deferred|master|lbd)/ { printf "%s=%s ", $1, $2 }')"
+	local s
+	s=$(lab ctl "$1" stats 2>/dev/null | awk '$1 ~ /^takeovers_|^takeover_(vip|deferred|master|lbd)/ { printf "%s=%s ", $1, $2 }')
+	note "$1: ${s:-no takeover figures}"
 }

@@ -25,31 +25,11 @@ CONNS4=${SOAK_CONNS4:-100}
 CONNS6=${SOAK_CONNS6:-10}
 RATE=16384
 export LAB_HA=1
-LBDRILL=${LAB_BUILD_DIR:-$REPO/build}/lbdrill
 OUT=
 DRILL_PIDS=
+. "$(dirname "$0")/../integration/pair_drill.bash"
 
-running() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-soak_cleanup() {
-	local rc=$? pid
-	for pid in $DRILL_PIDS; do
-		running "$pid" || continue
-		kill -TERM "$pid" 2>/dev/null
-		wait_until 5 eval "! running $pid" || kill -KILL "$pid" 2>/dev/null
-	done
-	[ -z "$OUT" ] || rm -rf "$OUT"
-	(exit "$rc")
-	lab_cleanup
-}
-
-role() { lab ctl "$1" role 2>/dev/null | awk '{ print $2 }'; }
 stats() { lab ctl "$1" stats 2>/dev/null; }
-json() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
 now_s() { echo $(( ${EPOCHREALTIME/./} / 1000000 )); }
 
 # RSS samples: "pid kb" lines per node, and the start time of each pid.
@@ -124,7 +104,7 @@ accounted() {
 declare -A BORN RSS_FIRST RSS_LAST RSS_NODE
 lab_start soak
 OUT=$(mktemp -d /tmp/soak.XXXXXX)
-trap soak_cleanup EXIT
+trap drill_cleanup EXIT
 check "lbdrill is built ($LBDRILL)" test -x "$LBDRILL"
 check "lb2 is ready" eval "lab ctl lb2 ready >/dev/null"
 note "soak: ${SECONDS_TOTAL} s, a failover every ${EVERY} s, $CONNS4 + $CONNS6 streams"
