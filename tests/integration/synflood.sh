@@ -5,10 +5,10 @@
 #   - new real connections keep succeeding during the flood (counted; each
 #     gets 20 s, room for the client's SYN retransmissions);
 #   - a download established before the flood completes byte-exact;
-#   - the rejections are counted: the SYN queue's overflow
-#     (nfqN_queue_dropped of the last queue), half-open entries capped at
+#   - the rejections are counted: half-open entries capped at
 #     max_embryonic with the oldest evicted (conns_evicted), no SYN finding
-#     the table full;
+#     the table full; the SYN queue's overflow, when lbd cannot take the
+#     whole flood (nfqN_queue_dropped of the last queue), is printed;
 #   - the workers' queues, which carry the SYN/ACKs, the handshakes' ACKs
 #     and every established flow, drop nothing;
 #   - once the flood stops and the (shortened) SYN timeouts pass, the table
@@ -16,8 +16,8 @@
 # The flood is offered at 50,000 SYN/s (the sender at nice -10); on this
 # shared 2-core machine the sender itself (each raw send also pays for the
 # receiving veth's softirq work) reaches 33,000-50,000 of them, which it
-# prints. lbd's engine takes about 15,000-40,000 SYN/s here; the kernel
-# drops the rest from the SYN queue. Without the SYN queue the same flood
+# prints. lbd's engine takes about 15,000-50,000 SYN/s here, with the
+# machine's load; the kernel drops the rest from the SYN queue. Without the SYN queue the same flood
 # overflows the shared queues, real SYN/ACKs wait there longer than a
 # half-open entry lives, and no new connection completed within 10 s
 # (docs/operations.md, SYN floods). With it, a real client's SYN is still
@@ -137,18 +137,23 @@ check "the flood offered at least 250,000 SYNs in $FLOOD_S s (${sent:-0})" \
 created=$(( $(stat conns_created) - created0 )); evicted=$(( $(stat conns_evicted) - evicted0 ))
 synq=$(( $(qdrops $SYNQ $SYNQ) - synq0 )); workq=$(( $(qdrops 0 $((SYNQ - 1))) - workq0 ))
 note "engine took $created SYNs ($(( created / FLOOD_S ))/s), the SYN queue dropped $synq"
-check "the SYN queue overflowed and the kernel counted it (nfq${SYNQ}_queue_dropped $synq)" \
-	[ "$synq" -gt 0 ]
+# Whether the SYN queue overflows depends on how fast this machine is at
+# the moment (lbd took the whole 50,000/s on a quiet one): a figure, not a
+# check. What must hold either way is that the workers' queues did not.
+note "the SYN queue overflowed by $synq SYNs (nfq${SYNQ}_queue_dropped; 0: lbd took the whole flood)"
 expect_eq "the workers' queues (replies, handshakes, established flows) dropped nothing" \
 	"$workq" 0
 # Every entry created beyond the cap pushed out a half-open one (the real
 # connections completed their handshakes and leave no debt). Entries also
-# leave by timing out (conns_expired), and the SYN queue still drains while
-# the counters are read one after the other: a margin of a tenth of a
-# second of arrivals. Without the cap nothing would be evicted at all.
+# leave by timing out: conns_expired counts those and the evicted ones (an
+# evicted entry is freed at the next tick), so the timed-out ones are the
+# difference. The SYN queue still drains while the counters are read one
+# after the other: a margin of a tenth of a second of arrivals. Without the
+# cap nothing would be evicted at all.
 expired=$(( $(stat conns_expired) - expired0 ))
-check "half-open entries capped: $created created ($ok_new real), $evicted evicted, $expired expired, cap $CAP" \
-	[ "$evicted" -ge $(( created - ok_new - bad_new - CAP - expired - created / (FLOOD_S * 10) )) ]
+timed_out=$(( expired > evicted ? expired - evicted : 0 ))
+check "half-open entries capped: $created created ($ok_new real), $evicted evicted, $timed_out timed out, cap $CAP" \
+	[ "$evicted" -ge $(( created - ok_new - bad_new - CAP - timed_out - created / (FLOOD_S * 10) )) ]
 # The table is read entry by entry while SYNs keep coming, so entries
 # created during the read (it takes up to a few hundred ms on a loaded
 # machine) count too: a margin of a third of a second of arrivals. Without
