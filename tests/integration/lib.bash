@@ -65,8 +65,16 @@ lab_start() {
 	[ -n "$RUN" ] || RUN=/tmp/lb-lab-$LAB_PREFIX
 }
 
-# reload_conf: asks lb1's lbd to re-read $RUN/lb1.conf; fails if refused.
-reload_conf() { ctl reload >/dev/null; }
+# reload_conf: lb1 reloads its file; a refusal prints why, with lbd's last
+# log lines, and fails (a silent failure made a whole suite test the old
+# configuration).
+reload_conf() {
+	local out
+	out=$(ctl reload 2>&1) && return 0
+	printf '# reload failed: %s\n' "$out"
+	tail -n 20 "$RUN/lb1.log" 2>/dev/null | sed 's/^/# lb1.log: /'
+	return 1
+}
 
 # set_scheduler NAME [PERSISTENCE]: every service of lb1 uses NAME.
 set_scheduler() {
@@ -75,7 +83,7 @@ set_scheduler() {
 	if [ -n "${2:-}" ]; then
 		sed -i -E "s/(scheduler = \"[a-z]+\";)/\\1 persistence = $2;/" "$RUN/lb1.conf"
 	fi
-	reload_conf
+	check "lb1 reloads with scheduler $1${2:+, persistence $2}" reload_conf
 }
 
 # http_get URL [CURL ARGS...]: body of one request from the client.
