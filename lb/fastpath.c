@@ -110,8 +110,10 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 	 * must see them, or every later packet would fail its checks there
 	 * too and come up. */
 	if (e->fast->install(e->fast_arg, &fc) < 0) {
-		if (!installed)
+		if (!installed && !(c->flags & LB_CONN_F_FAST_REFUSED))
 			lb_worker_count(w, LB_CNT_FAST_INSTALL_FAILED, 1);
+		if (!installed)
+			c->flags |= LB_CONN_F_FAST_REFUSED;
 		return;
 	}
 	if (installed)
@@ -140,8 +142,10 @@ void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
 	fc.peer[0] = c->tcp.peer[0];
 	fc.peer[1] = c->tcp.peer[1];
 	if (e->fast->install(e->fast_arg, &fc) < 0) {
-		if (e->tick_worker && !(c->flags & LB_CONN_F_FAST))
+		if (e->tick_worker && !(c->flags & (LB_CONN_F_FAST | LB_CONN_F_FAST_REFUSED)))
 			lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALL_FAILED, 1);
+		if (!(c->flags & LB_CONN_F_FAST))
+			c->flags |= LB_CONN_F_FAST_REFUSED;
 		return;
 	}
 	if (!(c->flags & LB_CONN_F_FAST) && e->tick_worker)

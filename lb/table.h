@@ -44,6 +44,8 @@ struct lb_conn_node {
 #define LB_CONN_F_SYNCED	0x01	/* came from the peer over the sync channel */
 #define LB_CONN_F_DIRTY		0x02	/* changed since its state was last replicated */
 #define LB_CONN_F_FAST		0x04	/* installed on the kernel fast path */
+#define LB_CONN_F_FAST_REFUSED	0x08	/* the fast path refused it (IPv6, map full):
+					 * counted once, offered again per packet */
 
 struct lb_conn {
 	struct lb_conn_node node[2];	/* by direction; stripe locks */

@@ -87,6 +87,18 @@ static int k_remove(void *arg, const struct lb_tuple *orig, struct lb_fastpath_s
 
 static const struct lb_fastpath_ops k_ops = { k_install, k_read, k_remove };
 
+/* A kernel whose map refuses every entry (full, or an IPv6 tuple). */
+static int k_refuse(void *arg, const struct lb_fastpath_conn *c)
+{
+	struct kernel *k = arg;
+
+	(void)c;
+	k->installs++;
+	return -ENOSPC;
+}
+
+static const struct lb_fastpath_ops k_full_ops = { k_refuse, k_read, k_remove };
+
 struct fx {
 	struct lb_engine *e;
 	struct lb_worker *w;
@@ -259,10 +271,29 @@ static void test_seen_restarts_idle_timeout(void **state)
 			 -ENOENT);
 }
 
+/*
+ * A refused connection stays on NFQUEUE, is offered again with each packet
+ * (the map may have room by then) and is counted once, not per packet.
+ */
+static void test_refused_counted_once(void **state)
+{
+	struct fx *f = *state;
+
+	lb_engine_set_fastpath(f->e, &k_full_ops, &f->k);
+	handshake(f);
+	for (uint32_t i = 0; i < 5; i++)
+		assert_int_equal(send_seg(f, 1, CI + 1 + i * 100, SI + 1, LB_TCP_ACK, 100, T0 + i),
+				 LB_VERDICT_ACCEPT);
+	assert_int_equal(f->k.installs, 6);
+	assert_int_equal(counter(f, LB_CNT_FAST_INSTALL_FAILED), 1);
+	assert_int_equal(counter(f, LB_CNT_FAST_INSTALLS), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_installed_when_established, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catches_up_before_judging, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_without_catch_up_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fin_takes_it_back, setup, teardown),
