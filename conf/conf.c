@@ -118,9 +118,11 @@ static int get_addr(struct reader *r, const config_setting_t *g, const char *nam
 static int read_daemon_extras(struct reader *r, const config_setting_t *g, struct lb_conf *c)
 {
 	const char *metrics = NULL, *group = NULL, *log = NULL, *facility = NULL, *level = NULL;
+	const char *alive = NULL;
 	enum log_level lvl;
 
 	if (get_str(r, g, "metrics", 0, &metrics) < 0 ||
+	    get_str(r, g, "alive_link", 0, &alive) < 0 ||
 	    get_str(r, g, "control_group", 0, &group) < 0 || get_str(r, g, "log", 0, &log) < 0 ||
 	    get_str(r, g, "log_facility", 0, &facility) < 0 ||
 	    get_str(r, g, "log_level", 0, &level) < 0)
@@ -142,6 +144,15 @@ static int read_daemon_extras(struct reader *r, const config_setting_t *g, struc
 		return fail(r, config_setting_get_member(g, "metrics"),
 			    "'metrics' must be ADDRESS:PORT ([ADDRESS]:PORT for IPv6), not '%s'",
 			    metrics);
+	/* An interface name the kernel takes (IFNAMSIZ), in a safe alphabet. */
+	if (alive && (strlen(alive) == 0 || strlen(alive) >= sizeof(c->daemon.alive_link) ||
+		      strspn(alive, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789_.-") != strlen(alive) || *alive == '.'))
+		return fail(r, config_setting_get_member(g, "alive_link"),
+			    "'alive_link' must be an interface name of 1-%zu letters, digits, "
+			    "'_', '.' or '-'", sizeof(c->daemon.alive_link) - 1);
+	if (alive)
+		memmove(c->daemon.alive_link, alive, strlen(alive) + 1);
 	if (group && (strlen(group) == 0 || strlen(group) >= sizeof(c->daemon.control_group)))
 		return fail(r, config_setting_get_member(g, "control_group"),
 			    "'control_group' must be a group name of 1-%zu characters",
@@ -186,7 +197,7 @@ static int read_daemon(struct reader *r, const config_setting_t *g, struct lb_co
 					     "chain", "max_conns", "max_persist", "max_embryonic",
 					     "metrics", "control_group", "log", "log_facility",
 					     "log_level", "user", "fail_open", "fast_path", "syn_queue",
-					     NULL };
+					     "alive_link", NULL };
 	const char *control = c->daemon.control, *chain = c->daemon.chain;
 	const char *user = c->daemon.user;
 	unsigned max_conns = (unsigned)c->engine.max_conns;

@@ -37,6 +37,7 @@ struct lb_daemon_conf {
 	char user[33];		/* run as this user after set-up (root: uid 0 kept) */
 	int fail_open;		/* queue overflow and no lbd: packets pass unqueued */
 	int syn_queue;		/* clients' SYNs to a queue (queue + workers) of their own */
+	char alive_link[16];	/* a TUN link that lives as long as lbd; "" none */
 };
 
 /* The sync channel to the peer (docs/protocol.md); enabled when the section exists. */

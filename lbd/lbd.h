@@ -39,6 +39,7 @@ struct lbd {
 	struct lbd_fastpath *fastpath;	/* the kernel fast path; NULL: off */
 	struct lbd_vipwatch *vipwatch;	/* VIP arrivals; NULL without sync */
 	int ctl_fd;
+	int alive_fd;			/* daemon.alive_link's TUN; -1: none */
 	int sig_fd;
 	int nfq_proc_fd;		/* /proc/net/netfilter/nfnetlink_queue, opened
 					 * while root (it is root's, mode 0440); -1 */

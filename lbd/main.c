@@ -40,6 +40,7 @@
 
 #include "clock.h"
 #include "lbd.h"
+#include "lbd_alive.h"
 #include "lbd_capture.h"
 #include "lbd_check.h"
 #include "lbd_cmd.h"
@@ -147,6 +148,26 @@ static int write_pidfile(struct lbd *d)
 	return 0;
 }
 
+/*
+ * The link says lbd runs, and vanishes with it (lbd_alive.h). Opened as
+ * root: /dev/net/tun is often root's alone. A configured link lbd cannot
+ * hold is fatal: keepalived would track nothing, or another lbd's.
+ */
+static int open_alive_link(struct lbd *d)
+{
+	char err[256];
+
+	if (!d->conf.daemon.alive_link[0])
+		return 0;
+	d->alive_fd = lbd_alive_open(d->conf.daemon.alive_link, err, sizeof(err));
+	if (d->alive_fd < 0) {
+		log_err("alive_link: %s", err);
+		return -1;
+	}
+	log_info("alive_link %s is up; it goes when lbd does", d->conf.daemon.alive_link);
+	return 0;
+}
+
 static int start(struct lbd *d)
 {
 	uint64_t now = clock_mono_ms();
@@ -196,7 +217,8 @@ static int start(struct lbd *d)
 	/* The kernel's queue counters (nfqN_queue_dropped) are root's to
 	 * open; the open file stays readable (lbd_cmd.c re-reads it). */
 	d->nfq_proc_fd = open("/proc/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC);
-	if (d->ctl_fd < 0 || write_pidfile(d) < 0 || drop_privileges(d) < 0)
+	if (d->ctl_fd < 0 || write_pidfile(d) < 0 || open_alive_link(d) < 0 ||
+	    drop_privileges(d) < 0)
 		return -1;
 	/* From here on only the loop makes the engine's control calls. */
 	d->loop = lbd_loop_new(d->engine, d->sync);
@@ -228,6 +250,9 @@ static int start(struct lbd *d)
 
 static void stop(struct lbd *d)
 {
+	/* First: keepalived hands the VIPs over while the rest winds down. */
+	if (d->alive_fd >= 0)
+		close(d->alive_fd);
 	lbd_metrics_stop(d->metrics);	/* it reads everything below */
 	if (d->rules_installed)
 		lbd_rules_remove(&d->tools, d->conf.daemon.chain);
@@ -376,7 +401,7 @@ static int parse_args(int argc, char **argv, struct lbd *d, int *check)
 
 int main(int argc, char **argv)
 {
-	struct lbd d = { .ctl_fd = -1, .sig_fd = -1, .nfq_proc_fd = -1 };
+	struct lbd d = { .ctl_fd = -1, .alive_fd = -1, .sig_fd = -1, .nfq_proc_fd = -1 };
 	char err[512];
 	int check = 0, rc = 1;
 

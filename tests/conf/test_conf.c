@@ -612,9 +612,35 @@ static void test_daemon_syn_queue(void **state)
 		     "'syn_queue' must be true or false");
 }
 
+/* alive_link: none by default; an interface name, or refused at its line. */
+static void test_daemon_alive_link(void **state)
+{
+	static const char *const bad[] = { "", "a b", "lbd-alive-too-long", ".x", "a/b" };
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, SYNC_SVC);
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.daemon.alive_link, "");
+	lb_conf_free(&l.conf);
+	load_text(&l, SYNC_SVC "daemon: { alive_link = \"lbd-alive\"; };\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.conf.daemon.alive_link, "lbd-alive");
+	lb_conf_free(&l.conf);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), SYNC_SVC "daemon: {\n alive_link = \"%s\"; };\n",
+			 bad[i]);
+		expect_error(text, 4, "'alive_link' must be an interface name of 1-15 letters, "
+			     "digits, '_', '.' or '-'");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_daemon_alive_link),
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_full_config_feeds_engine),
 		cmocka_unit_test(test_defaults),

@@ -81,7 +81,8 @@ fi
 for line in Type=notify Before=keepalived.service Restart=on-failure \
 	'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON' \
 	SystemCallFilter=@system-service SystemCallFilter=bpf ProtectSystem=strict \
-	'ReadWritePaths=/run/lbd /var/lib/lbd' RuntimeDirectory=lbd PrivateTmp=yes NoNewPrivileges=yes; do
+	'ReadWritePaths=/run/lbd /var/lib/lbd' RuntimeDirectory=lbd PrivateTmp=yes NoNewPrivileges=yes \
+	DevicePolicy=closed 'DeviceAllow=/dev/net/tun rw'; do
 	check "unit: $line" grep -qx "$line" "$U"
 done
 

@@ -12,7 +12,11 @@
 #     FORWARD policies DROP, the pair works and fails over under a live
 #     drill (lbdrill live, IPv4, plus IPv6 streams) with every stream
 #     surviving; the rules' counters show VRRP, sync and the UNTRACKED
-#     balanced flows were accepted by them.
+#     balanced flows were accepted by them;
+#   - lbd crashing on a live master (SIGKILL, the node fine): the link lbd
+#     holds (alive_link) goes with it, keepalived leaves MASTER through
+#     track_interface at once rather than at its next track script, and
+#     every stream survives on the peer.
 set -u
 . "$(dirname "$0")/lib.bash"
 LBPAIR=$REPO/deploy/pair/lbpair
@@ -162,4 +166,23 @@ check "lb2 accepted VRRP from lb1 ($(count LBPAIR-IN 'prot 112|  112  ') packets
 check "lb2 accepted sync datagrams ($(count LBPAIR-IN 'dpt:7788') packets)" [ "$(count LBPAIR-IN 'dpt:7788')" -gt 0 ]
 check "lb2 forwarded UNTRACKED balanced flows ($(count LBPAIR-FWD UNTRACKED) packets)" \
 	[ "$(count LBPAIR-FWD UNTRACKED)" -gt 0 ]
+
+# ---- lbd dies on the live master (lb2 now)
+if lab revive lb1 >"$W/revive.log" 2>&1; then
+	ok "lb1 revived behind the firewall: resynced, backup, ready"
+else
+	not_ok "lb1 revived behind the firewall"
+	sed 's/^/# /' "$W/revive.log" | tail -n 8
+fi
+check "lb2's lbd holds its alive link" eval "lab_exec lb2 ip link show lbd-alive >/dev/null"
+pid=$(lab pid lb2 lbd)
+lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns 40 --duration 7 \
+	--failover "2:kill -KILL $pid" --json "$W/crash.json" >"$W/crash.out" 2>&1
+rc=$?
+sed 's/^/# /' "$W/crash.out" | grep -E 'survived|longest stall|traffic back'
+check "lbd killed on the master at 2 s: every stream survived on lb1 (exit $rc)" [ "$rc" -eq 0 ]
+check "the alive link went with lb2's lbd" eval "! lab_exec lb2 ip link show lbd-alive >/dev/null 2>&1"
+check "lb2's keepalived left MASTER because the link went" \
+	grep -q 'Netlink reports lbd-alive down' "$RUN/lb2.keepalived.log"
+expect_eq "lb1 is master" "$(lab role lb1)" master
 finish
