@@ -7,6 +7,10 @@
 # weight moves the share, remove and add take a backend out and back.
 set -u
 . "$(dirname "$0")/lib.bash"
+# One lbd on lb1, no keepalived: nothing here fails over, and a pair's VRRP
+# could move the VIPs to lb2 on a loaded machine (short adverts) while this
+# suite configures lb1.
+export LAB_HA=0
 lab_start control
 
 SVC=198.18.0.100:80

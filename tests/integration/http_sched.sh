@@ -3,6 +3,10 @@
 # scheduler says: real nginx backends, real client TCP stacks, lbd on NFQUEUE.
 set -u
 . "$(dirname "$0")/lib.bash"
+# One lbd on lb1, no keepalived: nothing here fails over, and a pair's VRRP
+# could move the VIPs to lb2 on a loaded machine (short adverts) while this
+# suite configures lb1.
+export LAB_HA=0
 lab_start http
 
 VIP4=198.18.0.100

@@ -9,6 +9,10 @@
 set -u
 . "$(dirname "$0")/lib.bash"
 export LAB_LBD=0
+# One lbd on lb1, no keepalived: nothing here fails over, and a pair's VRRP
+# could move the VIPs to lb2 on a loaded machine (short adverts) while this
+# suite configures lb1.
+export LAB_HA=0
 lab_start metrics
 
 LBD=$REPO/build/lbd
