@@ -13,6 +13,8 @@
 # BENCH_SECS, sync bytes and datagrams per second of it.
 # New connections: lbd's conns_created on lb1; for the kernel, the packets
 # of the DNAT rules (the nat table sees only a connection's first packet).
+# BENCH_ONLY=lbd (or conntrackd) runs one contender (a quicker look; the
+# comparison needs both).
 # Counted from just before the traffic to one second after it (the tail
 # flush); records of expiries minutes later (TIME_WAIT) are outside.
 set -eu
@@ -63,11 +65,13 @@ fast_load() {
 }
 
 # records CONTENDER: replication records lb1 sent so far (lbd only): those
-# queued less those merged into another of the same flush.
+# queued less those merged into another of the same flush, less those of
+# connections that opened and closed inside one flush (never sent).
 records() {
 	if [ "$1" = lbd ]; then
 		"$LAB" ctl lb1 sync | awk '$1 == "sync_records_queued" { q = $2 }
-			$1 == "sync_coalesced" { c = $2 } END { print q - c }'
+			$1 == "sync_coalesced" { c = $2 } $1 == "sync_unsent" { u = $2 }
+			END { print q - c - u }'
 	else
 		echo 0
 	fi
@@ -187,14 +191,14 @@ lbd_pair() {
 	LAB_DEFER=0 "$LAB" up >/dev/null
 }
 
-for c in lbd conntrackd; do
+for c in ${BENCH_ONLY:-lbd conntrackd}; do
 	if [ $c = lbd ]; then lbd_pair; else kernel_pair; fi
 	warm
 	measure $c slow
 	measure $c saturating
 	measure_busy $c
 	if [ $c = lbd ]; then
-		"$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted)$/' |
+		"$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted|unsent|coalesced|records_queued)$/' |
 			tr '\n' ' ' >"$out/lbd.sync"
 	fi
 	[ -z "$CTD_PID" ] || kill $CTD_PID 2>/dev/null || true
@@ -217,6 +221,20 @@ for c, phase, n, b, p, r in rows:
     v[(c, phase)] = per_b
     rate = "" if phase == "slow" else "%d" % (n / float(sys.argv[2]))
     print("  %-11s %-11s %9d %8s %10d %10.0f %12.2f %12s" % (c, phase, n, rate, b, per_b, per_p, per_r))
+# The issue's targets: bytes per connection (slow, saturating) and
+# datagrams per connection at saturation; what lbd misses them by.
+targets = {"slow": 120, "saturating": 64}
+for c, phase, n, b, p, r in rows:
+    if c != "lbd" or not int(n):
+        continue
+    per_b = int(b) / int(n)
+    t = targets[phase]
+    print("  target lbd %s: <= %d B/conn, measured %.0f: %s" %
+          (phase, t, per_b, "met" if per_b <= t else "missed by %.0f B (%.1fx)" % (per_b - t, per_b / t)))
+    if phase == "saturating":
+        per_p = int(p) / int(n)
+        print("  target lbd saturating: <= 0.10 datagrams/conn, measured %.3f: %s" %
+              (per_p, "met" if per_p <= 0.1 else "missed (%.1fx)" % (per_p / 0.1)))
 for phase in ("slow", "saturating"):
     if ("lbd", phase) in v and ("conntrackd", phase) in v and v[("conntrackd", phase)]:
         print("  ratio lbd/conntrackd bytes per conn, %s: %.2f" %
