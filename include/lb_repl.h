@@ -95,6 +95,15 @@ int lb_engine_import_persist(struct lb_engine *e, struct lb_worker *w,
 			     const struct lb_persist_state *st, uint64_t now_ms);
 
 /*
+ * The sync node dropped st's record without sending it: the incarnation
+ * opened and closed inside one flush before any record of it left, so the
+ * peer never heard of it. Unless a later record of it was made since, the
+ * connection is marked so that neither its expiry (ConnDelete) nor a bulk
+ * resync tells the peer about it. Control thread.
+ */
+void lb_engine_repl_unsent(struct lb_engine *e, const struct lb_conn_state *st);
+
+/*
  * Exports the table for a bulk resync, a slice at a time: calls fn for the
  * connections of up to nbuckets buckets from *cursor (start at 0). Returns 1
  * while more remain.

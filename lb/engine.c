@@ -316,7 +316,7 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
 	update_rates(c, now_ms);
 	c->version++;
 	c->last_sync_ms = now_ms;
-	c->flags &= ~LB_CONN_F_DIRTY;
+	c->flags &= ~(LB_CONN_F_DIRTY | LB_CONN_F_UNSENT);
 	c->wake_ms = 0;
 	lb_conn_export(c, now_ms, &st);
 	lb_worker_count(w, LB_CNT_REPL_UPDATES, 1);
@@ -777,7 +777,9 @@ static void on_expire(struct lb_conn *c, void *arg)
 
 	lb_fastpath_forget(e, c);
 	lb_conn_release_backend(c);
-	if (e->repl && atomic_load(&e->role) == LB_ROLE_MASTER) {
+	/* An incarnation the peer never heard of needs no removal there. */
+	if (e->repl && atomic_load(&e->role) == LB_ROLE_MASTER &&
+	    !(c->flags & LB_CONN_F_UNSENT)) {
 		struct lb_conn_state st;
 
 		lb_conn_export(c, x->now_ms, &st);

@@ -89,7 +89,7 @@ static void apply(struct lb_engine *e, struct lb_conn *c, const struct lb_conn_s
 	c->rate[1] = st->rate[1];
 	c->persist_ms = st->persist_ms;
 	c->flags |= LB_CONN_F_SYNCED;
-	c->flags &= ~LB_CONN_F_DIRTY;
+	c->flags &= ~(LB_CONN_F_DIRTY | LB_CONN_F_UNSENT);
 	c->last_sync_ms = c->last_seen_ms = now_ms;
 	if (expires < c->expires_ms)
 		lb_table_wake_at(e->table, c, expires);
@@ -283,8 +283,28 @@ static void export_conn(const struct lb_conn *c, void *arg)
 	struct export_ctx *x = arg;
 	struct lb_conn_state st;
 
+	/* Never sent live, so not in a resync either: both ways the peer
+	 * knows nothing of it, and its expiry sends no ConnDelete. */
+	if (c->flags & LB_CONN_F_UNSENT)
+		return;
+
 	lb_conn_export(c, x->now_ms, &st);
 	x->conn_fn(x->arg, &st);
+}
+
+void lb_engine_repl_unsent(struct lb_engine *e, const struct lb_conn_state *st)
+{
+	struct lb_conn *c;
+	enum lb_dir dir;
+
+	c = lb_table_lookup(e->table, &st->orig, &dir);
+	if (!c)
+		return;
+	/* Only that incarnation, and only if no later record of it was made
+	 * since (that one will be sent, and its expiry must be too). */
+	if (dir == LB_DIR_ORIG && c->created_us == st->created_us && c->version == st->version)
+		c->flags |= LB_CONN_F_UNSENT;
+	lb_conn_unlock(c);
 }
 
 int lb_engine_export_conns(struct lb_engine *e, size_t *cursor, size_t nbuckets,

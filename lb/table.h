@@ -46,6 +46,8 @@ struct lb_conn_node {
 #define LB_CONN_F_FAST		0x04	/* installed on the kernel fast path */
 #define LB_CONN_F_FAST_REFUSED	0x08	/* the fast path refused it (IPv6, map full):
 					 * counted once, offered again per packet */
+#define LB_CONN_F_UNSENT	0x10	/* closed before its first record left: the
+					 * peer never heard of this incarnation */
 
 struct lb_conn {
 	struct lb_conn_node node[2];	/* by direction; stripe locks */

@@ -36,11 +36,13 @@
 #define RESYNC_RETRY_MS 250	/* ResyncRequest is not sequenced: ask again */
 #define COALESCE_PROBES 8	/* slots looked at before a record goes alone */
 
-/* REC_MERGED: a record whose state an earlier record of the same queue took. */
-enum rec_kind { REC_CONN, REC_DELETE, REC_PERSIST, REC_MERGED };
+/* REC_MERGED: a record whose state an earlier record of the same queue took;
+ * REC_UNSENT: a connection that opened and closed inside the flush. */
+enum rec_kind { REC_CONN, REC_DELETE, REC_PERSIST, REC_MERGED, REC_UNSENT };
 
 struct record {
 	uint8_t kind;
+	uint8_t opens;			/* coalesce(): the incarnation's first record */
 	uint64_t ticket;
 	union {
 		struct lb_conn_state conn;
@@ -65,6 +67,7 @@ struct coalesce_slot {
 
 struct sync_node_stats_own {
 	uint64_t queued, queue_overflow, flushes, datagrams, bulk_datagrams, coalesced;
+	uint64_t unsent;		/* opened and closed inside one flush */
 	uint64_t resyncs_requested, resyncs_done, resyncs_served, lost_events;
 	uint64_t resync_repeats, resync_extended;
 	uint64_t released;
@@ -156,6 +159,7 @@ static uint64_t enqueue(struct sync_node *n, enum rec_kind kind, const void *sta
 		struct record *r = &q->rec[q->n++];
 
 		r->kind = (uint8_t)kind;
+		r->opens = 0;
 		r->ticket = ticket = ++n->next_ticket;
 		memcpy(&r->u, state, len);
 		n->st.queued++;
@@ -268,6 +272,7 @@ static void coalesce(struct sync_node *n, struct queue *q)
 
 			if (s->gen != gen) {
 				*s = (struct coalesce_slot){ gen, (uint32_t)i + 1 };
+				r->opens = r->u.conn.version == 1;
 				break;
 			}
 			first = &q->rec[s->pos - 1];
@@ -282,10 +287,40 @@ static void coalesce(struct sync_node *n, struct queue *q)
 	}
 }
 
+static int closed(const struct lb_conn_state *st)
+{
+	return st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE;
+}
+
+/*
+ * Async mode: a connection whose first record (version 1) is in this queue
+ * and whose merged state is closed opened and closed inside the flush, and
+ * the peer has never heard of it. Nothing of it needs to cross: a standby
+ * that takes over would only hold a closed entry the connection no longer
+ * uses. The engine is told, so that neither its expiry nor a bulk resync
+ * names it later. In defer mode a creation is sent at once and its ack
+ * awaited, so it never gets here unsent, and nothing is dropped there.
+ */
+static void drop_unsent(struct sync_node *n, struct queue *q)
+{
+	if (n->conf.defer)
+		return;
+	for (size_t i = 0; i < q->n; i++) {
+		struct record *r = &q->rec[i];
+
+		if (r->kind != REC_CONN || !r->opens || !closed(&r->u.conn))
+			continue;
+		r->kind = REC_UNSENT;
+		n->st.unsent++;
+		lb_engine_repl_unsent(n->engine, &r->u.conn);
+	}
+}
+
 /* Encodes a drained queue into as few datagrams as fit. */
 static void send_queue(struct sync_node *n, struct queue *q, int ack_request, uint64_t now_ms)
 {
 	coalesce(n, q);
+	drop_unsent(n, q);
 	for (size_t i = 0; i < q->n; i++) {
 		if (add_record(n->batch, &q->rec[i]) == -ENOSPC) {
 			send_batch(n, ack_request, now_ms);
@@ -790,6 +825,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("received_through", sync_link_received_through(n->link));
 	S("records_queued", own.queued); S("queue_overflow", own.queue_overflow);
 	S("flushes", own.flushes); S("datagrams", own.datagrams); S("coalesced", own.coalesced);
+	S("unsent", own.unsent);
 	S("bulk_datagrams", own.bulk_datagrams); S("resyncs_requested", own.resyncs_requested);
 	S("resyncs_done", own.resyncs_done); S("resyncs_served", own.resyncs_served);
 	S("lost_events", own.lost_events); S("released_ticket", own.released);

@@ -865,6 +865,74 @@ static void open_many(struct side *s, unsigned count, uint64_t now)
  * export carries on instead of starting over, so it is ready within 5 s of
  * simulated time.
  */
+/* Closes f through s: FIN each way, the last ACK; the entry is in TIME_WAIT. */
+static void close_flow(struct side *s, struct flow *f, uint64_t now)
+{
+	assert_int_equal(client_seg(s, f, LB_TCP_FIN | LB_TCP_ACK, 0, now), LB_VERDICT_ACCEPT);
+	f->cseq++;
+	assert_int_equal(server_seg(s, f, LB_TCP_FIN | LB_TCP_ACK, 0, now), LB_VERDICT_ACCEPT);
+	f->sseq++;
+	assert_int_equal(client_seg(s, f, LB_TCP_ACK, 0, now), LB_VERDICT_ACCEPT);
+}
+
+#define SHORT_FLOWS 20
+#define SHORT_PORT 42000
+#define KEPT_PORT 43000
+
+/*
+ * Async mode: connections that open and close inside one flush, before any
+ * record of them left, cost nothing on the wire: no record, no datagram,
+ * no ConnDelete at their expiry, and no place in a bulk resync; the standby
+ * never hears of them. One replicated before its close still sends the
+ * close and, at expiry, its ConnDelete. Defer mode sends them all.
+ */
+static void test_open_and_close_in_one_flush_costs_nothing(void **state)
+{
+	for (int defer = 0; defer <= 1; defer++) {
+		struct net *n = pair(defer, 0);
+		struct flow kept, f[SHORT_FLOWS];
+		uint64_t in0, data0, del0;
+
+		(void)state;
+		open_flow(&n->a, &kept, KEPT_PORT, n->now, NULL);
+		run(n, 10);
+		in0 = node_stat(&n->b, n->now, "records_in");
+		data0 = node_stat(&n->a, n->now, "data_sent");
+		for (int i = 0; i < SHORT_FLOWS; i++) {
+			open_flow(&n->a, &f[i], (uint16_t)(SHORT_PORT + i), n->now, NULL);
+			close_flow(&n->a, &f[i], n->now);
+			assert_int_equal(lookup(&n->a, (uint16_t)(SHORT_PORT + i)).state,
+					 LB_TCP_TIME_WAIT);
+		}
+		close_flow(&n->a, &kept, n->now);
+		run(n, 20);
+		assert_int_equal(lookup(&n->b, KEPT_PORT).state, LB_TCP_TIME_WAIT);
+		for (int i = 0; i < SHORT_FLOWS; i++)
+			assert_int_equal(lookup(&n->b, (uint16_t)(SHORT_PORT + i)).seen, defer);
+		assert_int_equal(node_stat(&n->a, n->now, "unsent"), defer ? 0 : SHORT_FLOWS);
+		assert_int_equal(node_stat(&n->b, n->now, "records_in") - in0,
+				 1 + (defer ? SHORT_FLOWS : 0));
+		if (!defer) {
+			/* The kept connection's close: one datagram, alone. */
+			assert_int_equal(node_stat(&n->a, n->now, "data_sent") - data0, 1);
+			/* A joining node gets the kept one, not the others. */
+			restart_b(n, node_stat(&n->b, n->now, "epoch") + 1);
+			sync_node_start(n->b.node, n->now);
+			assert_true(run_until_ready(n, &n->b, 2000));
+			assert_true(lookup(&n->b, KEPT_PORT).seen);
+			for (int i = 0; i < SHORT_FLOWS; i++)
+				assert_false(lookup(&n->b, (uint16_t)(SHORT_PORT + i)).seen);
+		}
+		/* Their expiry: a ConnDelete only for what the peer heard of. */
+		del0 = counter(&n->a, LB_CNT_REPL_DELETES);
+		lb_engine_tick(n->a.e, n->a.ctl, n->now + 300000);
+		assert_int_equal(lb_engine_conn_count(n->a.e), 0);
+		assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES) - del0,
+				 1 + (defer ? SHORT_FLOWS : 0));
+		free_pair(n);
+	}
+}
+
 static void test_resync_100k_over_slow_lossy_link(void **state)
 {
 	struct net *n = pair_sized(0, 0, 131072, 4096);
@@ -905,6 +973,7 @@ int main(void)
 		cmocka_unit_test(test_defer_tickets_released_by_peer_ack),
 		cmocka_unit_test(test_state_changes_in_one_flush_coalesce),
 		cmocka_unit_test(test_restart_and_replayed_capture_leave_no_stale_entry),
+		cmocka_unit_test(test_open_and_close_in_one_flush_costs_nothing),
 		cmocka_unit_test(test_resync_100k_over_slow_lossy_link),
 	};
 
