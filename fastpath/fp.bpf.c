@@ -114,7 +114,8 @@ static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0;
  * sent by snd to rcv, and on success moves the bounds as lb/tcp.c's
  * update_window() does. Called under the entry's lock. 1: accepted.
  */
-static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, const struct seg *s)
+static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, __u8 wscale,
+				 const struct seg *s)
 {
 	__u32 win, ackwin = snd->maxwin > MAX_ACK_WINDOW ? snd->maxwin : MAX_ACK_WINDOW;
 
@@ -124,7 +125,7 @@ static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, const
 		return 0;
 	if (!seq_leq(s->ack, rcv->end) || !seq_geq(s->ack, rcv->end - ackwin))
 		return 0;
-	win = (__u32)s->win << (snd->wscale & 15);
+	win = (__u32)s->win << (wscale & 15);
 	if (seq_gt(s->end, snd->end))
 		snd->end = s->end;
 	if (win > snd->maxwin)
@@ -200,11 +201,11 @@ static __always_inline int signal_due(struct fp_conn *c, __u64 now)
 {
 	if (!fp_signal_bytes)
 		return 0;
-	if (c->bytes[0] - c->sig_bytes[0] < fp_signal_bytes &&
-	    c->bytes[1] - c->sig_bytes[1] < fp_signal_bytes && now - c->sig_ns < fp_signal_ns)
+	if (c->sig_moved[0] < fp_signal_bytes && c->sig_moved[1] < fp_signal_bytes &&
+	    now - c->sig_ns < fp_signal_ns)
 		return 0;
-	c->sig_bytes[0] = c->bytes[0];
-	c->sig_bytes[1] = c->bytes[1];
+	c->sig_moved[0] = 0;
+	c->sig_moved[1] = 0;
 	c->sig_ns = now;
 	return 1;
 }
@@ -244,13 +245,15 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 	if (h && h->gen != c->hint_gen)
 		apply_hint(c, h);
 	if (c->state == FP_STATE_ESTABLISHED) {
-		ok = track(snd, rcv, s);
+		ok = track(snd, rcv, dir ? c->wscale[1] : c->wscale[0], s);
 		why = FP_CNT_PASS_WINDOW;
 	}
 	if (ok) {
 		c->last_seen_ns = now;
 		c->pkts[dir & 1] += 1;
 		c->bytes[dir & 1] += len;
+		if (fp_signal_bytes)
+			c->sig_moved[dir & 1] += len;
 		*sig = signal_due(c, now);
 	}
 	bpf_spin_unlock(&c->lock);
@@ -288,7 +291,7 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 {
 	struct iphdr ip;
 	struct tcphdr th;
-	struct fp_key key = { .family = 4 };
+	struct fp_key key;
 	struct fp_nat *nat;
 	struct fp_conn *c;
 	struct seg s;
@@ -313,8 +316,8 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	if (th.doff < 5 || tot < hl || tot > skb->len - ETH_HLEN)
 		return pass(FP_CNT_PASS_MALFORMED);
 	tf = ((__u8 *)&th)[13];
-	__builtin_memcpy(key.src, &ip.saddr, 4);
-	__builtin_memcpy(key.dst, &ip.daddr, 4);
+	key.src = ip.saddr;
+	key.dst = ip.daddr;
 	key.sport = th.source;
 	key.dport = th.dest;
 	if ((tf & (TCPF_SYN | TCPF_FIN | TCPF_RST | TCPF_ACK)) != TCPF_ACK) {
@@ -331,7 +334,7 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 		return pass(FP_CNT_PASS_NO_ENTRY);
 	if (ip.ttl <= 1)
 		return pass(FP_CNT_PASS_TTL);
-	__builtin_memcpy(&new_ip, nat->addr, 4);
+	new_ip = nat->addr;
 	if (!(flags & FP_CTL_STACK)) {
 		out = nat->dir == FP_DIR_ORIG ? route4(skb, &ip, ip.saddr, new_ip)
 					      : route4(skb, &ip, ip.saddr, ip.daddr);

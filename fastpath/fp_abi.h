@@ -36,42 +36,50 @@
 #define FP_CTL_STACK 0x2	/* return rewritten packets to the stack instead
 				 * of redirecting them (tests; no routing) */
 
+/*
+ * Sized for memory: a million connections hold two fp_keys elements and one
+ * fp_conn and fp_hint each, so every byte here is a megabyte there. The
+ * hash map's own overhead (about 56 bytes an element, and a bucket) is paid
+ * per element whatever the key, so the key and value are as small as IPv4
+ * allows: IPv6 connections stay on the slow path.
+ */
 struct fp_key {
-	__u8 family;		/* 4 or 6 */
-	__u8 pad[3];
+	__u32 src;		/* IPv4, network order */
+	__u32 dst;
 	__u16 sport;
 	__u16 dport;
-	__u8 src[16];
-	__u8 dst[16];
 };
 
 struct fp_nat {
 	__u32 id;		/* index into fp_conns */
+	__u32 addr;		/* new destination (orig) or source (reply) address */
+	__u16 port;		/* new destination (orig) or source (reply) port */
 	__u8 dir;		/* FP_DIR_* */
 	__u8 pad;
-	__u16 port;		/* new destination (orig) or source (reply) port */
-	__u8 addr[16];		/* new destination (orig) or source (reply) address */
 };
 
 struct fp_peer {
 	__u32 end;		/* as lb_tcp_peer (include/lb_tcp.h) */
 	__u32 maxend;
 	__u32 maxwin;
-	__u8 wscale;
-	__u8 pad[3];
 };
 
 struct fp_conn {
 	struct bpf_spin_lock lock;
-	__u32 state;
+	__u8 state;
+	__u8 wscale[2];		/* by direction of the sender, as lb_tcp_peer */
+	__u8 pad;
 	struct fp_peer peer[2];	/* by direction of the sender */
+	__u32 hint_gen;		/* the fp_hint last applied */
+	/* Bytes since the last signal, by direction: a signal is due at
+	 * fp_signal_bytes (a quarter of sync.max_lag, at most 2^28), so 32
+	 * bits never wrap between two signals. */
+	__u32 sig_moved[2];
+	__u32 pad2;
 	__u64 last_seen_ns;	/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 sig_ns;		/* last_seen_ns at the last signal */
 	__u64 pkts[2];
 	__u64 bytes[2];
-	__u64 sig_bytes[2];	/* bytes[] at the last signal */
-	__u64 sig_ns;		/* last_seen_ns at the last signal */
-	__u32 hint_gen;		/* the fp_hint last applied */
-	__u32 pad;
 };
 
 /*
@@ -85,8 +93,7 @@ struct fp_conn {
  */
 struct fp_hint {
 	__u32 gen;
-	__u32 pad;
-	struct fp_peer peer[2];
+	struct fp_peer peer[2];	/* window scales never change: not hinted */
 };
 
 /* A record in fp_ring: the connection whose entry to read. */

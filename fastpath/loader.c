@@ -31,12 +31,13 @@
 #define FP_TC_PRIO 0x1b0
 
 struct fp_slot {
-	int used;
-	struct fp_key orig, reply;
-	struct lb_tuple orig_tuple;
-	uint64_t pkts[2], bytes[2];	/* as last reported */
-	uint64_t last_seen_ns;
+	struct fp_key orig;		/* client -> VIP:port, as in fp_keys */
+	uint32_t backend;		/* with orig, the reply key (slot_reply()) */
+	uint16_t backend_port;		/* network order, as in fp_key */
+	uint8_t used;
+	uint8_t pad;
 	uint32_t hint_gen;		/* the last fp_hint written */
+	uint64_t pkts[2], bytes[2];	/* as last reported */
 };
 
 struct fp {
@@ -230,18 +231,36 @@ int fp_set_enabled(struct fp *fp, int on)
 static void key_of(const struct lb_tuple *t, struct fp_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->family = 4;
-	memcpy(k->src, t->src.bytes, 4);
-	memcpy(k->dst, t->dst.bytes, 4);
+	memcpy(&k->src, t->src.bytes, 4);
+	memcpy(&k->dst, t->dst.bytes, 4);
 	k->sport = htons(t->sport);
 	k->dport = htons(t->dport);
+}
+
+/* The reply key (backend -> client) of a slot: the slot keeps only what
+ * the orig key does not say. */
+static struct fp_key slot_reply(const struct fp_slot *s)
+{
+	return (struct fp_key){ .src = s->backend, .dst = s->orig.src,
+				.sport = s->backend_port, .dport = s->orig.sport };
+}
+
+/* The engine's client-side tuple of a slot. */
+static struct lb_tuple slot_orig(const struct fp_slot *s)
+{
+	struct lb_tuple t = { .src.family = AF_INET, .dst.family = AF_INET,
+			      .sport = ntohs(s->orig.sport), .dport = ntohs(s->orig.dport) };
+
+	memcpy(t.src.bytes, &s->orig.src, 4);
+	memcpy(t.dst.bytes, &s->orig.dst, 4);
+	return t;
 }
 
 static void peers_to_kernel(const struct lb_tcp_peer in[2], struct fp_peer out[2])
 {
 	for (int d = 0; d < 2; d++)
 		out[d] = (struct fp_peer){ .end = in[d].end, .maxend = in[d].maxend,
-					   .maxwin = in[d].maxwin, .wscale = in[d].wscale };
+					   .maxwin = in[d].maxwin };
 }
 
 /* The id a tuple is installed under, or -ENOENT. */
@@ -266,14 +285,17 @@ static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c
 				     .port = htons(c->reply.sport) };
 	struct fp_nat to_client = { .id = id, .dir = FP_DIR_REPLY,
 				    .port = htons(c->orig.dport) };
+	struct fp_key reply;
 
-	memcpy(to_backend.addr, c->reply.src.bytes, 4);
-	memcpy(to_client.addr, c->orig.dst.bytes, 4);
+	memcpy(&to_backend.addr, c->reply.src.bytes, 4);
+	memcpy(&to_client.addr, c->orig.dst.bytes, 4);
 	key_of(&c->orig, &s->orig);
-	key_of(&c->reply, &s->reply);
+	key_of(&c->reply, &reply);
+	s->backend = reply.src;
+	s->backend_port = reply.sport;
 	if (bpf_map_update_elem(fp->keys_fd, &s->orig, &to_backend, BPF_ANY))
 		return -errno;
-	if (bpf_map_update_elem(fp->keys_fd, &s->reply, &to_client, BPF_ANY)) {
+	if (bpf_map_update_elem(fp->keys_fd, &reply, &to_client, BPF_ANY)) {
 		int rc = -errno;
 
 		bpf_map_delete_elem(fp->keys_fd, &s->orig);
@@ -315,6 +337,8 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	v.sig_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	id = fp->free[--fp->nfree];
 	peers_to_kernel(c->peer, v.peer);
+	v.wscale[0] = c->peer[0].wscale;
+	v.wscale[1] = c->peer[1].wscale;
 	/* The slot's hint from its last connection must not apply: gen 0 on
 	 * both, the hint first. */
 	if (bpf_map_update_elem(fp->hints_fd, &id, &(struct fp_hint){ 0 }, BPF_ANY) ||
@@ -328,7 +352,6 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	}
 	fp->slots[id].used = 1;
 	fp->slots[id].hint_gen = 0;
-	fp->slots[id].orig_tuple = c->orig;
 	memset(fp->slots[id].pkts, 0, sizeof(fp->slots[id].pkts));
 	memset(fp->slots[id].bytes, 0, sizeof(fp->slots[id].bytes));
 	return 0;
@@ -361,14 +384,13 @@ static int read_locked(struct fp *fp, uint32_t id, struct lb_fastpath_seen *out)
 		out->peer[d] = (struct lb_tcp_peer){ .end = v.peer[d].end,
 						     .maxend = v.peer[d].maxend,
 						     .maxwin = v.peer[d].maxwin,
-						     .wscale = v.peer[d].wscale };
+						     .wscale = v.wscale[d] };
 		out->pkts[d] = v.pkts[d] - s->pkts[d];
 		out->bytes[d] = v.bytes[d] - s->bytes[d];
 		s->pkts[d] = v.pkts[d];
 		s->bytes[d] = v.bytes[d];
 	}
 	out->last_seen_ms = v.last_seen_ns / 1000000u;
-	s->last_seen_ns = v.last_seen_ns;
 	return 0;
 }
 
@@ -387,6 +409,7 @@ int fp_conn_read(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpath_
 int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpath_seen *out)
 {
 	struct fp_conn idle = { 0 };
+	struct fp_key reply;
 	struct fp_slot *s;
 	int64_t id;
 	int rc;
@@ -403,7 +426,8 @@ int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpat
 	 * land after this read: the slow path's tracker then sees its peer's
 	 * answer a little ahead, within the windows it allows). */
 	bpf_map_delete_elem(fp->keys_fd, &s->orig);
-	bpf_map_delete_elem(fp->keys_fd, &s->reply);
+	reply = slot_reply(s);
+	bpf_map_delete_elem(fp->keys_fd, &reply);
 	rc = read_locked(fp, (uint32_t)id, out);
 	bpf_map_update_elem(fp->conns_fd, &(uint32_t){ (uint32_t)id }, &idle, BPF_F_LOCK);
 	*s = (struct fp_slot){ 0 };
@@ -441,7 +465,7 @@ size_t fp_sweep(struct fp *fp, size_t budget,
 		id = (uint32_t)(fp->cursor++ % fp->cap);
 		if (fp->slots[id].used && read_locked(fp, id, &seen) == 0) {
 			moved = seen.pkts[0] || seen.pkts[1];
-			orig = fp->slots[id].orig_tuple;
+			orig = slot_orig(&fp->slots[id]);
 		}
 		pthread_mutex_unlock(&fp->lock);
 		if (moved) {
@@ -467,7 +491,7 @@ static int on_signal(void *ctx, void *data, size_t len)
 	pthread_mutex_lock(&fp->lock);
 	if (sg.id < fp->cap && fp->slots[sg.id].used && read_locked(fp, sg.id, &seen) == 0) {
 		moved = seen.pkts[0] || seen.pkts[1];
-		orig = fp->slots[sg.id].orig_tuple;
+		orig = slot_orig(&fp->slots[sg.id]);
 	}
 	pthread_mutex_unlock(&fp->lock);
 	if (moved) {
