@@ -56,11 +56,19 @@ struct {
 } fp_conns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);		/* set by the loader: as fp_conns */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct fp_hint);
 } fp_hints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* set by the loader: fp_conns / 64 */
+	__type(key, __u32);
+	__type(value, __u64);
+} fp_hinted SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -260,6 +268,19 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 	return ok ? 0 : why;
 }
 
+/* Connection id's pending hint, if any: a hash lookup only when its bit in
+ * fp_hinted is set. A hint lbd replaces is a new element swapped in whole,
+ * so the program never reads one half written. */
+static __always_inline const struct fp_hint *hint_of(__u32 id)
+{
+	__u32 word = id / 64;
+	__u64 *bits = bpf_map_lookup_elem(&fp_hinted, &word);
+
+	if (!bits || !((*bits >> (id & 63)) & 1))
+		return 0;
+	return bpf_map_lookup_elem(&fp_hints, &id);
+}
+
 /* Tells lbd to read connection id now (after the lock: a helper call). */
 static __always_inline void signal(__u32 id)
 {
@@ -347,7 +368,7 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	s.end = s.seq + (tot - hl);
 	s.win = bpf_ntohs(th.window);
 	id = nat->id;
-	why = judge(c, bpf_map_lookup_elem(&fp_hints, &id), nat->dir, &s, tot, &sig);
+	why = judge(c, hint_of(id), nat->dir, &s, tot, &sig);
 	if (why)
 		return pass(why);
 	if (sig)

@@ -4,6 +4,8 @@
  *
  *   fp_keys   hash   struct fp_key  -> struct fp_nat    one entry per direction
  *   fp_conns  array  id             -> struct fp_conn   shared by both directions
+ *   fp_hints  hash   id             -> struct fp_hint   only while one is pending
+ *   fp_hinted array  id / 64        -> __u64, bit id % 64: fp_hints may hold id
  *   fp_stats  percpu array  enum fp_counter -> __u64
  *   fp_ctl    array  0 -> __u32 flags (FP_CTL_*)
  *   fp_ring   ring buffer of struct fp_signal: a connection moved far or
@@ -84,7 +86,9 @@ struct fp_conn {
 
 /*
  * What the engine learned of an installed connection from a packet that went
- * up (fp_hints, same index as fp_conns). lbd writes fp_hints only and never
+ * up (fp_hints, keyed by the fp_conns index; a hash, so that only the few
+ * connections with a hint pending pay for one, and the program looks one up
+ * only when fp_hinted's bit says there may be one). lbd writes fp_hints only and never
  * rewrites an fp_conn after creating it: a read-modify-write from user space
  * would lose the edges of a packet the program forwarded between the two
  * calls, and the engine would then refuse the ACK of data it never saw. The

@@ -35,14 +35,14 @@ struct fp_slot {
 	uint32_t backend;		/* with orig, the reply key (slot_reply()) */
 	uint16_t backend_port;		/* network order, as in fp_key */
 	uint8_t used;
-	uint8_t pad;
+	uint8_t hinted;			/* fp_hints may hold a hint for it */
 	uint32_t hint_gen;		/* the last fp_hint written */
 	uint64_t pkts[2], bytes[2];	/* as last reported */
 };
 
 struct fp {
 	struct fp_bpf *skel;
-	int keys_fd, conns_fd, hints_fd, stats_fd, ctl_fd;
+	int keys_fd, conns_fd, hints_fd, hinted_fd, stats_fd, ctl_fd;
 	struct ring_buffer *ring;	/* the program's replication signals */
 	void (*sig_fn)(void *arg, const struct lb_tuple *orig,
 		       const struct lb_fastpath_seen *s);
@@ -54,6 +54,7 @@ struct fp {
 	struct fp_slot *slots;
 	uint32_t *free;
 	uint32_t nfree;
+	uint64_t *hinted;		/* fp_hinted as last written */
 	size_t cursor;
 	int ifindex[FP_MAX_IFS];
 	int nifs;
@@ -93,6 +94,17 @@ static void set_print(void)
 
 static int on_signal(void *ctx, void *data, size_t len);
 
+/*
+ * Hints pending at once, at most: a quarter of the connections (the hash's
+ * buckets cost 16 bytes each, allocated up front). Past it a hint is not
+ * written; the connection stays correct, its packets going up to the engine
+ * until the hint fits, which each of them retries.
+ */
+static uint32_t hints_cap(uint32_t cap)
+{
+	return cap / 4 > 1024 ? cap / 4 : 1024;
+}
+
 static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t errlen)
 {
 	int rc;
@@ -106,7 +118,8 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 	/* Two keys per connection; the hash map's capacity must hold both.
 	 * Its entries are allocated as connections come, not all up front. */
 	if ((rc = bpf_map__set_max_entries(fp->skel->maps.fp_conns, fp->cap)) ||
-	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_hints, fp->cap)) ||
+	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_hints, hints_cap(fp->cap))) ||
+	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_hinted, (fp->cap + 63) / 64)) ||
 	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, fp->cap * 2)) ||
 	    (rc = bpf_map__set_map_flags(fp->skel->maps.fp_keys, BPF_F_NO_PREALLOC))) {
 		snprintf(err, errlen, "cannot size the maps: %s", strerror(-rc));
@@ -124,6 +137,7 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 	fp->keys_fd = bpf_map__fd(fp->skel->maps.fp_keys);
 	fp->conns_fd = bpf_map__fd(fp->skel->maps.fp_conns);
 	fp->hints_fd = bpf_map__fd(fp->skel->maps.fp_hints);
+	fp->hinted_fd = bpf_map__fd(fp->skel->maps.fp_hinted);
 	fp->stats_fd = bpf_map__fd(fp->skel->maps.fp_stats);
 	fp->ctl_fd = bpf_map__fd(fp->skel->maps.fp_ctl);
 	fp->ctl = conf->stack ? FP_CTL_STACK : 0;
@@ -147,7 +161,8 @@ struct fp *fp_open(const struct fp_conf *conf, char *err, size_t errlen)
 	pthread_mutex_init(&fp->lock, NULL);
 	fp->slots = calloc(fp->cap, sizeof(*fp->slots));
 	fp->free = calloc(fp->cap, sizeof(*fp->free));
-	if (!fp->slots || !fp->free) {
+	fp->hinted = calloc((fp->cap + 63) / 64, sizeof(*fp->hinted));
+	if (!fp->slots || !fp->free || !fp->hinted) {
 		snprintf(err, errlen, "cannot allocate %u slots", fp->cap);
 		goto fail;
 	}
@@ -185,6 +200,7 @@ void fp_close(struct fp *fp)
 	pthread_mutex_destroy(&fp->lock);
 	free(fp->slots);
 	free(fp->free);
+	free(fp->hinted);
 	free(fp);
 }
 
@@ -304,6 +320,29 @@ static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c
 	return 0;
 }
 
+/* Sets or clears id's bit in fp_hinted (only lbd writes it, under fp's lock). */
+static int set_hinted(struct fp *fp, uint32_t id, int on)
+{
+	uint32_t word = id / 64;
+	uint64_t bit = 1ull << (id % 64);
+
+	fp->hinted[word] = on ? fp->hinted[word] | bit : fp->hinted[word] & ~bit;
+	return bpf_map_update_elem(fp->hinted_fd, &word, &fp->hinted[word], BPF_ANY) ? -errno : 0;
+}
+
+/* Drops id's hint once the program applied it (gen as in the entry), or
+ * whatever it is when the slot is freed (gen 0): the bit before the hint. */
+static void drop_hint(struct fp *fp, uint32_t id, uint32_t applied_gen)
+{
+	struct fp_slot *s = &fp->slots[id];
+
+	if (!s->hinted || (applied_gen && applied_gen != s->hint_gen))
+		return;
+	set_hinted(fp, id, 0);
+	bpf_map_delete_elem(fp->hints_fd, &id);
+	s->hinted = 0;
+}
+
 /*
  * An installed entry takes the engine's edges where they are ahead, and keeps
  * its own (and its counters) where the kernel is: written as a new fp_hint
@@ -317,7 +356,12 @@ static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
 	if (h.gen == 0)		/* 0 is a fresh slot's: never a new hint */
 		h.gen = fp->slots[id].hint_gen = 1;
 	peers_to_kernel(c->peer, h.peer);
-	return bpf_map_update_elem(fp->hints_fd, &id, &h, BPF_ANY) ? -errno : 0;
+	/* The hint before its bit: the program never looks for one that is
+	 * not there yet (and would only pass the packet if it did). */
+	if (bpf_map_update_elem(fp->hints_fd, &id, &h, BPF_ANY))
+		return -errno;
+	fp->slots[id].hinted = 1;
+	return set_hinted(fp, id, 1);
 }
 
 /* A new entry: the connection before its keys, so the program never finds a
@@ -339,10 +383,9 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	peers_to_kernel(c->peer, v.peer);
 	v.wscale[0] = c->peer[0].wscale;
 	v.wscale[1] = c->peer[1].wscale;
-	/* The slot's hint from its last connection must not apply: gen 0 on
-	 * both, the hint first. */
-	if (bpf_map_update_elem(fp->hints_fd, &id, &(struct fp_hint){ 0 }, BPF_ANY) ||
-	    bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
+	/* The slot's hint from its last connection went with it
+	 * (fp_conn_remove()): gen 0 on both. */
+	if (bpf_map_update_elem(fp->conns_fd, &id, &v, BPF_F_LOCK))
 		rc = -errno;
 	else
 		rc = put_keys(fp, id, c, &fp->slots[id]);
@@ -391,6 +434,8 @@ static int read_locked(struct fp *fp, uint32_t id, struct lb_fastpath_seen *out)
 		s->bytes[d] = v.bytes[d];
 	}
 	out->last_seen_ms = v.last_seen_ns / 1000000u;
+	if (v.hint_gen)
+		drop_hint(fp, id, v.hint_gen);
 	return 0;
 }
 
@@ -430,6 +475,7 @@ int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpat
 	bpf_map_delete_elem(fp->keys_fd, &reply);
 	rc = read_locked(fp, (uint32_t)id, out);
 	bpf_map_update_elem(fp->conns_fd, &(uint32_t){ (uint32_t)id }, &idle, BPF_F_LOCK);
+	drop_hint(fp, (uint32_t)id, 0);
 	*s = (struct fp_slot){ 0 };
 	fp->free[fp->nfree++] = (uint32_t)id;
 	pthread_mutex_unlock(&fp->lock);
