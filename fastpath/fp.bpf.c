@@ -57,6 +57,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fp_backend_key);
+	__type(value, struct fp_backend);
+} fp_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);		/* set by the loader: as fp_conns */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
@@ -290,17 +298,66 @@ static __always_inline void signal(__u32 id)
 							       : FP_CNT_SIGNALS, 1);
 }
 
+/* Where a packet goes: its connection and direction, and its new address. */
+struct hit {
+	__u32 id;
+	__u32 addr;		/* new destination (orig) or source (reply) */
+	__u16 port;
+	__u8 dir;
+};
+
+/*
+ * Finds the connection of a packet with tuple key. An element keyed by the
+ * tuple itself is an orig tuple, or the reply tuple of a connection keyed
+ * twice. Else the packet may be a reply of a connection keyed once, under
+ * its orig tuple (fp_abi.h): its source is a backend, fp_backends gives
+ * that backend's VIP:port, and the orig tuple is client -> VIP:port. The
+ * element found must name the packet's source as its backend: a reply
+ * tuple belongs to one connection only (the engine refuses a second), so
+ * then it is that connection, whatever VIP the backend's entry said.
+ */
+static __always_inline int find(const struct fp_key *key, struct hit *h)
+{
+	struct fp_backend_key bk = { .addr = key->src, .port = key->sport };
+	struct fp_nat *nat = bpf_map_lookup_elem(&fp_keys, key);
+	struct fp_backend *be;
+	struct fp_key orig;
+
+	if (nat) {
+		h->id = nat->id;
+		h->addr = nat->addr;
+		h->port = nat->port;
+		h->dir = nat->dir;
+		return 1;
+	}
+	be = bpf_map_lookup_elem(&fp_backends, &bk);
+	if (!be)
+		return 0;
+	orig.src = key->dst;
+	orig.dst = be->vip;
+	orig.sport = key->dport;
+	orig.dport = be->vport;
+	nat = bpf_map_lookup_elem(&fp_keys, &orig);
+	if (!nat || nat->dir != FP_DIR_ORIG || nat->addr != key->src || nat->port != key->sport)
+		return 0;
+	h->id = nat->id;
+	h->addr = orig.dst;
+	h->port = orig.dport;
+	h->dir = FP_DIR_REPLY;
+	return 1;
+}
+
 /* A FIN or RST of an installed connection goes up: the program stops
  * forwarding it (FP_STATE_CLOSING) before, not after, the engine reads the
  * entry back as it takes the connection over. */
 static __always_inline void mark_closing(const struct fp_key *key)
 {
-	struct fp_nat *nat = bpf_map_lookup_elem(&fp_keys, key);
 	struct fp_conn *c;
+	struct hit h;
 
-	if (!nat)
+	if (!find(key, &h))
 		return;
-	c = bpf_map_lookup_elem(&fp_conns, &nat->id);
+	c = bpf_map_lookup_elem(&fp_conns, &h.id);
 	if (!c)
 		return;
 	bpf_spin_lock(&c->lock);
@@ -313,7 +370,7 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	struct iphdr ip;
 	struct tcphdr th;
 	struct fp_key key;
-	struct fp_nat *nat;
+	struct hit h;
 	struct fp_conn *c;
 	struct seg s;
 	__u32 hl, tot, new_ip, out = 0, why, id;
@@ -347,18 +404,17 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 		return pass(FP_CNT_PASS_FLAGS);
 	}
 
-	nat = bpf_map_lookup_elem(&fp_keys, &key);
-	if (!nat)
+	if (!find(&key, &h))
 		return pass(FP_CNT_PASS_NO_ENTRY);
-	c = bpf_map_lookup_elem(&fp_conns, &nat->id);
+	c = bpf_map_lookup_elem(&fp_conns, &h.id);
 	if (!c)
 		return pass(FP_CNT_PASS_NO_ENTRY);
 	if (ip.ttl <= 1)
 		return pass(FP_CNT_PASS_TTL);
-	new_ip = nat->addr;
+	new_ip = h.addr;
 	if (!(flags & FP_CTL_STACK)) {
-		out = nat->dir == FP_DIR_ORIG ? route4(skb, &ip, ip.saddr, new_ip)
-					      : route4(skb, &ip, ip.saddr, ip.daddr);
+		out = h.dir == FP_DIR_ORIG ? route4(skb, &ip, ip.saddr, new_ip)
+					   : route4(skb, &ip, ip.saddr, ip.daddr);
 		if (!out)
 			return pass(FP_CNT_PASS_NO_ROUTE);
 	}
@@ -367,26 +423,26 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	s.ack = bpf_ntohl(th.ack_seq);
 	s.end = s.seq + (tot - hl);
 	s.win = bpf_ntohs(th.window);
-	id = nat->id;
-	why = judge(c, hint_of(id), nat->dir, &s, tot, &sig);
+	id = h.id;
+	why = judge(c, hint_of(id), h.dir, &s, tot, &sig);
 	if (why)
 		return pass(why);
 	if (sig)
 		signal(id);
 
-	if (nat->dir == FP_DIR_ORIG)
+	if (h.dir == FP_DIR_ORIG)
 		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, daddr),
 			       ETH_HLEN + sizeof(ip) + offsetof(struct tcphdr, dest),
-			       ip.daddr, new_ip, th.dest, nat->port);
+			       ip.daddr, new_ip, th.dest, h.port);
 	else
 		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, saddr),
 			       ETH_HLEN + sizeof(ip) + offsetof(struct tcphdr, source),
-			       ip.saddr, new_ip, th.source, nat->port);
+			       ip.saddr, new_ip, th.source, h.port);
 	/* Tracked but not rewritten: the slow path sees it again, which the
 	 * tracker accepts (a duplicate), so the packet is not lost. */
 	if (why)
 		return pass(FP_CNT_PASS_REWRITE);
-	count(nat->dir == FP_DIR_ORIG ? FP_CNT_FWD_ORIG : FP_CNT_FWD_REPLY, 1);
+	count(h.dir == FP_DIR_ORIG ? FP_CNT_FWD_ORIG : FP_CNT_FWD_REPLY, 1);
 	count(FP_CNT_FWD_BYTES, tot);
 	if (flags & FP_CTL_STACK)
 		return TC_ACT_OK;

@@ -2,7 +2,8 @@
  * fp_abi: the maps shared by the tc program (fp.bpf.c) and its loader
  * (loader.c), as both compile them. Private to fastpath/.
  *
- *   fp_keys   hash   struct fp_key  -> struct fp_nat    one entry per direction
+ *   fp_keys   hash   struct fp_key  -> struct fp_nat    one or two per connection
+ *   fp_backends hash struct fp_backend_key -> struct fp_backend: a backend's VIP
  *   fp_conns  array  id             -> struct fp_conn   shared by both directions
  *   fp_hints  hash   id             -> struct fp_hint   only while one is pending
  *   fp_hinted array  id / 64        -> __u64, bit id % 64: fp_hints may hold id
@@ -51,6 +52,32 @@ struct fp_key {
 	__u16 sport;
 	__u16 dport;
 };
+
+/*
+ * A connection is keyed once, under its orig tuple, when its backend's
+ * address and port lead to its VIP:port in fp_backends: a reply (backend ->
+ * client) then finds it as client -> VIP:port. A backend serves one VIP:port
+ * there, the first whose connection used it, until no connection keyed once
+ * uses it; a connection to another VIP:port through that backend (a backend
+ * in two services) is keyed twice, under both its tuples, as before. The
+ * hash map's overhead per element is most of a connection's kernel memory:
+ * keyed once, it is paid once.
+ */
+struct fp_backend_key {
+	__u32 addr;		/* network order */
+	__u16 port;
+	__u16 pad;
+};
+
+struct fp_backend {
+	__u32 vip;
+	__u16 vport;
+	__u16 pad;
+	__u32 refs;		/* connections keyed once through it (lbd's count) */
+};
+
+/* Backend addresses and ports (lb_engine.h's LB_ENGINE_MAX_BACKENDS). */
+#define FP_MAX_BACKENDS 4096
 
 struct fp_nat {
 	__u32 id;		/* index into fp_conns */

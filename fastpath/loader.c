@@ -34,15 +34,16 @@ struct fp_slot {
 	struct fp_key orig;		/* client -> VIP:port, as in fp_keys */
 	uint32_t backend;		/* with orig, the reply key (slot_reply()) */
 	uint16_t backend_port;		/* network order, as in fp_key */
-	uint8_t used;
-	uint8_t hinted;			/* fp_hints may hold a hint for it */
+	uint8_t used : 1;
+	uint8_t hinted : 1;		/* fp_hints may hold a hint for it */
+	uint8_t single : 1;		/* keyed once: its backend's fp_backends ref */
 	uint32_t hint_gen;		/* the last fp_hint written */
 	uint64_t pkts[2], bytes[2];	/* as last reported */
 };
 
 struct fp {
 	struct fp_bpf *skel;
-	int keys_fd, conns_fd, hints_fd, hinted_fd, stats_fd, ctl_fd;
+	int keys_fd, conns_fd, hints_fd, hinted_fd, backends_fd, stats_fd, ctl_fd;
 	struct ring_buffer *ring;	/* the program's replication signals */
 	void (*sig_fn)(void *arg, const struct lb_tuple *orig,
 		       const struct lb_fastpath_seen *s);
@@ -105,6 +106,24 @@ static uint32_t hints_cap(uint32_t cap)
 	return cap / 4 > 1024 ? cap / 4 : 1024;
 }
 
+/*
+ * fp_keys' capacity: a connection takes one key, two when its backend also
+ * serves another VIP:port (fp_abi.h). The kernel gives a hash the power of
+ * two at or above its capacity in buckets (16 bytes each, up front) and
+ * allocates elements as they come, so the capacity is that power of two,
+ * with at least a 32nd of the connections to spare for second keys; a
+ * connection whose keys do not fit stays on the slow path
+ * (fast_install_failed).
+ */
+static uint32_t keys_cap(uint32_t cap)
+{
+	uint64_t want = (uint64_t)cap + cap / 32 + 1, p = 1;
+
+	while (p < want)
+		p <<= 1;
+	return p > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)p;
+}
+
 static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t errlen)
 {
 	int rc;
@@ -115,12 +134,12 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
 		return -errno;
 	}
-	/* Two keys per connection; the hash map's capacity must hold both.
-	 * Its entries are allocated as connections come, not all up front. */
+	/* The hashes' entries are allocated as connections come, not all up
+	 * front; the arrays are, at the capacity. */
 	if ((rc = bpf_map__set_max_entries(fp->skel->maps.fp_conns, fp->cap)) ||
 	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_hints, hints_cap(fp->cap))) ||
 	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_hinted, (fp->cap + 63) / 64)) ||
-	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, fp->cap * 2)) ||
+	    (rc = bpf_map__set_max_entries(fp->skel->maps.fp_keys, keys_cap(fp->cap))) ||
 	    (rc = bpf_map__set_map_flags(fp->skel->maps.fp_keys, BPF_F_NO_PREALLOC))) {
 		snprintf(err, errlen, "cannot size the maps: %s", strerror(-rc));
 		return rc;
@@ -138,6 +157,7 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 	fp->conns_fd = bpf_map__fd(fp->skel->maps.fp_conns);
 	fp->hints_fd = bpf_map__fd(fp->skel->maps.fp_hints);
 	fp->hinted_fd = bpf_map__fd(fp->skel->maps.fp_hinted);
+	fp->backends_fd = bpf_map__fd(fp->skel->maps.fp_backends);
 	fp->stats_fd = bpf_map__fd(fp->skel->maps.fp_stats);
 	fp->ctl_fd = bpf_map__fd(fp->skel->maps.fp_ctl);
 	fp->ctl = conf->stack ? FP_CTL_STACK : 0;
@@ -294,6 +314,46 @@ static int64_t lookup_id(struct fp *fp, const struct lb_tuple *orig)
 	return nat.id;
 }
 
+/*
+ * For a connection keyed once (fp_abi.h): 1 when its backend leads to its
+ * VIP:port in fp_backends (now, with one more reference), 0 when it leads
+ * to another VIP:port or cannot be added (the connection is keyed twice).
+ * fp locked; only lbd writes fp_backends.
+ */
+static int backend_ref(struct fp *fp, const struct fp_slot *s)
+{
+	struct fp_backend_key k = { .addr = s->backend, .port = s->backend_port };
+	struct fp_backend v;
+
+	if (bpf_map_lookup_elem(fp->backends_fd, &k, &v) == 0) {
+		if (v.vip != s->orig.dst || v.vport != s->orig.dport)
+			return 0;
+		v.refs++;
+	} else {
+		v = (struct fp_backend){ .vip = s->orig.dst, .vport = s->orig.dport, .refs = 1 };
+	}
+	return bpf_map_update_elem(fp->backends_fd, &k, &v, BPF_ANY) ? 0 : 1;
+}
+
+/* Gives back a reference backend_ref() took; the entry goes with the last. */
+static void backend_unref(struct fp *fp, const struct fp_slot *s)
+{
+	struct fp_backend_key k = { .addr = s->backend, .port = s->backend_port };
+	struct fp_backend v;
+
+	if (bpf_map_lookup_elem(fp->backends_fd, &k, &v))
+		return;
+	if (v.refs <= 1) {
+		bpf_map_delete_elem(fp->backends_fd, &k);
+		return;
+	}
+	v.refs--;
+	bpf_map_update_elem(fp->backends_fd, &k, &v, BPF_ANY);
+}
+
+/* Keys the connection: once when its backend allows, else under both
+ * tuples. The backend's entry before the key, so that a reply finds the
+ * connection as soon as the client's packets do. fp locked. */
 static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c,
 		    struct fp_slot *s)
 {
@@ -309,9 +369,15 @@ static int put_keys(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c
 	key_of(&c->reply, &reply);
 	s->backend = reply.src;
 	s->backend_port = reply.sport;
-	if (bpf_map_update_elem(fp->keys_fd, &s->orig, &to_backend, BPF_ANY))
-		return -errno;
-	if (bpf_map_update_elem(fp->keys_fd, &reply, &to_client, BPF_ANY)) {
+	s->single = backend_ref(fp, s);
+	if (bpf_map_update_elem(fp->keys_fd, &s->orig, &to_backend, BPF_ANY)) {
+		int rc = -errno;
+
+		if (s->single)
+			backend_unref(fp, s);
+		return rc;
+	}
+	if (!s->single && bpf_map_update_elem(fp->keys_fd, &reply, &to_client, BPF_ANY)) {
 		int rc = -errno;
 
 		bpf_map_delete_elem(fp->keys_fd, &s->orig);
@@ -471,8 +537,12 @@ int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpat
 	 * land after this read: the slow path's tracker then sees its peer's
 	 * answer a little ahead, within the windows it allows). */
 	bpf_map_delete_elem(fp->keys_fd, &s->orig);
-	reply = slot_reply(s);
-	bpf_map_delete_elem(fp->keys_fd, &reply);
+	if (s->single) {
+		backend_unref(fp, s);
+	} else {
+		reply = slot_reply(s);
+		bpf_map_delete_elem(fp->keys_fd, &reply);
+	}
 	rc = read_locked(fp, (uint32_t)id, out);
 	bpf_map_update_elem(fp->conns_fd, &(uint32_t){ (uint32_t)id }, &idle, BPF_F_LOCK);
 	drop_hint(fp, (uint32_t)id, 0);
