@@ -99,7 +99,7 @@ struct {
 
 /* Set by the loader before load; 0 bytes: no signals (no replication). */
 const volatile __u64 fp_signal_bytes = 0;
-const volatile __u64 fp_signal_ns = 0;
+const volatile __u32 fp_signal_ms = 0;
 
 /* What the checks need of a segment. */
 struct seg {
@@ -207,22 +207,22 @@ static __always_inline __u32 route4(struct __sk_buff *skb, const struct iphdr *i
 
 /*
  * True when c (locked) moved fp_signal_bytes in a direction, or has not been
- * signalled for fp_signal_ns, since its last signal; then that signal is now.
+ * signalled for fp_signal_ms, since its last signal; then that signal is now.
  * The engine replicates a connection at most every interval, sooner once it
  * moved max_lag bytes: without a signal it would learn of the kernel's
  * packets only at its next sweep, a tick later, while a fast connection
  * runs far past what the standby's takeover slack covers.
  */
-static __always_inline int signal_due(struct fp_conn *c, __u64 now)
+static __always_inline int signal_due(struct fp_conn *c, __u32 now)
 {
 	if (!fp_signal_bytes)
 		return 0;
 	if (c->sig_moved[0] < fp_signal_bytes && c->sig_moved[1] < fp_signal_bytes &&
-	    now - c->sig_ns < fp_signal_ns)
+	    now - c->sig_ms < fp_signal_ms)
 		return 0;
 	c->sig_moved[0] = 0;
 	c->sig_moved[1] = 0;
-	c->sig_ns = now;
+	c->sig_ms = now;
 	return 1;
 }
 
@@ -253,7 +253,8 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 {
 	struct fp_peer *snd, *rcv;
 	int ok = 0, why = FP_CNT_PASS_STATE;
-	__u64 now = bpf_ktime_get_ns();	/* no calls while the lock is held */
+	/* No calls while the lock is held; 0 means no packet (fp_abi.h). */
+	__u32 now = (__u32)(bpf_ktime_get_ns() / 1000000) ?: 1;
 
 	snd = dir ? &c->peer[1] : &c->peer[0];
 	rcv = dir ? &c->peer[0] : &c->peer[1];
@@ -265,7 +266,7 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 		why = FP_CNT_PASS_WINDOW;
 	}
 	if (ok) {
-		c->last_seen_ns = now;
+		c->last_seen_ms = now;
 		c->pkts[dir & 1] += 1;
 		c->bytes[dir & 1] += len;
 		if (fp_signal_bytes)

@@ -38,7 +38,8 @@ struct fp_slot {
 	uint8_t hinted : 1;		/* fp_hints may hold a hint for it */
 	uint8_t single : 1;		/* keyed once: its backend's fp_backends ref */
 	uint32_t hint_gen;		/* the last fp_hint written */
-	uint64_t pkts[2], bytes[2];	/* as last reported */
+	uint32_t pkts[2];		/* as last reported (fp_conn's, modulo 2^32) */
+	uint64_t bytes[2];
 };
 
 struct fp {
@@ -145,7 +146,7 @@ static int load(struct fp *fp, const struct fp_conf *conf, char *err, size_t err
 		return rc;
 	}
 	fp->skel->rodata->fp_signal_bytes = conf->signal_bytes;
-	fp->skel->rodata->fp_signal_ns = (uint64_t)conf->signal_ms * 1000000u;
+	fp->skel->rodata->fp_signal_ms = conf->signal_ms;
 	rc = fp_bpf__load(fp->skel);
 	if (rc) {
 		snprintf(err, errlen, "cannot load the BPF program (kernel without BPF, "
@@ -444,7 +445,7 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	/* The interval's signal counts from now (the engine replicated the
 	 * connection as it became established): bpf_ktime_get_ns()'s clock. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	v.sig_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	v.sig_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 	id = fp->free[--fp->nfree];
 	peers_to_kernel(c->peer, v.peer);
 	v.wscale[0] = c->peer[0].wscale;
@@ -480,6 +481,22 @@ int fp_conn_install(struct fp *fp, const struct lb_fastpath_conn *c)
 	return rc;
 }
 
+/* The CLOCK_MONOTONIC milliseconds whose low 32 bits are t, the nearest to
+ * now (fp_abi.h says why that is exact). */
+static uint64_t widen_ms(uint32_t t)
+{
+	struct timespec ts;
+	uint64_t now;
+	uint32_t back;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	back = (uint32_t)now - t;
+	if (back > UINT32_MAX / 2)	/* a packet after our clock read */
+		return now + (uint32_t)(t - (uint32_t)now);
+	return now - back;
+}
+
 /* Fills out from the kernel's entry and the slot's last report; fp locked. */
 static int read_locked(struct fp *fp, uint32_t id, struct lb_fastpath_seen *out)
 {
@@ -494,12 +511,12 @@ static int read_locked(struct fp *fp, uint32_t id, struct lb_fastpath_seen *out)
 						     .maxend = v.peer[d].maxend,
 						     .maxwin = v.peer[d].maxwin,
 						     .wscale = v.wscale[d] };
-		out->pkts[d] = v.pkts[d] - s->pkts[d];
+		out->pkts[d] = (uint32_t)(v.pkts[d] - s->pkts[d]);
 		out->bytes[d] = v.bytes[d] - s->bytes[d];
 		s->pkts[d] = v.pkts[d];
 		s->bytes[d] = v.bytes[d];
 	}
-	out->last_seen_ms = v.last_seen_ns / 1000000u;
+	out->last_seen_ms = v.last_seen_ms ? widen_ms(v.last_seen_ms) : 0;
 	if (v.hint_gen)
 		drop_hint(fp, id, v.hint_gen);
 	return 0;
