@@ -13,6 +13,7 @@
  *
  * Usage: bench_conn_memory engine|fast [N] (N: 1000000).
  */
+#include <bpf/bpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -48,7 +49,7 @@ static long long rss_bytes(void)
 }
 
 /* Sums memlock over every BPF map among our descriptors, printing each. */
-static long long maps_bytes(int print)
+static long long maps_bytes(int print, size_t n)
 {
 	DIR *d = opendir("/proc/self/fdinfo");
 	struct dirent *de;
@@ -75,9 +76,16 @@ static long long maps_bytes(int print)
 		fclose(f);
 		if (!type[0] || memlock < 0)
 			continue;
-		if (print)
-			printf("#   map %-16s max_entries %10lld memlock %12lld\n", type, entries,
-			       memlock);
+		if (print) {
+			struct bpf_map_info info = { 0 };
+			uint32_t len = sizeof(info);
+
+			if (bpf_obj_get_info_by_fd(atoi(de->d_name), &info, &len))
+				info.name[0] = 0;
+			printf("#   map %-16s type %-3s max_entries %10lld memlock %12lld (%.1f B "
+			       "per connection)\n", info.name, type, entries, memlock,
+			       (double)memlock / (double)n);
+		}
 		total += memlock;
 	}
 	closedir(d);
@@ -178,7 +186,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rss0 = rss_bytes();
-	maps0 = maps_bytes(0);
+	maps0 = maps_bytes(0, n);
 	e = make_engine(n, &w);
 	if (fast) {
 		struct fp_conf fc = { .max_conns = (uint32_t)n, .stack = 1 };
@@ -202,7 +210,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rss1 = rss_bytes();
-	maps1 = maps_bytes(fast);
+	maps1 = maps_bytes(fast, n);
 	user = (double)(rss1 - rss0) / (double)n;
 	kernel = (double)(maps1 - maps0) / (double)n;
 	printf("# %s: %zu established connections (fast_installs %llu)\n",
