@@ -8,6 +8,9 @@
  *
  * Memory: the pool of connections is allocated once (the capacity limit);
  * inserting takes one from a free list, so the packet path never allocates.
+ * An entry keeps its three endpoints rather than its two tuples, which
+ * lb_conn_tuple() makes from them, and links its chains by pool index
+ * (docs/benchmarks.md measures what that saves).
  *
  * Locking, in this order only:
  *   stripe locks  protect the bucket chains (bucket b uses stripe b % S)
