@@ -25,6 +25,7 @@
 #include "fp.skel.h"
 
 #define FP_MAX_IFS 16
+#define FP_NO_ID UINT32_MAX
 /* Our filter's place on an interface's ingress: a fixed handle and priority,
  * so that a later run finds and replaces what a crashed one left. */
 #define FP_TC_HANDLE 0x1b0
@@ -54,8 +55,12 @@ struct fp {
 	pthread_mutex_t lock;		/* slots, free list, cursor */
 	uint32_t cap;
 	struct fp_slot *slots;
-	uint32_t *free;
-	uint32_t nfree;
+	/* Free ids: those freed, linked through their slot's backend field
+	 * (a free slot has none), then those never used, from fresh on; so
+	 * the slots take memory as connections come and need no free array. */
+	uint32_t free_head;		/* FP_NO_ID: none freed */
+	uint32_t fresh;
+	uint32_t nused;
 	uint64_t *hinted;		/* fp_hinted as last written */
 	size_t cursor;
 	int ifindex[FP_MAX_IFS];
@@ -181,15 +186,12 @@ struct fp *fp_open(const struct fp_conf *conf, char *err, size_t errlen)
 	fp->cap = conf->max_conns ? conf->max_conns : 1;
 	pthread_mutex_init(&fp->lock, NULL);
 	fp->slots = calloc(fp->cap, sizeof(*fp->slots));
-	fp->free = calloc(fp->cap, sizeof(*fp->free));
 	fp->hinted = calloc((fp->cap + 63) / 64, sizeof(*fp->hinted));
-	if (!fp->slots || !fp->free || !fp->hinted) {
+	if (!fp->slots || !fp->hinted) {
 		snprintf(err, errlen, "cannot allocate %u slots", fp->cap);
 		goto fail;
 	}
-	for (uint32_t i = 0; i < fp->cap; i++)
-		fp->free[i] = fp->cap - 1 - i;
-	fp->nfree = fp->cap;
+	fp->free_head = FP_NO_ID;
 	rc = load(fp, conf, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -220,7 +222,6 @@ void fp_close(struct fp *fp)
 	fp_bpf__destroy(fp->skel);
 	pthread_mutex_destroy(&fp->lock);
 	free(fp->slots);
-	free(fp->free);
 	free(fp->hinted);
 	free(fp);
 }
@@ -431,6 +432,26 @@ static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
 	return set_hinted(fp, id, 1);
 }
 
+/* A free id (there is one: nused < cap); fp locked. */
+static uint32_t take_id(struct fp *fp)
+{
+	uint32_t id = fp->free_head;
+
+	fp->nused++;
+	if (id == FP_NO_ID)
+		return fp->fresh++;
+	fp->free_head = fp->slots[id].backend;
+	return id;
+}
+
+/* Frees id, its slot cleared but for the link; fp locked. */
+static void give_id(struct fp *fp, uint32_t id)
+{
+	fp->slots[id] = (struct fp_slot){ .backend = fp->free_head };
+	fp->free_head = id;
+	fp->nused--;
+}
+
 /* A new entry: the connection before its keys, so the program never finds a
  * key whose entry is not ready. fp locked. */
 static int create(struct fp *fp, const struct lb_fastpath_conn *c)
@@ -440,13 +461,13 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	uint32_t id;
 	int rc;
 
-	if (fp->nfree == 0)
+	if (fp->nused == fp->cap)
 		return -ENOSPC;
 	/* The interval's signal counts from now (the engine replicated the
 	 * connection as it became established): bpf_ktime_get_ns()'s clock. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	v.sig_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-	id = fp->free[--fp->nfree];
+	id = take_id(fp);
 	peers_to_kernel(c->peer, v.peer);
 	v.wscale[0] = c->peer[0].wscale;
 	v.wscale[1] = c->peer[1].wscale;
@@ -457,7 +478,7 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	else
 		rc = put_keys(fp, id, c, &fp->slots[id]);
 	if (rc < 0) {
-		fp->free[fp->nfree++] = id;
+		give_id(fp, id);
 		return rc;
 	}
 	fp->slots[id].used = 1;
@@ -563,8 +584,7 @@ int fp_conn_remove(struct fp *fp, const struct lb_tuple *orig, struct lb_fastpat
 	rc = read_locked(fp, (uint32_t)id, out);
 	bpf_map_update_elem(fp->conns_fd, &(uint32_t){ (uint32_t)id }, &idle, BPF_F_LOCK);
 	drop_hint(fp, (uint32_t)id, 0);
-	*s = (struct fp_slot){ 0 };
-	fp->free[fp->nfree++] = (uint32_t)id;
+	give_id(fp, (uint32_t)id);
 	pthread_mutex_unlock(&fp->lock);
 	return rc;
 }
@@ -574,7 +594,7 @@ size_t fp_conn_count(struct fp *fp)
 	size_t n;
 
 	pthread_mutex_lock(&fp->lock);
-	n = fp->cap - fp->nfree;
+	n = fp->nused;
 	pthread_mutex_unlock(&fp->lock);
 	return n;
 }
