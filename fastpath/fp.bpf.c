@@ -56,11 +56,27 @@ struct {
 } fp_conns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fp_backend_key);
+	__type(value, struct fp_backend);
+} fp_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);		/* set by the loader: as fp_conns */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct fp_hint);
 } fp_hints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* set by the loader: fp_conns / 64 */
+	__type(key, __u32);
+	__type(value, __u64);
+} fp_hinted SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -83,7 +99,7 @@ struct {
 
 /* Set by the loader before load; 0 bytes: no signals (no replication). */
 const volatile __u64 fp_signal_bytes = 0;
-const volatile __u64 fp_signal_ns = 0;
+const volatile __u32 fp_signal_ms = 0;
 
 /* What the checks need of a segment. */
 struct seg {
@@ -114,7 +130,8 @@ static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0;
  * sent by snd to rcv, and on success moves the bounds as lb/tcp.c's
  * update_window() does. Called under the entry's lock. 1: accepted.
  */
-static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, const struct seg *s)
+static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, __u8 wscale,
+				 const struct seg *s)
 {
 	__u32 win, ackwin = snd->maxwin > MAX_ACK_WINDOW ? snd->maxwin : MAX_ACK_WINDOW;
 
@@ -124,7 +141,7 @@ static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, const
 		return 0;
 	if (!seq_leq(s->ack, rcv->end) || !seq_geq(s->ack, rcv->end - ackwin))
 		return 0;
-	win = (__u32)s->win << (snd->wscale & 15);
+	win = (__u32)s->win << (wscale & 15);
 	if (seq_gt(s->end, snd->end))
 		snd->end = s->end;
 	if (win > snd->maxwin)
@@ -190,22 +207,22 @@ static __always_inline __u32 route4(struct __sk_buff *skb, const struct iphdr *i
 
 /*
  * True when c (locked) moved fp_signal_bytes in a direction, or has not been
- * signalled for fp_signal_ns, since its last signal; then that signal is now.
+ * signalled for fp_signal_ms, since its last signal; then that signal is now.
  * The engine replicates a connection at most every interval, sooner once it
  * moved max_lag bytes: without a signal it would learn of the kernel's
  * packets only at its next sweep, a tick later, while a fast connection
  * runs far past what the standby's takeover slack covers.
  */
-static __always_inline int signal_due(struct fp_conn *c, __u64 now)
+static __always_inline int signal_due(struct fp_conn *c, __u32 now)
 {
 	if (!fp_signal_bytes)
 		return 0;
-	if (c->bytes[0] - c->sig_bytes[0] < fp_signal_bytes &&
-	    c->bytes[1] - c->sig_bytes[1] < fp_signal_bytes && now - c->sig_ns < fp_signal_ns)
+	if (c->sig_moved[0] < fp_signal_bytes && c->sig_moved[1] < fp_signal_bytes &&
+	    now - c->sig_ms < fp_signal_ms)
 		return 0;
-	c->sig_bytes[0] = c->bytes[0];
-	c->sig_bytes[1] = c->bytes[1];
-	c->sig_ns = now;
+	c->sig_moved[0] = 0;
+	c->sig_moved[1] = 0;
+	c->sig_ms = now;
 	return 1;
 }
 
@@ -236,7 +253,8 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 {
 	struct fp_peer *snd, *rcv;
 	int ok = 0, why = FP_CNT_PASS_STATE;
-	__u64 now = bpf_ktime_get_ns();	/* no calls while the lock is held */
+	/* No calls while the lock is held; 0 means no packet (fp_abi.h). */
+	__u32 now = (__u32)(bpf_ktime_get_ns() / 1000000) ?: 1;
 
 	snd = dir ? &c->peer[1] : &c->peer[0];
 	rcv = dir ? &c->peer[0] : &c->peer[1];
@@ -244,17 +262,32 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 	if (h && h->gen != c->hint_gen)
 		apply_hint(c, h);
 	if (c->state == FP_STATE_ESTABLISHED) {
-		ok = track(snd, rcv, s);
+		ok = track(snd, rcv, dir ? c->wscale[1] : c->wscale[0], s);
 		why = FP_CNT_PASS_WINDOW;
 	}
 	if (ok) {
-		c->last_seen_ns = now;
+		c->last_seen_ms = now;
 		c->pkts[dir & 1] += 1;
 		c->bytes[dir & 1] += len;
+		if (fp_signal_bytes)
+			c->sig_moved[dir & 1] += len;
 		*sig = signal_due(c, now);
 	}
 	bpf_spin_unlock(&c->lock);
 	return ok ? 0 : why;
+}
+
+/* Connection id's pending hint, if any: a hash lookup only when its bit in
+ * fp_hinted is set. A hint lbd replaces is a new element swapped in whole,
+ * so the program never reads one half written. */
+static __always_inline const struct fp_hint *hint_of(__u32 id)
+{
+	__u32 word = id / 64;
+	__u64 *bits = bpf_map_lookup_elem(&fp_hinted, &word);
+
+	if (!bits || !((*bits >> (id & 63)) & 1))
+		return 0;
+	return bpf_map_lookup_elem(&fp_hints, &id);
 }
 
 /* Tells lbd to read connection id now (after the lock: a helper call). */
@@ -266,17 +299,66 @@ static __always_inline void signal(__u32 id)
 							       : FP_CNT_SIGNALS, 1);
 }
 
+/* Where a packet goes: its connection and direction, and its new address. */
+struct hit {
+	__u32 id;
+	__u32 addr;		/* new destination (orig) or source (reply) */
+	__u16 port;
+	__u8 dir;
+};
+
+/*
+ * Finds the connection of a packet with tuple key. An element keyed by the
+ * tuple itself is an orig tuple, or the reply tuple of a connection keyed
+ * twice. Else the packet may be a reply of a connection keyed once, under
+ * its orig tuple (fp_abi.h): its source is a backend, fp_backends gives
+ * that backend's VIP:port, and the orig tuple is client -> VIP:port. The
+ * element found must name the packet's source as its backend: a reply
+ * tuple belongs to one connection only (the engine refuses a second), so
+ * then it is that connection, whatever VIP the backend's entry said.
+ */
+static __always_inline int find(const struct fp_key *key, struct hit *h)
+{
+	struct fp_backend_key bk = { .addr = key->src, .port = key->sport };
+	struct fp_nat *nat = bpf_map_lookup_elem(&fp_keys, key);
+	struct fp_backend *be;
+	struct fp_key orig;
+
+	if (nat) {
+		h->id = nat->id;
+		h->addr = nat->addr;
+		h->port = nat->port;
+		h->dir = nat->dir;
+		return 1;
+	}
+	be = bpf_map_lookup_elem(&fp_backends, &bk);
+	if (!be)
+		return 0;
+	orig.src = key->dst;
+	orig.dst = be->vip;
+	orig.sport = key->dport;
+	orig.dport = be->vport;
+	nat = bpf_map_lookup_elem(&fp_keys, &orig);
+	if (!nat || nat->dir != FP_DIR_ORIG || nat->addr != key->src || nat->port != key->sport)
+		return 0;
+	h->id = nat->id;
+	h->addr = orig.dst;
+	h->port = orig.dport;
+	h->dir = FP_DIR_REPLY;
+	return 1;
+}
+
 /* A FIN or RST of an installed connection goes up: the program stops
  * forwarding it (FP_STATE_CLOSING) before, not after, the engine reads the
  * entry back as it takes the connection over. */
 static __always_inline void mark_closing(const struct fp_key *key)
 {
-	struct fp_nat *nat = bpf_map_lookup_elem(&fp_keys, key);
 	struct fp_conn *c;
+	struct hit h;
 
-	if (!nat)
+	if (!find(key, &h))
 		return;
-	c = bpf_map_lookup_elem(&fp_conns, &nat->id);
+	c = bpf_map_lookup_elem(&fp_conns, &h.id);
 	if (!c)
 		return;
 	bpf_spin_lock(&c->lock);
@@ -288,8 +370,8 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 {
 	struct iphdr ip;
 	struct tcphdr th;
-	struct fp_key key = { .family = 4 };
-	struct fp_nat *nat;
+	struct fp_key key;
+	struct hit h;
 	struct fp_conn *c;
 	struct seg s;
 	__u32 hl, tot, new_ip, out = 0, why, id;
@@ -313,8 +395,8 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	if (th.doff < 5 || tot < hl || tot > skb->len - ETH_HLEN)
 		return pass(FP_CNT_PASS_MALFORMED);
 	tf = ((__u8 *)&th)[13];
-	__builtin_memcpy(key.src, &ip.saddr, 4);
-	__builtin_memcpy(key.dst, &ip.daddr, 4);
+	key.src = ip.saddr;
+	key.dst = ip.daddr;
 	key.sport = th.source;
 	key.dport = th.dest;
 	if ((tf & (TCPF_SYN | TCPF_FIN | TCPF_RST | TCPF_ACK)) != TCPF_ACK) {
@@ -323,18 +405,17 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 		return pass(FP_CNT_PASS_FLAGS);
 	}
 
-	nat = bpf_map_lookup_elem(&fp_keys, &key);
-	if (!nat)
+	if (!find(&key, &h))
 		return pass(FP_CNT_PASS_NO_ENTRY);
-	c = bpf_map_lookup_elem(&fp_conns, &nat->id);
+	c = bpf_map_lookup_elem(&fp_conns, &h.id);
 	if (!c)
 		return pass(FP_CNT_PASS_NO_ENTRY);
 	if (ip.ttl <= 1)
 		return pass(FP_CNT_PASS_TTL);
-	__builtin_memcpy(&new_ip, nat->addr, 4);
+	new_ip = h.addr;
 	if (!(flags & FP_CTL_STACK)) {
-		out = nat->dir == FP_DIR_ORIG ? route4(skb, &ip, ip.saddr, new_ip)
-					      : route4(skb, &ip, ip.saddr, ip.daddr);
+		out = h.dir == FP_DIR_ORIG ? route4(skb, &ip, ip.saddr, new_ip)
+					   : route4(skb, &ip, ip.saddr, ip.daddr);
 		if (!out)
 			return pass(FP_CNT_PASS_NO_ROUTE);
 	}
@@ -343,26 +424,26 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	s.ack = bpf_ntohl(th.ack_seq);
 	s.end = s.seq + (tot - hl);
 	s.win = bpf_ntohs(th.window);
-	id = nat->id;
-	why = judge(c, bpf_map_lookup_elem(&fp_hints, &id), nat->dir, &s, tot, &sig);
+	id = h.id;
+	why = judge(c, hint_of(id), h.dir, &s, tot, &sig);
 	if (why)
 		return pass(why);
 	if (sig)
 		signal(id);
 
-	if (nat->dir == FP_DIR_ORIG)
+	if (h.dir == FP_DIR_ORIG)
 		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, daddr),
 			       ETH_HLEN + sizeof(ip) + offsetof(struct tcphdr, dest),
-			       ip.daddr, new_ip, th.dest, nat->port);
+			       ip.daddr, new_ip, th.dest, h.port);
 	else
 		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, saddr),
 			       ETH_HLEN + sizeof(ip) + offsetof(struct tcphdr, source),
-			       ip.saddr, new_ip, th.source, nat->port);
+			       ip.saddr, new_ip, th.source, h.port);
 	/* Tracked but not rewritten: the slow path sees it again, which the
 	 * tracker accepts (a duplicate), so the packet is not lost. */
 	if (why)
 		return pass(FP_CNT_PASS_REWRITE);
-	count(nat->dir == FP_DIR_ORIG ? FP_CNT_FWD_ORIG : FP_CNT_FWD_REPLY, 1);
+	count(h.dir == FP_DIR_ORIG ? FP_CNT_FWD_ORIG : FP_CNT_FWD_REPLY, 1);
 	count(FP_CNT_FWD_BYTES, tot);
 	if (flags & FP_CTL_STACK)
 		return TC_ACT_OK;

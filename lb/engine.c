@@ -256,11 +256,14 @@ static int hook_matches(enum lb_hook hook, enum lb_dir dir)
 	return hook == LB_HOOK_ANY || (hook == LB_HOOK_PRE) == (dir == LB_DIR_ORIG);
 }
 
-void lb_conn_export(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_state *st)
+void lb_conn_export(const struct lb_table *t, const struct lb_conn *c, uint64_t now_ms,
+		    struct lb_conn_state *st)
 {
-	st->orig = c->tuple[LB_DIR_ORIG];
-	st->backend = c->tuple[LB_DIR_REPLY].src;
-	st->backend_port = c->tuple[LB_DIR_REPLY].sport;
+	struct lb_tuple reply = lb_conn_tuple(t, c, LB_DIR_REPLY);
+
+	st->orig = lb_conn_tuple(t, c, LB_DIR_ORIG);
+	st->backend = reply.src;
+	st->backend_port = reply.sport;
 	st->created_us = c->created_us;
 	st->version = c->version;
 	st->tcp = c->tcp;
@@ -318,7 +321,7 @@ static uint64_t repl_emit(struct lb_engine *e, struct lb_worker *w, struct lb_co
 	c->last_sync_ms = now_ms;
 	c->flags &= ~(LB_CONN_F_DIRTY | LB_CONN_F_UNSENT);
 	c->wake_ms = 0;
-	lb_conn_export(c, now_ms, &st);
+	lb_conn_export(e->table, c, now_ms, &st);
 	lb_worker_count(w, LB_CNT_REPL_UPDATES, 1);
 	return e->repl->conn(e->repl_arg, &st, urgent);
 }
@@ -508,10 +511,12 @@ static void embryo_add(struct lb_engine *e, struct lb_worker *w, const struct lb
  * answer): forwarded and counted, but it neither refreshes the entry's
  * timeout nor is replicated, so a blind flood of them keeps nothing alive.
  */
-static enum lb_verdict forward_ignored(struct lb_worker *w, struct lb_conn *c, enum lb_dir dir,
+static enum lb_verdict forward_ignored(struct lb_engine *e, struct lb_worker *w,
+				       struct lb_conn *c, enum lb_dir dir,
 				       struct lb_packet *pkt, const struct lb_pkt_info *pi)
 {
-	struct lb_tuple nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
+	struct lb_tuple nat = lb_conn_tuple(e->table, c, dir == LB_DIR_ORIG ? LB_DIR_REPLY
+									   : LB_DIR_ORIG);
 
 	lb_worker_count(w, (pi->flags & LB_TCP_RST) ? LB_CNT_RST_INEXACT : LB_CNT_SYN_IGNORED, 1);
 	backend_count_packet(c->backend, dir, pi->ip_len);	/* see on_conn() */
@@ -549,7 +554,7 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		return drop(w, pkt, tcp_drop[r]);
 	}
 	if (c->tcp.ignored)
-		return forward_ignored(w, c, dir, pkt, pi);
+		return forward_ignored(e, w, c, dir, pkt, pi);
 	/* A new incarnation: a SYN reusing a closed tuple, or the server
 	 * agreeing to an ignored SYN (another client ISN). */
 	reopened = (c->tcp.state == LB_TCP_SYN_SENT && before >= LB_TCP_TIME_WAIT) ||
@@ -561,10 +566,12 @@ static enum lb_verdict on_conn(struct lb_engine *e, struct lb_worker *w, struct 
 		      c->persist_ms;
 	if (established)
 		c->persist_touched_ms = now_ms;
-	nat = c->tuple[dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG];
+	nat = lb_conn_tuple(e->table, c, dir == LB_DIR_ORIG ? LB_DIR_REPLY : LB_DIR_ORIG);
 	persist_ms = persist_due(c, now_ms) ? c->persist_ms : 0;
 	service_id = c->service_id;
-	client = c->tuple[LB_DIR_ORIG].src;
+	client = pi->tuple.src;
+	if (dir != LB_DIR_ORIG)
+		client = pi->tuple.dst;
 	/* be lives as long as a connection points at it, so everything that
 	 * reads it happens before the unlock: past it the control thread may
 	 * expire c and free a drained be, however unlikely the timing. */
@@ -709,7 +716,7 @@ static enum lb_verdict on_new(struct lb_engine *e, struct lb_worker *w,
 	ticket = repl_skip_half_open(e, c, now_ms) ? 0 : repl_emit(e, w, c, now_ms, 0);
 	if (e->repl_conf.defer)
 		pkt->defer_ticket = ticket;
-	nat = c->tuple[LB_DIR_REPLY];
+	nat = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
 	created_us = c->created_us;
 	backend_count_packet(c->backend, LB_DIR_ORIG, pi->ip_len);	/* see on_conn() */
 	lb_conn_unlock(c);
@@ -782,15 +789,17 @@ static void on_expire(struct lb_conn *c, void *arg)
 	    !(c->flags & LB_CONN_F_UNSENT)) {
 		struct lb_conn_state st;
 
-		lb_conn_export(c, x->now_ms, &st);
+		lb_conn_export(e->table, c, x->now_ms, &st);
 		lb_worker_count(x->w, LB_CNT_REPL_DELETES, 1);
 		e->repl->conn_delete(e->repl_arg, &st);
 	}
 	/* Only a client that completed a handshake earns persistence. */
 	if (c->persist_ms && !atomic_load(&be->draining) &&
-	    c->tcp.state != LB_TCP_SYN_SENT && c->tcp.state != LB_TCP_SYN_RECV)
-		persist_record(e, x->w, c->service_id, &c->tuple[LB_DIR_ORIG].src, be,
-			       x->now_ms + c->persist_ms);
+	    c->tcp.state != LB_TCP_SYN_SENT && c->tcp.state != LB_TCP_SYN_RECV) {
+		struct lb_tuple orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
+
+		persist_record(e, x->w, c->service_id, &orig.src, be, x->now_ms + c->persist_ms);
+	}
 	lb_worker_count(x->w, LB_CNT_CONNS_EXPIRED, 1);
 }
 
@@ -805,15 +814,17 @@ void lb_engine_tick(struct lb_engine *e, struct lb_worker *w, uint64_t now_ms)
 }
 
 struct foreach_ctx {
+	const struct lb_table *table;
 	uint64_t now_ms;
 	void (*fn)(const struct lb_conn_info *c, void *arg);
 	void *arg;
 };
 
-static void conn_info(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_info *info)
+static void conn_info(const struct lb_table *t, const struct lb_conn *c, uint64_t now_ms,
+		      struct lb_conn_info *info)
 {
 	*info = (struct lb_conn_info){ .service_id = c->service_id };
-	lb_conn_export(c, now_ms, &info->state);
+	lb_conn_export(t, c, now_ms, &info->state);
 	/* The live tracker, takeover slack included: replication leaves the
 	 * slack out, an operator looking at a taken-over connection wants it. */
 	info->state.tcp = c->tcp;
@@ -828,14 +839,14 @@ static void visit_conn(const struct lb_conn *c, void *arg)
 	struct foreach_ctx *x = arg;
 	struct lb_conn_info info;
 
-	conn_info(c, x->now_ms, &info);
+	conn_info(x->table, c, x->now_ms, &info);
 	x->fn(&info, x->arg);
 }
 
 void lb_engine_foreach_conn(struct lb_engine *e, uint64_t now_ms,
 			    void (*fn)(const struct lb_conn_info *c, void *arg), void *arg)
 {
-	struct foreach_ctx x = { now_ms, fn, arg };
+	struct foreach_ctx x = { e->table, now_ms, fn, arg };
 
 	lb_table_foreach(e->table, visit_conn, &x);
 }
@@ -844,7 +855,7 @@ int lb_engine_foreach_conn_step(struct lb_engine *e, size_t *cursor, size_t nbuc
 				uint64_t now_ms,
 				void (*fn)(const struct lb_conn_info *c, void *arg), void *arg)
 {
-	struct foreach_ctx x = { now_ms, fn, arg };
+	struct foreach_ctx x = { e->table, now_ms, fn, arg };
 
 	return lb_table_foreach_step(e->table, cursor, nbuckets, visit_conn, &x);
 }
@@ -865,7 +876,7 @@ int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64
 		return -ENOENT;
 	found = dir == LB_DIR_ORIG;
 	if (found)
-		lb_conn_export(c, now_ms, out);
+		lb_conn_export(e->table, c, now_ms, out);
 	lb_conn_unlock(c);
 	return found ? 0 : -ENOENT;
 }
@@ -881,7 +892,7 @@ int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64
 		return -ENOENT;
 	found = dir == LB_DIR_ORIG;
 	if (found)
-		conn_info(c, now_ms, out);
+		conn_info(e->table, c, now_ms, out);
 	lb_conn_unlock(c);
 	return found ? 0 : -ENOENT;
 }

@@ -106,7 +106,8 @@ uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct l
 uint64_t lb_engine_real_us(struct lb_engine *e, uint64_t now_ms);
 
 /* Fills st from c (locked). */
-void lb_conn_export(const struct lb_conn *c, uint64_t now_ms, struct lb_conn_state *st);
+void lb_conn_export(const struct lb_table *t, const struct lb_conn *c, uint64_t now_ms,
+		    struct lb_conn_state *st);
 
 /* Gives back c's place in its backend's live counts (c leaving the table). */
 void lb_conn_release_backend(struct lb_conn *c);

@@ -63,10 +63,12 @@ static void merge_traffic(struct lb_engine *e, struct lb_worker *w, struct lb_co
 void lb_fastpath_pull(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
 {
 	struct lb_fastpath_seen s;
+	struct lb_tuple orig;
 
 	if (!e->fast || !(c->flags & LB_CONN_F_FAST))
 		return;
-	if (e->fast->read(e->fast_arg, &c->tuple[LB_DIR_ORIG], &s) == 0) {
+	orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
+	if (e->fast->read(e->fast_arg, &orig, &s) == 0) {
 		merge_peers(c, &s);
 		merge_traffic(e, w, c, &s);
 	}
@@ -75,9 +77,10 @@ void lb_fastpath_pull(struct lb_engine *e, struct lb_worker *w, struct lb_conn *
 static void take_back(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
 {
 	struct lb_fastpath_seen s;
+	struct lb_tuple orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
 
 	c->flags &= ~LB_CONN_F_FAST;
-	if (e->fast->remove(e->fast_arg, &c->tuple[LB_DIR_ORIG], &s) == 0) {
+	if (e->fast->remove(e->fast_arg, &orig, &s) == 0) {
 		merge_peers(c, &s);
 		merge_traffic(e, w, c, &s);
 	}
@@ -97,8 +100,8 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 		take_back(e, w, c);
 		return;
 	}
-	fc.orig = c->tuple[LB_DIR_ORIG];
-	fc.reply = c->tuple[LB_DIR_REPLY];
+	fc.orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
+	fc.reply = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
 	fc.peer[0] = c->tcp.peer[0];
 	fc.peer[1] = c->tcp.peer[1];
 	/* Only exact tracking goes to the kernel: during a takeover's grace
@@ -137,8 +140,8 @@ void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
 	/* Exact bounds in the kernel, whatever the engine's slack: after a
 	 * takeover a segment beyond them goes up, the engine accepts it
 	 * with its slack and pushes its edges back down. */
-	fc.orig = c->tuple[LB_DIR_ORIG];
-	fc.reply = c->tuple[LB_DIR_REPLY];
+	fc.orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
+	fc.reply = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
 	fc.peer[0] = c->tcp.peer[0];
 	fc.peer[1] = c->tcp.peer[1];
 	if (e->fast->install(e->fast_arg, &fc) < 0) {

@@ -272,6 +272,7 @@ int lb_engine_import_persist(struct lb_engine *e, struct lb_worker *w,
 }
 
 struct export_ctx {
+	const struct lb_table *table;
 	uint64_t now_ms;
 	void (*conn_fn)(void *arg, const struct lb_conn_state *st);
 	void (*persist_fn)(void *arg, const struct lb_persist_state *st);
@@ -288,7 +289,7 @@ static void export_conn(const struct lb_conn *c, void *arg)
 	if (c->flags & LB_CONN_F_UNSENT)
 		return;
 
-	lb_conn_export(c, x->now_ms, &st);
+	lb_conn_export(x->table, c, x->now_ms, &st);
 	x->conn_fn(x->arg, &st);
 }
 
@@ -311,7 +312,7 @@ int lb_engine_export_conns(struct lb_engine *e, size_t *cursor, size_t nbuckets,
 			   uint64_t now_ms,
 			   void (*fn)(void *arg, const struct lb_conn_state *st), void *arg)
 {
-	struct export_ctx x = { .now_ms = now_ms, .conn_fn = fn, .arg = arg };
+	struct export_ctx x = { .table = e->table, .now_ms = now_ms, .conn_fn = fn, .arg = arg };
 
 	return lb_table_foreach_step(e->table, cursor, nbuckets, export_conn, &x);
 }

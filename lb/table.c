@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,17 +14,25 @@
 #define WHEEL_SLOTS 8192u	/* at 100 ms a tick: one revolution is 13.6 minutes */
 #define WHEEL_TICK_MS 100u	/* the granularity of replication flushes */
 
+/* An IPv6 connection's addresses (lb_conn.addr4 holds IPv4 ones). */
+struct lb_conn_v6 {
+	uint8_t addr[LB_CONN_ENDS][16];
+};
+
 struct lb_table {
-	struct lb_conn_node **buckets;
+	uint32_t *buckets;		/* first node of each chain (lb_conn_node) */
 	size_t nbuckets;		/* power of two */
 	pthread_mutex_t *stripes;
 	size_t nstripes;		/* power of two, <= nbuckets */
 	uint32_t seed;
 
 	struct lb_conn *pool;
+	/* By pool index: calloc'd and written only for IPv6 connections, so
+	 * its pages stay unallocated while every connection is IPv4. */
+	struct lb_conn_v6 *v6;
 	size_t capacity;
 	pthread_mutex_t pool_lock;
-	struct lb_conn *free_list;	/* linked through timer.next's slot */
+	uint32_t free_list;		/* pool index, linked through node[0] */
 	atomic_size_t count;
 
 	pthread_mutex_t wheel_lock;
@@ -41,9 +51,70 @@ static size_t pow2_at_least(size_t n)
 	return p;
 }
 
-static struct lb_conn *conn_of_node(struct lb_conn_node *n)
+static struct lb_conn *conn_of_ref(const struct lb_table *t, uint32_t ref)
 {
-	return (struct lb_conn *)((char *)(n - n->dir) - offsetof(struct lb_conn, node));
+	return &t->pool[ref >> 1];
+}
+
+static uint32_t ref_of(const struct lb_table *t, const struct lb_conn *c, unsigned dir)
+{
+	return (uint32_t)(c - t->pool) << 1 | dir;
+}
+
+/* The endpoints a tuple in direction dir is made of: source, destination. */
+static void ends_of(unsigned dir, enum lb_conn_end *src, enum lb_conn_end *dst)
+{
+	*src = dir == LB_DIR_ORIG ? LB_CONN_CLIENT : LB_CONN_BACKEND;
+	*dst = dir == LB_DIR_ORIG ? LB_CONN_VIP : LB_CONN_CLIENT;
+}
+
+static void get_addr(const struct lb_table *t, const struct lb_conn *c, enum lb_conn_end end,
+		     struct lb_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = c->family;
+	if (c->family == AF_INET)
+		memcpy(a->bytes, &c->addr4[end], 4);
+	else
+		memcpy(a->bytes, t->v6[c - t->pool].addr[end], 16);
+}
+
+struct lb_tuple lb_conn_tuple(const struct lb_table *t, const struct lb_conn *c,
+			      enum lb_dir dir)
+{
+	struct lb_tuple tuple;
+	enum lb_conn_end src, dst;
+
+	ends_of(dir, &src, &dst);
+	memset(&tuple, 0, sizeof(tuple));
+	get_addr(t, c, src, &tuple.src);
+	get_addr(t, c, dst, &tuple.dst);
+	tuple.sport = c->port[src];
+	tuple.dport = c->port[dst];
+	return tuple;
+}
+
+static bool addr_is(const struct lb_table *t, const struct lb_conn *c, enum lb_conn_end end,
+		    const struct lb_addr *a)
+{
+	static const uint8_t zero[12];
+
+	if (c->family == AF_INET)
+		return memcmp(a->bytes, &c->addr4[end], 4) == 0 &&
+		       memcmp(a->bytes + 4, zero, sizeof(zero)) == 0;
+	return memcmp(a->bytes, t->v6[c - t->pool].addr[end], 16) == 0;
+}
+
+/* lb_tuple_equal(lb_conn_tuple(t, c, dir), k), without making the tuple. */
+static bool conn_is(const struct lb_table *t, const struct lb_conn *c, unsigned dir,
+		    const struct lb_tuple *k)
+{
+	enum lb_conn_end src, dst;
+
+	ends_of(dir, &src, &dst);
+	return k->sport == c->port[src] && k->dport == c->port[dst] &&
+	       k->src.family == c->family && k->dst.family == c->family &&
+	       addr_is(t, c, src, &k->src) && addr_is(t, c, dst, &k->dst);
 }
 
 static struct lb_conn *conn_of_timer(struct lb_wheel_node *t)
@@ -53,18 +124,22 @@ static struct lb_conn *conn_of_timer(struct lb_wheel_node *t)
 
 static int alloc_parts(struct lb_table *t)
 {
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	t->buckets = malloc(t->nbuckets * sizeof(*t->buckets));
 	t->stripes = calloc(t->nstripes, sizeof(*t->stripes));
 	t->pool = calloc(t->capacity, sizeof(*t->pool));
-	if (!t->buckets || !t->stripes || !t->pool)
+	t->v6 = calloc(t->capacity, sizeof(*t->v6));
+	if (!t->buckets || !t->stripes || !t->pool || !t->v6)
 		return -ENOMEM;
+	for (size_t i = 0; i < t->nbuckets; i++)
+		t->buckets[i] = LB_NODE_NIL;
 	for (size_t i = 0; i < t->nstripes; i++)
 		pthread_mutex_init(&t->stripes[i], NULL);
 	/* Free list in address order, so a new table fills from the front. */
+	t->free_list = LB_NODE_NIL;
 	for (size_t i = t->capacity; i-- > 0;) {
 		pthread_spin_init(&t->pool[i].lock, PTHREAD_PROCESS_PRIVATE);
-		t->pool[i].node[0].next = (struct lb_conn_node *)t->free_list;
-		t->free_list = &t->pool[i];
+		t->pool[i].node[0].next = t->free_list;
+		t->free_list = (uint32_t)i;
 	}
 	return 0;
 }
@@ -100,6 +175,8 @@ size_t lb_table_mem_bytes(size_t capacity)
 	size_t nbuckets = pow2_at_least(capacity);
 	size_t nstripes = nbuckets < MAX_STRIPES ? nbuckets : MAX_STRIPES;
 
+	/* The IPv6 side array is left out: its pages are taken only by IPv6
+	 * connections, sizeof(struct lb_conn_v6) each. */
 	return sizeof(struct lb_table) + nbuckets * sizeof(((struct lb_table *)0)->buckets[0]) +
 	       nstripes * sizeof(pthread_mutex_t) + capacity * sizeof(struct lb_conn);
 }
@@ -118,6 +195,7 @@ void lb_table_free(struct lb_table *t)
 	pthread_mutex_destroy(&t->wheel_lock);
 	lb_wheel_fini(&t->wheel);
 	free(t->pool);
+	free(t->v6);
 	free(t->stripes);
 	free(t->buckets);
 	free(t);
@@ -133,14 +211,23 @@ static pthread_mutex_t *stripe_of(struct lb_table *t, uint32_t bucket)
 	return &t->stripes[bucket & (t->nstripes - 1)];
 }
 
-/* Finds the node for tuple in its bucket; the bucket's stripe must be held. */
-static struct lb_conn_node *find_node(struct lb_table *t, uint32_t bucket,
-				      const struct lb_tuple *tuple)
+/* The bucket of c's tuple in direction dir. */
+static uint32_t conn_bucket(const struct lb_table *t, const struct lb_conn *c, unsigned dir)
 {
-	for (struct lb_conn_node *n = t->buckets[bucket]; n; n = n->next)
-		if (lb_tuple_equal(&conn_of_node(n)->tuple[n->dir], tuple))
-			return n;
-	return NULL;
+	struct lb_tuple tuple = lb_conn_tuple(t, c, (enum lb_dir)dir);
+
+	return bucket_of(t, &tuple);
+}
+
+/* The node ref for tuple in its bucket, or LB_NODE_NIL; the bucket's
+ * stripe must be held. */
+static uint32_t find_node(struct lb_table *t, uint32_t bucket, const struct lb_tuple *tuple)
+{
+	for (uint32_t r = t->buckets[bucket]; r != LB_NODE_NIL;
+	     r = conn_of_ref(t, r)->node[r & 1].next)
+		if (conn_is(t, conn_of_ref(t, r), r & 1, tuple))
+			return r;
+	return LB_NODE_NIL;
 }
 
 struct lb_conn *lb_table_lookup(struct lb_table *t, const struct lb_tuple *tuple,
@@ -148,14 +235,14 @@ struct lb_conn *lb_table_lookup(struct lb_table *t, const struct lb_tuple *tuple
 {
 	uint32_t b = bucket_of(t, tuple);
 	pthread_mutex_t *stripe = stripe_of(t, b);
-	struct lb_conn_node *n;
 	struct lb_conn *c = NULL;
+	uint32_t r;
 
 	pthread_mutex_lock(stripe);
-	n = find_node(t, b, tuple);
-	if (n) {
-		c = conn_of_node(n);
-		*dir = (enum lb_dir)n->dir;
+	r = find_node(t, b, tuple);
+	if (r != LB_NODE_NIL) {
+		c = conn_of_ref(t, r);
+		*dir = (enum lb_dir)(r & 1);
 		pthread_spin_lock(&c->lock);
 	}
 	pthread_mutex_unlock(stripe);
@@ -191,10 +278,12 @@ static struct lb_conn *pool_get(struct lb_table *t)
 {
 	struct lb_conn *c;
 
+	c = NULL;
 	pthread_mutex_lock(&t->pool_lock);
-	c = t->free_list;
-	if (c)
-		t->free_list = (struct lb_conn *)c->node[0].next;
+	if (t->free_list != LB_NODE_NIL) {
+		c = &t->pool[t->free_list];
+		t->free_list = c->node[0].next;
+	}
 	pthread_mutex_unlock(&t->pool_lock);
 	return c;
 }
@@ -202,9 +291,36 @@ static struct lb_conn *pool_get(struct lb_table *t)
 static void pool_put(struct lb_table *t, struct lb_conn *c)
 {
 	pthread_mutex_lock(&t->pool_lock);
-	c->node[0].next = (struct lb_conn_node *)t->free_list;
-	t->free_list = c;
+	c->node[0].next = t->free_list;
+	t->free_list = (uint32_t)(c - t->pool);
 	pthread_mutex_unlock(&t->pool_lock);
+}
+
+/* Stores the key's endpoints in c (zeroed). */
+static void set_ends(struct lb_table *t, struct lb_conn *c, const struct lb_conn_key *key)
+{
+	const struct lb_addr *a[LB_CONN_ENDS] = { &key->orig.src, &key->orig.dst,
+						  &key->reply.src };
+
+	c->family = key->orig.src.family;
+	for (int i = 0; i < LB_CONN_ENDS; i++)
+		if (c->family == AF_INET)
+			memcpy(&c->addr4[i], a[i]->bytes, 4);
+		else
+			memcpy(t->v6[c - t->pool].addr[i], a[i]->bytes, 16);
+	c->port[LB_CONN_CLIENT] = key->orig.sport;
+	c->port[LB_CONN_VIP] = key->orig.dport;
+	c->port[LB_CONN_BACKEND] = key->reply.sport;
+}
+
+/* True when the key's tuples are those of one connection (table.h). */
+static bool key_valid(const struct lb_conn_key *key)
+{
+	int fam = key->orig.src.family;
+
+	return (fam == AF_INET || fam == AF_INET6) && key->orig.dst.family == fam &&
+	       key->reply.src.family == fam && lb_addr_equal(&key->reply.dst, &key->orig.src) &&
+	       key->reply.dport == key->orig.sport;
 }
 
 /* Fills a fresh connection and links it; both stripes held. */
@@ -217,17 +333,14 @@ static void link_new(struct lb_table *t, struct lb_conn *c, const struct lb_conn
 	memset(c, 0, sizeof(*c));
 	pthread_spin_init(&c->lock, PTHREAD_PROCESS_PRIVATE);
 	pthread_spin_lock(&c->lock);
-	c->tuple[LB_DIR_ORIG] = key->orig;
-	c->tuple[LB_DIR_REPLY] = key->reply;
+	set_ends(t, c, key);
 	c->service_id = key->service_id;
 	c->backend = key->backend;
-	c->created_ms = c->last_seen_ms = now_ms;
+	c->last_seen_ms = now_ms;
 	c->expires_ms = expires_ms;
-	for (int d = 0; d < 2; d++) {
-		c->node[d].dir = (uint8_t)d;
-		c->node[d].bucket = bucket[d];
+	for (unsigned d = 0; d < 2; d++) {
 		c->node[d].next = t->buckets[bucket[d]];
-		t->buckets[bucket[d]] = &c->node[d];
+		t->buckets[bucket[d]] = ref_of(t, c, d);
 	}
 	atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
 	pthread_mutex_lock(&t->wheel_lock);
@@ -239,20 +352,22 @@ int lb_table_insert(struct lb_table *t, const struct lb_conn_key *key,
 		    uint64_t now_ms, uint64_t expires_ms, struct lb_conn **out)
 {
 	uint32_t bucket[2] = { bucket_of(t, &key->orig), bucket_of(t, &key->reply) };
-	struct lb_conn_node *n;
 	struct lb_conn *c;
+	uint32_t r;
 	int err = 0;
 
 	*out = NULL;
+	if (!key_valid(key))
+		return -EINVAL;
 	lock_pair(t, bucket[0], bucket[1]);
 	/* Two workers may race to insert the same new connection (a SYN and
 	 * its retransmission): the loser finds the winner's entry here. */
-	n = find_node(t, bucket[0], &key->orig);
-	if (n && n->dir == LB_DIR_ORIG) {
-		*out = conn_of_node(n);
+	r = find_node(t, bucket[0], &key->orig);
+	if (r != LB_NODE_NIL && (r & 1) == LB_DIR_ORIG) {
+		*out = conn_of_ref(t, r);
 		pthread_spin_lock(&(*out)->lock);
 		err = -EEXIST;
-	} else if (n || find_node(t, bucket[1], &key->reply)) {
+	} else if (r != LB_NODE_NIL || find_node(t, bucket[1], &key->reply) != LB_NODE_NIL) {
 		err = -EADDRINUSE;
 	} else if (!(c = pool_get(t))) {
 		err = -ENOSPC;
@@ -264,14 +379,15 @@ int lb_table_insert(struct lb_table *t, const struct lb_conn_key *key,
 	return err;
 }
 
-static void unlink_node(struct lb_table *t, struct lb_conn_node *node)
+/* Takes c's node of direction dir out of chain b; its stripe held. */
+static void unlink_node(struct lb_table *t, struct lb_conn *c, unsigned dir, uint32_t b)
 {
-	struct lb_conn_node **pp = &t->buckets[node->bucket];
+	uint32_t self = ref_of(t, c, dir), *pp = &t->buckets[b];
 
-	while (*pp && *pp != node)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = node->next;
+	while (*pp != LB_NODE_NIL && *pp != self)
+		pp = &conn_of_ref(t, *pp)->node[*pp & 1].next;
+	if (*pp == self)
+		*pp = c->node[dir].next;
 }
 
 /* The time a connection must next be looked at; c locked. */
@@ -287,11 +403,11 @@ static void rearm(struct lb_table *t, struct lb_conn *c, uint64_t when)
 	pthread_mutex_unlock(&t->wheel_lock);
 }
 
-/* Unlinks c from both chains; both stripes and c's lock held. */
-static void unlink_conn(struct lb_table *t, struct lb_conn *c)
+/* Unlinks c from both chains (buckets b0, b1); both stripes and c's lock held. */
+static void unlink_conn(struct lb_table *t, struct lb_conn *c, uint32_t b0, uint32_t b1)
 {
-	unlink_node(t, &c->node[0]);
-	unlink_node(t, &c->node[1]);
+	unlink_node(t, c, LB_DIR_ORIG, b0);
+	unlink_node(t, c, LB_DIR_REPLY, b1);
 }
 
 /* Hands an unlinked connection to removed() and back to the pool. */
@@ -309,7 +425,7 @@ static void release(struct lb_table *t, struct lb_conn *c,
 static int expire_one(struct lb_table *t, struct lb_conn *c, uint64_t now_ms,
 		      void (*fn)(struct lb_conn *c, void *arg), void *arg)
 {
-	uint32_t b0 = c->node[0].bucket, b1 = c->node[1].bucket;
+	uint32_t b0 = conn_bucket(t, c, LB_DIR_ORIG), b1 = conn_bucket(t, c, LB_DIR_REPLY);
 	uint64_t when;
 
 	lock_pair(t, b0, b1);
@@ -325,7 +441,7 @@ static int expire_one(struct lb_table *t, struct lb_conn *c, uint64_t now_ms,
 		unlock_pair(t, b0, b1);
 		return 0;
 	}
-	unlink_conn(t, c);
+	unlink_conn(t, c, b0, b1);
 	pthread_spin_unlock(&c->lock);
 	unlock_pair(t, b0, b1);
 	release(t, c, fn, arg);
@@ -335,11 +451,11 @@ static int expire_one(struct lb_table *t, struct lb_conn *c, uint64_t now_ms,
 void lb_table_remove(struct lb_table *t, struct lb_conn *c,
 		     void (*removed)(struct lb_conn *c, void *arg), void *arg)
 {
-	uint32_t b0 = c->node[0].bucket, b1 = c->node[1].bucket;
+	uint32_t b0 = conn_bucket(t, c, LB_DIR_ORIG), b1 = conn_bucket(t, c, LB_DIR_REPLY);
 
 	lock_pair(t, b0, b1);
 	pthread_spin_lock(&c->lock);
-	unlink_conn(t, c);
+	unlink_conn(t, c, b0, b1);
 	pthread_spin_unlock(&c->lock);
 	unlock_pair(t, b0, b1);
 	pthread_mutex_lock(&t->wheel_lock);
@@ -390,12 +506,13 @@ size_t lb_table_expire(struct lb_table *t, uint64_t now_ms, size_t budget,
 static void visit_bucket(struct lb_table *t, size_t b,
 			 void (*fn)(const struct lb_conn *c, void *arg), void *arg)
 {
-	for (struct lb_conn_node *n = t->buckets[b]; n; n = n->next) {
+	for (uint32_t r = t->buckets[b]; r != LB_NODE_NIL;
+	     r = conn_of_ref(t, r)->node[r & 1].next) {
 		struct lb_conn *c;
 
-		if (n->dir != LB_DIR_ORIG)
+		if ((r & 1) != LB_DIR_ORIG)
 			continue;	/* visit each connection once */
-		c = conn_of_node(n);
+		c = conn_of_ref(t, r);
 		pthread_spin_lock(&c->lock);
 		fn(c, arg);
 		pthread_spin_unlock(&c->lock);

@@ -8,6 +8,9 @@
  *
  * Memory: the pool of connections is allocated once (the capacity limit);
  * inserting takes one from a free list, so the packet path never allocates.
+ * An entry keeps its three endpoints rather than its two tuples, which
+ * lb_conn_tuple() makes from them, and links its chains by pool index
+ * (docs/benchmarks.md measures what that saves).
  *
  * Locking, in this order only:
  *   stripe locks  protect the bucket chains (bucket b uses stripe b % S)
@@ -34,11 +37,16 @@
 
 struct lb_backend;	/* backend_impl.h */
 
+/*
+ * A link in a bucket chain: the next node as its connection's pool index
+ * times two plus its direction, LB_NODE_NIL at the end. Half a pointer, and
+ * the direction and the bucket need no field of their own (the bucket is the
+ * tuple's hash again, computed when the connection is unlinked).
+ */
 struct lb_conn_node {
-	struct lb_conn_node *next;
-	uint32_t bucket;
-	uint8_t dir;		/* which of the conn's two nodes this is */
+	uint32_t next;
 };
+#define LB_NODE_NIL UINT32_MAX
 
 /* Connection flags. */
 #define LB_CONN_F_SYNCED	0x01	/* came from the peer over the sync channel */
@@ -49,33 +57,43 @@ struct lb_conn_node {
 #define LB_CONN_F_UNSENT	0x10	/* closed before its first record left: the
 					 * peer never heard of this incarnation */
 
+/* The three endpoints of a connection (lb_conn.addr4, port). Its tuples
+ * are made of them: orig = client -> VIP, reply = backend -> client. */
+enum lb_conn_end { LB_CONN_CLIENT = 0, LB_CONN_VIP, LB_CONN_BACKEND, LB_CONN_ENDS };
+
 struct lb_conn {
 	struct lb_conn_node node[2];	/* by direction; stripe locks */
 	struct lb_wheel_node timer;	/* wheel lock */
-	/* Immutable while in the table. */
-	struct lb_tuple tuple[2];	/* [ORIG] client->VIP, [REPLY] backend->client */
-	uint32_t service_id;
-	struct lb_backend *backend;
-	uint64_t created_ms;
+	/* Immutable while in the table: the endpoints, from which
+	 * lb_conn_tuple() makes both tuples. IPv4 addresses are here; an IPv6
+	 * connection's are in the table's side array, whose pages a table of
+	 * IPv4 connections never touches, so IPv4 does not pay for IPv6. */
+	uint32_t addr4[LB_CONN_ENDS];	/* network order; 0 for IPv6 */
+	uint16_t port[LB_CONN_ENDS];
+	uint8_t family;			/* AF_INET or AF_INET6 */
 	/* Mutable under lock. */
+	uint8_t flags;
+	uint32_t service_id;		/* immutable */
+	struct lb_backend *backend;	/* immutable */
 	pthread_spinlock_t lock;
 	struct lb_tcp tcp;
-	uint32_t flags;
+	uint32_t version;		/* replicated updates of this incarnation */
+	uint32_t rate[2];		/* recent bytes/s by direction (decaying peak) */
+	uint32_t persist_ms;		/* its service's persistence timeout, 0: none */
 	uint64_t expires_ms;
 	uint64_t last_seen_ms;
 	uint64_t wake_ms;		/* call the table's wake function then; 0: never */
 	uint64_t created_us;		/* realtime; orders incarnations of a tuple */
-	uint32_t version;		/* replicated updates of this incarnation */
 	uint64_t last_sync_ms;		/* when its state was last replicated */
 	uint64_t sync_bytes[2];		/* bytes[] at that time, for the rate */
-	uint32_t rate[2];		/* recent bytes/s by direction (decaying peak) */
-	uint32_t persist_ms;		/* its service's persistence timeout, 0: none */
 	uint64_t persist_touched_ms;	/* when it last extended that entry */
 	uint64_t pkts[2];
 	uint64_t bytes[2];
 };
 
-/* What identifies a new connection; copied into it by lb_table_insert(). */
+/* What identifies a new connection; copied into it by lb_table_insert().
+ * The reply tuple's destination is the orig tuple's source (NAT rewrites
+ * one side only), and all four addresses are of one family. */
 struct lb_conn_key {
 	struct lb_tuple orig;
 	struct lb_tuple reply;
@@ -112,9 +130,14 @@ struct lb_conn *lb_table_lookup(struct lb_table *table, const struct lb_tuple *t
  *   -EEXIST      the orig tuple is taken; *out is that connection, locked
  *   -EADDRINUSE  another connection already has the reply tuple
  *   -ENOSPC      the table is full
+ *   -EINVAL      the key's tuples are not of one connection (see above)
  */
 int lb_table_insert(struct lb_table *table, const struct lb_conn_key *key,
 		    uint64_t now_ms, uint64_t expires_ms, struct lb_conn **out);
+
+/* c's tuple in direction dir (immutable: no lock needed). */
+struct lb_tuple lb_conn_tuple(const struct lb_table *table, const struct lb_conn *c,
+			      enum lb_dir dir);
 
 static inline void lb_conn_unlock(struct lb_conn *c)
 {

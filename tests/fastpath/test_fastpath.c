@@ -573,6 +573,88 @@ static void test_full_map(void **state)
 	assert_int_equal(fp_conn_count(fp), 0);
 }
 
+/* A pure ACK from src to dst, in window for t's direction dir; the
+ * program's verdict: the source address and port it left with in *saddr,
+ * *sport, 1 when it forwarded the packet (rewrote it), 0 when it passed it. */
+static int send_ack(const struct lb_tcp *t, int dir, const char *src, uint16_t sport,
+		    const char *dst, uint16_t dport, uint32_t *saddr, uint16_t *sport_out)
+{
+	struct pb_spec sp = {
+		.src = src, .dst = dst, .sport = sport, .dport = dport,
+		.seq = t->peer[dir].end, .ack = t->peer[!dir].end, .flags = F_A, .win = 500,
+		.wscale = PB_NO_OPT,
+	};
+	uint8_t in[256], out[256];
+	size_t len = pb_build(in, sizeof(in), &sp), outlen = sizeof(out);
+
+	assert_int_equal(fp_test_run(fp, in, len, out, &outlen), TC_ACT_OK);
+	assert_int_equal(outlen, len);
+	memcpy(saddr, out + 12, 4);
+	*sport_out = pb_get16(out + 20);
+	return memcmp(in, out, len) != 0;
+}
+
+static uint32_t ip4(const char *text)
+{
+	uint32_t a;
+
+	assert_int_equal(inet_pton(AF_INET, text, &a), 1);
+	return a;
+}
+
+/*
+ * A connection is keyed once, under its orig tuple, and its replies found
+ * through its backend's VIP (fp_abi.h). A backend that also serves another
+ * VIP keys that one's connections twice: each reply must still get its own
+ * connection's VIP, and a packet from a backend that is not the
+ * connection's must not be taken for its reply.
+ */
+static void test_backend_in_two_services(void **state)
+{
+	struct lb_fastpath_conn a, b, other;
+	struct lb_fastpath_seen seen;
+	struct lb_tcp t;
+	uint32_t saddr;
+	uint16_t sport;
+
+	(void)state;
+	establish(&t, &cases[0]);
+	conn_of(&a, &t);				/* CLIENT:CPORT -> VIP via BACKEND */
+	conn_of(&b, &t);				/* CLIENT:CPORT+1 -> VIP2 via BACKEND */
+	tuple(&b.orig, CLIENT, CPORT + 1, "198.18.0.101", VPORT);
+	tuple(&b.reply, BACKEND, BPORT, CLIENT, CPORT + 1);
+	conn_of(&other, &t);				/* CLIENT:CPORT+2 -> VIP via BACKEND2 */
+	tuple(&other.orig, CLIENT, CPORT + 2, VIP, VPORT);
+	tuple(&other.reply, "198.18.1.20", BPORT, CLIENT, CPORT + 2);
+	assert_int_equal(fp_conn_install(fp, &a), 0);
+	assert_int_equal(fp_conn_install(fp, &b), 0);
+	assert_int_equal(fp_conn_install(fp, &other), 0);
+
+	assert_int_equal(send_ack(&t, REPLY, BACKEND, BPORT, CLIENT, CPORT, &saddr, &sport), 1);
+	assert_int_equal(saddr, ip4(VIP));
+	assert_int_equal(sport, VPORT);
+	assert_int_equal(send_ack(&t, REPLY, BACKEND, BPORT, CLIENT, CPORT + 1, &saddr, &sport), 1);
+	assert_int_equal(saddr, ip4("198.18.0.101"));
+	assert_int_equal(sport, VPORT);
+	assert_int_equal(send_ack(&t, REPLY, "198.18.1.20", BPORT, CLIENT, CPORT + 2, &saddr,
+				  &sport), 1);
+	assert_int_equal(saddr, ip4(VIP));
+	/* BACKEND leads to VIP, and CLIENT:CPORT+2 -> VIP is a connection, but
+	 * not BACKEND's: passed up unchanged. */
+	assert_int_equal(send_ack(&t, REPLY, BACKEND, BPORT, CLIENT, CPORT + 2, &saddr, &sport), 0);
+	assert_int_equal(saddr, ip4(BACKEND));
+	/* Once the last connection keyed once through BACKEND is gone, its
+	 * replies are nobody's; b, keyed twice, is still found. */
+	assert_int_equal(fp_conn_remove(fp, &a.orig, &seen), 0);
+	assert_int_equal(send_ack(&t, REPLY, BACKEND, BPORT, CLIENT, CPORT, &saddr, &sport), 0);
+	assert_int_equal(send_ack(&t, REPLY, BACKEND, BPORT, CLIENT, CPORT + 1, &saddr, &sport), 1);
+	assert_int_equal(saddr, ip4("198.18.0.101"));
+	assert_int_equal(fp_conn_remove(fp, &b.orig, &seen), 0);
+	assert_int_equal(fp_conn_remove(fp, &other.orig, &seen), 0);
+	assert_int_equal(send_ack(&t, REPLY, BACKEND, BPORT, CLIENT, CPORT + 1, &saddr, &sport), 0);
+	assert_int_equal(fp_conn_count(fp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_fin_stops_forwarding),
 		cmocka_unit_test(test_ipv6_refused),
 		cmocka_unit_test(test_full_map),
+		cmocka_unit_test(test_backend_in_two_services),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -90,7 +90,8 @@ static void on_expired(struct lb_conn *c, void *arg)
 {
 	struct expired *x = arg;
 	enum lb_dir dir;
-	struct lb_conn *found = lb_table_lookup(x->table, &c->tuple[LB_DIR_ORIG], &dir);
+	struct lb_tuple orig = lb_conn_tuple(x->table, c, LB_DIR_ORIG);
+	struct lb_conn *found = lb_table_lookup(x->table, &orig, &dir);
 
 	if (found) {
 		x->still_reachable++;
@@ -125,6 +126,7 @@ static void test_insert_fills_and_locks(void **state)
 {
 	struct lb_table *t = lb_table_new(16, SEED, T0);
 	struct lb_conn_key k = key_n(1, 40000);
+	struct lb_tuple orig, reply;
 	struct lb_conn *c = NULL;
 
 	(void)state;
@@ -134,11 +136,12 @@ static void test_insert_fills_and_locks(void **state)
 	assert_int_equal(lb_table_insert(t, &k, T0 + 5, T0 + 60000, &c), 0);
 	assert_non_null(c);
 	assert_true(is_locked(c));
-	assert_true(lb_tuple_equal(&c->tuple[LB_DIR_ORIG], &k.orig));
-	assert_true(lb_tuple_equal(&c->tuple[LB_DIR_REPLY], &k.reply));
+	orig = lb_conn_tuple(t, c, LB_DIR_ORIG);
+	reply = lb_conn_tuple(t, c, LB_DIR_REPLY);
+	assert_true(lb_tuple_equal(&orig, &k.orig));
+	assert_true(lb_tuple_equal(&reply, &k.reply));
 	assert_int_equal(c->service_id, 7);
 	assert_ptr_equal(c->backend, &be_a);
-	assert_int_equal(c->created_ms, T0 + 5);
 	assert_int_equal(c->last_seen_ms, T0 + 5);
 	assert_int_equal(c->expires_ms, T0 + 60000);
 	assert_int_equal(c->tcp.state, LB_TCP_NONE);
@@ -243,17 +246,30 @@ static void test_insert_reply_taken(void **state)
 	clash.orig.dst.bytes[3] = 101;
 	assert_int_equal(lb_table_insert(t, &clash, T0, T0 + 1000, &out), -EADDRINUSE);
 	assert_null(out);
-	/* A new orig tuple that is an existing connection's reply tuple. */
+	/* A new orig tuple that is an existing connection's reply tuple (the
+	 * new reply tuple goes back to its source, as every key's does). */
 	clash = key_n(3, 1);
 	clash.orig = k.reply;
+	clash.reply = tup("198.18.1.12", 8080, "198.18.1.11", 8080);
 	out = (struct lb_conn *)&clash;
 	assert_int_equal(lb_table_insert(t, &clash, T0, T0 + 1000, &out), -EADDRINUSE);
 	assert_null(out);
 	/* A new reply tuple that is an existing connection's orig tuple. */
 	clash = key_n(4, 1);
 	clash.reply = k.orig;
+	clash.orig = tup("198.18.0.100", 80, "198.18.0.101", 80);
 	assert_int_equal(lb_table_insert(t, &clash, T0, T0 + 1000, &out), -EADDRINUSE);
 	assert_null(out);
+	/* Tuples that are not one connection's: the reply not back to the
+	 * client, or of another family. */
+	clash = key_n(5, 1);
+	clash.reply.dport = 2;
+	out = (struct lb_conn *)&clash;
+	assert_int_equal(lb_table_insert(t, &clash, T0, T0 + 1000, &out), -EINVAL);
+	assert_null(out);
+	clash = key_n(5, 1);
+	clash.reply.src = tup("2001:db8::1", 1, "2001:db8::2", 2).src;
+	assert_int_equal(lb_table_insert(t, &clash, T0, T0 + 1000, &out), -EINVAL);
 	assert_int_equal(lb_table_count(t), 1);
 	lb_table_free(t);
 }
@@ -425,6 +441,7 @@ static void test_expire_budget(void **state)
 }
 
 struct visit {
+	struct lb_table *table;
 	unsigned seen[300];
 	int unlocked;
 	size_t calls;
@@ -433,13 +450,14 @@ struct visit {
 static void on_visit(const struct lb_conn *c, void *arg)
 {
 	struct visit *v = arg;
+	struct lb_tuple orig = lb_conn_tuple(v->table, c, LB_DIR_ORIG);
 	char text[LB_ADDR_STRLEN];
 	unsigned a, b, n;
 
 	if (!is_locked(c))
 		v->unlocked++;
 	v->calls++;
-	lb_addr_format(&c->tuple[LB_DIR_ORIG].src, text, sizeof(text));
+	lb_addr_format(&orig.src, text, sizeof(text));
 	if (sscanf(text, "198.18.%u.%u", &a, &b) == 2) {
 		n = (a - 10) * 250 + b - 1;
 		if (n < 300)
@@ -455,6 +473,7 @@ static void test_foreach_visits_each_once(void **state)
 
 	(void)state;
 	memset(&v, 0, sizeof(v));
+	v.table = t;
 	lb_table_foreach(t, on_visit, &v);
 	assert_int_equal(v.calls, 0);
 	for (uint32_t i = 0; i < 300; i++) {
@@ -471,6 +490,7 @@ static void test_foreach_visits_each_once(void **state)
 	/* After half have expired, only the rest. */
 	assert_int_equal(lb_table_expire(t, T0 + 1149, SIZE_MAX, NULL, NULL), 150);
 	memset(&v, 0, sizeof(v));
+	v.table = t;
 	lb_table_foreach(t, on_visit, &v);
 	assert_int_equal(v.calls, 150);
 	for (uint32_t i = 0; i < 300; i++)
