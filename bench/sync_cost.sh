@@ -4,23 +4,29 @@
 # kernel: IP/UDP headers, HMAC and all; sync0 carries nothing else), per
 # connection created, at a slow rate (BENCH_SLOW sequential HTTP requests,
 # default 1000) and at a saturating rate (wrk, Connection: close, 32
-# clients, BENCH_SECS seconds, default 5), through the VIP. Two contenders,
-# each on a fresh lab:
-#   lbd          the lab pair (keepalived, lbd on lb1 and lb2, async sync)
+# clients, BENCH_SECS seconds, default 5), through the VIP. Three
+# contenders, each on a fresh lab:
+#   lbd          the lab pair (keepalived, lbd on lb1 and lb2, async sync),
+#                kernel fast path on (replication of fast-path flows is
+#                signalled through its ring buffer)
+#   lbd-nfq      the same pair with fast_path = false (NFQUEUE only)
 #   conntrackd   kernel DNAT on lb1 (iptables-nft, spread over the
 #                backends) and conntrackd FTFW from lb1 to lb2 over sync0
 # Then one busy connection: iperf3 through the VIP (port 5201) for
 # BENCH_SECS, sync bytes and datagrams per second of it.
 # New connections: lbd's conns_created on lb1; for the kernel, the packets
 # of the DNAT rules (the nat table sees only a connection's first packet).
-# BENCH_ONLY=lbd (or conntrackd) runs one contender (a quicker look; the
-# comparison needs both).
+# BENCH_ONLY=lbd (or lbd-nfq, conntrackd, or a list) runs only those (a
+# quicker look; the comparison needs conntrackd too).
+# The rows are also written to $BENCH_OUT (build/bench): sync_cost.tsv and
+# sync_busy.tsv, which bench/fastpath_report.py --sync plots.
 # Counted from just before the traffic to one second after it (the tail
 # flush); records of expiries minutes later (TIME_WAIT) are outside.
 set -eu
 cd "$(dirname "$0")/.."
 SLOW=${BENCH_SLOW:-1000}
 SECS=${BENCH_SECS:-5}
+OUT=${BENCH_OUT:-build/bench}
 LAB=deploy/lab
 PY=/usr/bin/python3
 VIP=198.18.0.100
@@ -46,7 +52,7 @@ link_counts() {
 
 # conns CONTENDER: connections created on lb1 so far (port 80).
 conns() {
-	if [ "$1" = lbd ]; then
+	if [ "$1" != conntrackd ]; then
 		"$LAB" ctl lb1 stats | awk '$1 == "conns_created" { print $2 }'
 	else
 		"$LAB" exec lb1 iptables -t nat -L PREROUTING -n -v -x |
@@ -70,7 +76,7 @@ fast_load() {
 # closed inside one flush (never sent). Heartbeats (every 10 ms in the lab)
 # are on the link whatever the load: at a slow rate they are most of it.
 records() {
-	if [ "$1" = lbd ]; then
+	if [ "$1" != conntrackd ]; then
 		"$LAB" ctl lb1 sync | awk '$1 == "sync_records_queued" { q = $2 }
 			$1 == "sync_coalesced" { c = $2 } $1 == "sync_unsent" { u = $2 }
 			$1 == "sync_heartbeats_sent" { h = $2 } END { print q - c - u, h }'
@@ -202,26 +208,35 @@ kernel_pair() {
 	done
 }
 
+# lbd_pair FAST_PATH: the lab pair, lbd's fast path on (true) or off.
 lbd_pair() {
-	LAB_DEFER=0 "$LAB" up >/dev/null
+	LAB_DEFER=0 LAB_FAST_PATH=$1 "$LAB" up >/dev/null
 }
 
-for c in ${BENCH_ONLY:-lbd conntrackd}; do
-	if [ $c = lbd ]; then lbd_pair; else kernel_pair; fi
+for c in ${BENCH_ONLY:-lbd lbd-nfq conntrackd}; do
+	case $c in
+	lbd) lbd_pair true ;;
+	lbd-nfq) lbd_pair false ;;
+	conntrackd) kernel_pair ;;
+	*) echo "not ok - unknown contender '$c'"; exit 1 ;;
+	esac
 	warm
 	measure_idle $c
 	measure $c slow
 	measure $c saturating
 	measure_busy $c
-	if [ $c = lbd ]; then
-		"$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted|unsent|coalesced|records_queued)$/' |
-			tr '\n' ' ' >"$out/lbd.sync"
+	if [ $c != conntrackd ]; then
+		echo "$c: $("$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted|unsent|coalesced|records_queued)$/' |
+			tr '\n' ' ')" >>"$out/lbd.sync"
 	fi
 	[ -z "$CTD_PID" ] || kill $CTD_PID 2>/dev/null || true
 	CTD_PID=
 	"$LAB" down >/dev/null
 done
 
+mkdir -p "$OUT"
+cp "$out/results" "$OUT/sync_cost.tsv"
+cp "$out/busy" "$OUT/sync_busy.tsv"
 $PY - "$out/results" "$SECS" "$out/idle" <<'PYEOF'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
@@ -235,8 +250,8 @@ for c, phase, n, b, p, r, h in rows:
     n, b, p, r, h = int(n), int(b), int(p), int(r), int(h)
     per_b = b / n if n else float("nan")
     per_p = p / n if n else float("nan")
-    per_r = "%.2f" % (r / n) if n and c == "lbd" else "-"
-    per_h = "%.2f" % (h / n) if n and c == "lbd" else "-"
+    per_r = "%.2f" % (r / n) if n and c != "conntrackd" else "-"
+    per_h = "%.2f" % (h / n) if n and c != "conntrackd" else "-"
     v[(c, phase)] = per_b
     rate = "" if phase == "slow" else "%d" % (n / float(sys.argv[2]))
     print("  %-11s %-11s %9d %8s %10d %10.0f %12.2f %12s %9s" %
@@ -262,10 +277,11 @@ for c, phase, n, b, p, r, h in rows:
         per_p = int(p) / int(n)
         print("  target lbd saturating: <= 0.10 datagrams/conn, measured %.3f: %s" %
               (per_p, "met" if per_p <= 0.1 else "missed (%.1fx)" % (per_p / 0.1)))
-for phase in ("slow", "saturating"):
-    if ("lbd", phase) in v and ("conntrackd", phase) in v and v[("conntrackd", phase)]:
-        print("  ratio lbd/conntrackd bytes per conn, %s: %.2f" %
-              (phase, v[("lbd", phase)] / v[("conntrackd", phase)]))
+for c in ("lbd", "lbd-nfq"):
+    for phase in ("slow", "saturating"):
+        if (c, phase) in v and ("conntrackd", phase) in v and v[("conntrackd", phase)]:
+            print("  ratio %s/conntrackd bytes per conn, %s: %.2f" %
+                  (c, phase, v[(c, phase)] / v[("conntrackd", phase)]))
 PYEOF
 $PY - "$out/busy" "$SECS" <<'PYEOF'
 import sys
@@ -276,4 +292,6 @@ for l in open(sys.argv[1]):
     c, _, b, p, g = l.split()
     print("  %-11s %10s %12.0f %14.1f" % (c, g, int(b) / (secs + 1), int(p) / (secs + 1)))
 PYEOF
-echo "lbd's sync counters on lb1 at the end: $(cat "$out/lbd.sync" 2>/dev/null)"
+echo "lbd's sync counters on lb1 at the end:"
+cat "$out/lbd.sync" 2>/dev/null || true
+$PY bench/fastpath_report.py --sync "$OUT/sync_cost.tsv" "$OUT/sync_busy.tsv" "$SECS" "$OUT"
