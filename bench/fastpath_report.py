@@ -119,9 +119,9 @@ def markdown(v, contenders, rounds):
             vs = ""
             if c != REF and v.get((REF, fig)):
                 vs = " (%s)" % compare(fig, x, v[(REF, fig)])
-            cells.append(cell(x).replace("[", "<br>[") + vs)
+            cells.append(cell(x) + vs)
         rows.append("| %s, %s | %s |" % (label, unit, " | ".join(cells)))
-    return "Median [min-max] of %d rounds; in brackets after it the ratio of the median " \
+    return "Median [min-max] of %d rounds; in parentheses the ratio of the median " \
            "to kernel DNAT's (latency: the difference).\n\n" % rounds + "\n".join(rows) + "\n"
 
 
@@ -196,8 +196,10 @@ def plot(v, contenders, rounds, outdir):
 
     def absolute(c, fig):
         x = v.get((c, fig))
-        return (statistics.median(x), min(x), max(x)) if x else None
+        return (statistics.median(x), min(x), max(x)) if x and min(x) > 0 else None
 
+    if not any(absolute(c, f) for c in contenders for f in lats):
+        return
     fig_, ax = plt.subplots(figsize=(12, 5))
     bar_groups(ax, lats, contenders, absolute)
     ax.set_yscale("log")
