@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -125,6 +126,12 @@ struct replay {
 					 * be replayed */
 	uint32_t *seq_starts;		/* first packets of those lanes, in order */
 	size_t nseq_starts;
+	uint64_t *closed_syn_ms;	/* per packet j: when its lane's next packet, a
+					 * new connection's SYN, comes while the
+					 * reference's entry after j stays closed;
+					 * else 0 (closed_lane_settled()) */
+	void *frozen;			/* the read-only data of a sweep, shared */
+	size_t frozen_len;
 	const uint32_t *find_idx;	/* reports go through these connections only */
 	size_t nfind;			/* (a linear sweep's findings), else all */
 };
@@ -193,14 +200,18 @@ static uint64_t pkt_ms(const struct replay *r, size_t i)
 
 /* ---- lanes: a tuple's packets, and its entry's state ---- */
 
-/* Tuple's entry on e at now, the packet having been handed in at t_pkt. */
-static void lane_state_get(struct lb_engine *e, const struct lb_tuple *t, uint64_t now,
+/*
+ * Tuple's entry on e at now, the packet having been handed in at t_pkt.
+ * The replay is single-threaded: a look without the entry's lock writes
+ * nothing, so a sweep's snapshot copies no page for it.
+ */
+static void lane_state_get(const struct lb_engine *e, const struct lb_tuple *t, uint64_t now,
 			   uint64_t t_pkt, struct lane_state *out)
 {
 	struct lb_conn_info ci;
 
 	memset(out, 0, sizeof(*out));
-	if (lb_engine_conn_live(e, t, now, &ci) < 0)
+	if (lb_engine_conn_peek(e, t, now, &ci) < 0)
 		return;
 	out->present = 1;
 	out->backend = ci.state.backend;
@@ -960,6 +971,139 @@ static int classify_lanes(struct replay *r)
 	return ok;
 }
 
+/*
+ * A lane alive at a failover only because its tuple comes back: its
+ * connection ended before (the reference's entry after its last packet j
+ * closed: TIME_WAIT or CLOSE) and its next packet, a client SYN, starts a
+ * new one while that entry lives. Which packets j qualify depends on the
+ * reference alone: worked out once, so that a snapshot looks up only the
+ * new active's entry (closed_lane_settled()). The deadline is compared
+ * with a second of margin (the clock offsets, tick phases).
+ */
+#define CLOSED_MARGIN_MS 1000
+
+static int build_closed(struct replay *r)
+{
+	r->closed_syn_ms = calloc(r->t.npkts + 1, sizeof(*r->closed_syn_ms));
+	if (!r->closed_syn_ms)
+		return -1;
+	for (size_t j = 0; j < r->t.npkts; j++) {
+		uint32_t nx = r->next_in_lane[j], l = r->lane[r->t.pkts[j].conn];
+		const struct lane_state *ref = &r->ref_state[j];
+		const struct drill_trace_pkt *syn;
+		uint64_t syn_ms;
+
+		if (nx == NO_PKT)
+			continue;
+		syn = &r->t.pkts[nx];
+		if (syn->dir != LB_DIR_ORIG ||
+		    (syn->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST)) != LB_TCP_SYN ||
+		    r->t.conns[syn->conn].first != nx || !ref->present ||
+		    ref->tcp.state < LB_TCP_TIME_WAIT || (r->lane_seq[l] && !r->clean_after[nx]))
+			continue;
+		syn_ms = pkt_ms(r, nx);
+		if (syn_ms + CLOSED_MARGIN_MS < pkt_ms(r, j) + ref->expires_ms)
+			r->closed_syn_ms[j] = syn_ms;
+	}
+	return 0;
+}
+
+/*
+ * ---- the frozen data ----
+ *
+ * fork() copies the page table entries of every private page, and each
+ * failover point forks: what a sweep only reads once the reference ran
+ * (the trace and its packets' bytes, the reference's results and entry
+ * states, the lanes) moves into one shared mapping, made read-only. fork()
+ * copies nothing of a shared mapping (a child maps what it reads when it
+ * reads it), and no child can write into it.
+ */
+static void *frozen_put(uint8_t **cur, const void *src, size_t len)
+{
+	void *dst = *cur;
+
+	memcpy(dst, src, len);
+	*cur += (len + 63) & ~(size_t)63;
+	return dst;
+}
+
+#define FROZEN_MOVE(cur, field, len)                          \
+	do {                                                  \
+		void *old_ = (field);                         \
+		(field) = frozen_put((cur), old_, (len));     \
+		free(old_);                                   \
+	} while (0)
+
+static int freeze(struct replay *r, char *err, size_t errlen)
+{
+	size_t np = r->t.npkts, nc = r->t.nconns, nl = r->nlanes + 1;
+	size_t sizes[] = { np * sizeof(*r->t.pkts), nc * sizeof(*r->t.conns),
+			   np * sizeof(*r->ref), np * sizeof(*r->ref_state),
+			   np * sizeof(*r->next_in_lane), np, np * sizeof(*r->closed_syn_ms),
+			   3 * nc * sizeof(uint32_t), nl, nl * sizeof(*r->seq_starts) };
+	size_t len = 64 * 16;
+	uint8_t *cur;
+
+	for (size_t n = 0; n < sizeof(sizes) / sizeof(sizes[0]); n++)
+		len += (sizes[n] + 63) & ~(size_t)63;
+	for (size_t i = 0; i < np; i++)
+		len += (r->t.pkts[i].stored + 7) & ~(size_t)7;
+	cur = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (cur == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map %zu bytes: %s", len, strerror(errno));
+		return -1;
+	}
+	r->frozen = cur;
+	r->frozen_len = len;
+	for (size_t i = 0; i < np; i++) {
+		uint8_t *old = r->t.pkts[i].data;
+
+		r->t.pkts[i].data = cur;
+		memcpy(cur, old, r->t.pkts[i].stored);
+		cur += (r->t.pkts[i].stored + 7) & ~(size_t)7;
+		free(old);
+	}
+	cur = (uint8_t *)(((uintptr_t)cur + 63) & ~(uintptr_t)63);
+	FROZEN_MOVE(&cur, r->t.pkts, sizes[0]);
+	FROZEN_MOVE(&cur, r->t.conns, sizes[1]);
+	FROZEN_MOVE(&cur, r->ref, sizes[2]);
+	FROZEN_MOVE(&cur, r->ref_state, sizes[3]);
+	FROZEN_MOVE(&cur, r->next_in_lane, sizes[4]);
+	FROZEN_MOVE(&cur, r->clean_after, sizes[5]);
+	FROZEN_MOVE(&cur, r->closed_syn_ms, sizes[6]);
+	FROZEN_MOVE(&cur, r->lane, nc * sizeof(uint32_t));
+	FROZEN_MOVE(&cur, r->lane_first, nc * sizeof(uint32_t));
+	FROZEN_MOVE(&cur, r->lane_last, nc * sizeof(uint32_t));
+	FROZEN_MOVE(&cur, r->lane_seq, sizes[8]);
+	FROZEN_MOVE(&cur, r->seq_starts, sizes[9]);
+	/* the freed pages go back to the system: fork() would copy them too */
+	malloc_trim(0);
+	if (mprotect(r->frozen, r->frozen_len, PROT_READ) < 0) {
+		snprintf(err, errlen, "mprotect: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Before teardown: nothing in the frozen mapping is free()d. */
+static void thaw(struct replay *r)
+{
+	r->t.pkts = NULL;
+	r->t.npkts = 0;
+	r->t.conns = NULL;
+	r->t.nconns = 0;
+	r->ref = NULL;
+	r->ref_state = NULL;
+	r->next_in_lane = NULL;
+	r->clean_after = NULL;
+	r->closed_syn_ms = NULL;
+	r->lane = r->lane_first = r->lane_last = NULL;
+	r->lane_seq = NULL;
+	r->seq_starts = NULL;
+	munmap(r->frozen, r->frozen_len);
+	r->frozen = NULL;
+}
+
 static void heap_push(struct walk *w, uint32_t v)
 {
 	size_t i = w->nheap++;
@@ -1106,35 +1250,24 @@ static void child_finish(struct replay *r, struct walk *w, size_t k, uint64_t fa
 }
 
 /*
- * A lane alive at the failover only because its tuple comes back: its
- * connection ended before the failover (entry closed: TIME_WAIT or CLOSE)
- * and its next packet, nx, a client SYN, starts a new one. A SYN on a
- * closed entry starts the tracker afresh whatever it held and keeps the
- * entry's backend, so when both engines still hold a closed entry on the
- * same backend when the SYN comes, they judge it and all that follows the
- * same way: the lane is settled without replaying anything. The deadlines
- * are compared with a second of margin (the clock offsets, tick phases).
+ * A lane alive at the failover only because its tuple comes back (see
+ * build_closed()): a SYN on a closed entry starts the tracker afresh
+ * whatever it held and keeps the entry's backend, so when the new active
+ * too holds a closed entry on the same backend until the SYN comes, both
+ * judge it and all that follows the same way: the lane is settled without
+ * replaying anything.
  */
-#define CLOSED_MARGIN_MS 1000
-
 static int closed_lane_settled(const struct replay *r, struct walk *w, uint32_t l, size_t k)
 {
-	uint32_t j = w->cursor[l], nx = r->next_in_lane[j];
+	uint32_t j = w->cursor[l];
 	const struct lane_state *ref = &r->ref_state[j];
-	const struct drill_trace_pkt *syn = &r->t.pkts[nx];
 	struct lane_state cur;
 	uint64_t syn_ms;
 
-	if (j >= k || nx == NO_PKT || syn->dir != LB_DIR_ORIG ||
-	    (syn->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_RST)) != LB_TCP_SYN ||
-	    r->t.conns[syn->conn].first != nx || !ref->present ||
-	    ref->tcp.state < LB_TCP_TIME_WAIT ||
-	    (r->lane_seq[l] && !r->clean_after[nx]))
+	if (j >= k || !(syn_ms = r->closed_syn_ms[j]))
 		return 0;
-	syn_ms = pkt_ms(r, nx);
-	if (syn_ms + CLOSED_MARGIN_MS >= pkt_ms(r, j) + ref->expires_ms)
-		return 0;
-	lane_state_get(drill_pair_active(w->p), &r->t.conns[syn->conn].orig, w->now, w->now, &cur);
+	lane_state_get(drill_pair_active(w->p), &r->t.conns[r->t.pkts[r->next_in_lane[j]].conn].orig,
+		       w->now, w->now, &cur);
 	return cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
 	       lb_addr_equal(&cur.backend, &ref->backend) &&
 	       cur.backend_port == ref->backend_port &&
@@ -1305,6 +1438,12 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 		return -1;
 	}
 	w->history_free = classify_lanes(r);
+	if (build_closed(r) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (freeze(r, err, errlen) < 0)
+		return -1;
 	w->last_state = calloc(nc, 1);
 	w->cursor = calloc(nl, sizeof(*w->cursor));
 	w->alive = calloc(nl, sizeof(*w->alive));
@@ -1599,8 +1738,13 @@ static int setup(struct replay *r, char *err, size_t errlen)
 				: drill_trace_load(&r->t, r->o.pcap, &r->conf, err, errlen);
 	if (rc < 0)
 		return -1;
+	/* Tables sized to the capture: a connection is at most one entry (and
+	 * one persistence record), so neither fills; every entry a sweep's
+	 * snapshot copies or shares is one of the capture's. */
 	if (!r->o.max_conns)
-		r->o.max_conns = r->t.nconns * 2 + 1024;
+		r->o.max_conns = r->t.nconns + 1024;
+	if (r->conf.engine.max_persist > r->t.nconns + 1024)
+		r->conf.engine.max_persist = r->t.nconns + 1024;
 	/* The table is sized to the capture, so the half-open limit drawn from
 	 * it (a quarter) would be an accident of this replay: unless the
 	 * configuration sets one, none evicts. */
@@ -1628,6 +1772,8 @@ static int setup(struct replay *r, char *err, size_t errlen)
 
 static void teardown(struct replay *r)
 {
+	if (r->frozen)
+		thaw(r);
 	free(r->ref);
 	free(r->run);
 	free(r->conns);
@@ -1640,6 +1786,7 @@ static void teardown(struct replay *r)
 	free(r->clean_after);
 	free(r->lane_seq);
 	free(r->seq_starts);
+	free(r->closed_syn_ms);
 	drill_trace_free(&r->t);
 	lb_conf_free(&r->conf);
 }

@@ -265,4 +265,12 @@ int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64
 int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
 			struct lb_conn_info *out);
 
+/*
+ * lb_engine_conn_live() taking no lock, for a caller that knows no other
+ * thread uses the engine (a drill replaying a capture): it writes nothing,
+ * so in a forked copy-on-write snapshot of the engine it copies no page.
+ */
+int lb_engine_conn_peek(const struct lb_engine *e, const struct lb_tuple *orig,
+			uint64_t now_ms, struct lb_conn_info *out);
+
 #endif

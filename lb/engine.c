@@ -896,3 +896,15 @@ int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64
 	lb_conn_unlock(c);
 	return found ? 0 : -ENOENT;
 }
+
+int lb_engine_conn_peek(const struct lb_engine *e, const struct lb_tuple *orig,
+			uint64_t now_ms, struct lb_conn_info *out)
+{
+	enum lb_dir dir;
+	const struct lb_conn *c = lb_table_peek(e->table, orig, &dir);
+
+	if (!c || dir != LB_DIR_ORIG)
+		return -ENOENT;
+	conn_info(c, now_ms, out);
+	return 0;
+}

@@ -249,6 +249,19 @@ struct lb_conn *lb_table_lookup(struct lb_table *t, const struct lb_tuple *tuple
 	return c;
 }
 
+const struct lb_conn *lb_table_peek(const struct lb_table *t, const struct lb_tuple *tuple,
+				    enum lb_dir *dir)
+{
+	uint32_t b = bucket_of(t, tuple);
+
+	for (struct lb_conn_node *n = t->buckets[b]; n; n = n->next)
+		if (lb_tuple_equal(&conn_of_node(n)->tuple[n->dir], tuple)) {
+			*dir = (enum lb_dir)n->dir;
+			return conn_of_node(n);
+		}
+	return NULL;
+}
+
 /* Locks the stripes of two buckets in address order (once if they share one). */
 static void lock_pair(struct lb_table *t, uint32_t b0, uint32_t b1)
 {

@@ -124,6 +124,14 @@ struct lb_conn *lb_table_lookup(struct lb_table *table, const struct lb_tuple *t
 				enum lb_dir *dir);
 
 /*
+ * The same, taking no lock: only for a caller that knows no other thread
+ * uses the table. It writes nothing, so in a forked copy-on-write snapshot
+ * of an engine (a drill's) it copies no page.
+ */
+const struct lb_conn *lb_table_peek(const struct lb_table *table, const struct lb_tuple *t,
+				    enum lb_dir *dir);
+
+/*
  * Inserts a connection expiring at expires_ms. Returns 0 and the new
  * connection locked in *out, its mutable state zeroed; the caller fills it
  * before unlocking. Otherwise:
