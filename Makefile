@@ -114,8 +114,10 @@ $(B)/lbd: $(LBD_OBJS) $(B)/libagent.a $(B)/libconf.a $(B)/libsync.a $(B)/libfast
 $(B)/lbctl: $(O)/agent/lbctl.o $(B)/libcommon.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
+# A sweep forks once per failover point: lbdrill binds every symbol at start,
+# so that no child resolves one of its own (and copies the page it patches).
 $(B)/lbdrill: $(O)/drill/lbdrill.o $(LIBS)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -Wl,-z,now $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(B)/libagent.a $(LIBS) | $(GEN_H)
 	@mkdir -p $(dir $@)

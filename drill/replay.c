@@ -1014,9 +1014,11 @@ static int build_closed(struct replay *r)
  * fork() copies the page table entries of every private page, and each
  * failover point forks: what a sweep only reads once the reference ran
  * (the trace and its packets' bytes, the reference's results and entry
- * states, the lanes) moves into one shared mapping, made read-only. fork()
- * copies nothing of a shared mapping (a child maps what it reads when it
- * reads it), and no child can write into it.
+ * states, the lanes) moves into one mapping of its own, made read-only, so
+ * that no child can write into it. Where the kernel gives transparent huge
+ * pages on request, it is private and on huge pages: fork() copies one
+ * entry per 2 MiB and a child reads it without a fault. Otherwise it is
+ * shared: fork() copies nothing of it, a child maps what it reads.
  */
 static void *frozen_put(uint8_t **cur, const void *src, size_t len)
 {
@@ -1034,6 +1036,46 @@ static void *frozen_put(uint8_t **cur, const void *src, size_t len)
 		free(old_);                                   \
 	} while (0)
 
+#define HUGE_PAGE (2u << 20)
+
+static int thp_on_request(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	char line[128] = "";
+	int ok;
+
+	if (!f)
+		return 0;
+	ok = fgets(line, sizeof(line), f) && !strstr(line, "[never]");
+	fclose(f);
+	return ok;
+}
+
+/* A mapping of *len bytes (rounded up) for the frozen data, or NULL. */
+static uint8_t *frozen_map(size_t *len)
+{
+	uint8_t *m;
+	size_t lead;
+
+	if (!thp_on_request()) {
+		m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		return m == MAP_FAILED ? NULL : m;
+	}
+	/* huge pages need 2 MiB alignment: map one more and trim both ends */
+	*len = (*len + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+	m = mmap(NULL, *len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	lead = (HUGE_PAGE - ((uintptr_t)m & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
+	if (lead)
+		munmap(m, lead);
+	munmap(m + lead + *len, HUGE_PAGE - lead);
+	m += lead;
+	madvise(m, *len, MADV_HUGEPAGE);	/* a hint: 4 KiB pages still work */
+	return m;
+}
+
 static int freeze(struct replay *r, char *err, size_t errlen)
 {
 	size_t np = r->t.npkts, nc = r->t.nconns, nl = r->nlanes + 1;
@@ -1048,8 +1090,8 @@ static int freeze(struct replay *r, char *err, size_t errlen)
 		len += (sizes[n] + 63) & ~(size_t)63;
 	for (size_t i = 0; i < np; i++)
 		len += (r->t.pkts[i].stored + 7) & ~(size_t)7;
-	cur = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (cur == MAP_FAILED) {
+	cur = frozen_map(&len);
+	if (!cur) {
 		snprintf(err, errlen, "cannot map %zu bytes: %s", len, strerror(errno));
 		return -1;
 	}

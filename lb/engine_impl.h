@@ -66,6 +66,7 @@ struct lb_engine {
 	struct lb_svcset *svcset;
 	/* Written only by the control thread (under svc_lock as writer). */
 	struct lb_backend *backends[LB_ENGINE_MAX_BACKENDS];
+	size_t backends_end;		/* one past the highest slot ever used */
 	uint32_t next_service_id;
 
 	pthread_mutex_t workers_lock;

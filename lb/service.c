@@ -131,6 +131,8 @@ static struct lb_backend *adopt_backend(struct lb_engine *e, const struct lb_ser
 	if (!be) {
 		for (slot = 0; slot < LB_ENGINE_MAX_BACKENDS && e->backends[slot]; slot++)
 			;
+		if (slot == LB_ENGINE_MAX_BACKENDS)
+			return NULL;
 		be = calloc(1, sizeof(*be));
 		if (!be)
 			return NULL;
@@ -139,6 +141,8 @@ static struct lb_backend *adopt_backend(struct lb_engine *e, const struct lb_ser
 		be->vip = svc->vip;
 		be->vport = svc->port;
 		e->backends[slot] = be;
+		if (slot >= e->backends_end)
+			e->backends_end = slot + 1;
 	}
 	be->conf = *conf;
 	atomic_store(&be->draining, false);
@@ -262,8 +266,9 @@ size_t lb_engine_reclaim_backends(struct lb_engine *e)
 	int any = 0;
 
 	/* This thread is the only writer of the slots: peek without the lock
-	 * and take it as writer only when there is something to free. */
-	for (size_t i = 0; i < LB_ENGINE_MAX_BACKENDS && !any; i++)
+	 * and take it as writer only when there is something to free. Every
+	 * tick does this: only the slots ever used are looked at. */
+	for (size_t i = 0; i < e->backends_end && !any; i++)
 		any = e->backends[i] && atomic_load(&e->backends[i]->draining) &&
 		      lb_backend_conns(e->backends[i]) == 0;
 	if (!any)
