@@ -20,6 +20,7 @@
 #include "drill_trace.h"
 #include "num.h"
 #include "lb_pkt.h"
+#include "lb_repl.h"
 
 #define START_MS 1000000ull	/* simulated clock at the first packet */
 #define TICK_MS 100
@@ -130,6 +131,8 @@ struct replay {
 					 * new connection's SYN, comes while the
 					 * reference's entry after j stays closed;
 					 * else 0 (closed_lane_settled()) */
+	uint32_t *lane_map;		/* a tuple's lane + 1, by hash (lane_of()) */
+	size_t lane_map_mask;
 	void *frozen;			/* the read-only data of a sweep, shared */
 	size_t frozen_len;
 	const uint32_t *find_idx;	/* reports go through these connections only */
@@ -869,6 +872,16 @@ static int sweep_full(struct replay *r, struct sweep_sum *s, uint32_t every, cha
  * the clock of every later packet), the child replays every packet.
  */
 
+/*
+ * The standby's entry for a lane's tuple as closed_lane_settled() needs it:
+ * present, closed, on the backend the reference chose after the lane's
+ * last packet, and until when (the pair's clock; 0: expired or absent).
+ */
+struct closed_seen {
+	uint8_t ok;
+	uint64_t deadline;
+};
+
 /* A failover point's result, from the child, in memory shared with it. */
 struct point_out {
 	int done;
@@ -890,6 +903,17 @@ struct walk {
 	size_t nalive;
 	size_t nbefore, nstarted;	/* connections ended, begun before it */
 	int history_free;
+	const struct replay *r;
+	/* What the standby held of each lane's tuple, looked at again only
+	 * after it imported a record of the tuple or the lane moved on
+	 * (closed_seen_refresh()): */
+	struct closed_seen *seen;
+	uint8_t *seen_stale;		/* per lane */
+	uint32_t *stale;		/* the lanes to look at again */
+	size_t nstale;
+	uint8_t *settled;		/* per lane: closed_lane_settled() at the next
+					 * failover, by the last look */
+	uint64_t settled_offset;	/* the clock offset it assumed */
 	/* the child's: */
 	size_t clock_idx;		/* the last packet its clock moved for */
 	uint8_t *diverged, *in_dirty;	/* per lane */
@@ -1082,7 +1106,8 @@ static int freeze(struct replay *r, char *err, size_t errlen)
 	size_t sizes[] = { np * sizeof(*r->t.pkts), nc * sizeof(*r->t.conns),
 			   np * sizeof(*r->ref), np * sizeof(*r->ref_state),
 			   np * sizeof(*r->next_in_lane), np, np * sizeof(*r->closed_syn_ms),
-			   3 * nc * sizeof(uint32_t), nl, nl * sizeof(*r->seq_starts) };
+			   3 * nc * sizeof(uint32_t), nl, nl * sizeof(*r->seq_starts),
+			   (r->lane_map_mask + 1) * sizeof(*r->lane_map) };
 	size_t len = 64 * 16;
 	uint8_t *cur;
 
@@ -1118,6 +1143,7 @@ static int freeze(struct replay *r, char *err, size_t errlen)
 	FROZEN_MOVE(&cur, r->lane_last, nc * sizeof(uint32_t));
 	FROZEN_MOVE(&cur, r->lane_seq, sizes[8]);
 	FROZEN_MOVE(&cur, r->seq_starts, sizes[9]);
+	FROZEN_MOVE(&cur, r->lane_map, sizes[10]);
 	/* the freed pages go back to the system: fork() would copy them too */
 	malloc_trim(0);
 	if (mprotect(r->frozen, r->frozen_len, PROT_READ) < 0) {
@@ -1142,6 +1168,7 @@ static void thaw(struct replay *r)
 	r->lane = r->lane_first = r->lane_last = NULL;
 	r->lane_seq = NULL;
 	r->seq_starts = NULL;
+	r->lane_map = NULL;
 	munmap(r->frozen, r->frozen_len);
 	r->frozen = NULL;
 }
@@ -1206,6 +1233,15 @@ static void alive_set(struct walk *w, uint32_t l, int on)
 	}
 }
 
+/* Lane l's entry on the standby is to be looked at again. */
+static void seen_stale(struct walk *w, uint32_t l)
+{
+	if (!w->seen_stale[l]) {
+		w->seen_stale[l] = 1;
+		w->stale[w->nstale++] = l;
+	}
+}
+
 /* The parent: packet i through the pair, before any failover. */
 static void walk_packet(struct replay *r, struct walk *w, size_t i)
 {
@@ -1217,6 +1253,7 @@ static void walk_packet(struct replay *r, struct walk *w, size_t i)
 	drill_pair_packet(w->p, &pkt, &w->now);
 	note_change(r, drill_pair_active(w->p), i, w->last_state, w->now);
 	w->cursor[l] = (uint32_t)i;
+	seen_stale(w, l);
 	if (r->lane_first[l] != r->lane_last[l]) {
 		if (i == r->lane_first[l])
 			alive_set(w, l, 1);
@@ -1291,6 +1328,89 @@ static void child_finish(struct replay *r, struct walk *w, size_t k, uint64_t fa
 	o->done = 1;
 }
 
+/* The lanes by tuple: open addressing, at most half full. */
+static int build_lane_map(struct replay *r)
+{
+	size_t size = 2;
+
+	while (size < 2 * (size_t)r->nlanes)
+		size <<= 1;
+	r->lane_map = calloc(size, sizeof(*r->lane_map));
+	if (!r->lane_map)
+		return -1;
+	r->lane_map_mask = size - 1;
+	for (uint32_t l = 0; l < r->nlanes; l++) {
+		const struct lb_tuple *t = &r->t.conns[r->t.pkts[r->lane_first[l]].conn].orig;
+		size_t h = lb_tuple_hash(t, 0) & r->lane_map_mask;
+
+		while (r->lane_map[h])
+			h = (h + 1) & r->lane_map_mask;
+		r->lane_map[h] = l + 1;
+	}
+	return 0;
+}
+
+/* The lane of tuple t, or NO_PKT when the capture has none. */
+static uint32_t lane_of(const struct replay *r, const struct lb_tuple *t)
+{
+	for (size_t h = lb_tuple_hash(t, 0) & r->lane_map_mask; r->lane_map[h];
+	     h = (h + 1) & r->lane_map_mask) {
+		uint32_t l = r->lane_map[h] - 1;
+
+		if (lb_tuple_equal(&r->t.conns[r->t.pkts[r->lane_first[l]].conn].orig, t))
+			return l;
+	}
+	return NO_PKT;
+}
+
+/* The standby imports a record of tuple orig: its entry may change. */
+static void seen_import(void *arg, const struct lb_tuple *orig)
+{
+	struct walk *w = arg;
+	uint32_t l = lane_of(w->r, orig);
+
+	if (l != NO_PKT)
+		seen_stale(w, l);
+}
+
+/*
+ * The parent, before a fork: looks again at the standby's entries of the
+ * lanes that moved on or whose tuple it imported since the last look. An
+ * entry changes only by an import or the lane's own packets (which the
+ * standby does not see before it is promoted) until its deadline, and
+ * closed_lane_settled() asks for a deadline past the lane's next SYN: what
+ * the last look saw holds for every snapshot until the next.
+ */
+static void closed_seen_refresh(const struct replay *r, struct walk *w)
+{
+	if (w->offset != w->settled_offset) {
+		/* the clock moved on (a defer hold): every deadline again */
+		for (size_t a = 0; a < w->nalive; a++)
+			seen_stale(w, w->alive[a]);
+		w->settled_offset = w->offset;
+	}
+	for (size_t n = 0; n < w->nstale; n++) {
+		uint32_t l = w->stale[n], j = w->cursor[l];
+		struct closed_seen *cs = &w->seen[l];
+		struct lane_state cur;
+
+		w->seen_stale[l] = 0;
+		w->settled[l] = 0;
+		*cs = (struct closed_seen){ 0 };
+		if (r->lane[r->t.pkts[j].conn] != l || !r->closed_syn_ms[j])
+			continue;	/* not begun, or not closed */
+		lane_state_get(drill_pair_standby(w->p), &r->t.conns[r->t.pkts[j].conn].orig,
+			       w->now, w->now, &cur);
+		cs->ok = cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
+			 lb_addr_equal(&cur.backend, &r->ref_state[j].backend) &&
+			 cur.backend_port == r->ref_state[j].backend_port;
+		cs->deadline = cur.expires_ms ? w->now + cur.expires_ms : 0;
+		w->settled[l] = cs->ok && r->closed_syn_ms[j] + w->offset + CLOSED_MARGIN_MS <
+						  cs->deadline;
+	}
+	w->nstale = 0;
+}
+
 /*
  * A lane alive at the failover only because its tuple comes back (see
  * build_closed()): a SYN on a closed entry starts the tracker afresh
@@ -1303,17 +1423,25 @@ static int closed_lane_settled(const struct replay *r, struct walk *w, uint32_t 
 {
 	uint32_t j = w->cursor[l];
 	const struct lane_state *ref = &r->ref_state[j];
+	struct closed_seen cs;
 	struct lane_state cur;
 	uint64_t syn_ms;
 
 	if (j >= k || !(syn_ms = r->closed_syn_ms[j]))
 		return 0;
-	lane_state_get(drill_pair_active(w->p), &r->t.conns[r->t.pkts[r->next_in_lane[j]].conn].orig,
-		       w->now, w->now, &cur);
-	return cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
-	       lb_addr_equal(&cur.backend, &ref->backend) &&
-	       cur.backend_port == ref->backend_port &&
-	       syn_ms + w->offset + CLOSED_MARGIN_MS < w->now + cur.expires_ms;
+	if (w->seen_stale[l]) {
+		/* imported during the failover: look at the new active's entry */
+		lane_state_get(drill_pair_active(w->p),
+			       &r->t.conns[r->t.pkts[r->next_in_lane[j]].conn].orig, w->now, w->now,
+			       &cur);
+		cs.ok = cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
+			lb_addr_equal(&cur.backend, &ref->backend) &&
+			cur.backend_port == ref->backend_port;
+		cs.deadline = cur.expires_ms ? w->now + cur.expires_ms : 0;
+	} else {
+		cs = w->seen[l];
+	}
+	return cs.ok && syn_ms + w->offset + CLOSED_MARGIN_MS < cs.deadline;
 }
 
 /* The child: fails over before packet k and judges what follows. */
@@ -1321,14 +1449,24 @@ static void child_point(struct replay *r, struct walk *w, size_t k)
 {
 	uint64_t fail_us = r->t.pkts[k].ts_us;
 	size_t i = k;
+	int fast;
 
 	w->now = clock_for(r, k, &w->offset, w->now);
 	drill_pair_advance(w->p, w->now);
 	drill_pair_failover(w->p, &w->now);
 	w->clock_idx = k;
+	/* Without a replay of every packet first, and at the clock offset of
+	 * the last look, a lane the last look found settled (closed_seen_
+	 * refresh()) and whose tuple the failover imported nothing of needs
+	 * nothing: its connection ended, closed_lane_settled() holds. */
+	fast = w->history_free && !(r->o.defer && drill_pair_peer_up(w->p)) &&
+	       w->offset == w->settled_offset;
 	for (size_t a = 0; a < w->nalive; a++) {
-		uint32_t l = w->alive[a], c = r->t.pkts[w->cursor[l]].conn;
+		uint32_t l = w->alive[a], c;
 
+		if (fast && w->settled[l] && !w->seen_stale[l])
+			continue;
+		c = r->t.pkts[w->cursor[l]].conn;
 		walk_dirty(w, l, 1);
 		if (r->t.conns[c].last >= k) {
 			note_standby_one(r, w->p, c, w->now);
@@ -1413,6 +1551,7 @@ static int start_point(struct replay *r, struct walk *w, struct sweep_sum *s, si
 	slot = (w->head + w->inflight) % w->jobs;
 	w->out = w->slot[slot];
 	w->out->done = 0;
+	closed_seen_refresh(r, w);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -1457,6 +1596,10 @@ static void walk_free(struct walk *w)
 	free(w->touched);
 	free(w->touch);
 	free(w->heap);
+	free(w->seen);
+	free(w->seen_stale);
+	free(w->stale);
+	free(w->settled);
 	if (w->shared)
 		munmap(w->shared, w->shared_len);
 }
@@ -1480,7 +1623,7 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 		return -1;
 	}
 	w->history_free = classify_lanes(r);
-	if (build_closed(r) < 0) {
+	if (build_closed(r) < 0 || build_lane_map(r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1496,10 +1639,15 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 	w->touched = calloc(nc, 1);
 	w->touch = calloc(nc, sizeof(*w->touch));
 	w->heap = calloc(nl + 1, sizeof(*w->heap));
+	w->seen = calloc(nl, sizeof(*w->seen));
+	w->seen_stale = calloc(nl, 1);
+	w->stale = calloc(nl, sizeof(*w->stale));
+	w->settled = calloc(nl, 1);
 	w->shared_len = slot_len * w->jobs;
 	w->shared = m = shared_alloc(w->shared_len);
 	if (!w->last_state || !w->cursor || !w->alive || !w->alive_pos || !w->diverged ||
-	    !w->in_dirty || !w->dirty || !w->touched || !w->touch || !w->heap || !m) {
+	    !w->in_dirty || !w->dirty || !w->touched || !w->touch || !w->heap || !w->seen ||
+	    !w->seen_stale || !w->stale || !w->settled || !m) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1513,6 +1661,9 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 	w->p = drill_pair_new(&pc, &w->now, err, errlen);
 	if (!w->p)
 		return -1;
+	w->r = r;
+	w->settled_offset = w->offset = w->now - START_MS;
+	lb_engine_set_import_watch(drill_pair_standby(w->p), seen_import, w);
 	w->offset = w->now - START_MS;
 	return 0;
 }
@@ -1829,6 +1980,7 @@ static void teardown(struct replay *r)
 	free(r->lane_seq);
 	free(r->seq_starts);
 	free(r->closed_syn_ms);
+	free(r->lane_map);
 	drill_trace_free(&r->t);
 	lb_conf_free(&r->conf);
 }

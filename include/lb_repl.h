@@ -86,6 +86,16 @@ enum lb_import_result {
 enum lb_import_result lb_engine_import_conn(struct lb_engine *e, struct lb_worker *w,
 					    const struct lb_conn_state *st, uint64_t now_ms);
 
+/*
+ * Calls fn(arg, orig) with the client-side tuple of every connection state
+ * and deletion handed to lb_engine_import_conn() or _delete(), before it
+ * is applied, whatever comes of it (NULL stops): an import is the only way
+ * a standby's entry changes between its ticks, so a drill that caches what
+ * it saw of an entry learns when to look again. The caller's thread.
+ */
+void lb_engine_set_import_watch(struct lb_engine *e,
+				void (*fn)(void *arg, const struct lb_tuple *orig), void *arg);
+
 /* Removes the connection if it is that incarnation or older. Returns 1 if removed. */
 int lb_engine_import_delete(struct lb_engine *e, struct lb_worker *w,
 			    const struct lb_conn_state *st, uint64_t now_ms);

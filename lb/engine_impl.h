@@ -78,6 +78,8 @@ struct lb_engine {
 	atomic_uint_fast64_t clock_mono_ms, clock_real_us;
 	const struct lb_repl_ops *repl;	/* NULL: no replication */
 	void *repl_arg;
+	void (*import_watch)(void *arg, const struct lb_tuple *orig);	/* NULL: none */
+	void *import_watch_arg;
 	struct lb_repl_conf repl_conf;
 	struct lb_worker *tick_worker;	/* counts for the control thread's callbacks */
 	struct lb_embryos embryos;

@@ -208,11 +208,20 @@ static enum lb_import_result import_locked(struct lb_engine *e, const struct lb_
 	return insert(e, svc, be, st, now_ms);
 }
 
+void lb_engine_set_import_watch(struct lb_engine *e,
+				void (*fn)(void *arg, const struct lb_tuple *orig), void *arg)
+{
+	e->import_watch = fn;
+	e->import_watch_arg = arg;
+}
+
 enum lb_import_result lb_engine_import_conn(struct lb_engine *e, struct lb_worker *w,
 					    const struct lb_conn_state *st, uint64_t now_ms)
 {
 	enum lb_import_result r;
 
+	if (e->import_watch)
+		e->import_watch(e->import_watch_arg, &st->orig);
 	if (atomic_load(&e->role) == LB_ROLE_MASTER) {
 		r = LB_IMPORT_IGNORED;
 	} else {
@@ -233,6 +242,8 @@ int lb_engine_import_delete(struct lb_engine *e, struct lb_worker *w,
 	int gone;
 
 	(void)now_ms;
+	if (e->import_watch)
+		e->import_watch(e->import_watch_arg, &st->orig);
 	if (atomic_load(&e->role) == LB_ROLE_MASTER) {
 		lb_worker_count(w, LB_CNT_IMPORT_IGNORED, 1);
 		return 0;
