@@ -980,6 +980,74 @@ static void test_embryonic_cap(void **state)
 	check_counters(f);
 }
 
+static void grab_orig(const struct lb_conn_info *c, void *arg)
+{
+	*(struct lb_conn_state *)arg = c->state;
+}
+
+struct watch_seen {
+	unsigned calls;
+	struct lb_tuple last;
+};
+
+static void watch_import(void *arg, const struct lb_tuple *orig)
+{
+	struct watch_seen *ws = arg;
+
+	ws->calls++;
+	ws->last = *orig;
+}
+
+/*
+ * A drill's snapshot reads entries without their lock (it writes nothing,
+ * so it copies no page): the same as conn_live; and it learns of every
+ * record imported, whatever came of it, by the import watch.
+ */
+static void test_peek_and_import_watch(void **state)
+{
+	struct fx *f = *state;
+	struct lb_conn_info live, peek;
+	struct lb_conn_state st;
+	struct watch_seen ws = { 0 };
+	struct lb_tuple other;
+	struct flow fl;
+
+	flow_init(&fl, 0, 70, 44000, 80);
+	flow_open(f, &fl, T0);
+	lb_engine_foreach_conn(f->e, T0, grab_orig, &st);
+	assert_int_equal(lb_engine_conn_live(f->e, &st.orig, T0 + 5, &live), 0);
+	assert_int_equal(lb_engine_conn_peek(f->e, &st.orig, T0 + 5, &peek), 0);
+	assert_true(lb_addr_equal(&peek.state.backend, &live.state.backend));
+	assert_int_equal(peek.state.backend_port, live.state.backend_port);
+	assert_int_equal(peek.state.expires_ms, live.state.expires_ms);
+	assert_int_equal(peek.state.tcp.state, LB_TCP_ESTABLISHED);
+	assert_memory_equal(&peek.state.tcp, &live.state.tcp, sizeof(peek.state.tcp));
+	assert_int_equal(peek.pkts[0], 2);
+	assert_int_equal(peek.pkts[1], 1);
+	other = st.orig;
+	other.sport++;
+	assert_int_equal(lb_engine_conn_peek(f->e, &other, T0, &peek), -ENOENT);
+	/* the reply tuple is not a client's */
+	other = (struct lb_tuple){ .src = live.state.backend, .dst = st.orig.src,
+				   .sport = live.state.backend_port, .dport = st.orig.sport };
+	assert_int_equal(lb_engine_conn_peek(f->e, &other, T0, &peek), -ENOENT);
+
+	lb_engine_set_import_watch(f->e, watch_import, &ws);
+	/* ignored (a master imports nothing), but watched all the same */
+	assert_int_equal(lb_engine_import_conn(f->e, f->w, &st, T0), LB_IMPORT_IGNORED);
+	assert_int_equal(ws.calls, 1);
+	assert_true(lb_tuple_equal(&ws.last, &st.orig));
+	lb_engine_set_role(f->e, LB_ROLE_BACKUP);
+	st.created_us++;	/* a newer incarnation: removes this one */
+	assert_int_equal(lb_engine_import_delete(f->e, f->w, &st, T0), 1);
+	assert_int_equal(ws.calls, 2);
+	assert_int_equal(lb_engine_conn_peek(f->e, &st.orig, T0, &peek), -ENOENT);
+	lb_engine_set_import_watch(f->e, NULL, NULL);
+	assert_int_equal(lb_engine_import_delete(f->e, f->w, &st, T0), 0);
+	assert_int_equal(ws.calls, 2);
+	lb_engine_set_role(f->e, LB_ROLE_MASTER);
+}
+
 struct repl_count {
 	unsigned conns, half_open, persists;
 };
@@ -1418,6 +1486,7 @@ int main(void)
 		T(test_tracker_drops_counted),
 		T(test_embryonic_cap),
 		T(test_flood_replicates_only_handshakes),
+		T(test_peek_and_import_watch),
 		T(test_repl_urgent_only_for_bursts),
 		T(test_repl_rate_learned_early),
 		T(test_malformed_dropped),
