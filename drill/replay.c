@@ -1871,6 +1871,16 @@ static uint64_t mem_available(void)
 	return (uint64_t)kb * 1024u;
 }
 
+/* The trace as loaded: its packets' records and kept bytes, its connections. */
+static uint64_t trace_bytes(const struct drill_trace *t)
+{
+	uint64_t n = (uint64_t)t->npkts * sizeof(*t->pkts) + (uint64_t)t->nconns * sizeof(*t->conns);
+
+	for (size_t i = 0; i < t->npkts; i++)
+		n += t->pkts[i].stored;
+	return n;
+}
+
 /*
  * What the replay will hold beside the trace: per packet, the reference's
  * and the run's results and the reference's entry state; per connection,
@@ -1885,18 +1895,17 @@ static uint64_t replay_bytes(const struct replay *r)
 			   sizeof(uint32_t) + 1;
 	uint64_t per_conn = sizeof(struct conn_result) + 8 * sizeof(uint32_t) + 4;
 
+	uint64_t n;
+
 	ec.max_conns = r->o.max_conns;
-	return (uint64_t)r->t.npkts * per_pkt + (uint64_t)r->t.nconns * per_conn +
-	       3 * (uint64_t)lb_engine_mem_bytes(&ec) + 2 * 4096 * 1536 + SCRATCH_BYTES;
-}
-
-/* The trace as loaded: its packets' records and kept bytes, its connections. */
-static uint64_t trace_bytes(const struct drill_trace *t)
-{
-	uint64_t n = (uint64_t)t->npkts * sizeof(*t->pkts) + (uint64_t)t->nconns * sizeof(*t->conns);
-
-	for (size_t i = 0; i < t->npkts; i++)
-		n += t->pkts[i].stored;
+	n = (uint64_t)r->t.npkts * per_pkt + (uint64_t)r->t.nconns * per_conn +
+	    3 * (uint64_t)lb_engine_mem_bytes(&ec) + 2 * 4096 * 1536 + SCRATCH_BYTES;
+	/* A linear sweep copies the trace into its frozen mapping (freeze()),
+	 * with each packet's closed-lane deadline and the lanes by tuple, in
+	 * huge pages, before it frees the original. */
+	if (r->o.sweep && !r->o.full_sweep)
+		n += trace_bytes(&r->t) + (uint64_t)r->t.npkts * sizeof(uint64_t) +
+		     (uint64_t)r->t.nconns * 4 * sizeof(uint32_t) + HUGE_PAGE;
 	return n;
 }
 
