@@ -905,6 +905,6 @@ int lb_engine_conn_peek(const struct lb_engine *e, const struct lb_tuple *orig,
 
 	if (!c || dir != LB_DIR_ORIG)
 		return -ENOENT;
-	conn_info(c, now_ms, out);
+	conn_info(e->table, c, now_ms, out);
 	return 0;
 }

@@ -221,7 +221,8 @@ static uint32_t conn_bucket(const struct lb_table *t, const struct lb_conn *c, u
 
 /* The node ref for tuple in its bucket, or LB_NODE_NIL; the bucket's
  * stripe must be held. */
-static uint32_t find_node(struct lb_table *t, uint32_t bucket, const struct lb_tuple *tuple)
+static uint32_t find_node(const struct lb_table *t, uint32_t bucket,
+			  const struct lb_tuple *tuple)
 {
 	for (uint32_t r = t->buckets[bucket]; r != LB_NODE_NIL;
 	     r = conn_of_ref(t, r)->node[r & 1].next)
@@ -252,14 +253,12 @@ struct lb_conn *lb_table_lookup(struct lb_table *t, const struct lb_tuple *tuple
 const struct lb_conn *lb_table_peek(const struct lb_table *t, const struct lb_tuple *tuple,
 				    enum lb_dir *dir)
 {
-	uint32_t b = bucket_of(t, tuple);
+	uint32_t r = find_node(t, bucket_of(t, tuple), tuple);
 
-	for (struct lb_conn_node *n = t->buckets[b]; n; n = n->next)
-		if (lb_tuple_equal(&conn_of_node(n)->tuple[n->dir], tuple)) {
-			*dir = (enum lb_dir)n->dir;
-			return conn_of_node(n);
-		}
-	return NULL;
+	if (r == LB_NODE_NIL)
+		return NULL;
+	*dir = (enum lb_dir)(r & 1);
+	return conn_of_ref(t, r);
 }
 
 /* Locks the stripes of two buckets in address order (once if they share one). */
