@@ -1940,13 +1940,8 @@ static int setup(struct replay *r, char *err, size_t errlen)
 				: drill_trace_load(&r->t, r->o.pcap, &r->conf, err, errlen);
 	if (rc < 0)
 		return -1;
-	/* Tables sized to the capture: a connection is at most one entry (and
-	 * one persistence record), so neither fills; every entry a sweep's
-	 * snapshot copies or shares is one of the capture's. */
 	if (!r->o.max_conns)
-		r->o.max_conns = r->t.nconns + 1024;
-	if (r->conf.engine.max_persist > r->t.nconns + 1024)
-		r->conf.engine.max_persist = r->t.nconns + 1024;
+		r->o.max_conns = r->t.nconns * 2 + 1024;
 	/* The table is sized to the capture, so the half-open limit drawn from
 	 * it (a quarter) would be an accident of this replay: unless the
 	 * configuration sets one, none evicts. */
