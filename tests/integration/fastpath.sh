@@ -89,7 +89,11 @@ ctl capture stop >/dev/null
 expect_eq "capture stop resumes the fast path" \
 	"$(ctl stats | awk '$1 == "fast_path" { print $2 }')" on
 
-drops=$(ctl stats | awk '/^drop_/ && $1 != "drop_bad_state" && $2 != 0')
+# drop_bad_rst: iperf3 aborts its connections, and the RSTs a stack sends
+# for segments still in flight can land below what the receiver acked (see
+# bulk.sh); how many do is timing (a fresh clone: 4). crafted.sh counts
+# RSTs exactly.
+drops=$(ctl stats | awk '/^drop_/ && $1 != "drop_bad_state" && $1 != "drop_bad_rst" && $2 != 0')
 check "no unexpected drops (${drops:-none})" [ -z "$drops" ]
 [ -z "$drops" ] || ctl stats | awk '/^fp_|^pkts_|^conns/ && $2 != 0 { print "# " $0 }'
 lost=$(ctl stats | awk '/_verdicts_lost|_queue_dropped|_user_dropped/ { s += $2 } END { print s + 0 }')
