@@ -180,7 +180,14 @@ closing_case() {
 	[ "$how" = half ] || release_fin "$sp"
 	finished "$sp"
 	expect_eq "$st: the real client received every byte" "$OUT" "ok $SIZE"
-	check "$st: and its close was tracked to time_wait" wait_until 15 state_is "$sp" time_wait
+	if wait_until 15 state_is "$sp" time_wait; then
+		ok "$st: and its close was tracked to time_wait"
+	else
+		not_ok "$st: and its close was tracked to time_wait"
+		# Where it stopped, to tell a lost segment from a tracker fault.
+		echo "# $st: the entry now: $(row "$sp")"
+		echo "# $st: drops: $(ctl stats | awk '/^drop_/ && $2 != 0 { printf "%s %s ", $1, $2 }')"
+	fi
 }
 
 closing_case fin_wait 41001 fin
