@@ -88,9 +88,33 @@ static void take_back(struct lb_engine *e, struct lb_worker *w, struct lb_conn *
 		lb_worker_count(w, LB_CNT_FAST_REMOVES, 1);
 }
 
-void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
+/* Pushes the connection's exact edges to the kernel. A refusal (an IPv6
+ * tuple, a full map) is counted once per connection, not once for every
+ * packet that tries again; w may be NULL (no tick worker yet). */
+static void push(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
 {
 	struct lb_fastpath_conn fc;
+	int installed = !!(c->flags & LB_CONN_F_FAST);
+
+	fc.orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
+	fc.reply = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
+	fc.peer[0] = c->tcp.peer[0];
+	fc.peer[1] = c->tcp.peer[1];
+	if (e->fast->install(e->fast_arg, &fc) < 0) {
+		if (installed)
+			return;
+		if (w && !(c->flags & LB_CONN_F_FAST_REFUSED))
+			lb_worker_count(w, LB_CNT_FAST_INSTALL_FAILED, 1);
+		c->flags |= LB_CONN_F_FAST_REFUSED;
+		return;
+	}
+	if (!installed && w)
+		lb_worker_count(w, LB_CNT_FAST_INSTALLS, 1);
+	c->flags |= LB_CONN_F_FAST;
+}
+
+void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
+{
 	int established = c->tcp.state == LB_TCP_ESTABLISHED;
 	int installed = !!(c->flags & LB_CONN_F_FAST);
 
@@ -100,10 +124,6 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 		take_back(e, w, c);
 		return;
 	}
-	fc.orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
-	fc.reply = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
-	fc.peer[0] = c->tcp.peer[0];
-	fc.peer[1] = c->tcp.peer[1];
 	/* Only exact tracking goes to the kernel: during a takeover's grace
 	 * period the slow path keeps the connection (it alone knows slack). */
 	if (!installed && (c->tcp.slack[0] | c->tcp.slack[1]))
@@ -112,27 +132,14 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 	 * program could not judge it) and moved the edges here; the kernel
 	 * must see them, or every later packet would fail its checks there
 	 * too and come up. */
-	if (e->fast->install(e->fast_arg, &fc) < 0) {
-		if (!installed && !(c->flags & LB_CONN_F_FAST_REFUSED))
-			lb_worker_count(w, LB_CNT_FAST_INSTALL_FAILED, 1);
-		if (!installed)
-			c->flags |= LB_CONN_F_FAST_REFUSED;
-		return;
-	}
-	if (installed)
-		return;
-	c->flags |= LB_CONN_F_FAST;
-	lb_worker_count(w, LB_CNT_FAST_INSTALLS, 1);
+	push(e, w, c);
 }
 
 void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
 {
-	struct lb_fastpath_conn fc;
-	int established = c->tcp.state == LB_TCP_ESTABLISHED;
-
 	if (!e->fast)
 		return;
-	if (!established) {
+	if (c->tcp.state != LB_TCP_ESTABLISHED) {
 		if (c->flags & LB_CONN_F_FAST)
 			take_back(e, e->tick_worker, c);
 		return;
@@ -140,20 +147,7 @@ void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
 	/* Exact bounds in the kernel, whatever the engine's slack: after a
 	 * takeover a segment beyond them goes up, the engine accepts it
 	 * with its slack and pushes its edges back down. */
-	fc.orig = lb_conn_tuple(e->table, c, LB_DIR_ORIG);
-	fc.reply = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
-	fc.peer[0] = c->tcp.peer[0];
-	fc.peer[1] = c->tcp.peer[1];
-	if (e->fast->install(e->fast_arg, &fc) < 0) {
-		if (e->tick_worker && !(c->flags & (LB_CONN_F_FAST | LB_CONN_F_FAST_REFUSED)))
-			lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALL_FAILED, 1);
-		if (!(c->flags & LB_CONN_F_FAST))
-			c->flags |= LB_CONN_F_FAST_REFUSED;
-		return;
-	}
-	if (!(c->flags & LB_CONN_F_FAST) && e->tick_worker)
-		lb_worker_count(e->tick_worker, LB_CNT_FAST_INSTALLS, 1);
-	c->flags |= LB_CONN_F_FAST;
+	push(e, e->tick_worker, c);
 }
 
 void lb_fastpath_forget(struct lb_engine *e, struct lb_conn *c)
