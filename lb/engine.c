@@ -865,36 +865,42 @@ size_t lb_engine_conn_count(struct lb_engine *e)
 	return lb_table_count(e->table);
 }
 
-int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
-			struct lb_conn_state *out)
+/* The entry keyed by orig in its original direction, locked; NULL when
+ * there is none (a reply tuple that matches is not that entry). */
+static struct lb_conn *lookup_orig(struct lb_engine *e, const struct lb_tuple *orig)
 {
 	enum lb_dir dir;
 	struct lb_conn *c = lb_table_lookup(e->table, orig, &dir);
-	int found;
+
+	if (c && dir != LB_DIR_ORIG) {
+		lb_conn_unlock(c);
+		return NULL;
+	}
+	return c;
+}
+
+int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
+			struct lb_conn_state *out)
+{
+	struct lb_conn *c = lookup_orig(e, orig);
 
 	if (!c)
 		return -ENOENT;
-	found = dir == LB_DIR_ORIG;
-	if (found)
-		lb_conn_export(e->table, c, now_ms, out);
+	lb_conn_export(e->table, c, now_ms, out);
 	lb_conn_unlock(c);
-	return found ? 0 : -ENOENT;
+	return 0;
 }
 
 int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
 			struct lb_conn_info *out)
 {
-	enum lb_dir dir;
-	struct lb_conn *c = lb_table_lookup(e->table, orig, &dir);
-	int found;
+	struct lb_conn *c = lookup_orig(e, orig);
 
 	if (!c)
 		return -ENOENT;
-	found = dir == LB_DIR_ORIG;
-	if (found)
-		conn_info(e->table, c, now_ms, out);
+	conn_info(e->table, c, now_ms, out);
 	lb_conn_unlock(c);
-	return found ? 0 : -ENOENT;
+	return 0;
 }
 
 int lb_engine_conn_peek(const struct lb_engine *e, const struct lb_tuple *orig,
