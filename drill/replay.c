@@ -510,6 +510,7 @@ static void judge(struct replay *r, size_t k)
 struct tally {
 	size_t n[sizeof(status_names) / sizeof(status_names[0])];
 	double max_unsynced_age_ms;
+	size_t replayed;	/* a sweep point's packets replayed after its failover */
 };
 
 static void count(const struct replay *r, uint64_t fail_us, struct tally *t)
@@ -736,6 +737,7 @@ static int replay_once(struct replay *r, size_t k, char *err, size_t errlen)
 
 struct sweep_sum {
 	size_t runs, points, with_loss, unsynced, failures, max_unsynced_one;
+	uint64_t replayed;	/* packets replayed after the failovers, in all */
 	double max_age_ms;
 	FILE *json;		/* --json: one object per failover point */
 	uint64_t t0_ns, last_progress_ns;
@@ -764,6 +766,15 @@ static void sweep_note(struct sweep_sum *s, const struct replay *r, size_t k, ui
 	size_t lost = t->n[CS_UNSYNCED] + t->n[CS_LOST] + t->n[CS_MISMATCH];
 
 	s->runs++;
+	s->replayed += t->replayed;
+	if (r->o.verbose) {
+		/* where a sweep's time goes: the linear sweep replays after a
+		 * failover only what can differ from the reference */
+		if (s->progress)
+			fputs("\r\033[K", stderr);
+		printf("  point #%-8llu replayed %zu packet(s)\n",
+		       (unsigned long long)r->t.pkts[k].index, t->replayed);
+	}
 	s->unsynced += t->n[CS_UNSYNCED];
 	s->with_loss += (t->n[CS_UNSYNCED] + t->n[CS_LOST]) > 0;
 	if (t->n[CS_UNSYNCED] > s->max_unsynced_one)
@@ -847,6 +858,7 @@ static int sweep_full(struct replay *r, struct sweep_sum *s, uint32_t every, cha
 			return -1;
 		judge(r, k);
 		count(r, fail_us, &t);
+		t.replayed = r->t.npkts - k;
 		sweep_note(s, r, k, fail_us, &t);
 		sweep_progress(s);
 	}
@@ -874,8 +886,8 @@ static int sweep_full(struct replay *r, struct sweep_sum *s, uint32_t every, cha
 
 /*
  * The standby's entry for a lane's tuple as closed_lane_settled() needs it:
- * present, closed, on the backend the reference chose after the lane's
- * last packet, and until when (the pair's clock; 0: expired or absent).
+ * ok when it judges the lane's next SYN as the reference's closed entry
+ * does (closed_seen_of()), and until when (the pair's clock; 0: expired).
  */
 struct closed_seen {
 	uint8_t ok;
@@ -916,6 +928,7 @@ struct walk {
 	uint64_t settled_offset;	/* the clock offset it assumed */
 	/* the child's: */
 	size_t clock_idx;		/* the last packet its clock moved for */
+	size_t replayed;		/* packets handed to the new active */
 	uint8_t *diverged, *in_dirty;	/* per lane */
 	uint32_t *dirty;		/* lanes diverged at some time */
 	size_t ndirty;
@@ -1281,6 +1294,7 @@ static void child_packet(struct replay *r, struct walk *w, size_t k, size_t j)
 		w->now = clock_for(r, j, &w->offset, w->now);
 	}
 	w->clock_idx = j;
+	w->replayed++;
 	t_pkt = w->now;
 	pkt = prepare(r, drill_pair_active(w->p), j, w->now);
 	record(&res, drill_pair_packet(w->p, &pkt, &w->now), &pkt);
@@ -1324,6 +1338,7 @@ static void child_finish(struct replay *r, struct walk *w, size_t k, uint64_t fa
 	o->t.n[CS_BEFORE] += w->nbefore;
 	o->t.n[CS_SURVIVED] += w->nstarted - w->nbefore - alive_touched;
 	o->t.n[CS_NEW] += r->t.nconns - w->nstarted - new_touched;
+	o->t.replayed = w->replayed;
 	o->fail_us = fail_us;
 	o->done = 1;
 }
@@ -1374,6 +1389,38 @@ static void seen_import(void *arg, const struct lb_tuple *orig)
 }
 
 /*
+ * What entry cur, the standby's (or the new active's) for lane l after its
+ * packet j, means for the lane's next packet, a SYN that the reference
+ * judges on its closed entry (build_closed()). That SYN starts the tracker
+ * afresh whatever the closed entry held and keeps its backend (lb_tcp_init
+ * on reopening), so a closed entry on the same backend, alive until the SYN,
+ * judges it the same. So does no entry at all, where the SYN creates one
+ * with the same fresh tracker, provided the service's choice of backend
+ * depends on nothing but the SYN (one backend, no persistence or limits:
+ * not a sequence-scheduled lane, and history_free) and nothing can refuse
+ * it (history_free: a table and a half-open limit the capture cannot
+ * fill). That is the common case since a connection that opens and closes
+ * inside one flush is never replicated (the standby never hears of it):
+ * without it, every such lane was replayed at every later point.
+ */
+static struct closed_seen closed_seen_of(const struct replay *r, const struct walk *w,
+					 uint32_t l, uint32_t j, const struct lane_state *cur)
+{
+	struct closed_seen cs = { 0 };
+
+	if (!cur->present) {
+		cs.ok = w->history_free && !r->lane_seq[l];
+		cs.deadline = UINT64_MAX;	/* stays absent until an import */
+		return cs;
+	}
+	cs.ok = cur->tcp.state >= LB_TCP_TIME_WAIT &&
+		lb_addr_equal(&cur->backend, &r->ref_state[j].backend) &&
+		cur->backend_port == r->ref_state[j].backend_port;
+	cs.deadline = cur->expires_ms ? w->now + cur->expires_ms : 0;
+	return cs;
+}
+
+/*
  * The parent, before a fork: looks again at the standby's entries of the
  * lanes that moved on or whose tuple it imported since the last look. An
  * entry changes only by an import or the lane's own packets (which the
@@ -1401,10 +1448,7 @@ static void closed_seen_refresh(const struct replay *r, struct walk *w)
 			continue;	/* not begun, or not closed */
 		lane_state_get(drill_pair_standby(w->p), &r->t.conns[r->t.pkts[j].conn].orig,
 			       w->now, w->now, &cur);
-		cs->ok = cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
-			 lb_addr_equal(&cur.backend, &r->ref_state[j].backend) &&
-			 cur.backend_port == r->ref_state[j].backend_port;
-		cs->deadline = cur.expires_ms ? w->now + cur.expires_ms : 0;
+		*cs = closed_seen_of(r, w, l, j, &cur);
 		w->settled[l] = cs->ok && r->closed_syn_ms[j] + w->offset + CLOSED_MARGIN_MS <
 						  cs->deadline;
 	}
@@ -1415,14 +1459,14 @@ static void closed_seen_refresh(const struct replay *r, struct walk *w)
  * A lane alive at the failover only because its tuple comes back (see
  * build_closed()): a SYN on a closed entry starts the tracker afresh
  * whatever it held and keeps the entry's backend, so when the new active
- * too holds a closed entry on the same backend until the SYN comes, both
- * judge it and all that follows the same way: the lane is settled without
- * replaying anything.
+ * too holds a closed entry on the same backend until the SYN comes, or none
+ * where a new one would be the same (closed_seen_of()), both judge it and
+ * all that follows the same way: the lane is settled without replaying
+ * anything.
  */
 static int closed_lane_settled(const struct replay *r, struct walk *w, uint32_t l, size_t k)
 {
 	uint32_t j = w->cursor[l];
-	const struct lane_state *ref = &r->ref_state[j];
 	struct closed_seen cs;
 	struct lane_state cur;
 	uint64_t syn_ms;
@@ -1434,10 +1478,7 @@ static int closed_lane_settled(const struct replay *r, struct walk *w, uint32_t 
 		lane_state_get(drill_pair_active(w->p),
 			       &r->t.conns[r->t.pkts[r->next_in_lane[j]].conn].orig, w->now, w->now,
 			       &cur);
-		cs.ok = cur.present && cur.tcp.state >= LB_TCP_TIME_WAIT &&
-			lb_addr_equal(&cur.backend, &ref->backend) &&
-			cur.backend_port == ref->backend_port;
-		cs.deadline = cur.expires_ms ? w->now + cur.expires_ms : 0;
+		cs = closed_seen_of(r, w, l, j, &cur);
 	} else {
 		cs = w->seen[l];
 	}
@@ -1704,6 +1745,8 @@ static int sweep(struct replay *r, char *err, size_t errlen)
 		fputs("\r\033[K", stderr);
 	printf("  sweep            %zu failovers (every %u packet%s)\n", s.runs, every,
 	       every == 1 ? "" : "s");
+	printf("  sweep cost       %llu packets replayed after the failovers (%.1f a point)\n",
+	       (unsigned long long)s.replayed, s.runs ? (double)s.replayed / (double)s.runs : 0.0);
 	printf("  with losses      %zu\n", s.with_loss);
 	printf("  unsynchronised   %zu connections lost in all, at most %zu at one failover, "
 	       "last state change at most %.1f ms before it\n",

@@ -618,6 +618,58 @@ static void test_reused_port_defer(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/* The packets point #record of the last sweep (--verbose) replayed, or -1. */
+static long point_replayed(unsigned record)
+{
+	char key[48];
+	const char *at;
+	long n;
+
+	snprintf(key, sizeof(key), "  point #%-8u replayed ", record);
+	at = strstr(out_text, key);
+	if (!at || sscanf(at + strlen(key), "%ld", &n) != 1)
+		return -1;
+	return n;
+}
+
+/*
+ * The closed-lane rule of the linear sweep: a client's port comes back
+ * (reuse.pcap: a connection of 11 packets, 5 ms apart, then 100 ms later
+ * a new one on the same tuple, records #12 to #22). At a failover between
+ * the two, the lane is alive only because its tuple comes back, and the
+ * new SYN judges the same on the reference's closed entry as on the new
+ * active's: a closed entry on the same backend (the first connection was
+ * replicated), or none (reusefast.pcap: the first connection opened and
+ * closed inside one flush, so the standby never heard of it). The point
+ * before the new SYN replays nothing; with more backends (rr) the new
+ * active may choose another one, so there the SYN is replayed. Each sweep
+ * finds what the quadratic one does (test_linear_equals_full()).
+ */
+static void test_closed_lane_settles(void **state)
+{
+	static const char *const pcaps[] = { "reuse.pcap", "reusefast.pcap" };
+
+	(void)state;
+	for (size_t p = 0; p < 2; p++) {
+		replay("--pcap", path_of(pcaps[p]), "--config", path_of("one.conf"), "--sweep",
+		       "--verbose", NULL);
+		assert_report_has("replayed         22 packets in 2 connections");
+		if (point_replayed(12) != 0)
+			print_error("%s: the point before the reused tuple's SYN replayed %ld\n",
+				    pcaps[p], point_replayed(12));
+		assert_int_equal(point_replayed(12), 0);
+		/* before it, the first connection is alive and replayed */
+		assert_true(point_replayed(11) > 0);
+		/* the quadratic sweep replays everything after the failover */
+		replay("--pcap", path_of(pcaps[p]), "--config", path_of("one.conf"),
+		       "--sweep-full", "--verbose", NULL);
+		assert_int_equal(point_replayed(12), 11);
+	}
+	replay("--pcap", path_of("reusefast.pcap"), "--config", path_of("lb.conf"), "--sweep",
+	       "--verbose", NULL);
+	assert_true(point_replayed(12) > 0);
+}
+
 /*
  * A record whose timestamp goes back in time (a capture written by several
  * threads): counted, taken as the time of the packet before, and the
@@ -734,14 +786,15 @@ static void test_input_errors(void **state)
  */
 static void test_linear_equals_full(void **state)
 {
-	static const char *const pcaps[] = { "clean.pcap", "fast.pcap", "reuse.pcap" };
+	static const char *const pcaps[] = { "clean.pcap", "fast.pcap", "reuse.pcap",
+					     "reusefast.pcap" };
 	static const char *const confs[] = { "one.conf", "lb.conf", "wlc.conf", "sh.conf" };
 	static const char *const modes[][3] = { { "--sync-delay", "50", NULL },
 						{ "--defer", NULL, NULL } };
 	int differ = 0, findings = 0;
 
 	(void)state;
-	for (size_t p = 0; p < 3; p++)
+	for (size_t p = 0; p < 4; p++)
 		for (size_t c = 0; c < 4; c++)
 			for (size_t m = 0; m < 2; m++) {
 				int a = replay("--pcap", path_of(pcaps[p]), "--config",
@@ -824,6 +877,13 @@ static int make_files(void **state)
 	connection(c, 0, 100000, 100, 0);
 	isn_shift = 0;
 	write_capture(c, "reuse.pcap");
+	/* The same, the first connection inside one flush (never replicated). */
+	c->n = 0;
+	connection(c, 0, 0, 50, 0);
+	isn_shift = 1u << 20;
+	connection(c, 0, 100000, 100, 0);
+	isn_shift = 0;
+	write_capture(c, "reusefast.pcap");
 	/* The 6th packet stamped 19 ms earlier than the 5th, 1 ms after the start. */
 	c->n = 0;
 	connection(c, 0, 0, 5000, 0);
@@ -841,7 +901,8 @@ static int remove_files(void **state)
 					     "clean.json", "fast.json", "stdout", "stderr",
 					     "any.pcap", "sweep.json", "lossy.pcap", "wild.pcap",
 					     "audit.json", "reuse.pcap", "late.pcap", "one.conf",
-					     "wlc.conf", "lin.json", "full.json", "sh.conf" };
+					     "wlc.conf", "lin.json", "full.json", "sh.conf",
+					     "reusefast.pcap" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -863,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_audit_capture_loss),
 		cmocka_unit_test(test_audit_unexplained),
 		cmocka_unit_test(test_reused_port_defer),
+		cmocka_unit_test(test_closed_lane_settles),
 		cmocka_unit_test(test_linear_equals_full),
 		cmocka_unit_test(test_out_of_order_time),
 		cmocka_unit_test(test_usage_errors),
