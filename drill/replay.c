@@ -1657,6 +1657,12 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 	uint8_t *m;
 
 	*w = (struct walk){ .now = START_MS, .jobs = r->o.jobs };
+	/* The pair before freeze(): its large arrays in fresh mappings, not in
+	 * the heap that the trace's packets leave free (calloc() would clear
+	 * it, writing pages that every fork() then copies). */
+	w->p = drill_pair_new(&pc, &w->now, err, errlen);
+	if (!w->p)
+		return -1;
 	r->lane_seq = calloc(nl, 1);
 	r->seq_starts = calloc(nl, sizeof(*r->seq_starts));
 	if (!r->lane_seq || !r->seq_starts) {
@@ -1699,9 +1705,6 @@ static int walk_new(struct replay *r, struct walk *w, char *err, size_t errlen)
 		o->res = (struct conn_result *)(void *)(m + res_off);
 		w->slot[j] = o;
 	}
-	w->p = drill_pair_new(&pc, &w->now, err, errlen);
-	if (!w->p)
-		return -1;
 	w->r = r;
 	w->settled_offset = w->offset = w->now - START_MS;
 	lb_engine_set_import_watch(drill_pair_standby(w->p), seen_import, w);
@@ -2040,6 +2043,12 @@ int drill_replay_main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &r.o) < 0)
 		return 2;
+	/* Large arrays (the trace's, the tables sized for the capture) each in
+	 * a mapping of its own: freed, it goes back whole, and until used it is
+	 * not written (calloc() clears reused heap memory). A sweep forks once a
+	 * point, and fork() copies an entry for every page written. The
+	 * threshold is fixed: glibc raises its own as large arrays are freed. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	if (setup(&r, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lbdrill replay: %s\n", err);
 		teardown(&r);

@@ -46,6 +46,8 @@ struct lb_persist {
 	struct persist_slot *slots;
 	size_t capacity;
 	struct persist_slot *free_list;
+	size_t fresh;			/* slots[fresh..capacity) never used, never
+					 * written (their pages stay unallocated) */
 	struct persist_slot **buckets;
 	size_t nbuckets;		/* power of two */
 	size_t count;
@@ -115,10 +117,6 @@ struct lb_persist *lb_persist_new(size_t capacity, uint32_t seed, uint64_t now_m
 	err = pthread_mutex_init(&p->lock, NULL);
 	if (err)
 		goto err_wheel;
-	for (size_t i = capacity; i-- > 0;) {
-		p->slots[i].hnext = p->free_list;
-		p->free_list = &p->slots[i];
-	}
 	return p;
 err_wheel:
 	lb_wheel_fini(&p->wheel);
@@ -176,9 +174,12 @@ static struct persist_slot *persist_insert(struct lb_persist *p,
 	struct persist_slot *s = p->free_list;
 	struct persist_slot **head;
 
-	if (!s)
+	if (s)
+		p->free_list = s->hnext;
+	else if (p->fresh < p->capacity)
+		s = &p->slots[p->fresh++];	/* as one free list of them all */
+	else
 		return NULL;
-	p->free_list = s->hnext;
 	s->e = *e;
 	head = &p->buckets[persist_bucket(p, e->service_id, &e->client)];
 	s->hnext = *head;
@@ -278,7 +279,7 @@ static size_t persist_remove_if(struct lb_persist *p, persist_match_fn *match,
 	pthread_mutex_lock(&p->lock);
 	/* A full scan: reloads are rare, and an index per backend or per
 	 * service would cost memory and work on every set. */
-	for (size_t i = 0; i < p->capacity; i++) {
+	for (size_t i = 0; i < p->fresh; i++) {
 		struct persist_slot *s = &p->slots[i];
 
 		if (s->hpprev && match(&s->e, key)) {
@@ -325,7 +326,7 @@ void lb_persist_foreach(struct lb_persist *p, uint64_t now_ms,
 {
 	pthread_mutex_lock(&p->lock);
 	persist_seen(p, now_ms);
-	for (size_t i = 0; i < p->capacity; i++) {
+	for (size_t i = 0; i < p->fresh; i++) {
 		struct lb_persist_entry copy;
 
 		if (!p->slots[i].hpprev || !persist_live(&p->slots[i], now_ms))

@@ -33,6 +33,9 @@ struct lb_table {
 	size_t capacity;
 	pthread_mutex_t pool_lock;
 	uint32_t free_list;		/* pool index, linked through node[0] */
+	uint32_t fresh;			/* pool[fresh..capacity) never used: not
+					 * written, so their pages stay unallocated
+					 * (and a fork of a drill copies none) */
 	atomic_size_t count;
 
 	pthread_mutex_t wheel_lock;
@@ -134,13 +137,10 @@ static int alloc_parts(struct lb_table *t)
 		t->buckets[i] = LB_NODE_NIL;
 	for (size_t i = 0; i < t->nstripes; i++)
 		pthread_mutex_init(&t->stripes[i], NULL);
-	/* Free list in address order, so a new table fills from the front. */
+	/* Entries freed go to the free list; a new table fills from the front
+	 * (pool_get()), without touching the entries it does not use yet. */
 	t->free_list = LB_NODE_NIL;
-	for (size_t i = t->capacity; i-- > 0;) {
-		pthread_spin_init(&t->pool[i].lock, PTHREAD_PROCESS_PRIVATE);
-		t->pool[i].node[0].next = t->free_list;
-		t->free_list = (uint32_t)i;
-	}
+	t->fresh = 0;
 	return 0;
 }
 
@@ -189,7 +189,7 @@ void lb_table_free(struct lb_table *t)
 		for (size_t i = 0; i < t->nstripes; i++)
 			pthread_mutex_destroy(&t->stripes[i]);
 	if (t->pool)
-		for (size_t i = 0; i < t->capacity; i++)
+		for (size_t i = 0; i < t->fresh; i++)
 			pthread_spin_destroy(&t->pool[i].lock);
 	pthread_mutex_destroy(&t->pool_lock);
 	pthread_mutex_destroy(&t->wheel_lock);
@@ -295,6 +295,10 @@ static struct lb_conn *pool_get(struct lb_table *t)
 	if (t->free_list != LB_NODE_NIL) {
 		c = &t->pool[t->free_list];
 		t->free_list = c->node[0].next;
+	} else if (t->fresh < t->capacity) {
+		/* the same order as one free list of the whole pool */
+		c = &t->pool[t->fresh++];
+		pthread_spin_init(&c->lock, PTHREAD_PROCESS_PRIVATE);
 	}
 	pthread_mutex_unlock(&t->pool_lock);
 	return c;
