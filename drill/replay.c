@@ -1788,6 +1788,8 @@ static void usage(FILE *f)
 		"  --sync-loss P   probability (0-1, or N%%) that a sync datagram is lost\n"
 		"  --sync-delay MS one-way delay of the sync link (default 1)\n"
 		"  --defer         zero-loss mode (hold connection setup until replicated)\n"
+		"  --verbose       every connection's status; with a sweep, the packets each\n"
+		"                  failover point replayed\n"
 		"exit: 0 nothing lost, 1 only unsynchronised connections lost,\n"
 		"      3 a replicated connection lost or altered, 2 bad usage or input\n");
 }
