@@ -274,6 +274,34 @@ static void test_insert_reply_taken(void **state)
 	lb_table_free(t);
 }
 
+/*
+ * Entries come from the front of the pool, a freed one before any never
+ * used: the order a free list of the whole pool gave (a drill's results
+ * depend on it), without writing the entries not used yet.
+ */
+static void test_pool_order(void **state)
+{
+	struct lb_table *t = lb_table_new(8, SEED, T0);
+	struct expired x = { .table = t };
+	struct lb_conn_key k;
+	struct lb_conn *c[3], *n;
+
+	(void)state;
+	for (uint32_t i = 0; i < 3; i++) {
+		k = key_n(i, 1000);
+		c[i] = insert_ok(t, &k, i == 1 ? T0 + 1000 : T0 + 90000);
+		assert_true(c[i] == c[0] + i);
+	}
+	assert_int_equal(lb_table_expire(t, T0 + 1000, SIZE_MAX, on_expired, &x), 1);
+	k = key_n(3, 1000);
+	n = insert_ok(t, &k, T0 + 90000);
+	assert_true(n == c[1]);		/* the freed one first */
+	k = key_n(4, 1000);
+	n = insert_ok(t, &k, T0 + 90000);
+	assert_true(n == c[0] + 3);	/* then the next never used */
+	lb_table_free(t);
+}
+
 static void test_capacity_and_slot_reuse(void **state)
 {
 	struct lb_table *t = lb_table_new(4, SEED, T0);
@@ -657,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_lookup_ipv6),
 		cmocka_unit_test(test_insert_existing_returns_it_locked),
 		cmocka_unit_test(test_insert_reply_taken),
+		cmocka_unit_test(test_pool_order),
 		cmocka_unit_test(test_capacity_and_slot_reuse),
 		cmocka_unit_test(test_expire_exact_deadlines),
 		cmocka_unit_test(test_expire_rearms_moved_deadline),
