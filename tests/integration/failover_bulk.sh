@@ -12,6 +12,10 @@
 # variant. FAILOVER_VARIANT: plain, loss (10% of sync datagrams dropped each
 # way) or defer (lbd's zero-loss defer mode). The JSON and the PNG are kept
 # in build/drills/failover_bulk-VARIANT[-full].{json,png}.
+# tcpdump on the client records its own segments during the drill, and
+# drill/wire_stalls.py gives each stream's stall as the client's kernel saw
+# it (the drill's figure adds the drill's own delay in reading, which on a
+# busy machine is tens of ms); kept as build/drills/failover_bulk-*-wire.json.
 set -u
 . "$(dirname "$0")/lib.bash"
 
@@ -32,9 +36,11 @@ export LAB_HA=1
 LBDRILL=${LAB_BUILD_DIR:-$REPO/build}/lbdrill
 KEEP=${LAB_BUILD_DIR:-$REPO/build}/drills
 OUT=
+CAP=
 
 bulk_cleanup() {
 	local rc=$?
+	[ -z "$CAP" ] || kill "$CAP" 2>/dev/null
 	[ -z "$OUT" ] || rm -rf "$OUT"
 	(exit "$rc")
 	lab_cleanup
@@ -59,12 +65,20 @@ fi
 W_KILL="kill:$LAB watch lb1 kill"
 W_VIP="vip:$LAB watch lb2 vip"
 W_ROLE="role:$LAB watch lb2 role"
+# The client's own segments (ACKs carry what its kernel received in order).
+ip netns exec "$LAB_PREFIX-client" tcpdump -Z root -i front0 -s 80 -U -w "$OUT/client.pcap" \
+	'tcp and src host 198.18.0.10' >/dev/null 2>"$OUT/tcpdump.err" &
+CAP=$!
+wait_until 5 test -s "$OUT/client.pcap"
 lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns "$ECHO" \
 	--downloads "$DOWNLOADS" --download-size "$SIZE" --download-rate "$DL_RATE" \
 	--duration "$DURATION" --connect-rate 200 --stuck 3 --tick 10 \
 	--failover "$KILL_AT:$LAB kill lb1 >/dev/null" \
 	--watch "$W_KILL" --watch "$W_VIP" --watch "$W_ROLE" \
 	--json "$OUT/drill.json" >"$OUT/drill.out" 2>&1
+kill "$CAP" 2>/dev/null
+wait "$CAP" 2>/dev/null
+CAP=
 sed 's/^/# /' "$OUT/drill.out"
 if [ ! -s "$OUT/drill.json" ]; then
 	not_ok "lbdrill live wrote its JSON"
@@ -97,7 +111,21 @@ LBDFIG=$(lab ctl lb2 stats 2>/dev/null | awk '($1 ~ /^takeovers_/ || $1 == "take
 	$1 == "takeover_vip_to_forward_us") && $2 != 0 { printf "%s %s  ", $1, $2 }')
 note "lb2's own takeover figures: ${LBDFIG:-none (this lbd keeps none)}"
 
+# wjson EXPR: one value of wire_stalls.py's JSON (w).
+wjson() { "$PY" -c 'import json, sys; w = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$OUT/wire.json" "$1" 2>/dev/null; }
+"$PY" "$REPO/drill/wire_stalls.py" "$OUT/drill.json" "$OUT/client.pcap" --json "$OUT/wire.json" \
+	2>&1 | sed 's/^/# /'
+note "on the wire (the client's kernel): echo $(wjson 'w["echo"]["longest_ms"]') ms, downloads $(wjson 'w["bulk"]["longest_ms"]') ms; the drill's reads: echo ${ECHO_STALL} ms, downloads ${BULK_STALL} ms"
+check "the capture saw every stream across the failover" \
+	[ "$(wjson 'w["echo"]["seen"] + w["bulk"]["seen"]')" = $((ECHO + DOWNLOADS)) ]
+# Nothing crosses while VRRP waits for three missed adverts: every stream
+# stalls longer than three pacing ticks (30 ms), or the capture and the
+# drill's moments are not aligned.
+check "on the wire every stream stalled across the failover (shortest $(wjson 'min(w["echo"]["shortest_ms"], w["bulk"]["shortest_ms"])') ms > 30 ms)" \
+	[ "$(wjson 'min(w["echo"]["shortest_ms"], w["bulk"]["shortest_ms"]) > 30')" = True ]
+
 mkdir -p "$KEEP"
+[ ! -s "$OUT/wire.json" ] || cp "$OUT/wire.json" "$KEEP/failover_bulk-$TAG-wire.json"
 cp "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.json"
 check "the timeline is drawn: $KEEP/failover_bulk-$TAG.png" \
 	"$PY" "$REPO/drill/plot_timeline.py" "$OUT/drill.json" "$KEEP/failover_bulk-$TAG.png" \

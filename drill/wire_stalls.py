@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Each stream's stall across a failover as the client's kernel saw it.
+
+  drill/wire_stalls.py DRILL.json CLIENT.pcap [--event N] [--client ADDR]
+                       [--json OUT]
+
+`lbdrill live` times a stall by when it read the bytes again; on a busy
+machine the drill itself can be tens of ms late to read, and its figure
+grows by that. CLIENT.pcap, taken on the client while the drill ran
+(`tcpdump -w CLIENT.pcap 'tcp and src host ADDR'` suffices), holds the
+client's own segments: each ACK that moves forward is a moment the client's
+kernel received new data in order. A stream's stall on the wire is the
+gap between two such moments that spans the outage: 20 ms after the
+drill's "kill" moment of that failover (the peer cannot hold the VIP that
+soon, VRRP waits for three missed adverts, and nothing crosses a dead node),
+or without one its "vip" moment, or the command's start: the silence the
+failover caused, not a later one. Streams are
+matched by the client's port (the timeline's "port"); times are aligned by
+a watch line the drill stamped at its source ("@EPOCH ..."), so the drill
+needs one (deploy/lab watch prints them). IPv4 over Ethernet or Linux
+cooked captures; prints one line per kind of stream and, with --json, every
+stream's figure.
+"""
+import argparse
+import json
+import statistics
+import struct
+import sys
+
+PCAP_US, PCAP_NS = 0xA1B2C3D4, 0xA1B23C4D
+LINK_ETHERNET, LINK_SLL = 1, 113
+
+
+def fail(msg):
+    print("wire_stalls: %s" % msg, file=sys.stderr)
+    sys.exit(2)
+
+
+def seq_after(a, b):
+    """a is after b in sequence space."""
+    return a != b and ((a - b) & 0xFFFFFFFF) < 0x80000000
+
+
+def read_acks(path, client):
+    """Yields (time, client port, ack) of the client's TCP segments with ACK."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if len(head) < 24:
+            fail("%s: not a pcap file" % path)
+        magic = struct.unpack("<I", head[:4])[0]
+        if magic not in (PCAP_US, PCAP_NS):
+            fail("%s: not a little-endian pcap file (magic %#x)" % (path, magic))
+        scale = 1e-9 if magic == PCAP_NS else 1e-6
+        link = struct.unpack("<I", head[20:24])[0]
+        if link not in (LINK_ETHERNET, LINK_SLL):
+            fail("%s: link type %d (Ethernet or Linux cooked only)" % (path, link))
+        l2 = 14 if link == LINK_ETHERNET else 16
+        while True:
+            rec = f.read(16)
+            if len(rec) < 16:
+                return
+            sec, frac, incl, _ = struct.unpack("<IIII", rec)
+            data = f.read(incl)
+            if len(data) < l2 + 20 or data[l2 - 2:l2] != b"\x08\x00":
+                continue
+            ip = data[l2:]
+            ihl = (ip[0] & 15) * 4
+            if ip[0] >> 4 != 4 or ip[9] != 6 or len(ip) < ihl + 14 or ip[12:16] != client:
+                continue
+            tcp = ip[ihl:]
+            if not tcp[13] & 0x10:
+                continue
+            sport = struct.unpack(">H", tcp[0:2])[0]
+            ack = struct.unpack(">I", tcp[8:12])[0]
+            yield sec + frac * scale, sport, ack
+
+
+def clock_offset(drill):
+    """epoch - drill time, from a watch line stamped at its source."""
+    for m in drill.get("marks", []):
+        line = m.get("line", "")
+        if line.startswith("@"):
+            try:
+                return float(line[1:].split()[0]) - m["t_s"]
+            except (ValueError, IndexError, KeyError):
+                continue
+    fail("the drill's JSON has no stamped watch line (@EPOCH ...) to align the capture with")
+    return 0.0
+
+
+def stalls(drill, pcap, event, client):
+    events = drill.get("events", [])
+    if not 0 <= event < len(events):
+        fail("the drill has no failover %d (it has %d)" % (event, len(events)))
+    ev = events[event]
+    off = clock_offset(drill)
+    marks = ev.get("marks_ms") or {}
+    if marks.get("kill") is not None:
+        at_ms = marks["kill"] + 20.0
+    else:
+        at_ms = marks.get("vip") or 0.0
+    moment = ev["at_s"] + at_ms / 1e3 + off
+    kinds = {s["port"]: s["kind"] for s in drill["timeline"]["streams"]}
+    last, gap = {}, {}
+    for t, port, ack in read_acks(pcap, client):
+        if port not in kinds:
+            continue
+        prev = last.get(port)
+        if prev is None or seq_after(ack, prev[0]):
+            if prev is not None and prev[1] <= moment <= t:
+                gap[port] = max(gap.get(port, 0.0), (t - prev[1]) * 1e3)
+            last[port] = (ack, t)
+    return kinds, gap
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("drill")
+    ap.add_argument("pcap")
+    ap.add_argument("--event", type=int, default=0)
+    ap.add_argument("--client", default="198.18.0.10")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    try:
+        client = bytes(int(x) for x in a.client.split("."))
+        if len(client) != 4:
+            raise ValueError
+    except ValueError:
+        fail("--client %s: an IPv4 address" % a.client)
+    try:
+        with open(a.drill) as f:
+            drill = json.load(f)
+        kinds, gap = stalls(drill, a.pcap, a.event, client)
+    except (OSError, ValueError, KeyError) as e:
+        fail(str(e))
+    out = {"event": a.event, "streams": {str(p): round(g, 3) for p, g in sorted(gap.items())}}
+    for kind in sorted(set(kinds.values())):
+        v = sorted(gap[p] for p in kinds if kinds[p] == kind and p in gap)
+        n = sum(1 for p in kinds if kinds[p] == kind)
+        out[kind] = {"streams": n, "seen": len(v),
+                     "longest_ms": round(v[-1], 1) if v else None,
+                     "shortest_ms": round(v[0], 1) if v else None,
+                     "p50_ms": round(statistics.median(v), 1) if v else None}
+        print("wire %-4s %d of %d streams seen, longest stall %s ms, p50 %s ms"
+              % (kind, len(v), n, out[kind]["longest_ms"], out[kind]["p50_ms"]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
