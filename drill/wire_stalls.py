@@ -10,11 +10,12 @@ grows by that. CLIENT.pcap, taken on the client while the drill ran
 (`tcpdump -w CLIENT.pcap 'tcp and src host ADDR'` suffices), holds the
 client's own segments: each ACK that moves forward is a moment the client's
 kernel received new data in order. A stream's stall on the wire is the
-gap between two such moments that spans the outage: 20 ms after the
-drill's "kill" moment of that failover (the peer cannot hold the VIP that
-soon, VRRP waits for three missed adverts, and nothing crosses a dead node),
-or without one its "vip" moment, or the command's start: the silence the
-failover caused, not a later one. Streams are
+gap between two such moments that spans the outage. The outage is found in
+the capture itself, not from the drill's moments (a watch's stamp can be
+late on a busy machine): among the gaps longer than 30 ms that overlap the
+failover (from its command's start to 2 s after it ended), the moment the
+most streams were silent at once; nothing crosses a dead node, so every
+stream is. A stream with no gap there is not counted as seen. Streams are
 matched by the client's port (the timeline's "port"); times are aligned by
 a watch line the drill stamped at its source ("@EPOCH ..."), so the drill
 needs one (deploy/lab watch prints them). IPv4 over Ethernet or Linux
@@ -28,6 +29,7 @@ import struct
 import sys
 
 PCAP_US, PCAP_NS = 0xA1B2C3D4, 0xA1B23C4D
+MIN_GAP_S = 0.030	# three of the drill's 10 ms pacing ticks: a stall, not pacing
 LINK_ETHERNET, LINK_SLL = 1, 113
 
 
@@ -94,23 +96,35 @@ def stalls(drill, pcap, event, client):
         fail("the drill has no failover %d (it has %d)" % (event, len(events)))
     ev = events[event]
     off = clock_offset(drill)
-    marks = ev.get("marks_ms") or {}
-    if marks.get("kill") is not None:
-        at_ms = marks["kill"] + 20.0
-    else:
-        at_ms = marks.get("vip") or 0.0
-    moment = ev["at_s"] + at_ms / 1e3 + off
+    lo, hi = ev["at_s"] + off, ev["end_s"] + 2.0 + off
     kinds = {s["port"]: s["kind"] for s in drill["timeline"]["streams"]}
-    last, gap = {}, {}
+    last, gaps = {}, []
     for t, port, ack in read_acks(pcap, client):
         if port not in kinds:
             continue
         prev = last.get(port)
         if prev is None or seq_after(ack, prev[0]):
-            if prev is not None and prev[1] <= moment <= t:
-                gap[port] = max(gap.get(port, 0.0), (t - prev[1]) * 1e3)
+            if prev is not None and t - prev[1] > MIN_GAP_S and prev[1] <= hi and t >= lo:
+                gaps.append((prev[1], t, port))
             last[port] = (ack, t)
+    moment = busiest_moment(gaps)
+    gap = {}
+    for a, b, port in gaps:
+        if a <= moment <= b:
+            gap[port] = max(gap.get(port, 0.0), (b - a) * 1e3)
     return kinds, gap
+
+
+def busiest_moment(gaps):
+    """The moment inside the most gaps at once (None: no gap)."""
+    edges = sorted([(a, 1) for a, _, _ in gaps] + [(b, -1) for _, b, _ in gaps],
+                   key=lambda e: (e[0], -e[1]))
+    best, n, moment = 0, 0, None
+    for t, d in edges:
+        n += d
+        if n > best:
+            best, moment = n, t
+    return moment
 
 
 def main():
