@@ -22,6 +22,10 @@
 # sync_busy.tsv, which bench/fastpath_report.py --sync plots.
 # Counted from just before the traffic to one second after it (the tail
 # flush); records of expiries minutes later (TIME_WAIT) are outside.
+# BENCH_EXPIRY=1 (lbd only) then also waits BENCH_EXPIRY_WAIT seconds
+# (130: past TIME_WAIT's 2 minutes) after the saturating phase and counts
+# what the expiries of its connections cost: connections expired,
+# ConnDeletes sent and left out (repl_deletes_elided), Data datagrams.
 set -eu
 cd "$(dirname "$0")/.."
 SLOW=${BENCH_SLOW:-1000}
@@ -127,6 +131,26 @@ measure_idle() {
 	echo "$c idle $(($3 - $1)) $(($4 - $2))" >>"$out/idle"
 }
 
+# expiry_counts: "conns_expired repl_deletes repl_deletes_elided
+# sync_data_sent" on lb1 so far.
+expiry_counts() {
+	{ "$LAB" ctl lb1 stats; "$LAB" ctl lb1 sync; } | awk '
+		$1 == "conns_expired" { e = $2 } $1 == "repl_deletes" { d = $2 }
+		$1 == "repl_deletes_elided" { x = $2 } $1 == "sync_data_sent" { s = $2 }
+		END { print e + 0, d + 0, x + 0, s + 0 }'
+}
+
+# measure_expiry CONTENDER: one line "CONTENDER expired deletes elided
+# data_datagrams" over BENCH_EXPIRY_WAIT seconds of quiet.
+measure_expiry() {
+	local c=$1 e0 e1
+	e0=$(expiry_counts)
+	sleep "${BENCH_EXPIRY_WAIT:-130}"
+	e1=$(expiry_counts)
+	set -- $e0 $e1
+	echo "$c $(($5 - $1)) $(($6 - $2)) $(($7 - $3)) $(($8 - $4))" >>"$out/expiry"
+}
+
 warm() {
 	local i
 	for i in 1 2 3 4 5 6; do
@@ -224,9 +248,12 @@ for c in ${BENCH_ONLY:-lbd lbd-nfq conntrackd}; do
 	measure_idle $c
 	measure $c slow
 	measure $c saturating
+	if [ "${BENCH_EXPIRY:-0}" = 1 ] && [ $c != conntrackd ]; then
+		measure_expiry $c
+	fi
 	measure_busy $c
 	if [ $c != conntrackd ]; then
-		echo "$c: $("$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted|unsent|coalesced|records_queued)$/' |
+		echo "$c: $("$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|heartbeats_elided|retransmitted|unsent|coalesced|records_queued)$/' |
 			tr '\n' ' ')" >>"$out/lbd.sync"
 	fi
 	[ -z "$CTD_PID" ] || kill $CTD_PID 2>/dev/null || true
@@ -292,6 +319,11 @@ for l in open(sys.argv[1]):
     c, _, b, p, g = l.split()
     print("  %-11s %10s %12.0f %14.1f" % (c, g, int(b) / (secs + 1), int(p) / (secs + 1)))
 PYEOF
+if [ -s "$out/expiry" ]; then
+	echo "expiries after the saturating phase (${BENCH_EXPIRY_WAIT:-130} s of quiet):"
+	awk '{ printf "  %-11s conns expired %d, ConnDeletes sent %d, left out %d, data datagrams %d\n",
+		$1, $2, $3, $4, $5 }' "$out/expiry"
+fi
 echo "lbd's sync counters on lb1 at the end:"
 cat "$out/lbd.sync" 2>/dev/null || true
 $PY bench/fastpath_report.py --sync "$OUT/sync_cost.tsv" "$OUT/sync_busy.tsv" "$SECS" "$OUT"

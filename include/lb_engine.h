@@ -76,6 +76,7 @@
 	X(TAKEOVER_SLACK, "takeover_slack") /* accepted thanks to slack */ \
 	X(REPL_UPDATES, "repl_updates")     /* connection states emitted */ \
 	X(REPL_DELETES, "repl_deletes")                                  \
+	X(REPL_DELETES_ELIDED, "repl_deletes_elided")                    \
 	X(REPL_PERSISTS, "repl_persists")                                \
 	X(IMPORT_NEW, "import_new")                                      \
 	X(IMPORT_UPDATED, "import_updated")                              \

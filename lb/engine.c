@@ -772,9 +772,24 @@ void lb_conn_release_backend(struct lb_conn *c)
 }
 
 /*
- * A connection leaves the table: release its backend, tell the peer; the
- * client's persistence runs for a full timeout from now (set, not touch: the
- * entry may have lapsed during a long idle connection).
+ * Whether the peer expires c by itself: its state is closed, so its last
+ * record (every state change is sent) told the peer that state and the
+ * time left, and the peer's entry runs out at the same moment plus the
+ * record's delivery lag (later packets only move ours later; nothing moves
+ * a closed entry's expiry earlier without a record). A ConnDelete would
+ * only say it sooner, and a new incarnation of the tuple replaces the entry
+ * on the peer either way.
+ */
+static int peer_expires_itself(const struct lb_conn *c)
+{
+	return c->tcp.state == LB_TCP_TIME_WAIT || c->tcp.state == LB_TCP_CLOSE;
+}
+
+/*
+ * A connection leaves the table: release its backend, tell the peer unless
+ * it expires the entry by itself; the client's persistence runs for a full
+ * timeout from now (set, not touch: the entry may have lapsed during a long
+ * idle connection).
  */
 static void on_expire(struct lb_conn *c, void *arg)
 {
@@ -789,9 +804,13 @@ static void on_expire(struct lb_conn *c, void *arg)
 	    !(c->flags & LB_CONN_F_UNSENT)) {
 		struct lb_conn_state st;
 
-		lb_conn_export(e->table, c, x->now_ms, &st);
-		lb_worker_count(x->w, LB_CNT_REPL_DELETES, 1);
-		e->repl->conn_delete(e->repl_arg, &st);
+		if (peer_expires_itself(c)) {
+			lb_worker_count(x->w, LB_CNT_REPL_DELETES_ELIDED, 1);
+		} else {
+			lb_conn_export(e->table, c, x->now_ms, &st);
+			lb_worker_count(x->w, LB_CNT_REPL_DELETES, 1);
+			e->repl->conn_delete(e->repl_arg, &st);
+		}
 	}
 	/* Only a client that completed a handshake earns persistence. */
 	if (c->persist_ms && !atomic_load(&be->draining) &&

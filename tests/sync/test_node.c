@@ -795,7 +795,7 @@ static void test_restart_and_replayed_capture_leave_no_stale_entry(void **state)
 	n->cap_a = calloc(n->capmax_a, sizeof(*n->cap_a));
 	assert_non_null(n->cap_a);
 	open_flow(&n->a, &f, 4242, n->now, NULL);
-	run(n, 300);
+	run(n, 400);	/* the flow's Data, and heartbeats (the one after it rides on it) */
 	n->capmax_a = n->ncap_a;	/* the capture ends here */
 	assert_true(n->ncap_a > 3);
 	assert_true(lookup(&n->b, 4242).seen);
@@ -891,7 +891,7 @@ static void test_open_and_close_in_one_flush_costs_nothing(void **state)
 	for (int defer = 0; defer <= 1; defer++) {
 		struct net *n = pair(defer, 0);
 		struct flow kept, f[SHORT_FLOWS];
-		uint64_t in0, data0, del0;
+		uint64_t in0, data0, del0, elided0;
 
 		(void)state;
 		open_flow(&n->a, &kept, KEPT_PORT, n->now, NULL);
@@ -923,14 +923,61 @@ static void test_open_and_close_in_one_flush_costs_nothing(void **state)
 			for (int i = 0; i < SHORT_FLOWS; i++)
 				assert_false(lookup(&n->b, (uint16_t)(SHORT_PORT + i)).seen);
 		}
-		/* Their expiry: a ConnDelete only for what the peer heard of. */
+		/* Their expiry: no ConnDelete for what the peer never heard of,
+		 * and none for what it holds closed (it expires that itself). */
 		del0 = counter(&n->a, LB_CNT_REPL_DELETES);
+		elided0 = counter(&n->a, LB_CNT_REPL_DELETES_ELIDED);
 		lb_engine_tick(n->a.e, n->a.ctl, n->now + 300000);
 		assert_int_equal(lb_engine_conn_count(n->a.e), 0);
-		assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES) - del0,
+		assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES) - del0, 0);
+		assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES_ELIDED) - elided0,
 				 1 + (defer ? SHORT_FLOWS : 0));
 		free_pair(n);
 	}
+}
+
+#define CLOSED_PORT 44000
+#define OPEN_PORT 44001
+
+/*
+ * A connection whose replicated state is closed (TIME_WAIT) expires on the
+ * master without a ConnDelete (counted as elided): the standby holds the
+ * same state and time left, and expires its entry by itself. An open one
+ * still sends its ConnDelete.
+ */
+static void test_closed_entry_expires_on_the_standby_without_delete(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct flow closed, open;
+	uint64_t del0, elided0, queued0;
+
+	(void)state;
+	open_flow(&n->a, &closed, CLOSED_PORT, n->now, NULL);
+	open_flow(&n->a, &open, OPEN_PORT, n->now, NULL);
+	run(n, 20);
+	close_flow(&n->a, &closed, n->now);
+	run(n, 20);
+	assert_int_equal(lookup(&n->b, CLOSED_PORT).state, LB_TCP_TIME_WAIT);
+	assert_int_equal(lookup(&n->b, OPEN_PORT).state, LB_TCP_ESTABLISHED);
+	del0 = counter(&n->a, LB_CNT_REPL_DELETES);
+	elided0 = counter(&n->a, LB_CNT_REPL_DELETES_ELIDED);
+	queued0 = node_stat(&n->a, n->now, "records_queued");
+	/* Past TIME_WAIT's timeout (2 min), well before ESTABLISHED's (15). */
+	lb_engine_tick(n->a.e, n->a.ctl, n->now + 130000);
+	assert_false(lookup(&n->a, CLOSED_PORT).seen);
+	assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES_ELIDED) - elided0, 1);
+	assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES) - del0, 0);
+	assert_int_equal(node_stat(&n->a, n->now, "records_queued"), queued0);
+	/* The standby: the closed one runs out by itself, the open one stays. */
+	assert_true(lookup(&n->b, CLOSED_PORT).seen);
+	lb_engine_tick(n->b.e, n->b.ctl, n->now + 130000 + 10);
+	assert_false(lookup(&n->b, CLOSED_PORT).seen);
+	assert_true(lookup(&n->b, OPEN_PORT).seen);
+	/* The open one's expiry is told. */
+	lb_engine_tick(n->a.e, n->a.ctl, n->now + 1000000);
+	assert_int_equal(counter(&n->a, LB_CNT_REPL_DELETES) - del0, 1);
+	assert_int_equal(node_stat(&n->a, n->now, "records_queued"), queued0 + 1);
+	free_pair(n);
 }
 
 static void test_resync_100k_over_slow_lossy_link(void **state)
@@ -974,6 +1021,7 @@ int main(void)
 		cmocka_unit_test(test_state_changes_in_one_flush_coalesce),
 		cmocka_unit_test(test_restart_and_replayed_capture_leave_no_stale_entry),
 		cmocka_unit_test(test_open_and_close_in_one_flush_costs_nothing),
+		cmocka_unit_test(test_closed_entry_expires_on_the_standby_without_delete),
 		cmocka_unit_test(test_resync_100k_over_slow_lossy_link),
 	};
 
