@@ -247,7 +247,6 @@ void sync_link_tick(struct sync_link *link, uint64_t now_ms)
 
 	if (heartbeat) {
 		sync_link_tx_heartbeat(link);
-		link->status_any_ms = now_ms;
 		link->next_heartbeat_ms += link->conf.heartbeat_ms;
 		/* After a stall, one heartbeat, not a burst of missed ones. */
 		if (link->next_heartbeat_ms <= now_ms)

@@ -127,7 +127,6 @@ struct sync_link {
 	uint64_t next_heartbeat_ms;
 	int status_sent;		/* a Data carried our Status ... */
 	uint64_t status_sent_ms;	/* ... last at this time */
-	uint64_t status_any_ms;		/* that, or our last heartbeat */
 	uint64_t last_request_id;
 
 	struct link_tx tx;

@@ -38,10 +38,10 @@ static void tx_status(const struct sync_link *link, Lbsync__Status *st)
 
 /*
  * Frames the ring's copy of data_seq (which must be in the ring), with our
- * Status if asked and the datagram has room for it (a full one goes
- * without). Returns 1 if the Status went along.
+ * Status when the datagram has room for it (a full one goes without).
+ * Returns 1 if the Status went along.
  */
-static int tx_send_slot(struct sync_link *link, uint64_t data_seq, int with_status)
+static int tx_send_slot(struct sync_link *link, uint64_t data_seq)
 {
 	size_t i = tx_index(link, data_seq);
 	const struct link_tx_slot *slot = &link->tx.slots[i];
@@ -55,11 +55,11 @@ static int tx_send_slot(struct sync_link *link, uint64_t data_seq, int with_stat
 	data.payload.data = link->tx.payloads + i * link->max_payload;
 	data.payload.len = slot->len;
 	tx_status(link, &st);
-	data.status = with_status ? &st : NULL;
+	data.status = &st;
 	pkt.body_case = LBSYNC__PACKET__BODY_DATA;
 	pkt.data = &data;
 	if (sync_link_wire_send(link, &pkt) == 0)
-		return data.status != NULL;
+		return 1;
 	/* Cannot fail: max_payload leaves room for the widest framing. */
 	data.status = NULL;
 	(void)sync_link_wire_send(link, &pkt);
@@ -87,14 +87,10 @@ uint64_t sync_link_send_data(struct sync_link *link, const uint8_t *payload, siz
 	slot->ack_request = ack_request != 0;
 	link->tx.last_seq = seq;
 	link->stats.data_sent++;
-	/* Our Status rides on the first Data half a period after the last
-	 * one or the last heartbeat: twice a period at most, 10 bytes each,
-	 * where a heartbeat costs some 97 on the wire. */
-	if (tx_send_slot(link, seq, !link->status_sent ||
-				    now_ms >= link->status_any_ms + link->conf.heartbeat_ms / 2)) {
+	if (tx_send_slot(link, seq)) {
 		/* The peer hears our status now: the heartbeat may wait. */
 		link->status_sent = 1;
-		link->status_sent_ms = link->status_any_ms = now_ms;
+		link->status_sent_ms = now_ms;
 	}
 	return seq;
 }
@@ -146,7 +142,7 @@ void sync_link_tx_on_nack(struct sync_link *link, const Lbsync__Nack *nack)
 		}
 		/* last <= tx.last_seq, so s cannot wrap */
 		for (uint64_t s = first; s <= last && budget > 0; s++, budget--) {
-			(void)tx_send_slot(link, s, 0);
+			(void)tx_send_slot(link, s);
 			link->stats.retransmitted++;
 		}
 	}
