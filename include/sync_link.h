@@ -99,7 +99,6 @@ struct sync_link_ops {
 /* Counters; every refused datagram has its reason. */
 struct sync_link_stats {
 	uint64_t sent, sent_bytes, data_sent, retransmitted, heartbeats_sent;
-	uint64_t heartbeats_elided;	/* not sent: a Data carried the status */
 	uint64_t nacks_sent, acks_sent, gone_sent, send_too_big;
 	uint64_t received, data_received, duplicates, nacks_received, gone_received;
 	uint64_t holes_lost;		/* data_seq given up on */

@@ -220,30 +220,9 @@ static void key_tick(struct sync_link *link, uint64_t now_ms, int heartbeat_sent
 	}
 }
 
-/*
- * A periodic heartbeat is left out when a Data datagram carried our Status
- * less than a period ago: the peer then hears from us at least once a
- * period either way, which is all its liveness and takeover checks look at
- * (last_heard_ms). Never left out: a heartbeat sent at once (next 0: a new
- * epoch of the peer to echo, a role or readiness change), any heartbeat
- * before the peer has acked data of our epoch (only heartbeats prove an
- * epoch live, so until then the peer may still need one), and any during a
- * key rotation (its extra heartbeat under the new key rides on ours).
- */
-static int heartbeat_elided(struct sync_link *link, uint64_t now_ms)
-{
-	if (!link->next_heartbeat_ms || !link->status_sent || !link->peer.proven ||
-	    !link->peer.acked_us || link->key_alt_until_ms ||
-	    now_ms >= link->status_sent_ms + link->conf.heartbeat_ms)
-		return 0;
-	link->next_heartbeat_ms = link->status_sent_ms + link->conf.heartbeat_ms;
-	link->stats.heartbeats_elided++;
-	return 1;
-}
-
 void sync_link_tick(struct sync_link *link, uint64_t now_ms)
 {
-	int heartbeat = now_ms >= link->next_heartbeat_ms && !heartbeat_elided(link, now_ms);
+	int heartbeat = now_ms >= link->next_heartbeat_ms;
 
 	if (heartbeat) {
 		sync_link_tx_heartbeat(link);

@@ -77,8 +77,6 @@ struct link_peer {
 	enum sync_role role;
 	int ready;
 	uint64_t last_heard_ms;
-	int acked_us;			/* this incarnation acked data of our
-					 * epoch: it has proven us */
 	uint64_t replay_top;		/* highest msg_seq accepted this epoch */
 	uint64_t replay_bits[LINK_REPLAY_WINDOW / 64];	/* by msg_seq % 1024 */
 };
@@ -125,8 +123,6 @@ struct sync_link {
 	enum sync_role role;
 	int ready;
 	uint64_t next_heartbeat_ms;
-	int status_sent;		/* a Data carried our Status ... */
-	uint64_t status_sent_ms;	/* ... last at this time */
 	uint64_t last_request_id;
 
 	struct link_tx tx;

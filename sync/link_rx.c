@@ -101,7 +101,6 @@ static void peer_start_epoch(struct sync_link *link, uint64_t epoch)
 	link->peer.epoch = epoch;
 	link->peer.role = SYNC_ROLE_NONE;
 	link->peer.ready = 0;
-	link->peer.acked_us = 0;
 	link->peer.replay_top = 0;
 	memset(link->peer.replay_bits, 0, sizeof(link->peer.replay_bits));
 	sync_link_rx_reset(link);
@@ -342,22 +341,9 @@ void sync_link_rx_nacks(struct sync_link *link, uint64_t now_ms)
 
 /* ---- handlers, by body kind ---- */
 
-/* The peer's role and readiness, and its ack of our stream: a heartbeat's
- * news, or a Data's Status. */
-static void peer_status(struct sync_link *link, uint64_t peer_epoch, uint64_t acked,
-			int has_role, uint32_t role, int has_ready, int ready)
-{
-	/* A role from a newer version that we do not know reads as none. */
-	link->peer.role = has_role && role <= SYNC_ROLE_FAULT ? (enum sync_role)role
-							      : SYNC_ROLE_NONE;
-	link->peer.ready = has_ready && ready;
-	sync_link_tx_on_ack(link, peer_epoch, acked);
-}
-
 static void on_data(struct sync_link *link, const Lbsync__Packet *pkt, uint64_t now_ms)
 {
 	const Lbsync__Data *d = pkt->data;
-	const Lbsync__Status *st = d->status;
 
 	link->stats.data_received++;
 	if (rx_accept(link, d->data_seq, now_ms)) {
@@ -369,17 +355,17 @@ static void on_data(struct sync_link *link, const Lbsync__Packet *pkt, uint64_t 
 	/* Even for a duplicate: our previous Ack may be what was lost. */
 	if (d->has_ack_request && d->ack_request)
 		sync_link_tx_ack(link);
-	if (st)
-		peer_status(link, st->peer_epoch, st->acked, st->has_role, st->role,
-			    st->has_ready, st->ready);
 }
 
 static void on_heartbeat(struct sync_link *link, const Lbsync__Packet *pkt, uint64_t now_ms)
 {
 	const Lbsync__Heartbeat *hb = pkt->heartbeat;
 
-	peer_status(link, hb->peer_epoch, hb->acked, hb->has_role, hb->role, hb->has_ready,
-		    hb->ready);
+	/* A role from a newer version that we do not know reads as none. */
+	link->peer.role = hb->has_role && hb->role <= SYNC_ROLE_FAULT ?
+		(enum sync_role)hb->role : SYNC_ROLE_NONE;
+	link->peer.ready = hb->has_ready && hb->ready;
+	sync_link_tx_on_ack(link, hb->peer_epoch, hb->acked);
 	rx_extend(link, hb->last_data_seq, now_ms);	/* loss at the tail */
 }
 

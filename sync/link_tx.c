@@ -25,45 +25,23 @@ static size_t tx_index(const struct sync_link *link, uint64_t data_seq)
 	return (size_t)(data_seq % link->conf.ring);
 }
 
-/* What a heartbeat would tell the peer now, but its last_data_seq. */
-static void tx_status(const struct sync_link *link, Lbsync__Status *st)
-{
-	st->peer_epoch = link->peer.known ? link->peer.epoch : 0;
-	st->acked = link->rx.cum;
-	st->has_role = 1;
-	st->role = (uint32_t)link->role;
-	st->has_ready = 1;
-	st->ready = link->ready != 0;
-}
-
-/*
- * Frames the ring's copy of data_seq (which must be in the ring), with our
- * Status when the datagram has room for it (a full one goes without).
- * Returns 1 if the Status went along.
- */
-static int tx_send_slot(struct sync_link *link, uint64_t data_seq)
+/* Frames the ring's copy of data_seq (which must be in the ring). */
+static void tx_send_slot(struct sync_link *link, uint64_t data_seq)
 {
 	size_t i = tx_index(link, data_seq);
 	const struct link_tx_slot *slot = &link->tx.slots[i];
 	Lbsync__Packet pkt = LBSYNC__PACKET__INIT;
 	Lbsync__Data data = LBSYNC__DATA__INIT;
-	Lbsync__Status st = LBSYNC__STATUS__INIT;
 
 	data.data_seq = slot->data_seq;
 	data.has_ack_request = slot->ack_request;
 	data.ack_request = slot->ack_request;
 	data.payload.data = link->tx.payloads + i * link->max_payload;
 	data.payload.len = slot->len;
-	tx_status(link, &st);
-	data.status = &st;
 	pkt.body_case = LBSYNC__PACKET__BODY_DATA;
 	pkt.data = &data;
-	if (sync_link_wire_send(link, &pkt) == 0)
-		return 1;
 	/* Cannot fail: max_payload leaves room for the widest framing. */
-	data.status = NULL;
 	(void)sync_link_wire_send(link, &pkt);
-	return 0;
 }
 
 uint64_t sync_link_send_data(struct sync_link *link, const uint8_t *payload, size_t len,
@@ -73,6 +51,7 @@ uint64_t sync_link_send_data(struct sync_link *link, const uint8_t *payload, siz
 	uint64_t seq;
 	size_t i;
 
+	(void)now_ms;	/* nothing on the send path is timed */
 	if (len > link->max_payload || (!payload && len)) {
 		link->stats.send_too_big++;
 		return 0;
@@ -87,11 +66,7 @@ uint64_t sync_link_send_data(struct sync_link *link, const uint8_t *payload, siz
 	slot->ack_request = ack_request != 0;
 	link->tx.last_seq = seq;
 	link->stats.data_sent++;
-	if (tx_send_slot(link, seq)) {
-		/* The peer hears our status now: the heartbeat may wait. */
-		link->status_sent = 1;
-		link->status_sent_ms = now_ms;
-	}
+	tx_send_slot(link, seq);
 	return seq;
 }
 
@@ -142,7 +117,7 @@ void sync_link_tx_on_nack(struct sync_link *link, const Lbsync__Nack *nack)
 		}
 		/* last <= tx.last_seq, so s cannot wrap */
 		for (uint64_t s = first; s <= last && budget > 0; s++, budget--) {
-			(void)tx_send_slot(link, s);
+			tx_send_slot(link, s);
 			link->stats.retransmitted++;
 		}
 	}
@@ -155,8 +130,6 @@ void sync_link_tx_on_ack(struct sync_link *link, uint64_t epoch, uint64_t acked)
 {
 	if (epoch != link->conf.epoch)
 		return;	/* about a previous incarnation of ours */
-	if (acked > 0)
-		link->peer.acked_us = 1;	/* only a peer that proved us acks */
 	if (acked > link->tx.last_seq)
 		acked = link->tx.last_seq;	/* never ack what was not sent */
 	if (acked <= link->tx.acked)

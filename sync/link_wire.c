@@ -112,8 +112,7 @@ static int packet_sane(const Lbsync__Packet *pkt)
 		return 0;	/* msg_seq counts from 1; 0 would slip the window */
 	switch (pkt->body_case) {
 	case LBSYNC__PACKET__BODY_DATA:
-		return pkt->data && pkt->data->data_seq != 0 && seq_ok(pkt->data->data_seq) &&
-		       (!pkt->data->status || seq_ok(pkt->data->status->acked));
+		return pkt->data && pkt->data->data_seq != 0 && seq_ok(pkt->data->data_seq);
 	case LBSYNC__PACKET__BODY_HEARTBEAT:
 		return pkt->heartbeat != NULL && seq_ok(pkt->heartbeat->last_data_seq) &&
 		       seq_ok(pkt->heartbeat->acked);

@@ -855,7 +855,6 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("decode_spilled", sync_decoder_spilled(n->decoder));
 	S("sent", l->sent); S("sent_bytes", l->sent_bytes); S("data_sent", l->data_sent);
 	S("retransmitted", l->retransmitted); S("heartbeats_sent", l->heartbeats_sent);
-	S("heartbeats_elided", l->heartbeats_elided);
 	S("nacks_sent", l->nacks_sent); S("acks_sent", l->acks_sent); S("gone_sent", l->gone_sent);
 	S("send_too_big", l->send_too_big); S("received", l->received);
 	S("data_received", l->data_received); S("duplicates", l->duplicates);

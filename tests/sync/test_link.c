@@ -1056,130 +1056,6 @@ static void test_peer_status(void **state)
 	simlink_free(sim);
 }
 
-/* B's view of A: alive, and heard within a heartbeat period (plus delay). */
-static void assert_heard_within_period(struct simlink *sim)
-{
-	struct sync_peer_status ps;
-
-	sync_link_peer(sim->end[B].link, sim->now, &ps);
-	assert_int_equal(ps.alive, 1);
-	if (sim->now - ps.last_heard_ms > 100 + 1)
-		fail_msg("B heard nothing of A for %llu ms",
-			 (unsigned long long)(sim->now - ps.last_heard_ms));
-}
-
-/* Drops A's first two heartbeats (its announcement and its echo of B's
- * epoch: the ones that would prove A's epoch to B). */
-static int drop_first_heartbeats_of_a(struct simlink *sim, int from, const uint8_t *buf,
-				      size_t len)
-{
-	int *left = sim->drop_arg, hb;
-	Lbsync__Packet *pkt;
-
-	if (from != A || !*left)
-		return 0;
-	pkt = decode(buf, len);
-	hb = pkt && pkt->body_case == LBSYNC__PACKET__BODY_HEARTBEAT;
-	lbsync__packet__free_unpacked(pkt, NULL);
-	if (hb)
-		(*left)--;
-	return hb;
-}
-
-/*
- * A periodic heartbeat rides on Data: while Data leaves at least once a
- * period, none goes alone, yet the peer hears us every period, gets our
- * acks and role from the Data's Status, and a role change still goes out at
- * once. Before the peer has acked data of ours (it may not have proven our
- * epoch yet: only heartbeats prove one), nothing is left out; when the Data
- * stops, the heartbeats come back within a period.
- */
-static void test_heartbeat_rides_on_data(void **state)
-{
-	struct simlink *sim = perfect(1);
-	struct sync_peer_status ps;
-	uint64_t hb_a, hb_b, acked_a, last_data = 0, start = sim->now;
-
-	(void)state;
-	sync_link_set_status(sim->end[A].link, SYNC_ROLE_MASTER, 1);
-	sync_link_set_status(sim->end[B].link, SYNC_ROLE_BACKUP, 1);
-	/* From the start, Data every 10 ms: nothing elided until acked. */
-	while (sync_link_peer_acked(sim->end[A].link) == 0 && sim->now < start + 2000) {
-		if (sim->now % 10 == 0)
-			simlink_send(sim, A, 0);
-		assert_int_equal(st(sim, A)->heartbeats_elided, 0);
-		simlink_step(sim);
-	}
-	assert_true(sync_link_peer_acked(sim->end[A].link) > 0);
-	/* Both send Data every 30 ms for a second: no heartbeat either way. */
-	hb_a = st(sim, A)->heartbeats_sent;
-	hb_b = st(sim, B)->heartbeats_sent;
-	acked_a = sync_link_peer_acked(sim->end[A].link);
-	for (int ms = 0; ms < 1000; ms++) {
-		if (ms % 30 == 0) {
-			simlink_send(sim, A, 0);
-			simlink_send(sim, B, 0);
-		}
-		simlink_step(sim);
-		if (ms > 150)
-			assert_heard_within_period(sim);
-	}
-	/* at most the one due as the phase began */
-	assert_true(st(sim, A)->heartbeats_sent - hb_a <= 1);
-	assert_true(st(sim, B)->heartbeats_sent - hb_b <= 1);
-	assert_true(st(sim, A)->heartbeats_elided >= 8);
-	/* B's acks of A's stream came on B's Data */
-	assert_true(sync_link_peer_acked(sim->end[A].link) >= acked_a + 30);
-	sync_link_peer(sim->end[B].link, sim->now, &ps);
-	assert_int_equal(ps.role, SYNC_ROLE_MASTER);
-	assert_int_equal(ps.ready, 1);
-	/* A role change goes out at once, Data or not. */
-	hb_a = st(sim, A)->heartbeats_sent;
-	simlink_send(sim, A, 0);
-	sync_link_set_status(sim->end[A].link, SYNC_ROLE_FAULT, 0);
-	simlink_run(sim, 2);
-	assert_int_equal(st(sim, A)->heartbeats_sent, hb_a + 1);
-	sync_link_peer(sim->end[B].link, sim->now, &ps);
-	assert_int_equal(ps.role, SYNC_ROLE_FAULT);
-	assert_int_equal(ps.ready, 0);
-	/* Data stops: heartbeats again, and B never goes a period without A. */
-	hb_a = st(sim, A)->heartbeats_sent;
-	last_data = sim->now;
-	while (sim->now < last_data + 500) {
-		simlink_step(sim);
-		assert_heard_within_period(sim);
-	}
-	assert_true(st(sim, A)->heartbeats_sent - hb_a >= 4);
-	simlink_free(sim);
-}
-
-/* The heartbeats that would have proven A's epoch to B are lost while A's
- * Data flows: B refuses that Data (unproven) and acks nothing, so A keeps
- * its periodic heartbeat, and the next one proves it. */
-static void test_heartbeat_kept_until_the_peer_acks(void **state)
-{
-	struct simlink *sim = perfect(1);
-	struct sync_peer_status ps;
-	uint64_t start = sim->now;
-	int left = 2;
-
-	(void)state;
-	sim->drop = drop_first_heartbeats_of_a;
-	sim->drop_arg = &left;
-	for (int ms = 0; ms < 250; ms++) {
-		if (ms % 10 == 0)
-			simlink_send(sim, A, 0);
-		simlink_step(sim);
-	}
-	assert_int_equal(left, 0);
-	assert_true(st(sim, B)->unproven > 0);
-	sync_link_peer(sim->end[B].link, sim->now, &ps);
-	assert_int_equal(ps.alive, 1);
-	assert_true(sync_link_peer_acked(sim->end[A].link) > 0);
-	assert_true(sim->now - start < 300);
-	simlink_free(sim);
-}
-
 /* Request ids grow from the requester's epoch, so no incarnation can
  * mistake an answer to an earlier one's request for its own. */
 static void test_resync_request(void **state)
@@ -1484,8 +1360,6 @@ int main(void)
 		cmocka_unit_test(test_ack_request),
 		cmocka_unit_test(test_ack_forward_only),
 		cmocka_unit_test(test_peer_status),
-		cmocka_unit_test(test_heartbeat_rides_on_data),
-		cmocka_unit_test(test_heartbeat_kept_until_the_peer_acks),
 		cmocka_unit_test(test_resync_request),
 		cmocka_unit_test(test_max_payload),
 		cmocka_unit_test(test_seq_near_2_64),

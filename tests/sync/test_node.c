@@ -795,7 +795,7 @@ static void test_restart_and_replayed_capture_leave_no_stale_entry(void **state)
 	n->cap_a = calloc(n->capmax_a, sizeof(*n->cap_a));
 	assert_non_null(n->cap_a);
 	open_flow(&n->a, &f, 4242, n->now, NULL);
-	run(n, 400);	/* the flow's Data, and heartbeats (the one after it rides on it) */
+	run(n, 300);
 	n->capmax_a = n->ncap_a;	/* the capture ends here */
 	assert_true(n->ncap_a > 3);
 	assert_true(lookup(&n->b, 4242).seen);
