@@ -169,6 +169,15 @@ diagnose() {
 		note "port $port on lb1: $(grep -E "client=[^ ]*[:\]]$port " "$OUT/conns" | head -n 1 | cut -c1-300)"
 	done
 	note "lb1 drops: $(lab ctl lb1 stats | awk '/^drop_/ && $2 != 0' | tr '\n' ' ')"
+	note "lb1 role $(role lb1), keepalived $(lab vrrp lb1), $(lb_stat lb1 conns) connections"
+	# What lb1's lbd and keepalived did since the revival: a role change or
+	# a fault after the takeover shows here.
+	local f
+	for f in lb1.log lb1.keepalived.log lb1.notify.log; do
+		[ -f "$RUN/$f" ] || continue
+		echo "# --- tail of $f"
+		tail -n 40 "$RUN/$f" | sed 's/^/#   /'
+	done
 }
 
 # ---- the drill
