@@ -34,11 +34,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_conns.h"
 #include "lb_engine.h"
 #include "sync_codec.h"
 #include "sync_node.h"
 
-#define VIP "198.18.0.100"
 #define RING 16384
 #define MAX_INBOX 65536
 
@@ -50,69 +50,18 @@ static double now_s(clockid_t clk)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct lb_backend_conf backends[3];
-
 static struct lb_engine *make_engine(size_t max_conns, struct lb_worker **w)
 {
-	struct lb_engine_conf ec;
-	struct lb_service_conf svc = { .port = 80, .scheduler = "rr", .backends = backends,
-				       .nbackends = 3 };
-	struct lb_engine *e;
+	struct lb_engine *e = bench_engine_new("bench_import", max_conns, 1000);
 
-	for (int i = 0; i < 3; i++) {
-		char a[32];
-
-		snprintf(a, sizeof(a), "198.18.1.%d", 11 + i);
-		lb_addr_parse(&backends[i].addr, a);
-		backends[i].port = 80;
-		backends[i].weight = 1;
-	}
-	lb_engine_conf_defaults(&ec);
-	ec.max_conns = max_conns;
-	ec.seed = 7;
-	lb_addr_parse(&svc.vip, VIP);
-	e = lb_engine_new(&ec, 1000);
-	if (!e || lb_engine_set_services(e, &svc, 1) < 0) {
-		fprintf(stderr, "bench_import: cannot make an engine of %zu connections\n",
-			max_conns);
-		exit(1);
-	}
 	*w = lb_engine_worker_new(e);
-	lb_engine_set_role(e, LB_ROLE_BACKUP);
 	return e;
 }
 
-/* Connection i: a distinct client address and port, established, mid-stream. */
+/* Connection i at its version-th update. */
 static void conn_state(struct lb_conn_state *st, size_t i, uint32_t version)
 {
-	char a[32];
-
-	memset(st, 0, sizeof(*st));
-	snprintf(a, sizeof(a), "198.18.%zu.%zu", 64 + i / 60000 / 250, 1 + i / 60000 % 250);
-	lb_addr_parse(&st->orig.src, a);
-	lb_addr_parse(&st->orig.dst, VIP);
-	st->orig.sport = (uint16_t)(1024 + i % 60000);
-	st->orig.dport = 80;
-	snprintf(a, sizeof(a), "198.18.1.%zu", 11 + i % 3);
-	lb_addr_parse(&st->backend, a);
-	st->backend_port = 80;
-	st->created_us = 1700000000000000ull + i * 10;
-	st->version = version;
-	st->tcp.state = LB_TCP_ESTABLISHED;
-	st->tcp.isn[0] = (uint32_t)(i * 2654435761u);
-	st->tcp.isn[1] = (uint32_t)(i * 40503u + 17);
-	for (int d = 0; d < 2; d++) {
-		struct lb_tcp_peer *p = &st->tcp.peer[d];
-
-		p->end = st->tcp.isn[d] + 1 + 300 * version;
-		p->maxend = p->end + 64240;
-		p->maxwin = 64240;
-		p->wscale = 7;
-		p->flags = LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE;
-	}
-	st->expires_ms = 900000;
-	st->rate[0] = 4000;
-	st->rate[1] = 40000;
+	bench_conn_state(st, i, 1700000000000000ull + i * 10, version);
 }
 
 /* ---- 1. CPU per imported record ---- */

@@ -44,12 +44,13 @@
 #include <unistd.h>
 
 #include "../lb/pktbuild.h"
+#include "bench_conns.h"
 #include "lb_conf.h"
 #include "lb_engine.h"
 #include "lb_pkt.h"
 #include "sync_node.h"
 
-#define VIP "198.18.0.100"
+#define VIP BENCH_VIP
 #define PORT 7788
 #define RX_BATCH 64
 #define RX_SLOT 2048
@@ -69,7 +70,6 @@ struct shared {
 };
 
 static struct shared *sh;
-static struct lb_backend_conf backends[3];
 
 static uint64_t mono_us(void)
 {
@@ -97,64 +97,13 @@ static uint64_t real_us(void)
 
 static struct lb_engine *make_engine(size_t max_conns)
 {
-	struct lb_engine_conf ec;
-	struct lb_service_conf svc = { .port = 80, .scheduler = "rr", .backends = backends,
-				       .nbackends = 3 };
-	struct lb_engine *e;
-
-	for (int i = 0; i < 3; i++) {
-		char a[32];
-
-		snprintf(a, sizeof(a), "198.18.1.%d", 11 + i);
-		lb_addr_parse(&backends[i].addr, a);
-		backends[i].port = 80;
-		backends[i].weight = 1;
-	}
-	lb_engine_conf_defaults(&ec);
-	ec.max_conns = max_conns;
-	ec.seed = 7;
-	lb_addr_parse(&svc.vip, VIP);
-	e = lb_engine_new(&ec, mono_us() / 1000);
-	if (!e || lb_engine_set_services(e, &svc, 1) < 0) {
-		fprintf(stderr, "bench_resync: cannot make an engine of %zu connections\n",
-			max_conns);
-		exit(1);
-	}
-	lb_engine_set_role(e, LB_ROLE_BACKUP);
-	return e;
+	return bench_engine_new("bench_resync", max_conns, mono_us() / 1000);
 }
 
 /* Seeded connection i: a distinct client, established, mid-stream. */
 static void seed_state(struct lb_conn_state *st, size_t i, uint64_t created_us)
 {
-	char a[32];
-
-	memset(st, 0, sizeof(*st));
-	snprintf(a, sizeof(a), "198.18.%zu.%zu", 64 + i / 60000 / 250, 1 + i / 60000 % 250);
-	lb_addr_parse(&st->orig.src, a);
-	lb_addr_parse(&st->orig.dst, VIP);
-	st->orig.sport = (uint16_t)(1024 + i % 60000);
-	st->orig.dport = 80;
-	snprintf(a, sizeof(a), "198.18.1.%zu", 11 + i % 3);
-	lb_addr_parse(&st->backend, a);
-	st->backend_port = 80;
-	st->created_us = created_us - i % 1000000;
-	st->version = 3;
-	st->tcp.state = LB_TCP_ESTABLISHED;
-	st->tcp.isn[0] = (uint32_t)(i * 2654435761u);
-	st->tcp.isn[1] = (uint32_t)(i * 40503u + 17);
-	for (int d = 0; d < 2; d++) {
-		struct lb_tcp_peer *p = &st->tcp.peer[d];
-
-		p->end = st->tcp.isn[d] + 1 + 300;
-		p->maxend = p->end + 64240;
-		p->maxwin = 64240;
-		p->wscale = 7;
-		p->flags = LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE;
-	}
-	st->expires_ms = 900000;
-	st->rate[0] = 4000;
-	st->rate[1] = 40000;
+	bench_conn_state(st, i, created_us - i % 1000000, 3);
 }
 
 /* Live connection k's client: 198.19.a.b:port, k recoverable from it. */
