@@ -88,4 +88,22 @@ opaque() {
 check "struct lb_conn, lb_backend, lb_table, lb_engine are defined only in lb/" opaque
 check "lb/ holds no daemon file" bash -c '! ls lb/lbd_* 2>/dev/null | grep .'
 
+# Every shell script the repository ships parses: a script that only runs
+# in `make demo` or a bench is not otherwise read by `make test`.
+shell_scripts_parse() {
+	local f bad="" n=0
+	while IFS= read -r f; do
+		[ -f "$f" ] || continue
+		case $f in
+		*.sh|*.bash) ;;
+		*) LC_ALL=C sed -n '1{/^#!.*\(bash\|\/sh\)/p;q;}' "$f" | grep -q . || continue ;;
+		esac
+		n=$((n + 1))
+		bash -n "$f" 2>/dev/null || bad+="$f "
+	done < <(git ls-files 2>/dev/null)
+	[ "$n" -ge 10 ] || { echo "only $n shell scripts found (git ls-files)"; return 1; }
+	[ -z "$bad" ] || { echo "syntax errors in: $bad"; return 1; }
+}
+check "every shell script parses (bash -n)" shell_scripts_parse
+
 [ "$fails" -eq 0 ]
