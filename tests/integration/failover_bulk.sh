@@ -97,6 +97,13 @@ for m in kill vip role; do
 	check "the drill saw the moment '$m' ($(json "d['events'][0]['marks_ms']['$m']") ms after the command)" \
 		[ "$(json "d['events'][0]['marks_ms']['$m'] is not None")" = True ]
 done
+# Without the VIP's arrival on lb2 the failover was not the one the drill
+# made (the VIPs were there before the kill: a VRRP flap, or a split).
+if [ "$(json "d['events'][0]['marks_ms']['vip'] is None")" = True ]; then
+	note "no VIP arrival seen on lb2; its keepalived's and lbd's last role lines:"
+	grep -hE "Entering|MASTER|BACKUP|FAULT" "$RUN/lb2.keepalived.log" 2>/dev/null | tail -n 12 | sed 's/^/#   /'
+	grep -hiE "master|backup|vip|peer" "$RUN/lb2.log" 2>/dev/null | tail -n 12 | sed 's/^/#   /'
+fi
 ECHO_STALL=$(json 'd["events"][0]["longest_stall_ms"]')
 BULK_STALL=$(json 'd["events"][0]["longest_stall_bulk_ms"]')
 note "longest stall across the failover: echo ${ECHO_STALL} ms, downloads ${BULK_STALL} ms; lbd's added delay (role - vip) $(json 'd["events"][0]["lbd_delay_ms"]') ms"
