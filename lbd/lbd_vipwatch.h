@@ -27,7 +27,9 @@ void lbd_vipwatch_set(struct lbd_vipwatch *w, const struct lb_service_conf *svcs
 int lbd_vipwatch_fd(const struct lbd_vipwatch *w);
 
 /* Reads every pending notification (never blocks); returns the LBD_VIP_*
- * bits of what happened to watched addresses, 0 if nothing. */
+ * bits of what happened to watched addresses, 0 if nothing. ARRIVED only
+ * when no departure followed the last arrival: it means "a VIP came and is
+ * still here". */
 int lbd_vipwatch_read(struct lbd_vipwatch *w);
 
 /* The same for a buffer of rtnetlink messages already read (tests). */

@@ -122,6 +122,13 @@ static int msg_addr(const struct nlmsghdr *nlh, struct lb_addr *a)
 	return 0;
 }
 
+/*
+ * ARRIVED stays set only while no departure came after it: a VIP added and
+ * removed again before the loop read both (keepalived flapping, or an
+ * operator's test) is not here, and taking over for it would make a master
+ * without the address, or leave a deferred takeover pending for a VIP that
+ * left (then a peer that falls silent later would promote us without it).
+ */
 static int on_msg(const struct nlmsghdr *nlh, void *arg)
 {
 	struct scan *s = arg;
@@ -130,21 +137,29 @@ static int on_msg(const struct nlmsghdr *nlh, void *arg)
 	if ((nlh->nlmsg_type != RTM_NEWADDR && nlh->nlmsg_type != RTM_DELADDR) ||
 	    msg_addr(nlh, &a) < 0 || !watched(s->w, &a))
 		return MNL_CB_OK;
-	s->events |= nlh->nlmsg_type == RTM_NEWADDR ? LBD_VIP_ARRIVED : LBD_VIP_LEFT;
+	if (nlh->nlmsg_type == RTM_NEWADDR)
+		s->events |= LBD_VIP_ARRIVED;
+	else
+		s->events = (s->events & ~LBD_VIP_ARRIVED) | LBD_VIP_LEFT;
 	return MNL_CB_OK;
+}
+
+static void scan_buf(struct scan *s, const void *buf, size_t len)
+{
+	mnl_cb_run(buf, len, 0, 0, on_msg, s);
 }
 
 int lbd_vipwatch_parse(struct lbd_vipwatch *w, const void *buf, size_t len)
 {
 	struct scan s = { w, 0 };
 
-	mnl_cb_run(buf, len, 0, 0, on_msg, &s);
+	scan_buf(&s, buf, len);
 	return s.events;
 }
 
 int lbd_vipwatch_read(struct lbd_vipwatch *w)
 {
-	int events = 0;
+	struct scan s = { w, 0 };
 
 	for (int round = 0; round < 64; round++) {
 		ssize_t n = mnl_socket_recvfrom(w->nl, w->buf, sizeof(w->buf));
@@ -161,7 +176,7 @@ int lbd_vipwatch_read(struct lbd_vipwatch *w)
 				log_debug("vipwatch: %s", strerror(errno));
 			break;
 		}
-		events |= lbd_vipwatch_parse(w, w->buf, (size_t)n);
+		scan_buf(&s, w->buf, (size_t)n);
 	}
-	return events;
+	return s.events;
 }

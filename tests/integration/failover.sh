@@ -166,7 +166,7 @@ diagnose() {
 	[ -n "$ports" ] || return 0
 	lab ctl lb1 conns >"$OUT/conns" 2>&1
 	for port in $ports; do
-		note "port $port on lb1: $(grep -E "client=[^ ]*[:\]]$port " "$OUT/conns" | head -n 1 | cut -c1-300)"
+		note "port $port on lb1: $(grep -E "^[^ ]*[]:]$port " "$OUT/conns" | head -n 1 | cut -c1-300)"
 	done
 	note "lb1 drops: $(lab ctl lb1 stats | awk '/^drop_/ && $2 != 0' | tr '\n' ' ')"
 	note "lb1 role $(role lb1), keepalived $(lab vrrp lb1), $(lb_stat lb1 conns) connections"

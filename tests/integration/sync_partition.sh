@@ -31,6 +31,7 @@ start_stream old 198.18.0.100:9000 40 30
 sleep 2
 
 # 1. the guard: a live master's packets reaching the backup
+phase guard
 mac2=$(ip -n "$LAB_PREFIX-lb2" -o link show front0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 drops0=$(lb_stat lb2 drop_not_master) fwd0=$(lb_stat lb2 pkts_orig)
 ip -n "$LAB_PREFIX-lb2" addr add "$VIP/32" dev lo
@@ -40,6 +41,7 @@ role2=$(role lb2) drops1=$(lb_stat lb2 drop_not_master) fwd1=$(lb_stat lb2 pkts_
 deferred=$(lb_stat lb2 takeover_deferred)
 ip -n "$LAB_PREFIX-lb2" addr del "$VIP/32" dev lo
 ip -n "$LAB_PREFIX-client" neigh del "$VIP" dev front0
+phase guard_end
 expect_eq "VIP on lb2 while lb1 is a live master: lb2 stays backup" "$role2" backup
 expect_eq "  the arrival is counted as deferred, no takeover" \
 	"$deferred/$(lb_stat lb2 takeovers_vip_arrival)/$(lb_stat lb2 takeovers_peer_silent)" 1/0/0
@@ -49,6 +51,7 @@ expect_eq "  lb2 forwarded none of them (pkts_orig)" "$fwd1" "$fwd0"
 check "lb1 still master with the VIPs" master_with_vips lb1
 
 # 2. the sync link cut, VRRP healthy
+phase cut
 stale0=$(sync_stat lb2 sync_stale_events)
 t_cut=${EPOCHREALTIME/./}
 check "sync link cut (every sync datagram dropped)" eval "lab sync-loss 1 >/dev/null"
@@ -70,6 +73,7 @@ check "lb1 master with the VIPs all along" master_with_vips lb1
 sleep 2
 
 # 3. the link heals
+phase heal
 resync0=$(sync_stat lb2 sync_resyncs_done)
 t_heal=${EPOCHREALTIME/./}
 check "sync link healed" eval "lab sync-loss 0 >/dev/null"
@@ -85,6 +89,7 @@ check "  lb2 holds lb1's connections, those opened during the cut too ($c2 of $c
 	[ "$c2" -ge $((c1 - 2)) ] && [ "$c1" -ge 60 ]
 
 # 4. failback onto the node that has just resynced
+phase failback
 lab kill lb1 >"$OUT/kill.log" 2>&1
 check "lb1 killed" grep -q killed "$OUT/kill.log"
 check "lb2 master with the VIPs within 3 s" wait_until 3 master_with_vips lb2

@@ -122,6 +122,22 @@ static void test_batch(void **state)
 	assert_int_equal(parse(f), LBD_VIP_ARRIVED | LBD_VIP_LEFT);
 }
 
+/* A VIP that came and left again before the loop read: not an arrival
+ * (nothing to take over); one that left and came back: an arrival. */
+static void test_came_and_left(void **state)
+{
+	struct fx *f = *state;
+
+	put(f, RTM_NEWADDR, AF_INET, IFA_LOCAL, "198.18.0.100", 0, NULL);
+	put(f, RTM_NEWADDR, AF_INET6, IFA_ADDRESS, "2001:db8::100", 0, NULL);
+	put(f, RTM_DELADDR, AF_INET, IFA_LOCAL, "198.18.0.100", 0, NULL);
+	put(f, RTM_NEWADDR, AF_INET, IFA_LOCAL, "198.18.0.2", 0, NULL);
+	assert_int_equal(parse(f), LBD_VIP_LEFT);
+	put(f, RTM_DELADDR, AF_INET, IFA_LOCAL, "198.18.0.100", 0, NULL);
+	put(f, RTM_NEWADDR, AF_INET, IFA_LOCAL, "198.18.0.100", 0, NULL);
+	assert_int_equal(parse(f), LBD_VIP_ARRIVED | LBD_VIP_LEFT);
+}
+
 /* An attribute of the wrong size, a message too short for its header, an
  * unknown family: ignored, never read past. */
 static void test_malformed(void **state)
@@ -170,6 +186,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ipv6_arrival, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_ours, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_came_and_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 	};
