@@ -20,9 +20,13 @@ drill_cleanup() {
 	if [ "${FAILS:-0}" -gt 0 ] && [ -n "${RUN:-}" ]; then
 		for lb in lb1 lb2; do
 			[ -f "$RUN/$lb.keepalived.log" ] || continue
-			grep -hiE "entering|priority|fault|preempt|higher|lower|script|timeout" \
-				"$RUN/$lb.keepalived.log" | tail -n 20 | sed "s/^/# $lb keepalived: /"
+			grep -hiE "entering|priority|preempt|higher|lower|script|timeout" \
+				"$RUN/$lb.keepalived.log" | grep -vE "\((back4|front6|back6)\)" |
+				tail -n 30 | sed "s/^/# $lb keepalived: /"
 		done
+		# PAIR_DRILL_KEEP=DIR: every log of the lab, for a closer look.
+		[ -z "${PAIR_DRILL_KEEP:-}" ] || { mkdir -p "$PAIR_DRILL_KEEP" &&
+			cp "$RUN"/*.log "$PAIR_DRILL_KEEP"/ 2>/dev/null; }
 	fi
 	for pid in $DRILL_PIDS; do
 		running "$pid" || continue
