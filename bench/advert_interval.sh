@@ -5,6 +5,8 @@
 #     VIP and no failure at all; every MASTER transition of lb2's keepalived
 #     then is a false failover (the machine's other load is the "busy LAN");
 #   - keepalived's CPU over that window (both VRRP processes, ms per s);
+#   - VRRP processes the kernel killed for running past RLIMIT_RTTIME, over
+#     the whole lab run (vrrp_killed; each one is a failover for nothing);
 #   - the longest stall of 50 echo streams (lbdrill live, a send every
 #     20 ms) across a failover each way (lb1 killed, revived, lb2 killed),
 #     and what set lbd's takeover off on the survivor.
@@ -23,7 +25,12 @@ trap '"$LAB" down >/dev/null 2>&1 || true; rm -rf "$out"' EXIT
 cpu_ms() {	# cpu_ms PID: utime + stime in ms
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) * 1000 / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-masters() { local n; n=$(grep -c 'Entering MASTER STATE' "$1" 2>/dev/null); echo "${n:-0}"; }
+# masters LOG: the node's transitions to MASTER. Every instance of the sync
+# group logs its own line, so one instance (front4) counts each failover once.
+masters() { local n; n=$(grep -c '(front4) Entering MASTER STATE' "$1" 2>/dev/null); echo "${n:-0}"; }
+# killed LOG: VRRP processes the kernel killed for running past RLIMIT_RTTIME
+# (the respawn starts as BACKUP: a failover for nothing).
+killed() { local n; n=$(grep -c 'rlimit_rttime been exceeded' "$1" 2>/dev/null); echo "${n:-0}"; }
 stall() {	# stall JSON: the drill's longest stall
 	$PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["max_stall_ms"])' "$1" 2>/dev/null || echo '?'
 }
@@ -35,7 +42,8 @@ live() {	# live NAME VICTIM
 		--duration 8 --failover "3:$LAB kill $2 >/dev/null" --json "$out/$1.json" >/dev/null 2>&1
 }
 
-printf '%-10s %-16s %-14s %-10s %-10s %-22s\n' advert_int false_failovers keepalived_cpu stall_1 stall_2 triggers
+printf '%-10s %-16s %-14s %-10s %-10s %-22s %s\n' advert_int false_failovers keepalived_cpu stall_1 stall_2 triggers \
+	vrrp_killed
 first=
 for adv in $ADVERTS; do
 	run=/tmp/lb-lab-$LAB_PREFIX
@@ -52,15 +60,16 @@ for adv in $ADVERTS; do
 		--duration "$WATCH" >/dev/null 2>&1
 	c1=$(( $(cpu_ms "$k1" | cut -d. -f1) + $(cpu_ms "$k2" | cut -d. -f1) ))
 	false_fo=$(( $(masters "$run/lb2.keepalived.log") - m0 ))
+	kills=$(( $(killed "$run/lb1.keepalived.log") + $(killed "$run/lb2.keepalived.log") ))
 	live a lb1
 	t1=$(trigger lb2)
 	"$LAB" revive lb1 >/dev/null 2>&1
 	live b lb2
 	t2=$(trigger lb1)
 	s1=$(stall "$out/a.json") s2=$(stall "$out/b.json")
-	printf '%-10s %-16s %-14s %-10s %-10s %-22s\n' "$adv" "$false_fo in ${WATCH} s" \
+	printf '%-10s %-16s %-14s %-10s %-10s %-22s %s\n' "$adv" "$false_fo in ${WATCH} s" \
 		"$(awk -v c=$((c1 - c0)) -v w="$WATCH" 'BEGIN { printf "%.1f ms/s", c / w }')" \
-		"$s1 ms" "$s2 ms" "${t1:-none}/${t2:-none}"
+		"$s1 ms" "$s2 ms" "${t1:-none}/${t2:-none}" "$kills"
 	echo "$adv $s1 $s2" >>"$out/stalls"
 	"$LAB" down >/dev/null 2>&1
 done
