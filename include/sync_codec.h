@@ -7,8 +7,15 @@
  * record is packed with protobuf-c and framed as one element of a repeated
  * field of Batch (tag, length, bytes), which is exactly how protobuf encodes
  * a repeated field, so the result decodes as an ordinary Batch. Connections
- * go out as Compact records (version 2), whose creation times are relative
- * to the batch's base_us, written with the batch's first connection.
+ * go out as Open and Change records (version 3): an Open is a connection's
+ * whole state, with its addresses named by index into lists the batch
+ * carries once (client addresses, services, backends) and its creation time
+ * relative to the batch's base_us; it gets an id, the next of the sender's,
+ * implied by its place in the batch. A Change is a later state of the same
+ * connection told against its Open (by id): only what differs, as small
+ * differences. Which Open a Change can name is the sender's business
+ * (sync_base.h); the codec only encodes and decodes. Compact records
+ * (version 2) can still be written, for tests and benchmarks.
  *
  * Decoding checks every field the engine will rely on (address lengths and
  * families, ports, TCP state, window scale) and skips records that fail,
@@ -22,8 +29,8 @@
 
 #include "lb_record.h"
 
-/* Written: 2 (Compact connection records); read: 1 and 2. */
-#define SYNC_RECORD_VERSION 2
+/* Written: 3 (Open and Change records); read: 1 to 3. */
+#define SYNC_RECORD_VERSION 3
 #define SYNC_RECORD_VERSION_OLDEST 1
 
 struct sync_batch;
@@ -38,6 +45,19 @@ void sync_batch_free(struct sync_batch *b);
  * would not fit even an empty batch.
  */
 int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st);
+/*
+ * A connection's whole state as an Open with id `id`. The ids of a batch's
+ * Opens are consecutive: the first sets them, and any other id is -EINVAL.
+ */
+int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_state *st);
+/* The id the batch's next Open must have, or 0: any (it has none yet). */
+uint64_t sync_batch_next_open(const struct sync_batch *b);
+/*
+ * st, a later state of the connection opened as `base` under `id`, as a
+ * Change against base. st must be the same incarnation (tuple, created_us).
+ */
+int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_conn_state *base,
+			  const struct lb_conn_state *st);
 int sync_batch_add_delete(struct sync_batch *b, const struct lb_conn_state *st);
 int sync_batch_add_persist(struct sync_batch *b, const struct lb_persist_state *st);
 int sync_batch_add_resync_done(struct sync_batch *b, uint64_t request_id, uint32_t conns);
@@ -51,11 +71,36 @@ const uint8_t *sync_batch_data(const struct sync_batch *b, size_t *len);
 /* Empties the batch. */
 void sync_batch_reset(struct sync_batch *b);
 
+/* A decoded Change: what it says, before the Open it names is known. */
+struct sync_change {
+	uint32_t version;
+	uint8_t state;
+	uint8_t has_isn[2];		/* else the Open's */
+	uint8_t has_peers;		/* else the Open's */
+	uint32_t isn[2];
+	uint32_t peers[8];		/* differences from the Open's packed values */
+	uint32_t expires_ms, rate[2], persist_ms;
+};
+
+/*
+ * The state a Change describes, from the Open it names (base). Returns 0, or
+ * -EINVAL when the result is invalid (a window scale or flags out of range):
+ * the record is bad.
+ */
+int sync_change_apply(const struct sync_change *c, const struct lb_conn_state *base,
+		      struct lb_conn_state *out);
+
+/*
+ * What a decoded batch holds, record by record. open and change may be NULL:
+ * an Open then goes to conn (without its id), a Change nowhere.
+ */
 struct sync_records_ops {
 	void (*conn)(void *arg, const struct lb_conn_state *st);
 	void (*conn_delete)(void *arg, const struct lb_conn_state *st);
 	void (*persist)(void *arg, const struct lb_persist_state *st);
 	void (*resync_done)(void *arg, uint64_t request_id, uint32_t conns);
+	void (*open)(void *arg, uint64_t id, const struct lb_conn_state *st);
+	void (*change)(void *arg, uint64_t id, const struct sync_change *c);
 };
 
 struct sync_decode_stats {

@@ -11,10 +11,20 @@
 
 /* Field numbers of Batch (sync/lbsync.proto). */
 enum { F_VERSION = 1, F_CONNS = 2, F_DELETES = 3, F_PERSISTS = 4, F_RESYNC_DONE = 5,
-       F_COMPACT = 6, F_BASE_US = 7 };
+       F_COMPACT = 6, F_BASE_US = 7, F_ENDPOINTS = 8, F_CLIENTS = 9, F_OPEN_BASE = 10,
+       F_OPENS = 11, F_CHANGE_BASE = 12, F_CHANGES = 13 };
 
 #define PEER_VALUES 8		/* Compact.peers: 4 per direction */
 #define PEER_WS_MAX 0xfff	/* wscale (4 bits) | flags (8 bits) << 4 */
+/* Entries of a batch's address lists: a datagram holds fewer records than
+ * this, and an Open adds at most one client and two endpoints. */
+#define DICT_MAX 256
+#define PRE_MAX 192		/* fields written ahead of one record, at most */
+
+struct endpoint {
+	struct lb_addr ip;
+	uint16_t port;
+};
 
 struct sync_batch {
 	uint8_t *buf;
@@ -22,6 +32,12 @@ struct sync_batch {
 	size_t records;
 	int has_base;		/* base_us written */
 	uint64_t base_us;
+	/* Version 3: the lists Opens name entries of, and the id bases. */
+	struct endpoint endpoints[DICT_MAX];
+	struct lb_addr clients[DICT_MAX];
+	size_t n_endpoints, n_clients;
+	uint64_t open_base, change_base;	/* 0: not written yet */
+	size_t n_opens;
 };
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -43,6 +59,9 @@ void sync_batch_reset(struct sync_batch *b)
 	b->len += put_varint(b->buf + b->len, SYNC_RECORD_VERSION);
 	b->records = 0;
 	b->has_base = 0;
+	b->n_endpoints = b->n_clients = 0;
+	b->open_base = b->change_base = 0;
+	b->n_opens = 0;
 }
 
 struct sync_batch *sync_batch_new(size_t max_payload)
@@ -177,6 +196,180 @@ int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
 	return rc;
 }
 
+/* ---- version 3: Open and Change ---- */
+
+/* Bytes ahead of a record: other Batch fields it needs, written with it. */
+struct pre {
+	uint8_t buf[PRE_MAX];
+	size_t len;
+};
+
+static void pre_varint(struct pre *p, int field, uint64_t v)
+{
+	p->len += put_varint(p->buf + p->len, (uint64_t)field << 3);
+	p->len += put_varint(p->buf + p->len, v);
+}
+
+static void pre_bytes(struct pre *p, int field, const uint8_t *data, size_t len)
+{
+	p->len += put_varint(p->buf + p->len, ((uint64_t)field << 3) | 2);
+	p->len += put_varint(p->buf + p->len, len);
+	memcpy(p->buf + p->len, data, len);
+	p->len += len;
+}
+
+/* Index of a client address in the batch's list; a new one is added to the
+ * list only in *n (committed once the record fits). */
+static uint32_t client_index(const struct sync_batch *b, const struct lb_addr *a, size_t *n,
+			     struct pre *p)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (lb_addr_equal(&b->clients[i], a))
+			return (uint32_t)i;
+	}
+	pre_bytes(p, F_CLIENTS, a->bytes, lb_addr_len(a));
+	return (uint32_t)(*n)++;
+}
+
+static uint32_t endpoint_index(const struct sync_batch *b, const struct endpoint *e,
+			       const struct endpoint *pending, size_t *n, struct pre *p)
+{
+	Lbsync__Endpoint m = LBSYNC__ENDPOINT__INIT;
+	uint8_t enc[32];
+
+	for (size_t i = 0; i < *n; i++) {
+		const struct endpoint *have = i < b->n_endpoints ? &b->endpoints[i] : pending;
+
+		if (have->port == e->port && lb_addr_equal(&have->ip, &e->ip))
+			return (uint32_t)i;
+	}
+	m.ip = addr_bytes(&e->ip);
+	m.port = e->port;
+	pre_bytes(p, F_ENDPOINTS, enc, lbsync__endpoint__pack(&m, enc));
+	return (uint32_t)(*n)++;
+}
+
+uint64_t sync_batch_next_open(const struct sync_batch *b)
+{
+	return b->open_base ? b->open_base + b->n_opens : 0;
+}
+
+int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_state *st)
+{
+	Lbsync__Open m;
+	uint32_t peers[PEER_VALUES];
+	struct endpoint svc = { st->orig.dst, st->orig.dport };
+	struct endpoint be = { st->backend, st->backend_port };
+	struct pre p = { .len = 0 };
+	size_t nc = b->n_clients, ne = b->n_endpoints;
+	uint64_t base = b->has_base ? b->base_us : st->created_us;
+	int rc;
+
+	if (!id || (b->open_base && id != b->open_base + b->n_opens))
+		return -EINVAL;
+	if (nc == DICT_MAX || ne + 2 > DICT_MAX)
+		return b->records ? -ENOSPC : -EMSGSIZE;
+	lbsync__open__init(&m);
+	if (!b->has_base)
+		pre_varint(&p, F_BASE_US, base);
+	if (!b->open_base)
+		pre_varint(&p, F_OPEN_BASE, id);
+	m.client = client_index(b, &st->orig.src, &nc, &p);
+	m.service = endpoint_index(b, &svc, NULL, &ne, &p);
+	/* The backend may equal the service just added (not yet in the list). */
+	m.backend = endpoint_index(b, &be, &svc, &ne, &p);
+	m.client_port = st->orig.sport;
+	m.created = (int64_t)(st->created_us - base);
+	m.has_created = m.created != 0;
+	m.version = st->version;
+	m.has_version = st->version != 1;
+	m.state = st->tcp.state;
+	OPT(m, isn_orig, st->tcp.isn[0]);
+	OPT(m, isn_reply, st->tcp.isn[1]);
+	peer_pack(peers, &st->tcp.peer[0], st->tcp.isn[0]);
+	peer_pack(peers + 4, &st->tcp.peer[1], st->tcp.isn[1]);
+	for (int i = 0; i < PEER_VALUES; i++) {
+		if (peers[i]) {
+			m.n_peers = PEER_VALUES;
+			m.peers = peers;
+			break;
+		}
+	}
+	OPT(m, expires_ms, st->expires_ms);
+	OPT(m, rate_orig, st->rate[0]);
+	OPT(m, rate_reply, st->rate[1]);
+	OPT(m, persist_ms, st->persist_ms);
+	rc = append_after(b, p.buf, p.len, F_OPENS, &m.base);
+	if (rc)
+		return rc;
+	/* It fits: the lists and bases it wrote are the batch's now. */
+	if (m.client == b->n_clients)
+		b->clients[b->n_clients++] = st->orig.src;
+	if (m.service == b->n_endpoints)
+		b->endpoints[b->n_endpoints++] = svc;
+	if (m.backend == b->n_endpoints)	/* new, and not the service */
+		b->endpoints[b->n_endpoints++] = be;
+	if (!b->has_base) {
+		b->has_base = 1;
+		b->base_us = base;
+	}
+	if (!b->open_base)
+		b->open_base = id;
+	b->n_opens++;
+	return 0;
+}
+
+int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_conn_state *base,
+			  const struct lb_conn_state *st)
+{
+	Lbsync__Change m;
+	uint32_t vb[PEER_VALUES], vs[PEER_VALUES];
+	int32_t d[PEER_VALUES];
+	struct pre p = { .len = 0 };
+	uint64_t cbase = b->change_base ? b->change_base : id;
+	int rc;
+
+	if (!id)
+		return -EINVAL;
+	lbsync__change__init(&m);
+	if (!b->change_base)
+		pre_varint(&p, F_CHANGE_BASE, cbase);
+	m.id = (int64_t)(id - cbase);
+	m.has_id = m.id != 0;
+	m.version = st->version;
+	m.state = st->tcp.state;
+	for (int i = 0; i < 2; i++) {
+		if (st->tcp.isn[i] != base->tcp.isn[i]) {
+			if (i == 0) {
+				m.has_isn_orig = 1;
+				m.isn_orig = st->tcp.isn[0];
+			} else {
+				m.has_isn_reply = 1;
+				m.isn_reply = st->tcp.isn[1];
+			}
+		}
+	}
+	peer_pack(vb, &base->tcp.peer[0], base->tcp.isn[0]);
+	peer_pack(vb + 4, &base->tcp.peer[1], base->tcp.isn[1]);
+	peer_pack(vs, &st->tcp.peer[0], st->tcp.isn[0]);
+	peer_pack(vs + 4, &st->tcp.peer[1], st->tcp.isn[1]);
+	for (int i = 0; i < PEER_VALUES; i++) {
+		d[i] = (int32_t)(vs[i] - vb[i]);
+		if (d[i]) {
+			m.n_peers = PEER_VALUES;
+			m.peers = d;
+		}
+	}
+	OPT(m, expires_ms, st->expires_ms);
+	OPT(m, rate_orig, st->rate[0]);
+	OPT(m, rate_reply, st->rate[1]);
+	OPT(m, persist_ms, st->persist_ms);
+	rc = append_after(b, p.buf, p.len, F_CHANGES, &m.base);
+	if (rc == 0)
+		b->change_base = cbase;
+	return rc;
+}
+
 int sync_batch_add_delete(struct sync_batch *b, const struct lb_conn_state *st)
 {
 	Lbsync__ConnDelete m;
@@ -304,6 +497,99 @@ static int compact_from(struct lb_conn_state *st, const Lbsync__Compact *m, uint
 	return 0;
 }
 
+static int endpoint_from(struct lb_addr *a, uint16_t *port, const Lbsync__Batch *b,
+			 uint32_t i)
+{
+	if (i >= b->n_endpoints || addr_from(a, b->endpoints[i]->ip) < 0 ||
+	    !port_ok(b->endpoints[i]->port))
+		return -1;
+	*port = (uint16_t)b->endpoints[i]->port;
+	return 0;
+}
+
+static int open_from(struct lb_conn_state *st, const Lbsync__Open *m, const Lbsync__Batch *b)
+{
+	static const uint32_t none[PEER_VALUES];
+	const uint32_t *peers = m->n_peers ? m->peers : none;
+
+	memset(st, 0, sizeof(*st));
+	st->tcp.isn[0] = m->has_isn_orig ? m->isn_orig : 0;
+	st->tcp.isn[1] = m->has_isn_reply ? m->isn_reply : 0;
+	if (m->client >= b->n_clients || addr_from(&st->orig.src, b->clients[m->client]) < 0 ||
+	    !port_ok(m->client_port) ||
+	    endpoint_from(&st->orig.dst, &st->orig.dport, b, m->service) < 0 ||
+	    endpoint_from(&st->backend, &st->backend_port, b, m->backend) < 0 ||
+	    st->orig.dst.family != st->orig.src.family ||
+	    st->backend.family != st->orig.src.family ||
+	    m->state == LB_TCP_NONE || m->state >= LB_TCP_STATE_COUNT ||
+	    (m->n_peers != 0 && m->n_peers != PEER_VALUES) ||
+	    peer_unpack(&st->tcp.peer[0], peers, st->tcp.isn[0]) < 0 ||
+	    peer_unpack(&st->tcp.peer[1], peers + 4, st->tcp.isn[1]) < 0)
+		return -1;
+	st->orig.sport = (uint16_t)m->client_port;
+	st->created_us = b->base_us + (uint64_t)(m->has_created ? m->created : 0);
+	st->version = m->has_version ? m->version : 1;
+	st->tcp.state = (uint8_t)m->state;
+	st->expires_ms = m->has_expires_ms ? m->expires_ms : 0;
+	st->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
+	st->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
+	st->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	return 0;
+}
+
+static int change_from(struct sync_change *c, uint64_t *id, const Lbsync__Change *m,
+		       uint64_t change_base)
+{
+	memset(c, 0, sizeof(*c));
+	if (m->state == LB_TCP_NONE || m->state >= LB_TCP_STATE_COUNT ||
+	    (m->n_peers != 0 && m->n_peers != PEER_VALUES))
+		return -1;
+	*id = change_base + (uint64_t)(m->has_id ? m->id : 0);
+	if (!*id)
+		return -1;
+	c->version = m->version;
+	c->state = (uint8_t)m->state;
+	c->has_isn[0] = m->has_isn_orig;
+	c->isn[0] = m->isn_orig;
+	c->has_isn[1] = m->has_isn_reply;
+	c->isn[1] = m->isn_reply;
+	c->has_peers = m->n_peers != 0;
+	for (size_t i = 0; i < m->n_peers; i++)
+		c->peers[i] = (uint32_t)m->peers[i];
+	c->expires_ms = m->has_expires_ms ? m->expires_ms : 0;
+	c->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
+	c->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
+	c->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	return 0;
+}
+
+int sync_change_apply(const struct sync_change *c, const struct lb_conn_state *base,
+		      struct lb_conn_state *out)
+{
+	uint32_t v[PEER_VALUES];
+	struct lb_conn_state st = *base;
+
+	st.version = c->version;
+	st.tcp.state = c->state;
+	for (int i = 0; i < 2; i++)
+		st.tcp.isn[i] = c->has_isn[i] ? c->isn[i] : base->tcp.isn[i];
+	/* The differences are against the Open's values, taken with its ISNs;
+	 * the result is told against this state's ISNs. */
+	peer_pack(v, &base->tcp.peer[0], base->tcp.isn[0]);
+	peer_pack(v + 4, &base->tcp.peer[1], base->tcp.isn[1]);
+	for (int i = 0; c->has_peers && i < PEER_VALUES; i++)
+		v[i] += c->peers[i];
+	if (peer_unpack(&st.tcp.peer[0], v, st.tcp.isn[0]) < 0 ||
+	    peer_unpack(&st.tcp.peer[1], v + 4, st.tcp.isn[1]) < 0)
+		return -EINVAL;
+	st.expires_ms = c->expires_ms;
+	st.rate[0] = c->rate[0];
+	st.rate[1] = c->rate[1];
+	st.persist_ms = c->persist_ms;
+	*out = st;
+	return 0;
+}
+
 static int conn_from(struct lb_conn_state *st, const Lbsync__Conn *m)
 {
 	memset(st, 0, sizeof(*st));
@@ -361,6 +647,29 @@ static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, 
 		}
 		stats->records++;
 		ops->conn(arg, &cs);
+	}
+	for (size_t i = 0; i < m->n_opens; i++) {
+		if (open_from(&cs, m->opens[i], m) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		if (ops->open)
+			ops->open(arg, m->open_base + i, &cs);
+		else
+			ops->conn(arg, &cs);
+	}
+	for (size_t i = 0; i < m->n_changes; i++) {
+		struct sync_change ch;
+		uint64_t id;
+
+		if (change_from(&ch, &id, m->changes[i], m->change_base) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		if (ops->change)
+			ops->change(arg, id, &ch);
 	}
 	for (size_t i = 0; i < m->n_deletes; i++) {
 		const Lbsync__ConnDelete *d = m->deletes[i];
@@ -451,11 +760,14 @@ static int decode(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
 	Lbsync__Batch *m = lbsync__batch__unpack(alloc, len, buf);
 	int rc = 0;
 
-	/* Version 1 (Conn records) is still read: a node upgraded first keeps
-	 * its peer's state until the peer is upgraded too. Compact records
-	 * need the base they are relative to. */
+	/* Versions 1 and 2 (Conn, Compact records) are still read: a node
+	 * upgraded first keeps its peer's state until the peer is upgraded too.
+	 * Compact and Open records need the bases they are relative to. */
 	if (!m || m->version < SYNC_RECORD_VERSION_OLDEST || m->version > SYNC_RECORD_VERSION ||
-	    (m->n_compact && !m->has_base_us)) {
+	    ((m->n_compact || m->n_opens) && !m->has_base_us) ||
+	    (m->n_opens && (!m->has_open_base || !m->open_base ||
+			    m->open_base + m->n_opens < m->open_base)) ||
+	    (m->n_changes && !m->has_change_base)) {
 		stats->bad_batch++;
 		rc = -EINVAL;
 	} else {

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sync_base.h"
 #include "sync_codec.h"
 #include "sync_node.h"
 
@@ -82,6 +83,10 @@ struct sync_node_stats_own {
 	uint64_t resync_repeats, resync_extended;
 	uint64_t released;
 	uint64_t stale_events;		/* readiness lost: the peer silent too long */
+	uint64_t opens_sent, changes_sent;
+	uint64_t changes_held;		/* arrived before their Open */
+	uint64_t changes_lost;		/* their Open had left the window */
+	uint64_t changes_bad;		/* invalid once applied to their Open */
 };
 
 struct sync_node {
@@ -93,6 +98,8 @@ struct sync_node {
 	struct sync_link *link;
 	struct sync_batch *batch;
 	struct sync_decoder *decoder;	/* the peer's batches, without malloc */
+	struct sync_base_tx *opened;	/* our Opens the peer holds */
+	struct sync_base_rx *peer_opens;	/* the peer's Opens we hold */
 	enum lb_role role;
 
 	/* Incremental records: workers fill q[fill] under lock. */
@@ -237,12 +244,39 @@ static void send_batch(struct sync_node *n, int ack_request, uint64_t now_ms)
 	sync_batch_reset(n->batch);
 }
 
-static int add_record(struct sync_batch *b, const struct record *r)
+/*
+ * A connection's state: a Change against its Open when the peer holds that
+ * Open, else an Open (and from then on the connection's base). A bulk
+ * resync opens every connection again (reopen): the peer that asked may
+ * have lost any Open.
+ */
+static int add_conn(struct sync_node *n, const struct lb_conn_state *st, int reopen)
+{
+	const struct lb_conn_state *open = NULL;
+	uint64_t id = 0;
+	int rc;
+
+	if (!reopen)
+		open = sync_base_tx_find(n->opened, st, &id);
+	if (open) {
+		rc = sync_batch_add_change(n->batch, id, open, st);
+		n->st.changes_sent += rc == 0;
+		return rc;
+	}
+	rc = sync_batch_add_open(n->batch, sync_base_tx_next(n->opened), st);
+	if (rc == 0) {
+		sync_base_tx_opened(n->opened, st);
+		n->st.opens_sent++;
+	}
+	return rc;
+}
+
+static int add_record(struct sync_node *n, const struct record *r)
 {
 	switch (r->kind) {
-	case REC_CONN: return sync_batch_add_conn(b, &r->u.conn);
-	case REC_DELETE: return sync_batch_add_delete(b, &r->u.conn);
-	case REC_PERSIST: return sync_batch_add_persist(b, &r->u.persist);
+	case REC_CONN: return add_conn(n, &r->u.conn, 0);
+	case REC_DELETE: return sync_batch_add_delete(n->batch, &r->u.conn);
+	case REC_PERSIST: return sync_batch_add_persist(n->batch, &r->u.persist);
 	default: return 0;
 	}
 }
@@ -332,9 +366,9 @@ static void send_queue(struct sync_node *n, struct queue *q, int ack_request, ui
 	coalesce(n, q);
 	drop_unsent(n, q);
 	for (size_t i = 0; i < q->n; i++) {
-		if (add_record(n->batch, &q->rec[i]) == -ENOSPC) {
+		if (add_record(n, &q->rec[i]) == -ENOSPC) {
 			send_batch(n, ack_request, now_ms);
-			add_record(n->batch, &q->rec[i]);
+			add_record(n, &q->rec[i]);
 		}
 		n->last_ticket_sent = q->rec[i].ticket;
 	}
@@ -421,9 +455,9 @@ static void export_conn(void *arg, const struct lb_conn_state *st)
 {
 	struct export_ctx *x = arg;
 
-	if (sync_batch_add_conn(x->n->batch, st) == -ENOSPC) {
+	if (add_conn(x->n, st, 1) == -ENOSPC) {
 		bulk_send(x->n, x->now_ms);
-		sync_batch_add_conn(x->n->batch, st);
+		add_conn(x->n, st, 1);
 	}
 	x->n->export_conns++;
 }
@@ -509,6 +543,48 @@ static void rec_conn(void *arg, const struct lb_conn_state *st)
 	lb_engine_import_conn(n->engine, n->worker, st, n->input_ms);
 }
 
+static void ask_resync(struct sync_node *n, int again, uint64_t now_ms);
+
+static void rec_open(void *arg, uint64_t id, const struct lb_conn_state *st)
+{
+	struct sync_node *n = arg;
+	struct sync_change waiting;
+	struct lb_conn_state later;
+
+	lb_engine_import_conn(n->engine, n->worker, st, n->input_ms);
+	if (!sync_base_rx_open(n->peer_opens, id, st, &waiting))
+		return;
+	if (sync_change_apply(&waiting, st, &later) < 0)
+		n->st.changes_bad++;
+	else
+		lb_engine_import_conn(n->engine, n->worker, &later, n->input_ms);
+}
+
+static void rec_change(void *arg, uint64_t id, const struct sync_change *c)
+{
+	struct sync_node *n = arg;
+	const struct lb_conn_state *open;
+	struct lb_conn_state st;
+
+	switch (sync_base_rx_change(n->peer_opens, id, c, &open)) {
+	case SYNC_BASE_FOUND:
+		if (sync_change_apply(c, open, &st) < 0)
+			n->st.changes_bad++;
+		else
+			lb_engine_import_conn(n->engine, n->worker, &st, n->input_ms);
+		break;
+	case SYNC_BASE_HELD:
+		n->st.changes_held++;
+		break;
+	case SYNC_BASE_LOST:
+		/* A state we cannot place: only a bulk resync restores it. */
+		n->st.changes_lost++;
+		if (n->role != LB_ROLE_MASTER)
+			ask_resync(n, 0, n->input_ms);
+		break;
+	}
+}
+
 static void rec_delete(void *arg, const struct lb_conn_state *st)
 {
 	struct sync_node *n = arg;
@@ -537,7 +613,7 @@ static void rec_resync_done(void *arg, uint64_t request_id, uint32_t conns)
 
 static const struct sync_records_ops record_ops = {
 	.conn = rec_conn, .conn_delete = rec_delete, .persist = rec_persist,
-	.resync_done = rec_resync_done,
+	.resync_done = rec_resync_done, .open = rec_open, .change = rec_change,
 };
 
 /* ---- the link's callbacks ---- */
@@ -591,8 +667,12 @@ static void link_lost(void *arg, uint64_t first, uint64_t last)
 
 static void link_peer_restarted(void *arg, uint64_t epoch)
 {
-	(void)arg;
+	struct sync_node *n = arg;
+
 	(void)epoch;	/* the restarted peer asks us for its table itself */
+	/* It holds none of our Opens, and its ids start again. */
+	sync_base_tx_forget(n->opened);
+	sync_base_rx_forget(n->peer_opens);
 }
 
 static void link_acked(void *arg, uint64_t acked)
@@ -645,7 +725,9 @@ struct sync_node *sync_node_new(const struct sync_node_conf *conf, struct lb_eng
 	n->link = sync_link_new(&conf->link, &link_ops, n, now_ms);
 	if (!n->q[0].rec || !n->q[1].rec || !n->ticket_at || !n->index || !n->link ||
 	    !(n->batch = sync_batch_new(sync_link_max_payload(n->link))) ||
-	    !(n->decoder = sync_decoder_new())) {
+	    !(n->decoder = sync_decoder_new()) ||
+	    !(n->opened = sync_base_tx_new(SYNC_BASE_WINDOW)) ||
+	    !(n->peer_opens = sync_base_rx_new(SYNC_BASE_WINDOW))) {
 		int err = errno ? errno : ENOMEM;
 
 		sync_node_free(n);
@@ -663,6 +745,8 @@ void sync_node_free(struct sync_node *n)
 	sync_link_free(n->link);
 	sync_batch_free(n->batch);
 	sync_decoder_free(n->decoder);
+	sync_base_tx_free(n->opened);
+	sync_base_rx_free(n->peer_opens);
 	free(n->q[0].rec);
 	free(n->q[1].rec);
 	free(n->ticket_at);
@@ -849,6 +933,9 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("lost_events", own.lost_events); S("released_ticket", own.released);
 	S("resync_repeats", own.resync_repeats); S("resync_extended", own.resync_extended);
 	S("stale_events", own.stale_events); S("stale", n->stale);
+	S("opens_sent", own.opens_sent); S("changes_sent", own.changes_sent);
+	S("changes_held", own.changes_held); S("changes_lost", own.changes_lost);
+	S("changes_bad", own.changes_bad);
 	S("defer_bypassed", atomic_load(&n->defer_bypassed));
 	S("batches_in", n->dec.batches); S("records_in", n->dec.records);
 	S("bad_batch", n->dec.bad_batch); S("bad_record", n->dec.bad_record);

@@ -27,6 +27,12 @@ struct got {
 	uint64_t done_id;
 	uint32_t done_conns;
 	int dones;
+	struct lb_conn_state opens[MAXREC];
+	uint64_t open_ids[MAXREC];
+	size_t nopens;
+	struct sync_change changes[MAXREC];
+	uint64_t change_ids[MAXREC];
+	size_t nchanges;
 };
 
 static void on_conn(void *arg, const struct lb_conn_state *st)
@@ -62,7 +68,29 @@ static void on_done(void *arg, uint64_t id, uint32_t conns)
 	g->dones++;
 }
 
+static void on_open(void *arg, uint64_t id, const struct lb_conn_state *st)
+{
+	struct got *g = arg;
+
+	if (g->nopens < MAXREC) {
+		g->open_ids[g->nopens] = id;
+		g->opens[g->nopens++] = *st;
+	}
+}
+
+static void on_change(void *arg, uint64_t id, const struct sync_change *c)
+{
+	struct got *g = arg;
+
+	if (g->nchanges < MAXREC) {
+		g->change_ids[g->nchanges] = id;
+		g->changes[g->nchanges++] = *c;
+	}
+}
+
 static const struct sync_records_ops ops = { on_conn, on_delete, on_persist, on_done };
+static const struct sync_records_ops ops3 = { on_conn, on_delete, on_persist, on_done,
+					      on_open, on_change };
 
 static struct lb_conn_state sample_conn(int v6, uint16_t cport)
 {
@@ -466,6 +494,252 @@ static void test_decoder_arena(void **state)
 	sync_decoder_free(d);
 }
 
+/* A short HTTP connection as the tracker holds it after the handshake. */
+static struct lb_conn_state handshake_conn(uint16_t cport, const char *backend)
+{
+	struct lb_conn_state c = sample_conn(0, cport);
+
+	lb_addr_parse(&c.backend, backend);
+	c.version = 1;
+	c.tcp.isn[0] = 0x9e3779b9u + cport;
+	c.tcp.isn[1] = 0x7f4a7c15u - cport;
+	c.tcp.peer[0] = (struct lb_tcp_peer){ c.tcp.isn[0] + 1, c.tcp.isn[0] + 1 + 64256,
+					      64240, 7, LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE };
+	c.tcp.peer[1] = (struct lb_tcp_peer){ c.tcp.isn[1] + 1, c.tcp.isn[1] + 1 + 64256,
+					      65160, 7, LB_TCP_PF_SEEN | LB_TCP_PF_WSCALE };
+	c.expires_ms = 900000;
+	c.rate[0] = c.rate[1] = 0;
+	c.persist_ms = 0;
+	return c;
+}
+
+/* The same connection closed: request and response moved, both FINs. */
+static struct lb_conn_state closed_conn(const struct lb_conn_state *open)
+{
+	struct lb_conn_state c = *open;
+
+	c.version = open->version + 4;
+	c.tcp.state = LB_TCP_TIME_WAIT;
+	c.tcp.peer[0].end += 80;
+	c.tcp.peer[0].maxend += 80 + 612;
+	c.tcp.peer[0].flags |= LB_TCP_PF_FIN;
+	c.tcp.peer[1].end += 612;
+	c.tcp.peer[1].maxend += 612 + 80;
+	c.tcp.peer[1].flags |= LB_TCP_PF_FIN;
+	c.expires_ms = 120000;
+	c.rate[0] = 8000;
+	c.rate[1] = 61000;
+	return c;
+}
+
+static void assert_change_gives(const struct got *g, size_t i, const struct lb_conn_state *open,
+				const struct lb_conn_state *want)
+{
+	struct lb_conn_state got;
+
+	assert_int_equal(sync_change_apply(&g->changes[i], open, &got), 0);
+	assert_conn_equal(&got, want);
+}
+
+/*
+ * Opens name their addresses by index into lists the batch carries once,
+ * get consecutive ids, and come back field for field; Changes come back as
+ * the later state once applied to their Open, whatever moved (windows,
+ * flags, an ISN first seen after the Open, IPv6). The short connection's
+ * two records are printed: they are what a connection costs.
+ */
+static void test_open_change_round_trip(void **state)
+{
+	struct sync_batch *b = sync_batch_new(1400);
+	struct lb_conn_state c1 = handshake_conn(40000, "198.18.1.11");
+	struct lb_conn_state c2 = handshake_conn(40001, "198.18.1.12");
+	struct lb_conn_state c6 = sample_conn(1, 40002), self = handshake_conn(40003, "198.18.0.100");
+	struct lb_conn_state c1b = closed_conn(&c1), c6b, syn = handshake_conn(40004, "198.18.1.11");
+	struct lb_conn_state synb;
+	struct sync_decode_stats st = { 0 };
+	struct got *g = calloc(1, sizeof(*g));
+	const uint8_t *p;
+	size_t len, open_bytes, change_bytes;
+
+	(void)state;
+	self.backend_port = self.orig.dport;	/* a backend equal to the service */
+	/* Opened at the SYN: the reply direction not seen yet. */
+	syn.tcp.state = LB_TCP_SYN_SENT;
+	syn.tcp.isn[1] = 0;
+	memset(&syn.tcp.peer[1], 0, sizeof(syn.tcp.peer[1]));
+	synb = handshake_conn(40004, "198.18.1.11");
+	synb.version = 3;
+	c6b = c6;
+	c6b.version += 2;
+	c6b.tcp.peer[1].end -= 10;		/* a difference below zero */
+	c6b.tcp.peer[0].wscale = 3;
+	c6b.rate[1] = 0;
+	c6b.persist_ms = 0;
+
+	assert_int_equal(sync_batch_add_open(b, 0, &c1), -EINVAL);
+	assert_int_equal(sync_batch_next_open(b), 0);
+	assert_int_equal(sync_batch_add_open(b, 7, &c1), 0);
+	assert_int_equal(sync_batch_add_open(b, 8, &c2), 0);
+	assert_int_equal(sync_batch_add_open(b, 10, &c6), -EINVAL);	/* not the next */
+	assert_int_equal(sync_batch_next_open(b), 9);
+	assert_int_equal(sync_batch_add_open(b, 9, &c6), 0);
+	assert_int_equal(sync_batch_add_open(b, 10, &self), 0);
+	assert_int_equal(sync_batch_add_open(b, 11, &syn), 0);
+	assert_int_equal(sync_batch_add_change(b, 7, &c1, &c1b), 0);
+	assert_int_equal(sync_batch_add_change(b, 9, &c6, &c6b), 0);
+	assert_int_equal(sync_batch_add_change(b, 11, &syn, &synb), 0);
+	assert_int_equal(sync_batch_add_change(b, 3, &c2, &c2), 0);	/* nothing moved */
+	{
+		struct sync_batch *one = sync_batch_new(1400);
+		size_t empty;
+
+		sync_batch_data(one, &empty);
+		assert_int_equal(sync_batch_add_change(one, 1000, &c1, &c1b), 0);
+		assert_int_equal(sync_batch_add_change(one, 1001, &c1, &c1b), 0);
+		sync_batch_data(one, &change_bytes);
+		sync_batch_data(one, &len);
+		assert_int_equal(sync_batch_add_change(one, 1002, &c1, &c1b), 0);
+		sync_batch_data(one, &change_bytes);
+		change_bytes -= len;
+		/* An Open whose addresses the batch already lists. */
+		assert_int_equal(sync_batch_add_open(one, 50, &c1), 0);
+		c1.orig.sport++;
+		sync_batch_data(one, &len);
+		assert_int_equal(sync_batch_add_open(one, 51, &c1), 0);
+		sync_batch_data(one, &open_bytes);
+		open_bytes -= len;
+		c1.orig.sport--;
+		sync_batch_free(one);
+	}
+	printf("# short IPv4 connection: Open %zu bytes, its close as a Change %zu bytes "
+	       "(a Compact record: %zu)\n", open_bytes, change_bytes, record_bytes(&c1b));
+	assert_true(open_bytes <= 50);
+	assert_true(change_bytes <= 36);
+	p = sync_batch_data(b, &len);
+	assert_int_equal(sync_batch_decode(p, len, &ops3, g, &st), 0);
+	assert_int_equal(st.bad_record, 0);
+	assert_int_equal(g->nconns, 0);
+	assert_int_equal(g->nopens, 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(g->open_ids[i], 7 + i);
+	assert_conn_equal(&g->opens[0], &c1);
+	assert_conn_equal(&g->opens[1], &c2);
+	assert_conn_equal(&g->opens[2], &c6);
+	assert_conn_equal(&g->opens[3], &self);
+	assert_conn_equal(&g->opens[4], &syn);
+	assert_int_equal(g->nchanges, 4);
+	assert_int_equal(g->change_ids[0], 7);
+	assert_int_equal(g->change_ids[1], 9);
+	assert_int_equal(g->change_ids[2], 11);
+	assert_int_equal(g->change_ids[3], 3);
+	assert_change_gives(g, 0, &g->opens[0], &c1b);
+	assert_change_gives(g, 1, &g->opens[2], &c6b);
+	assert_change_gives(g, 2, &g->opens[4], &synb);
+	assert_change_gives(g, 3, &g->opens[1], &c2);
+	/* Without the version 3 hooks, Opens still arrive as connections. */
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(sync_batch_decode(p, len, &ops, g, &st), 0);
+	assert_int_equal(g->nconns, 5);
+	assert_conn_equal(&g->conns[3], &self);
+	free(g);
+	sync_batch_free(b);
+}
+
+/* Opens that name entries the batch does not have, or mix families, are
+ * skipped and counted; Opens or Changes without their bases refuse the
+ * batch; a Change that would give an invalid window scale is refused when
+ * applied. */
+static void test_invalid_open_change(void **state)
+{
+	Lbsync__Batch m = LBSYNC__BATCH__INIT;
+	Lbsync__Endpoint svc = LBSYNC__ENDPOINT__INIT, be6 = LBSYNC__ENDPOINT__INIT;
+	Lbsync__Endpoint *eps[] = { &svc, &be6 };
+	Lbsync__Open good = LBSYNC__OPEN__INIT, bad_client, bad_backend, v6_backend, bad_port;
+	Lbsync__Open *opens[] = { &bad_client, &good, &bad_backend, &v6_backend, &bad_port };
+	Lbsync__Change ch = LBSYNC__CHANGE__INIT, short_peers;
+	Lbsync__Change *changes[] = { &ch, &short_peers };
+	uint8_t v4[4] = { 198, 18, 0, 10 }, vip[4] = { 198, 18, 0, 100 }, v6[16] = { 0x20, 1, 0xd, 0xb8 };
+	ProtobufCBinaryData clients[] = { { 4, v4 } };
+	int32_t d[8] = { 0, 0, 0, 8, 0, 0, 0, 0 };
+	struct sync_decode_stats st = { 0 };
+	struct got *g = calloc(1, sizeof(*g));
+	struct lb_conn_state out;
+	uint8_t buf[2048];
+	size_t len;
+
+	(void)state;
+	svc.ip = (ProtobufCBinaryData){ 4, vip };
+	svc.port = 80;
+	be6.ip = (ProtobufCBinaryData){ 16, v6 };
+	be6.port = 80;
+	good.client = 0;
+	good.client_port = 1000;
+	good.service = 0;
+	good.backend = 0;
+	good.state = LB_TCP_ESTABLISHED;
+	bad_client = good;
+	bad_client.client = 1;
+	bad_backend = good;
+	bad_backend.backend = 2;
+	v6_backend = good;
+	v6_backend.backend = 1;
+	bad_port = good;
+	bad_port.client_port = 0;
+	ch.version = 2;
+	ch.state = LB_TCP_FIN_WAIT;
+	ch.n_peers = 8;
+	ch.peers = d;			/* wscale 7 + 8: too wide once applied */
+	short_peers = ch;
+	short_peers.n_peers = 3;
+	m.version = SYNC_RECORD_VERSION;
+	m.n_endpoints = 2;
+	m.endpoints = eps;
+	m.n_clients = 1;
+	m.clients = clients;
+	m.n_opens = 5;
+	m.opens = opens;
+	m.has_base_us = 1;
+	m.base_us = 5000;
+	m.has_open_base = 1;
+	m.open_base = 100;
+	m.n_changes = 2;
+	m.changes = changes;
+	m.has_change_base = 1;
+	m.change_base = 101;
+	len = lbsync__batch__pack(&m, buf);
+	assert_int_equal(sync_batch_decode(buf, len, &ops3, g, &st), 0);
+	assert_int_equal(st.bad_record, 5);	/* 4 Opens, 1 Change */
+	assert_int_equal(g->nopens, 1);
+	assert_int_equal(g->open_ids[0], 101);	/* its place in the batch */
+	assert_int_equal(g->opens[0].created_us, 5000);
+	assert_int_equal(g->opens[0].version, 1);
+	assert_int_equal(g->nchanges, 1);
+	assert_int_equal(g->change_ids[0], 101);
+	g->opens[0].tcp.peer[0].wscale = 7;
+	assert_int_equal(sync_change_apply(&g->changes[0], &g->opens[0], &out), -EINVAL);
+	d[3] = 1;
+	memset(g, 0, sizeof(*g));
+	len = lbsync__batch__pack(&m, buf);
+	assert_int_equal(sync_batch_decode(buf, len, &ops3, g, &st), 0);
+	assert_int_equal(sync_change_apply(&g->changes[0], &g->opens[0], &out), 0);
+	assert_int_equal(out.tcp.state, LB_TCP_FIN_WAIT);
+	assert_int_equal(out.version, 2);
+	/* Without the bases: the whole batch is refused. */
+	m.has_open_base = 0;
+	len = lbsync__batch__pack(&m, buf);
+	assert_int_equal(sync_batch_decode(buf, len, &ops3, g, &st), -EINVAL);
+	m.has_open_base = 1;
+	m.has_change_base = 0;
+	len = lbsync__batch__pack(&m, buf);
+	assert_int_equal(sync_batch_decode(buf, len, &ops3, g, &st), -EINVAL);
+	m.has_change_base = 1;
+	m.has_base_us = 0;
+	len = lbsync__batch__pack(&m, buf);
+	assert_int_equal(sync_batch_decode(buf, len, &ops3, g, &st), -EINVAL);
+	assert_int_equal(st.bad_batch, 3);
+	free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +751,8 @@ int main(void)
 		cmocka_unit_test(test_compact_records_small_and_exact),
 		cmocka_unit_test(test_invalid_compact_records),
 		cmocka_unit_test(test_decoder_arena),
+		cmocka_unit_test(test_open_change_round_trip),
+		cmocka_unit_test(test_invalid_open_change),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1007,6 +1007,71 @@ static void test_resync_100k_over_slow_lossy_link(void **state)
 	free_pair(n);
 }
 
+#define REORDER_PORT 45000
+
+/*
+ * A connection's first record is an Open, its later ones Changes against
+ * it. When the Open's datagram is lost, the Change that follows arrives
+ * first: the standby holds it, and once the repaired Open arrives it has
+ * both, in the master's order: the same state as the master, nothing
+ * refused. A restarted standby holds none of the master's Opens: the master
+ * opens its connections again (its bulk resync does, and so does its next
+ * record of each), and the standby follows them.
+ */
+static void test_change_before_its_open_waits_for_it(void **state)
+{
+	struct net *n = pair(0, 0);
+	struct flow f;
+	struct found a, b;
+	uint64_t opens0 = node_stat(&n->a, n->now, "opens_sent");
+	uint64_t changes0 = node_stat(&n->a, n->now, "changes_sent");
+
+	(void)state;
+	n->cut = 1;			/* the Open's datagram is lost */
+	open_flow(&n->a, &f, REORDER_PORT, n->now, NULL);
+	run(n, 5);
+	n->cut = 0;
+	assert_int_equal(node_stat(&n->a, n->now, "opens_sent") - opens0, 1);
+	assert_false(lookup(&n->b, REORDER_PORT).seen);
+	assert_int_equal(client_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 100, n->now),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(server_seg(&n->a, &f, LB_TCP_ACK | LB_TCP_PSH, 900, n->now),
+			 LB_VERDICT_ACCEPT);
+	close_flow(&n->a, &f, n->now);
+	run(n, 1);			/* the Change leaves before any repair */
+	run(n, 300);
+	assert_int_equal(node_stat(&n->a, n->now, "changes_sent") - changes0, 1);
+	assert_int_equal(node_stat(&n->b, n->now, "changes_held"), 1);
+	assert_int_equal(node_stat(&n->b, n->now, "changes_lost"), 0);
+	assert_true(node_stat(&n->a, n->now, "retransmitted") > 0);
+	a = lookup(&n->a, REORDER_PORT);
+	b = lookup(&n->b, REORDER_PORT);
+	assert_true(b.seen);
+	assert_int_equal(b.state, LB_TCP_TIME_WAIT);
+	assert_int_equal(b.version, a.version);
+	for (int d = 0; d < 2; d++) {		/* LB_TCP_PF_LOCAL is not replicated */
+		assert_int_equal(b.tcp.peer[d].end, a.tcp.peer[d].end);
+		assert_int_equal(b.tcp.peer[d].maxend, a.tcp.peer[d].maxend);
+		assert_int_equal(b.tcp.peer[d].maxwin, a.tcp.peer[d].maxwin);
+		assert_int_equal(b.tcp.peer[d].flags, a.tcp.peer[d].flags & ~LB_TCP_PF_LOCAL);
+	}
+	assert_int_equal(counter(&n->b, LB_CNT_IMPORT_REGRESS), 0);
+	assert_int_equal(counter(&n->b, LB_CNT_IMPORT_STALE), 0);
+
+	/* The standby restarts and resyncs; the next state still gets there. */
+	open_flow(&n->a, &f, REORDER_PORT + 1, n->now, NULL);
+	run(n, 50);
+	restart_b(n, node_stat(&n->b, n->now, "epoch") + 1);
+	sync_node_start(n->b.node, n->now);
+	assert_true(run_until_ready(n, &n->b, 2000));
+	assert_int_equal(lookup(&n->b, REORDER_PORT + 1).state, LB_TCP_ESTABLISHED);
+	close_flow(&n->a, &f, n->now);
+	run(n, 50);
+	assert_int_equal(lookup(&n->b, REORDER_PORT + 1).state, LB_TCP_TIME_WAIT);
+	assert_int_equal(node_stat(&n->b, n->now, "changes_held"), 0);
+	free_pair(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1023,6 +1088,7 @@ int main(void)
 		cmocka_unit_test(test_open_and_close_in_one_flush_costs_nothing),
 		cmocka_unit_test(test_closed_entry_expires_on_the_standby_without_delete),
 		cmocka_unit_test(test_resync_100k_over_slow_lossy_link),
+		cmocka_unit_test(test_change_before_its_open_waits_for_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
