@@ -146,6 +146,21 @@ static void peer_pack(uint32_t *v, const struct lb_tcp_peer *p, uint32_t isn)
 	v[3] = (uint32_t)(p->wscale & 0xf) | (uint32_t)p->flags << 4;
 }
 
+/*
+ * Open.peers and Change.peers (version 3): as Compact's, except that a
+ * side's maxwin is told against the window the other side's bounds imply
+ * (its maxend - end), which is almost always the same value.
+ */
+static void peers_pack3(uint32_t *v, const struct lb_tcp *t)
+{
+	for (int d = 0; d < 2; d++) {
+		const struct lb_tcp_peer *o = &t->peer[!d];
+
+		peer_pack(v + 4 * d, &t->peer[d], t->isn[d]);
+		v[4 * d + 2] -= o->maxend - o->end;
+	}
+}
+
 /* Sets an optional uint32 field, leaving zeros out. */
 #define OPT(m, f, v) do { (m).f = (v); (m).has_##f = (m).f != 0; } while (0)
 
@@ -286,12 +301,11 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 	m.state = st->tcp.state;
 	OPT(m, isn_orig, st->tcp.isn[0]);
 	OPT(m, isn_reply, st->tcp.isn[1]);
-	peer_pack(peers, &st->tcp.peer[0], st->tcp.isn[0]);
-	peer_pack(peers + 4, &st->tcp.peer[1], st->tcp.isn[1]);
+	peers_pack3(peers, &st->tcp);
 	for (int i = 0; i < PEER_VALUES; i++) {
-		if (peers[i]) {
+		if (peers[i]) {		/* all zero: a tracker that saw nothing */
 			m.n_peers = PEER_VALUES;
-			m.peers = peers;
+			m.peers = (int32_t *)peers;
 			break;
 		}
 	}
@@ -349,10 +363,8 @@ int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_con
 			}
 		}
 	}
-	peer_pack(vb, &base->tcp.peer[0], base->tcp.isn[0]);
-	peer_pack(vb + 4, &base->tcp.peer[1], base->tcp.isn[1]);
-	peer_pack(vs, &st->tcp.peer[0], st->tcp.isn[0]);
-	peer_pack(vs + 4, &st->tcp.peer[1], st->tcp.isn[1]);
+	peers_pack3(vb, &base->tcp);
+	peers_pack3(vs, &st->tcp);
 	for (int i = 0; i < PEER_VALUES; i++) {
 		d[i] = (int32_t)(vs[i] - vb[i]);
 		if (d[i]) {
@@ -497,6 +509,18 @@ static int compact_from(struct lb_conn_state *st, const Lbsync__Compact *m, uint
 	return 0;
 }
 
+/* Open.peers and Change.peers back into the tracker's fields (isn set). */
+static int peers_unpack3(struct lb_tcp *t, const uint32_t *packed)
+{
+	uint32_t v[PEER_VALUES];
+
+	memcpy(v, packed, sizeof(v));
+	for (int d = 0; d < 2; d++)
+		v[4 * d + 2] += v[4 * !d + 1];	/* the other side's maxend - end */
+	return peer_unpack(&t->peer[0], v, t->isn[0]) < 0 ||
+	       peer_unpack(&t->peer[1], v + 4, t->isn[1]) < 0 ? -1 : 0;
+}
+
 static int endpoint_from(struct lb_addr *a, uint16_t *port, const Lbsync__Batch *b,
 			 uint32_t i)
 {
@@ -510,7 +534,7 @@ static int endpoint_from(struct lb_addr *a, uint16_t *port, const Lbsync__Batch 
 static int open_from(struct lb_conn_state *st, const Lbsync__Open *m, const Lbsync__Batch *b)
 {
 	static const uint32_t none[PEER_VALUES];
-	const uint32_t *peers = m->n_peers ? m->peers : none;
+	const uint32_t *peers = m->n_peers ? (const uint32_t *)m->peers : none;
 
 	memset(st, 0, sizeof(*st));
 	st->tcp.isn[0] = m->has_isn_orig ? m->isn_orig : 0;
@@ -522,9 +546,7 @@ static int open_from(struct lb_conn_state *st, const Lbsync__Open *m, const Lbsy
 	    st->orig.dst.family != st->orig.src.family ||
 	    st->backend.family != st->orig.src.family ||
 	    m->state == LB_TCP_NONE || m->state >= LB_TCP_STATE_COUNT ||
-	    (m->n_peers != 0 && m->n_peers != PEER_VALUES) ||
-	    peer_unpack(&st->tcp.peer[0], peers, st->tcp.isn[0]) < 0 ||
-	    peer_unpack(&st->tcp.peer[1], peers + 4, st->tcp.isn[1]) < 0)
+	    (m->n_peers != 0 && m->n_peers != PEER_VALUES) || peers_unpack3(&st->tcp, peers) < 0)
 		return -1;
 	st->orig.sport = (uint16_t)m->client_port;
 	st->created_us = b->base_us + (uint64_t)(m->has_created ? m->created : 0);
@@ -575,12 +597,10 @@ int sync_change_apply(const struct sync_change *c, const struct lb_conn_state *b
 		st.tcp.isn[i] = c->has_isn[i] ? c->isn[i] : base->tcp.isn[i];
 	/* The differences are against the Open's values, taken with its ISNs;
 	 * the result is told against this state's ISNs. */
-	peer_pack(v, &base->tcp.peer[0], base->tcp.isn[0]);
-	peer_pack(v + 4, &base->tcp.peer[1], base->tcp.isn[1]);
+	peers_pack3(v, &base->tcp);
 	for (int i = 0; c->has_peers && i < PEER_VALUES; i++)
 		v[i] += c->peers[i];
-	if (peer_unpack(&st.tcp.peer[0], v, st.tcp.isn[0]) < 0 ||
-	    peer_unpack(&st.tcp.peer[1], v + 4, st.tcp.isn[1]) < 0)
+	if (peers_unpack3(&st.tcp, v) < 0)
 		return -EINVAL;
 	st.expires_ms = c->expires_ms;
 	st.rate[0] = c->rate[0];

@@ -83,7 +83,7 @@ struct sync_node_stats_own {
 	uint64_t resync_repeats, resync_extended;
 	uint64_t released;
 	uint64_t stale_events;		/* readiness lost: the peer silent too long */
-	uint64_t opens_sent, changes_sent;
+	uint64_t opens_sent, changes_sent, opens_bytes, changes_bytes;
 	uint64_t changes_held;		/* arrived before their Open */
 	uint64_t changes_lost;		/* their Open had left the window */
 	uint64_t changes_bad;		/* invalid once applied to their Open */
@@ -250,23 +250,54 @@ static void send_batch(struct sync_node *n, int ack_request, uint64_t now_ms)
  * resync opens every connection again (reopen): the peer that asked may
  * have lost any Open.
  */
+static int closed(const struct lb_conn_state *st);
+
+/* The bytes the batch grew by (records, and the fields and list entries
+ * they brought along). */
+static size_t batch_len(const struct sync_batch *b)
+{
+	size_t len;
+
+	sync_batch_data(b, &len);
+	return len;
+}
+
+/*
+ * A connection's state: a Change against its Open when the peer holds that
+ * Open, else an Open (and from then on the connection's base). A bulk
+ * resync opens every connection again (reopen): the peer that asked may
+ * have lost any Open. A closed connection (both FINs seen) moves no more
+ * data, so its byte rates, which only size the takeover slack for data in
+ * flight, are not sent.
+ */
 static int add_conn(struct sync_node *n, const struct lb_conn_state *st, int reopen)
 {
 	const struct lb_conn_state *open = NULL;
+	struct lb_conn_state quiet;
+	size_t before = batch_len(n->batch);
 	uint64_t id = 0;
 	int rc;
 
+	if (closed(st) && (st->rate[0] || st->rate[1])) {
+		quiet = *st;
+		quiet.rate[0] = quiet.rate[1] = 0;
+		st = &quiet;
+	}
 	if (!reopen)
 		open = sync_base_tx_find(n->opened, st, &id);
 	if (open) {
 		rc = sync_batch_add_change(n->batch, id, open, st);
-		n->st.changes_sent += rc == 0;
+		if (rc == 0) {
+			n->st.changes_sent++;
+			n->st.changes_bytes += batch_len(n->batch) - before;
+		}
 		return rc;
 	}
 	rc = sync_batch_add_open(n->batch, sync_base_tx_next(n->opened), st);
 	if (rc == 0) {
 		sync_base_tx_opened(n->opened, st);
 		n->st.opens_sent++;
+		n->st.opens_bytes += batch_len(n->batch) - before;
 	}
 	return rc;
 }
@@ -934,6 +965,7 @@ void sync_node_stats(struct sync_node *n, uint64_t now_ms,
 	S("resync_repeats", own.resync_repeats); S("resync_extended", own.resync_extended);
 	S("stale_events", own.stale_events); S("stale", n->stale);
 	S("opens_sent", own.opens_sent); S("changes_sent", own.changes_sent);
+	S("opens_bytes", own.opens_bytes); S("changes_bytes", own.changes_bytes);
 	S("changes_held", own.changes_held); S("changes_lost", own.changes_lost);
 	S("changes_bad", own.changes_bad);
 	S("defer_bypassed", atomic_load(&n->defer_bypassed));

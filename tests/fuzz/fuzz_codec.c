@@ -6,10 +6,16 @@
  * engine's table stays consistent. Every connection record accepted is
  * also encoded again (as a Compact record) and decoded: it must come back
  * field for field, so the decoder accepts nothing the encoder cannot say
- * and the encoder's relative fields undo exactly. The input's first bytes
- * are tried twice: as they are, and behind a version-2 prefix with a base,
- * so that the fuzzer reaches the Compact decoder from any bytes. Build and
- * run: tests/fuzz/run codec.
+ * and the encoder's relative fields undo exactly. Version 3 likewise: each
+ * Open accepted is encoded again as an Open and must come back, and each
+ * Change is applied to the last Open (a Change names its Open by id, which
+ * arbitrary bytes rarely match; any Open will do to exercise the
+ * arithmetic): if that gives a valid state, the state is encoded again as a
+ * Change against that Open and must come back the same once applied. The
+ * input's first bytes are tried three times: as they are, and behind a
+ * version-2 and a version-3 prefix with the bases, so that the fuzzer reaches
+ * the Compact, Open and Change decoders from any bytes. Build and run:
+ * tests/fuzz/run codec.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +59,39 @@ static void drop_done(void *arg, uint64_t id, uint32_t conns)
 
 static const struct sync_records_ops keep_ops = { keep, drop_delete, drop_persist, drop_done };
 
+/* Version 3's round trips keep what came back here. */
+static struct lb_conn_state kept_open;
+static uint64_t kept_id;
+static struct sync_change kept_change;
+
+static void keep_open(void *arg, uint64_t id, const struct lb_conn_state *st)
+{
+	(void)arg;
+	kept_id = id;
+	kept_open = *st;
+}
+
+static void keep_change(void *arg, uint64_t id, const struct sync_change *c)
+{
+	(void)arg;
+	kept_id = id;
+	kept_change = *c;
+}
+
+static const struct sync_records_ops keep3_ops = { keep, drop_delete, drop_persist, drop_done,
+						   keep_open, keep_change };
+
+static int same_state(const struct lb_conn_state *a, const struct lb_conn_state *b)
+{
+	return lb_tuple_equal(&a->orig, &b->orig) && lb_addr_equal(&a->backend, &b->backend) &&
+	       a->backend_port == b->backend_port && a->created_us == b->created_us &&
+	       a->version == b->version && a->tcp.state == b->tcp.state &&
+	       !memcmp(a->tcp.isn, b->tcp.isn, sizeof(a->tcp.isn)) &&
+	       !memcmp(a->tcp.peer, b->tcp.peer, sizeof(a->tcp.peer)) &&
+	       a->expires_ms == b->expires_ms && !memcmp(a->rate, b->rate, sizeof(a->rate)) &&
+	       a->persist_ms == b->persist_ms;
+}
+
 /* What the decoder accepted, encoded and decoded again, is the same. */
 static void round_trip(const struct lb_conn_state *st)
 {
@@ -75,6 +114,53 @@ static void round_trip(const struct lb_conn_state *st)
 	    back.expires_ms != st->expires_ms || memcmp(back.rate, st->rate, sizeof(back.rate)) ||
 	    back.persist_ms != st->persist_ms)
 		abort();
+}
+
+/* The decoded batch in `again`, one record expected, into keep3_ops. */
+static void decode_again(void)
+{
+	struct sync_decode_stats ds = { 0 };
+	const uint8_t *p;
+	size_t len;
+
+	p = sync_batch_data(again, &len);
+	kept_id = 0;
+	if (sync_batch_decode(p, len, &keep3_ops, NULL, &ds) < 0 || ds.records != 1)
+		abort();
+}
+
+static struct lb_conn_state last_open;
+static int have_open;
+
+static void on_open(void *arg, uint64_t id, const struct lb_conn_state *st)
+{
+	(void)arg;
+	sync_batch_reset(again);
+	if (sync_batch_add_open(again, id ? id : 1, st) < 0)
+		abort();
+	decode_again();
+	if (kept_id != (id ? id : 1) || !same_state(&kept_open, st))
+		abort();
+	last_open = *st;
+	have_open = 1;
+	lb_engine_import_conn(engine, worker, st, now);
+}
+
+static void on_change(void *arg, uint64_t id, const struct sync_change *c)
+{
+	struct lb_conn_state st, back;
+
+	(void)arg;
+	if (!have_open || sync_change_apply(c, &last_open, &st) < 0)
+		return;
+	sync_batch_reset(again);
+	if (sync_batch_add_change(again, id, &last_open, &st) < 0)
+		abort();
+	decode_again();
+	if (kept_id != id || sync_change_apply(&kept_change, &last_open, &back) < 0 ||
+	    !same_state(&back, &st))
+		abort();
+	lb_engine_import_conn(engine, worker, &st, now);
 }
 
 static void on_conn(void *arg, const struct lb_conn_state *st)
@@ -103,7 +189,8 @@ static void on_done(void *arg, uint64_t id, uint32_t conns)
 	(void)conns;
 }
 
-static const struct sync_records_ops ops = { on_conn, on_delete, on_persist, on_done };
+static const struct sync_records_ops ops = { on_conn, on_delete, on_persist, on_done,
+					     on_open, on_change };
 
 static void setup(void)
 {
@@ -133,15 +220,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Batch.version = 2, Batch.base_us = 1700000000000000 */
 	static const uint8_t v2[] = { 0x08, 0x02, 0x38, 0x80, 0x80, 0xf9, 0xc0, 0xc1, 0xc4, 0x82, 0x03 };
-	static uint8_t buf[sizeof(v2) + 70000];
+	/* Batch.version = 3, base_us as above, clients = [198.18.0.10],
+	 * endpoints = [198.18.0.100:80, 198.18.1.11:80], open_base = 1,
+	 * change_base = 1 */
+	static const uint8_t v3[] = {
+		0x08, 0x03, 0x38, 0x80, 0x80, 0xf9, 0xc0, 0xc1, 0xc4, 0x82, 0x03,
+		0x4a, 0x04, 198, 18, 0, 10,
+		0x42, 0x08, 0x0a, 0x04, 198, 18, 0, 100, 0x10, 0x50,
+		0x42, 0x08, 0x0a, 0x04, 198, 18, 1, 11, 0x10, 0x50,
+		0x50, 0x01, 0x60, 0x01,
+	};
+	static uint8_t buf[sizeof(v3) + 70000];
 
 	if (!engine)
 		setup();
 	sync_batch_decode(data, size, &ops, NULL, &st);
-	if (size <= sizeof(buf) - sizeof(v2)) {
+	if (size <= sizeof(buf) - sizeof(v3)) {
 		memcpy(buf, v2, sizeof(v2));
 		memcpy(buf + sizeof(v2), data, size);
 		sync_batch_decode(buf, sizeof(v2) + size, &ops, NULL, &st);
+		memcpy(buf, v3, sizeof(v3));
+		memcpy(buf + sizeof(v3), data, size);
+		sync_batch_decode(buf, sizeof(v3) + size, &ops, NULL, &st);
 	}
 	now += 10;
 	if (now % 4096 == 0)

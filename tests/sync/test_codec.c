@@ -513,18 +513,20 @@ static struct lb_conn_state handshake_conn(uint16_t cport, const char *backend)
 	return c;
 }
 
-/* The same connection closed: request and response moved, both FINs. */
+/* The same connection closed: request and response moved, both FINs; the
+ * rates the codec carries (the node leaves them out of a closed one). */
 static struct lb_conn_state closed_conn(const struct lb_conn_state *open)
 {
 	struct lb_conn_state c = *open;
 
 	c.version = open->version + 4;
 	c.tcp.state = LB_TCP_TIME_WAIT;
+	/* Each side's upper bound moves with the other side's acks of it. */
 	c.tcp.peer[0].end += 80;
-	c.tcp.peer[0].maxend += 80 + 612;
+	c.tcp.peer[0].maxend += 80;
 	c.tcp.peer[0].flags |= LB_TCP_PF_FIN;
 	c.tcp.peer[1].end += 612;
-	c.tcp.peer[1].maxend += 612 + 80;
+	c.tcp.peer[1].maxend += 612;
 	c.tcp.peer[1].flags |= LB_TCP_PF_FIN;
 	c.expires_ms = 120000;
 	c.rate[0] = 8000;
