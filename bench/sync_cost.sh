@@ -259,7 +259,7 @@ for c in ${BENCH_ONLY:-lbd lbd-nfq conntrackd}; do
 	fi
 	measure_busy $c
 	if [ $c != conntrackd ]; then
-		echo "$c: $("$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted|unsent|coalesced|records_queued)$/' |
+		echo "$c: $("$LAB" ctl lb1 sync | awk '$1 ~ /^sync_(data_sent|sent|sent_bytes|heartbeats_sent|retransmitted|unsent|coalesced|records_queued|opens_sent|changes_sent|opens_bytes|changes_bytes)$/' |
 			tr '\n' ' ')" >>"$out/lbd.sync"
 	fi
 	[ -z "$CTD_PID" ] || kill $CTD_PID 2>/dev/null || true

@@ -3,9 +3,11 @@
  * it; timing lives here, not in the unit suites):
  *
  * 1. CPU per imported record: N established connections encoded as the
- *    master sends them (Compact records in datagram-sized batches), then
- *    decoded and imported into a backup engine, first as new entries and
- *    then as updates of them (the steady state), three ways in one run:
+ *    master sends them (Open records in datagram-sized batches, then a
+ *    Change of each against its Open), then decoded and imported into a
+ *    backup engine, first as new entries and then as updates of them (the
+ *    steady state), three ways in one run (the receiver's window of Opens
+ *    holds all N here, so that every Change finds its Open):
  *      malloc   sync_batch_decode(): protobuf-c's default allocator
  *      arena    sync_decoder_decode(): the node's decoder (no malloc)
  *      decode   the arena decoder alone, no import
@@ -29,6 +31,7 @@
  * Usage: bench_import [N [M [ROUNDS [RATE [SECS]]]]] (defaults 200000,
  * 1000000, 3, 100000, 5).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@
 
 #include "bench_conns.h"
 #include "lb_engine.h"
+#include "sync_base.h"
 #include "sync_codec.h"
 #include "sync_node.h"
 
@@ -70,34 +74,53 @@ struct payloads {
 	uint8_t *buf;		/* batches back to back */
 	size_t *len;
 	size_t n, records;
+	size_t per_batch;	/* records in the fullest batch */
+	size_t least;		/* records in the emptiest batch but the last */
 };
 
-static void encode_all(struct payloads *pl, size_t n, uint32_t version)
+/* Connection i (id i + 1) as an Open (version 1) or as a Change of its Open. */
+static int add_one(struct sync_batch *b, size_t i, uint32_t version)
+{
+	struct lb_conn_state st, open;
+
+	conn_state(&st, i, version);
+	if (version == 1)
+		return sync_batch_add_open(b, i + 1, &st);
+	conn_state(&open, i, 1);
+	return sync_batch_add_change(b, i + 1, &open, &st);
+}
+
+/* Every connection's record, in datagram-sized batches of at most
+ * per_batch records (0: as many as fit). */
+static void encode_all(struct payloads *pl, size_t n, uint32_t version, size_t per_batch)
 {
 	struct sync_batch *b = sync_batch_new(1400 - 64);
-	struct lb_conn_state st;
 	size_t used = 0, cap = n * 128 + 4096;
 
 	pl->buf = malloc(cap);
 	pl->len = malloc(sizeof(size_t) * (n + 1));
 	pl->n = 0;
 	pl->records = n;
+	pl->per_batch = 0;
+	pl->least = SIZE_MAX;
 	for (size_t i = 0; i <= n; i++) {
 		const uint8_t *p;
 		size_t len;
 
-		if (i < n) {
-			conn_state(&st, i, version);
-			if (sync_batch_add_conn(b, &st) == 0)
-				continue;
-		}
+		if (i < n && (!per_batch || sync_batch_records(b) < per_batch) &&
+		    add_one(b, i, version) == 0)
+			continue;
+		if (sync_batch_records(b) > pl->per_batch)
+			pl->per_batch = sync_batch_records(b);
+		if (i < n && sync_batch_records(b) < pl->least)
+			pl->least = sync_batch_records(b);
 		p = sync_batch_data(b, &len);
 		memcpy(pl->buf + used, p, len);
 		pl->len[pl->n++] = len;
 		used += len;
 		sync_batch_reset(b);
 		if (i < n)
-			sync_batch_add_conn(b, &st);
+			add_one(b, i, version);
 	}
 	sync_batch_free(b);
 }
@@ -105,8 +128,37 @@ static void encode_all(struct payloads *pl, size_t n, uint32_t version)
 struct importer {
 	struct lb_engine *e;
 	struct lb_worker *w;
+	struct sync_base_rx *opens;	/* what the node keeps of the Opens */
 	uint64_t imported;
 };
+
+static void imp_open(void *arg, uint64_t id, const struct lb_conn_state *st)
+{
+	struct importer *im = arg;
+	struct sync_change waiting;
+
+	if (im->e) {
+		lb_engine_import_conn(im->e, im->w, st, 1000);
+		if (sync_base_rx_open(im->opens, id, st, &waiting))
+			abort();	/* every Change comes after its Open here */
+	}
+	im->imported++;
+}
+
+static void imp_change(void *arg, uint64_t id, const struct sync_change *c)
+{
+	struct importer *im = arg;
+	const struct lb_conn_state *open;
+	struct lb_conn_state st;
+
+	if (im->e) {
+		if (sync_base_rx_change(im->opens, id, c, &open) != SYNC_BASE_FOUND ||
+		    sync_change_apply(c, open, &st) < 0)
+			return;		/* not counted: the run fails */
+		lb_engine_import_conn(im->e, im->w, &st, 1000);
+	}
+	im->imported++;
+}
 
 static void imp_conn(void *arg, const struct lb_conn_state *st)
 {
@@ -136,17 +188,18 @@ static void imp_done(void *arg, uint64_t id, uint32_t conns)
 	(void)conns;
 }
 
-static const struct sync_records_ops imp_ops = { imp_conn, imp_delete, imp_persist, imp_done };
+static const struct sync_records_ops imp_ops = { imp_conn, imp_delete, imp_persist, imp_done,
+						 imp_open, imp_change };
 
 enum way { WAY_MALLOC, WAY_ARENA, WAY_DECODE, WAY_COUNT };
 static const char *way_name[] = { "malloc", "arena", "decode" };
 
 /* CPU seconds to decode (and import, unless WAY_DECODE) every payload. */
 static double run_way(enum way way, const struct payloads *pl, struct lb_engine *e,
-		      struct lb_worker *w)
+		      struct lb_worker *w, struct sync_base_rx *opens)
 {
 	struct sync_decoder *d = sync_decoder_new();
-	struct importer im = { way == WAY_DECODE ? NULL : e, w, 0 };
+	struct importer im = { way == WAY_DECODE ? NULL : e, w, opens, 0 };
 	struct sync_decode_stats ds = { 0 };
 	const uint8_t *p = pl->buf;
 	double t0 = now_s(CLOCK_THREAD_CPUTIME_ID), t;
@@ -174,8 +227,12 @@ static void bench_cpu(size_t n, int rounds)
 	double best[2][WAY_COUNT];
 	size_t bytes = 0;
 
-	encode_all(&fresh, n, 1);
-	encode_all(&update, n, 2);
+	size_t window = 2;
+
+	while (window < n)
+		window <<= 1;
+	encode_all(&fresh, n, 1, 0);
+	encode_all(&update, n, 2, 0);
 	for (size_t i = 0; i < fresh.n; i++)
 		bytes += fresh.len[i];
 	for (int k = 0; k < 2; k++)
@@ -185,14 +242,16 @@ static void bench_cpu(size_t n, int rounds)
 		for (int wy = 0; wy < WAY_COUNT; wy++) {
 			struct lb_worker *w;
 			struct lb_engine *e = make_engine(n * 2, &w);
+			struct sync_base_rx *opens = sync_base_rx_new(window);
 			double t;
 
 			/* new entries, then updates of the same connections */
-			t = run_way((enum way)wy, &fresh, e, w);
+			t = run_way((enum way)wy, &fresh, e, w, opens);
 			best[0][wy] = t < best[0][wy] ? t : best[0][wy];
-			t = run_way((enum way)wy, &update, e, w);
+			t = run_way((enum way)wy, &update, e, w, opens);
 			best[1][wy] = t < best[1][wy] ? t : best[1][wy];
 			lb_engine_free(e);
+			sync_base_rx_free(opens);
 		}
 	}
 	printf("standby CPU per record, %zu connections in %zu batches (%.1f records, %.0f bytes "
@@ -368,19 +427,24 @@ static void bench_rate(size_t rate, unsigned secs)
 	struct sync_decode_stats ds = { 0 };
 	double worst[LAG_SECONDS_MAX] = { 0 }, start, cpu0, lag = 0, sent = 0;
 	const uint8_t *pf, *pu;
-	size_t n = rate * secs;
+	size_t n = rate * secs, cap;
 
 	if (secs > LAG_SECONDS_MAX)
 		secs = LAG_SECONDS_MAX;
-	encode_all(&fresh, n, 1);
-	encode_all(&update, n, 2);
+	/* A batch of updates per batch of creations, of the same connections:
+	 * both at the number of records every batch of creations holds. */
+	encode_all(&fresh, n, 1, 0);
+	cap = fresh.least;
+	free(fresh.buf);
+	free(fresh.len);
+	encode_all(&fresh, n, 1, cap);
+	encode_all(&update, n, 2, cap);
 	e = make_engine(n + n / 2, &w);
-	im = (struct importer){ e, w, 0 };
+	im = (struct importer){ e, w, sync_base_rx_new(SYNC_BASE_WINDOW), 0 };
 	pf = fresh.buf;
 	pu = update.buf;
 	start = now_s(CLOCK_MONOTONIC) + 0.01;
 	cpu0 = now_s(CLOCK_THREAD_CPUTIME_ID);
-	/* Both encodings batch the same connections alike (same sizes). */
 	for (size_t i = 0; i < fresh.n && i < update.n; i++) {
 		double due = start + sent / (double)rate;
 		unsigned sec;
@@ -416,6 +480,7 @@ static void bench_rate(size_t rate, unsigned secs)
 		exit(1);
 	}
 	sync_decoder_free(d);
+	sync_base_rx_free(im.opens);
 	lb_engine_free(e);
 	free(fresh.buf);
 	free(fresh.len);
