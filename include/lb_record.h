@@ -6,6 +6,7 @@
 #ifndef LB_RECORD_H
 #define LB_RECORD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lb_addr.h"
@@ -23,6 +24,13 @@ struct lb_conn_state {
 	uint32_t rate[2];		/* recent bytes/s by direction */
 	uint32_t persist_ms;
 };
+
+/* The same incarnation of the same connection: tuple and creation time. */
+static inline bool lb_conn_state_same_incarnation(const struct lb_conn_state *a,
+						  const struct lb_conn_state *b)
+{
+	return a->created_us == b->created_us && lb_tuple_equal(&a->orig, &b->orig);
+}
 
 /* A persistence entry's replicated state. */
 struct lb_persist_state {

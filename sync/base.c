@@ -89,11 +89,6 @@ static uint32_t incarnation_hash(const struct lb_conn_state *st)
 	return lb_tuple_hash(&st->orig, (uint32_t)st->created_us ^ (uint32_t)(st->created_us >> 32));
 }
 
-static int same_incarnation(const struct lb_conn_state *a, const struct lb_conn_state *b)
-{
-	return a->created_us == b->created_us && lb_tuple_equal(&a->orig, &b->orig);
-}
-
 /* An id the peer may still hold: in the window, and opened since it last
  * forgot everything. */
 static int tx_live(const struct sync_base_tx *t, uint64_t id)
@@ -113,7 +108,7 @@ const struct lb_conn_state *sync_base_tx_find(const struct sync_base_tx *t,
 		if (!cand || !tx_live(t, cand))
 			continue;
 		s = &t->ring[cand & t->mask];
-		if (s->id == cand && same_incarnation(&s->open, st)) {
+		if (s->id == cand && lb_conn_state_same_incarnation(&s->open, st)) {
 			*id = cand;
 			return &s->open;
 		}
@@ -138,7 +133,7 @@ void sync_base_tx_opened(struct sync_base_tx *t, const struct lb_conn_state *st)
 		uint64_t *e = &t->index[(h + k) & t->index_mask];
 
 		if (!*e || !tx_live(t, *e) ||
-		    (t->ring[*e & t->mask].id == *e && same_incarnation(&t->ring[*e & t->mask].open, st))) {
+		    (t->ring[*e & t->mask].id == *e && lb_conn_state_same_incarnation(&t->ring[*e & t->mask].open, st))) {
 			victim = e;
 			break;
 		}

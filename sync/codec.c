@@ -164,6 +164,22 @@ static void peers_pack3(uint32_t *v, const struct lb_tcp *t)
 /* Sets an optional uint32 field, leaving zeros out. */
 #define OPT(m, f, v) do { (m).f = (v); (m).has_##f = (m).f != 0; } while (0)
 
+/* The fields every connection record (Compact, Open, Change) ends with. */
+#define OPT_TAIL(m, st) do {					\
+	OPT(m, expires_ms, (st)->expires_ms);			\
+	OPT(m, rate_orig, (st)->rate[0]);			\
+	OPT(m, rate_reply, (st)->rate[1]);			\
+	OPT(m, persist_ms, (st)->persist_ms);			\
+} while (0)
+
+/* ... and back: absent is 0. */
+#define TAIL_FROM(st, m) do {					\
+	(st)->expires_ms = (m)->has_expires_ms ? (m)->expires_ms : 0;	\
+	(st)->rate[0] = (m)->has_rate_orig ? (m)->rate_orig : 0;	\
+	(st)->rate[1] = (m)->has_rate_reply ? (m)->rate_reply : 0;	\
+	(st)->persist_ms = (m)->has_persist_ms ? (m)->persist_ms : 0;	\
+} while (0)
+
 int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
 {
 	Lbsync__Compact m;
@@ -194,10 +210,7 @@ int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
 			break;
 		}
 	}
-	OPT(m, expires_ms, st->expires_ms);
-	OPT(m, rate_orig, st->rate[0]);
-	OPT(m, rate_reply, st->rate[1]);
-	OPT(m, persist_ms, st->persist_ms);
+	OPT_TAIL(m, st);
 	/* The batch's first connection sets the base the others are told against. */
 	if (!b->has_base) {
 		plen = put_varint(pre, (F_BASE_US << 3) | 0);
@@ -309,10 +322,7 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 			break;
 		}
 	}
-	OPT(m, expires_ms, st->expires_ms);
-	OPT(m, rate_orig, st->rate[0]);
-	OPT(m, rate_reply, st->rate[1]);
-	OPT(m, persist_ms, st->persist_ms);
+	OPT_TAIL(m, st);
 	rc = append_after(b, p.buf, p.len, F_OPENS, &m.base);
 	if (rc)
 		return rc;
@@ -372,10 +382,7 @@ int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_con
 			m.peers = d;
 		}
 	}
-	OPT(m, expires_ms, st->expires_ms);
-	OPT(m, rate_orig, st->rate[0]);
-	OPT(m, rate_reply, st->rate[1]);
-	OPT(m, persist_ms, st->persist_ms);
+	OPT_TAIL(m, st);
 	rc = append_after(b, p.buf, p.len, F_CHANGES, &m.base);
 	if (rc == 0)
 		b->change_base = cbase;
@@ -502,10 +509,7 @@ static int compact_from(struct lb_conn_state *st, const Lbsync__Compact *m, uint
 	st->created_us = base_us + (uint64_t)m->created;
 	st->version = m->version;
 	st->tcp.state = (uint8_t)m->state;
-	st->expires_ms = m->has_expires_ms ? m->expires_ms : 0;
-	st->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
-	st->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
-	st->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	TAIL_FROM(st, m);
 	return 0;
 }
 
@@ -552,10 +556,7 @@ static int open_from(struct lb_conn_state *st, const Lbsync__Open *m, const Lbsy
 	st->created_us = b->base_us + (uint64_t)(m->has_created ? m->created : 0);
 	st->version = m->has_version ? m->version : 1;
 	st->tcp.state = (uint8_t)m->state;
-	st->expires_ms = m->has_expires_ms ? m->expires_ms : 0;
-	st->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
-	st->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
-	st->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	TAIL_FROM(st, m);
 	return 0;
 }
 
@@ -578,10 +579,7 @@ static int change_from(struct sync_change *c, uint64_t *id, const Lbsync__Change
 	c->has_peers = m->n_peers != 0;
 	for (size_t i = 0; i < m->n_peers; i++)
 		c->peers[i] = (uint32_t)m->peers[i];
-	c->expires_ms = m->has_expires_ms ? m->expires_ms : 0;
-	c->rate[0] = m->has_rate_orig ? m->rate_orig : 0;
-	c->rate[1] = m->has_rate_reply ? m->rate_reply : 0;
-	c->persist_ms = m->has_persist_ms ? m->persist_ms : 0;
+	TAIL_FROM(c, m);
 	return 0;
 }
 

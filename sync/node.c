@@ -312,11 +312,6 @@ static int add_record(struct sync_node *n, const struct record *r)
 	}
 }
 
-static int same_incarnation(const struct lb_conn_state *a, const struct lb_conn_state *b)
-{
-	return a->created_us == b->created_us && lb_tuple_equal(&a->orig, &b->orig);
-}
-
 /*
  * Gives the first record of each connection in q the newest state the queue
  * holds for it and marks the later ones REC_MERGED: a connection's state
@@ -351,7 +346,7 @@ static void coalesce(struct sync_node *n, struct queue *q)
 				break;
 			}
 			first = &q->rec[s->pos - 1];
-			if (!same_incarnation(&first->u.conn, &r->u.conn))
+			if (!lb_conn_state_same_incarnation(&first->u.conn, &r->u.conn))
 				continue;
 			if (r->u.conn.version > first->u.conn.version)
 				first->u.conn = r->u.conn;
