@@ -96,6 +96,18 @@ static int tx_live(const struct sync_base_tx *t, uint64_t id)
 	return id >= t->forgot && id + t->mask + 1 >= t->next && id < t->next;
 }
 
+/* The Open with this id, if it is live and of st's incarnation. */
+static const struct lb_conn_state *tx_open_of(const struct sync_base_tx *t, uint64_t id,
+					      const struct lb_conn_state *st)
+{
+	const struct tx_slot *s = &t->ring[id & t->mask];
+
+	if (!id || !tx_live(t, id) || s->id != id ||
+	    !lb_conn_state_same_incarnation(&s->open, st))
+		return NULL;
+	return &s->open;
+}
+
 const struct lb_conn_state *sync_base_tx_find(const struct sync_base_tx *t,
 					      const struct lb_conn_state *st, uint64_t *id)
 {
@@ -103,14 +115,11 @@ const struct lb_conn_state *sync_base_tx_find(const struct sync_base_tx *t,
 
 	for (uint32_t k = 0; k < INDEX_PROBES; k++) {
 		uint64_t cand = t->index[(h + k) & t->index_mask];
-		const struct tx_slot *s;
+		const struct lb_conn_state *open = tx_open_of(t, cand, st);
 
-		if (!cand || !tx_live(t, cand))
-			continue;
-		s = &t->ring[cand & t->mask];
-		if (s->id == cand && lb_conn_state_same_incarnation(&s->open, st)) {
+		if (open) {
 			*id = cand;
-			return &s->open;
+			return open;
 		}
 	}
 	return NULL;
@@ -132,8 +141,7 @@ void sync_base_tx_opened(struct sync_base_tx *t, const struct lb_conn_state *st)
 	for (uint32_t k = 0; k < INDEX_PROBES; k++) {
 		uint64_t *e = &t->index[(h + k) & t->index_mask];
 
-		if (!*e || !tx_live(t, *e) ||
-		    (t->ring[*e & t->mask].id == *e && lb_conn_state_same_incarnation(&t->ring[*e & t->mask].open, st))) {
+		if (!*e || !tx_live(t, *e) || tx_open_of(t, *e, st)) {
 			victim = e;
 			break;
 		}

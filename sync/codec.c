@@ -180,52 +180,6 @@ static void peers_pack3(uint32_t *v, const struct lb_tcp *t)
 	(st)->persist_ms = (m)->has_persist_ms ? (m)->persist_ms : 0;	\
 } while (0)
 
-int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
-{
-	Lbsync__Compact m;
-	uint32_t peers[PEER_VALUES];
-	uint8_t pre[16];
-	size_t plen = 0;
-	uint64_t base = b->has_base ? b->base_us : st->created_us;
-	int rc;
-
-	lbsync__compact__init(&m);
-	m.client_ip = addr_bytes(&st->orig.src);
-	m.client_port = st->orig.sport;
-	m.vip = addr_bytes(&st->orig.dst);
-	m.vport = st->orig.dport;
-	m.backend_ip = addr_bytes(&st->backend);
-	m.backend_port = st->backend_port;
-	m.created = (int64_t)(st->created_us - base);
-	m.version = st->version;
-	m.state = st->tcp.state;
-	OPT(m, isn_orig, st->tcp.isn[0]);
-	OPT(m, isn_reply, st->tcp.isn[1]);
-	peer_pack(peers, &st->tcp.peer[0], st->tcp.isn[0]);
-	peer_pack(peers + 4, &st->tcp.peer[1], st->tcp.isn[1]);
-	for (int i = 0; i < PEER_VALUES; i++) {
-		if (peers[i]) {		/* all zero: a tracker that saw nothing */
-			m.n_peers = PEER_VALUES;
-			m.peers = peers;
-			break;
-		}
-	}
-	OPT_TAIL(m, st);
-	/* The batch's first connection sets the base the others are told against. */
-	if (!b->has_base) {
-		plen = put_varint(pre, (F_BASE_US << 3) | 0);
-		plen += put_varint(pre + plen, base);
-	}
-	rc = append_after(b, pre, plen, F_COMPACT, &m.base);
-	if (rc == 0 && !b->has_base) {
-		b->has_base = 1;
-		b->base_us = base;
-	}
-	return rc;
-}
-
-/* ---- version 3: Open and Change ---- */
-
 /* Bytes ahead of a record: other Batch fields it needs, written with it. */
 struct pre {
 	uint8_t buf[PRE_MAX];
@@ -245,6 +199,69 @@ static void pre_bytes(struct pre *p, int field, const uint8_t *data, size_t len)
 	memcpy(p->buf + p->len, data, len);
 	p->len += len;
 }
+
+/* The batch's creation-time base: the batch's first connection sets it
+ * (written ahead of that record); the others are told against it. */
+static uint64_t pre_base(const struct sync_batch *b, const struct lb_conn_state *st,
+			 struct pre *p)
+{
+	if (b->has_base)
+		return b->base_us;
+	pre_varint(p, F_BASE_US, st->created_us);
+	return st->created_us;
+}
+
+static void commit_base(struct sync_batch *b, uint64_t base)
+{
+	b->has_base = 1;
+	b->base_us = base;
+}
+
+/* Packed window values that are all zero (a tracker that saw nothing, or
+ * nothing moved) are left out. */
+static int all_zero(const uint32_t *v)
+{
+	for (int i = 0; i < PEER_VALUES; i++) {
+		if (v[i])
+			return 0;
+	}
+	return 1;
+}
+
+int sync_batch_add_conn(struct sync_batch *b, const struct lb_conn_state *st)
+{
+	Lbsync__Compact m;
+	uint32_t peers[PEER_VALUES];
+	struct pre p = { .len = 0 };
+	uint64_t base = pre_base(b, st, &p);
+	int rc;
+
+	lbsync__compact__init(&m);
+	m.client_ip = addr_bytes(&st->orig.src);
+	m.client_port = st->orig.sport;
+	m.vip = addr_bytes(&st->orig.dst);
+	m.vport = st->orig.dport;
+	m.backend_ip = addr_bytes(&st->backend);
+	m.backend_port = st->backend_port;
+	m.created = (int64_t)(st->created_us - base);
+	m.version = st->version;
+	m.state = st->tcp.state;
+	OPT(m, isn_orig, st->tcp.isn[0]);
+	OPT(m, isn_reply, st->tcp.isn[1]);
+	peer_pack(peers, &st->tcp.peer[0], st->tcp.isn[0]);
+	peer_pack(peers + 4, &st->tcp.peer[1], st->tcp.isn[1]);
+	if (!all_zero(peers)) {
+		m.n_peers = PEER_VALUES;
+		m.peers = peers;
+	}
+	OPT_TAIL(m, st);
+	rc = append_after(b, p.buf, p.len, F_COMPACT, &m.base);
+	if (rc == 0)
+		commit_base(b, base);
+	return rc;
+}
+
+/* ---- version 3: Open and Change ---- */
 
 /* Index of a client address in the batch's list; a new one is added to the
  * list only in *n (committed once the record fits). */
@@ -290,7 +307,7 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 	struct endpoint be = { st->backend, st->backend_port };
 	struct pre p = { .len = 0 };
 	size_t nc = b->n_clients, ne = b->n_endpoints;
-	uint64_t base = b->has_base ? b->base_us : st->created_us;
+	uint64_t base;
 	int rc;
 
 	if (!id || (b->open_base && id != b->open_base + b->n_opens))
@@ -298,8 +315,7 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 	if (nc == DICT_MAX || ne + 2 > DICT_MAX)
 		return b->records ? -ENOSPC : -EMSGSIZE;
 	lbsync__open__init(&m);
-	if (!b->has_base)
-		pre_varint(&p, F_BASE_US, base);
+	base = pre_base(b, st, &p);
 	if (!b->open_base)
 		pre_varint(&p, F_OPEN_BASE, id);
 	m.client = client_index(b, &st->orig.src, &nc, &p);
@@ -315,12 +331,9 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 	OPT(m, isn_orig, st->tcp.isn[0]);
 	OPT(m, isn_reply, st->tcp.isn[1]);
 	peers_pack3(peers, &st->tcp);
-	for (int i = 0; i < PEER_VALUES; i++) {
-		if (peers[i]) {		/* all zero: a tracker that saw nothing */
-			m.n_peers = PEER_VALUES;
-			m.peers = (int32_t *)peers;
-			break;
-		}
+	if (!all_zero(peers)) {
+		m.n_peers = PEER_VALUES;
+		m.peers = (int32_t *)peers;
 	}
 	OPT_TAIL(m, st);
 	rc = append_after(b, p.buf, p.len, F_OPENS, &m.base);
@@ -333,10 +346,7 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 		b->endpoints[b->n_endpoints++] = svc;
 	if (m.backend == b->n_endpoints)	/* new, and not the service */
 		b->endpoints[b->n_endpoints++] = be;
-	if (!b->has_base) {
-		b->has_base = 1;
-		b->base_us = base;
-	}
+	commit_base(b, base);
 	if (!b->open_base)
 		b->open_base = id;
 	b->n_opens++;
@@ -347,8 +357,7 @@ int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_con
 			  const struct lb_conn_state *st)
 {
 	Lbsync__Change m;
-	uint32_t vb[PEER_VALUES], vs[PEER_VALUES];
-	int32_t d[PEER_VALUES];
+	uint32_t vb[PEER_VALUES], vs[PEER_VALUES], d[PEER_VALUES];
 	struct pre p = { .len = 0 };
 	uint64_t cbase = b->change_base ? b->change_base : id;
 	int rc;
@@ -362,25 +371,18 @@ int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_con
 	m.has_id = m.id != 0;
 	m.version = st->version;
 	m.state = st->tcp.state;
-	for (int i = 0; i < 2; i++) {
-		if (st->tcp.isn[i] != base->tcp.isn[i]) {
-			if (i == 0) {
-				m.has_isn_orig = 1;
-				m.isn_orig = st->tcp.isn[0];
-			} else {
-				m.has_isn_reply = 1;
-				m.isn_reply = st->tcp.isn[1];
-			}
-		}
-	}
+	/* An ISN only when it differs from the Open's (one first seen later). */
+	m.isn_orig = st->tcp.isn[0];
+	m.has_isn_orig = st->tcp.isn[0] != base->tcp.isn[0];
+	m.isn_reply = st->tcp.isn[1];
+	m.has_isn_reply = st->tcp.isn[1] != base->tcp.isn[1];
 	peers_pack3(vb, &base->tcp);
 	peers_pack3(vs, &st->tcp);
-	for (int i = 0; i < PEER_VALUES; i++) {
-		d[i] = (int32_t)(vs[i] - vb[i]);
-		if (d[i]) {
-			m.n_peers = PEER_VALUES;
-			m.peers = d;
-		}
+	for (int i = 0; i < PEER_VALUES; i++)
+		d[i] = vs[i] - vb[i];
+	if (!all_zero(d)) {		/* none: as the Open's */
+		m.n_peers = PEER_VALUES;
+		m.peers = (int32_t *)d;
 	}
 	OPT_TAIL(m, st);
 	rc = append_after(b, p.buf, p.len, F_CHANGES, &m.base);

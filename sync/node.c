@@ -244,13 +244,10 @@ static void send_batch(struct sync_node *n, int ack_request, uint64_t now_ms)
 	sync_batch_reset(n->batch);
 }
 
-/*
- * A connection's state: a Change against its Open when the peer holds that
- * Open, else an Open (and from then on the connection's base). A bulk
- * resync opens every connection again (reopen): the peer that asked may
- * have lost any Open.
- */
-static int closed(const struct lb_conn_state *st);
+static int closed(const struct lb_conn_state *st)
+{
+	return st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE;
+}
 
 /* The bytes the batch grew by (records, and the fields and list entries
  * they brought along). */
@@ -355,11 +352,6 @@ static void coalesce(struct sync_node *n, struct queue *q)
 			break;
 		}
 	}
-}
-
-static int closed(const struct lb_conn_state *st)
-{
-	return st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE;
 }
 
 /*
@@ -571,33 +563,36 @@ static void rec_conn(void *arg, const struct lb_conn_state *st)
 
 static void ask_resync(struct sync_node *n, int again, uint64_t now_ms);
 
+/* Imports the state Change c gives once applied to its Open. */
+static void import_change(struct sync_node *n, const struct sync_change *c,
+			  const struct lb_conn_state *open)
+{
+	struct lb_conn_state st;
+
+	if (sync_change_apply(c, open, &st) < 0)
+		n->st.changes_bad++;
+	else
+		lb_engine_import_conn(n->engine, n->worker, &st, n->input_ms);
+}
+
 static void rec_open(void *arg, uint64_t id, const struct lb_conn_state *st)
 {
 	struct sync_node *n = arg;
 	struct sync_change waiting;
-	struct lb_conn_state later;
 
 	lb_engine_import_conn(n->engine, n->worker, st, n->input_ms);
-	if (!sync_base_rx_open(n->peer_opens, id, st, &waiting))
-		return;
-	if (sync_change_apply(&waiting, st, &later) < 0)
-		n->st.changes_bad++;
-	else
-		lb_engine_import_conn(n->engine, n->worker, &later, n->input_ms);
+	if (sync_base_rx_open(n->peer_opens, id, st, &waiting))
+		import_change(n, &waiting, st);
 }
 
 static void rec_change(void *arg, uint64_t id, const struct sync_change *c)
 {
 	struct sync_node *n = arg;
 	const struct lb_conn_state *open;
-	struct lb_conn_state st;
 
 	switch (sync_base_rx_change(n->peer_opens, id, c, &open)) {
 	case SYNC_BASE_FOUND:
-		if (sync_change_apply(c, open, &st) < 0)
-			n->st.changes_bad++;
-		else
-			lb_engine_import_conn(n->engine, n->worker, &st, n->input_ms);
+		import_change(n, c, open);
 		break;
 	case SYNC_BASE_HELD:
 		n->st.changes_held++;
