@@ -7,20 +7,22 @@
 `lbdrill live` times a stall by when it read the bytes again; on a busy
 machine the drill itself can be tens of ms late to read, and its figure
 grows by that. CLIENT.pcap, taken on the client while the drill ran
-(`tcpdump -w CLIENT.pcap 'tcp and src host ADDR'` suffices), holds the
-client's own segments: each ACK that moves forward is a moment the client's
-kernel received new data in order. A stream's stall on the wire is the
-gap between two such moments that spans the outage. The outage is found in
-the capture itself, not from the drill's moments (a watch's stamp can be
-late on a busy machine): among the gaps longer than 15 ms that overlap the
-failover (from its command's start to 2 s after it ended), the moment the
-most streams were silent at once; nothing crosses a dead node, so every
-stream is. A stream with no gap there is not counted as seen. Streams are
-matched by the client's port (the timeline's "port"); times are aligned by
-a watch line the drill stamped at its source ("@EPOCH ..."), so the drill
-needs one (deploy/lab watch prints them). IPv4 over Ethernet or Linux
-cooked captures; prints one line per kind of stream and, with --json, every
-stream's figure.
+(`tcpdump -w CLIENT.pcap 'tcp and host ADDR'` suffices), holds the
+segments the client received: each one that carries data beyond what the
+stream had received before is a moment new data reached the client. (The
+client's own ACKs would not do: a delayed ACK can leave the client in the
+middle of the outage for data received before it.) A stream's stall on
+the wire is the gap between two such moments that spans the outage. The
+outage is found in the capture itself, not from the drill's moments (a
+watch's stamp can be late on a busy machine): among the gaps longer than
+15 ms that overlap the failover (from its command's start to 2 s after it
+ended), the moment the most streams were silent at once; nothing crosses a
+dead node, so every stream is. A stream with no gap there is not counted
+as seen. Streams are matched by the client's port (the timeline's "port");
+times are aligned by a watch line the drill stamped at its source
+("@EPOCH ..."), so the drill needs one (deploy/lab watch prints them).
+IPv4 over Ethernet or Linux cooked captures; prints one line per kind of
+stream and, with --json, every stream's figure.
 """
 import argparse
 import json
@@ -46,8 +48,9 @@ def seq_after(a, b):
     return a != b and ((a - b) & 0xFFFFFFFF) < 0x80000000
 
 
-def read_acks(path, client):
-    """Yields (time, client port, ack) of the client's TCP segments with ACK."""
+def read_data(path, client):
+    """Yields (time, client port, end) of the TCP segments to the client that
+    carry data; end is the sequence number after their last byte."""
     with open(path, "rb") as f:
         head = f.read(24)
         if len(head) < 24:
@@ -70,14 +73,16 @@ def read_acks(path, client):
                 continue
             ip = data[l2:]
             ihl = (ip[0] & 15) * 4
-            if ip[0] >> 4 != 4 or ip[9] != 6 or len(ip) < ihl + 14 or ip[12:16] != client:
+            if ip[0] >> 4 != 4 or ip[9] != 6 or len(ip) < ihl + 14 or ip[16:20] != client:
                 continue
             tcp = ip[ihl:]
-            if not tcp[13] & 0x10:
+            # The IP header's length, not the captured one (-s cuts the data).
+            payload = struct.unpack(">H", ip[2:4])[0] - ihl - (tcp[12] >> 4) * 4
+            if payload <= 0:
                 continue
-            sport = struct.unpack(">H", tcp[0:2])[0]
-            ack = struct.unpack(">I", tcp[8:12])[0]
-            yield sec + frac * scale, sport, ack
+            dport = struct.unpack(">H", tcp[2:4])[0]
+            seq = struct.unpack(">I", tcp[4:8])[0]
+            yield sec + frac * scale, dport, (seq + payload) & 0xFFFFFFFF
 
 
 def clock_offset(drill):
@@ -101,15 +106,18 @@ def stalls(drill, pcap, event, client):
     off = clock_offset(drill)
     lo, hi = ev["at_s"] + off, ev["end_s"] + 2.0 + off
     kinds = {s["port"]: s["kind"] for s in drill["timeline"]["streams"]}
-    last, gaps = {}, []
-    for t, port, ack in read_acks(pcap, client):
+    last, gaps, segments = {}, [], 0
+    for t, port, end in read_data(pcap, client):
+        segments += 1
         if port not in kinds:
             continue
         prev = last.get(port)
-        if prev is None or seq_after(ack, prev[0]):
+        if prev is None or seq_after(end, prev[0]):
             if prev is not None and t - prev[1] > MIN_GAP_S and prev[1] <= hi and t >= lo:
                 gaps.append((prev[1], t, port))
-            last[port] = (ack, t)
+            last[port] = (end, t)
+    if not segments:
+        fail("%s holds no data segment to the client (take it with 'tcp and host ADDR')" % pcap)
     moment = busiest_moment(gaps)
     gap = {}
     for a, b, port in gaps:

@@ -12,7 +12,7 @@
 # variant. FAILOVER_VARIANT: plain, loss (10% of sync datagrams dropped each
 # way) or defer (lbd's zero-loss defer mode). The JSON and the PNG are kept
 # in build/drills/failover_bulk-VARIANT[-full].{json,png}.
-# tcpdump on the client records its own segments during the drill, and
+# tcpdump on the client records its segments during the drill, and
 # drill/wire_stalls.py gives each stream's stall as the client's kernel saw
 # it (the drill's figure adds the drill's own delay in reading, which on a
 # busy machine is tens of ms); kept as build/drills/failover_bulk-*-wire.json.
@@ -65,9 +65,9 @@ fi
 W_KILL="kill:$LAB watch lb1 kill"
 W_VIP="vip:$LAB watch lb2 vip"
 W_ROLE="role:$LAB watch lb2 role"
-# The client's own segments (ACKs carry what its kernel received in order).
+# The client's segments, both ways (those it receives carry its progress).
 ip netns exec "$LAB_PREFIX-client" tcpdump -Z root -i front0 -s 80 -U -w "$OUT/client.pcap" \
-	'tcp and src host 198.18.0.10' >/dev/null 2>"$OUT/tcpdump.err" &
+	'tcp and host 198.18.0.10' >/dev/null 2>"$OUT/tcpdump.err" &
 CAP=$!
 wait_until 5 test -s "$OUT/client.pcap"
 lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns "$ECHO" \
