@@ -289,7 +289,8 @@ static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf
 	static const char *const keys[] = { "node_id", "peer_id", "local", "peer", "port",
 					    "interface", "key_file", "state_file", "interval", "max_lag", "defer", "defer_timeout",
 					    "ring", "heartbeat", "peer_timeout", "resync_timeout",
-					    "key_grace", "stale_after", "vip_takeover", NULL };
+					    "key_grace", "stale_after", "vip_takeover", "takeover_kick",
+					    NULL };
 	struct lb_sync_conf *sc = &c->sync;
 
 	if (check_keys(r, g, "'sync'", keys) < 0 ||
@@ -306,7 +307,8 @@ static int read_sync(struct reader *r, const config_setting_t *g, struct lb_conf
 	    get_uint(r, g, "resync_timeout", 100, 600000, &sc->resync_timeout_ms) < 0 ||
 	    get_uint(r, g, "key_grace", 1, 86400, &sc->key_grace_s) < 0 ||
 	    get_uint(r, g, "stale_after", 0, 600000, &sc->stale_after_ms) < 0 ||
-	    get_bool(r, g, "vip_takeover", &sc->vip_takeover) < 0)
+	    get_bool(r, g, "vip_takeover", &sc->vip_takeover) < 0 ||
+	    get_bool(r, g, "takeover_kick", &sc->takeover_kick) < 0)
 		return -1;
 	if (sc->node_id == 0)
 		return fail(r, g, "missing 'node_id' (1 or more, unique in the pair)");
@@ -554,6 +556,7 @@ void lb_conf_defaults(struct lb_conf *c)
 	c->sync.key_grace_s = 60;
 	c->sync.stale_after_ms = 3000;
 	c->sync.vip_takeover = 1;
+	c->sync.takeover_kick = 1;
 }
 
 static int read_root(struct reader *r, const config_t *cfg, struct lb_conf *c)

@@ -267,6 +267,8 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 	}
 	if (ok) {
 		c->last_seen_ms = now;
+		c->ack[dir & 1] = s->ack;
+		c->acked |= 1 << (dir & 1);
 		c->pkts[dir & 1] += 1;
 		c->bytes[dir & 1] += len;
 		if (fp_signal_bytes)

@@ -97,7 +97,7 @@ struct fp_conn {
 	struct bpf_spin_lock lock;
 	__u8 state;
 	__u8 wscale[2];		/* by direction of the sender, as lb_tcp_peer */
-	__u8 pad;
+	__u8 acked;		/* bit d: ack[d] holds what direction d's sender acked */
 	struct fp_peer peer[2];	/* by direction of the sender */
 	__u32 hint_gen;		/* the fp_hint last applied */
 	/* Bytes since the last signal, by direction: a signal is due at
@@ -115,6 +115,9 @@ struct fp_conn {
 	 * 5,000 s at the 830,000 packets/s of 10 Gbit/s in full frames. Bytes
 	 * need 64 bits: 4 GiB pass in 3.4 s. */
 	__u32 pkts[2];
+	/* The last ack each sender sent through the program (its maxack on
+	 * the slow path): what a takeover kick reads, lbd_kick.h. */
+	__u32 ack[2];
 	__u32 pad2;
 	__u64 bytes[2];
 };

@@ -532,6 +532,10 @@ static int read_locked(struct fp *fp, uint32_t id, struct lb_fastpath_seen *out)
 						     .maxend = v.peer[d].maxend,
 						     .maxwin = v.peer[d].maxwin,
 						     .wscale = v.wscale[d] };
+		if (v.acked & (1u << d)) {
+			out->peer[d].maxack = v.ack[d];
+			out->peer[d].flags = LB_TCP_PF_MAXACK;
+		}
 		out->pkts[d] = (uint32_t)(v.pkts[d] - s->pkts[d]);
 		out->bytes[d] = v.bytes[d] - s->bytes[d];
 		s->pkts[d] = v.pkts[d];

@@ -63,6 +63,8 @@ struct lb_sync_conf {
 	uint32_t stale_after_ms;	/* a backup not hearing its peer this long is not
 					 * ready until resynced; 0: never */
 	int vip_takeover;		/* become master when a VIP appears on this host */
+	int takeover_kick;		/* after a takeover, end the backoff of connections
+					 * that were moving data (lb_kick.h) */
 };
 
 struct lb_conf {

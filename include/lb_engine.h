@@ -267,6 +267,14 @@ int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64
 			struct lb_conn_info *out);
 
 /*
+ * The same after catching up with the kernel fast path (its window edges,
+ * the acks it saw, its packets, counted on w): what a connection it
+ * forwards looks like now, not at the last sweep. Control thread.
+ */
+int lb_engine_conn_fresh(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
+			 uint64_t now_ms, struct lb_conn_info *out);
+
+/*
  * lb_engine_conn_live() taking no lock, for a caller that knows no other
  * thread uses the engine (a drill replaying a capture): it writes nothing,
  * so in a forked copy-on-write snapshot of the engine it copies no page.

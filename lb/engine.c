@@ -922,6 +922,19 @@ int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64
 	return 0;
 }
 
+int lb_engine_conn_fresh(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
+			 uint64_t now_ms, struct lb_conn_info *out)
+{
+	struct lb_conn *c = lookup_orig(e, orig);
+
+	if (!c)
+		return -ENOENT;
+	lb_fastpath_pull(e, w, c);
+	conn_info(e->table, c, now_ms, out);
+	lb_conn_unlock(c);
+	return 0;
+}
+
 int lb_engine_conn_peek(const struct lb_engine *e, const struct lb_tuple *orig,
 			uint64_t now_ms, struct lb_conn_info *out)
 {

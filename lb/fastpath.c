@@ -20,16 +20,22 @@ static uint32_t seq_max(uint32_t a, uint32_t b)
 	return lb_seq_gt(b, a) ? b : a;
 }
 
-/* Window edges move forward only; the larger window wins. */
+/* Window edges and acks move forward only; the larger window wins. */
 static void merge_peers(struct lb_conn *c, const struct lb_fastpath_seen *s)
 {
 	for (int d = 0; d < 2; d++) {
 		struct lb_tcp_peer *p = &c->tcp.peer[d];
+		const struct lb_tcp_peer *k = &s->peer[d];
 
-		p->end = seq_max(p->end, s->peer[d].end);
-		p->maxend = seq_max(p->maxend, s->peer[d].maxend);
-		if (s->peer[d].maxwin > p->maxwin)
-			p->maxwin = s->peer[d].maxwin;
+		p->end = seq_max(p->end, k->end);
+		p->maxend = seq_max(p->maxend, k->maxend);
+		if (k->maxwin > p->maxwin)
+			p->maxwin = k->maxwin;
+		if ((k->flags & LB_TCP_PF_MAXACK) &&
+		    (!(p->flags & LB_TCP_PF_MAXACK) || lb_seq_gt(k->maxack, p->maxack))) {
+			p->maxack = k->maxack;
+			p->flags |= LB_TCP_PF_MAXACK;
+		}
 	}
 }
 

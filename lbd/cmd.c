@@ -19,6 +19,7 @@
 #include "lbd.h"
 #include "lbd_capture.h"
 #include "lbd_fastpath.h"
+#include "lbd_kick.h"
 #include "lbd_cmd.h"
 #include "lbd_health.h"
 #include "lbd_loop.h"
@@ -83,6 +84,7 @@ static void print_capture_stats(void *c, FILE *out) { lbd_capture_print_stats(c,
 static void print_fastpath_stats(void *f, FILE *out) { lbd_fastpath_print_stats(f, out); }
 
 static void print_takeover(void *t, FILE *out) { lbd_takeover_print(t, out); }
+static void print_kick(void *k, FILE *out) { lbd_kick_print(k, out); }
 
 int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 {
@@ -99,8 +101,10 @@ int lbd_cmd_stats(struct lbd *d, const char *arg, struct lbd_reply *r)
 	kernel_queue_stats(d, r);
 	lbd_reply_kv_printer(r, print_capture_stats, d->capture);
 	lbd_reply_kv_printer(r, print_fastpath_stats, d->fastpath);
-	if (d->sync)
+	if (d->sync) {
 		lbd_reply_kv_printer(r, print_takeover, lbd_loop_takeover(d->loop));
+		lbd_reply_kv_printer(r, print_kick, d->kick);
+	}
 	return 0;
 }
 

@@ -23,6 +23,7 @@ struct lbd_loop;
 struct lbd_queue;
 struct lbd_sync;
 struct lbd_vipwatch;
+struct lbd_kick;
 
 struct lbd {
 	const char *conf_path;
@@ -38,6 +39,7 @@ struct lbd {
 	struct lbd_metrics *metrics;	/* NULL when off */
 	struct lbd_fastpath *fastpath;	/* the kernel fast path; NULL: off */
 	struct lbd_vipwatch *vipwatch;	/* VIP arrivals; NULL without sync */
+	struct lbd_kick *kick;		/* the takeover kick; NULL: off */
 	int ctl_fd;
 	int alive_fd;			/* daemon.alive_link's TUN; -1: none */
 	int sig_fd;

@@ -45,6 +45,11 @@ struct lbd_loop *lbd_loop_new(struct lb_engine *e, struct lbd_sync *sync);
 struct lbd_fastpath;
 void lbd_loop_set_fastpath(struct lbd_loop *l, struct lbd_fastpath *f);
 
+/* Kicks the connections of every takeover (lbd_kick.h); before
+ * lbd_loop_start(), k must outlive the loop. */
+struct lbd_kick;
+void lbd_loop_set_kick(struct lbd_loop *l, struct lbd_kick *k);
+
 /*
  * Watches VIP arrivals (lbd_vipwatch.h); before lbd_loop_start(), w must
  * outlive the loop. With a sync section, a VIP that appears while we are

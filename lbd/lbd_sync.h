@@ -72,6 +72,10 @@ void lbd_sync_set_role(struct lbd_sync *s, enum lb_role role);
  */
 int lbd_sync_takeover_ok(struct lbd_sync *s, uint64_t now_ms, char *why, size_t len);
 
+/* How long the peer has been silent on the sync link (0: never heard, or
+ * s NULL). Control thread. */
+uint64_t lbd_sync_peer_silent_ms(struct lbd_sync *s, uint64_t now_ms);
+
 /* 1 when ready to become master, else 0 with the reason in why. Any thread. */
 int lbd_sync_ready(struct lbd_sync *s, char *why, size_t len);
 

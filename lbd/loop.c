@@ -30,6 +30,7 @@
 #include "lb_conf.h"
 #include "lb_engine.h"
 #include "lbd_fastpath.h"
+#include "lbd_kick.h"
 #include "lbd_loop.h"
 #include "lbd_sync.h"
 #include "lbd_takeover.h"
@@ -57,6 +58,7 @@ struct lbd_loop {
 	struct lb_worker *worker;	/* the tick's counters */
 	struct lbd_sync *sync;		/* NULL without a sync section */
 	struct lbd_fastpath *fastpath;	/* NULL: off */
+	struct lbd_kick *kick;		/* NULL: takeovers are not kicked */
 	struct lbd_vipwatch *vipwatch;	/* NULL: VIP arrivals not watched */
 	bool vip_takeover;		/* act on them (else only count) */
 	bool pending;			/* loop thread: a VIP is here, the peer looked
@@ -112,8 +114,10 @@ static enum lb_role apply_role(struct lbd_loop *l, enum lb_role role, enum lbd_t
 	if (l->sync)
 		lbd_sync_set_role(l->sync, role);
 	/* The kernel fast path forwards only while the engine does. */
-	if (role != LB_ROLE_MASTER)
+	if (role != LB_ROLE_MASTER) {
+		lbd_kick_cancel(l->kick);
 		lbd_fastpath_set_master(l->fastpath, 0);
+	}
 	was = lb_engine_set_role(l->engine, role);
 	if (role == LB_ROLE_MASTER)
 		lbd_fastpath_set_master(l->fastpath, 1);
@@ -123,6 +127,12 @@ static enum lb_role apply_role(struct lbd_loop *l, enum lb_role role, enum lbd_t
 		atomic_fetch_add(&l->role_changes, 1);
 		log_info("role %s -> %s (%s)", lb_role_name(was), lb_role_name(role),
 			 lbd_trigger_name(trig));
+		/* After the role: the kick is not on the takeover's path. */
+		if (role == LB_ROLE_MASTER) {
+			uint64_t now = clock_mono_ms();
+
+			lbd_kick_start(l->kick, l->engine, lbd_sync_peer_silent_ms(l->sync, now), now);
+		}
 	}
 	return was;
 }
@@ -221,6 +231,8 @@ static int poll_timeout(struct lbd_loop *l, uint64_t now, uint64_t next_tick)
 
 	if (l->pending && now + PENDING_POLL_MS < next)
 		next = now + PENDING_POLL_MS;
+	if (lbd_kick_busy(l->kick) && now + LBD_KICK_POLL_MS < next)
+		next = now + LBD_KICK_POLL_MS;
 	if (l->sync) {
 		uint64_t s = lbd_sync_next_ms(l->sync, now);
 
@@ -274,6 +286,7 @@ static void *loop_main(void *arg)
 			vip_takeover(l, now, false);
 		else
 			l->pending = false;
+		lbd_kick_run(l->kick, l->engine, l->worker, now);
 		if (now >= next_tick) {
 			lb_engine_set_clock(l->engine, now, clock_real_us());
 			/* Before the tick: a connection the kernel kept busy
@@ -290,6 +303,11 @@ static void *loop_main(void *arg)
 void lbd_loop_set_fastpath(struct lbd_loop *l, struct lbd_fastpath *f)
 {
 	l->fastpath = f;
+}
+
+void lbd_loop_set_kick(struct lbd_loop *l, struct lbd_kick *k)
+{
+	l->kick = k;
 }
 
 void lbd_loop_set_vipwatch(struct lbd_loop *l, struct lbd_vipwatch *w, bool act)

@@ -47,6 +47,7 @@
 #include "lbd_ctl.h"
 #include "lbd_fastpath.h"
 #include "lbd_health.h"
+#include "lbd_kick.h"
 #include "lbd_metrics.h"
 #include "lbd_loop.h"
 #include "lbd_privs.h"
@@ -211,6 +212,10 @@ static int start(struct lbd *d)
 	if (d->sync && !(d->vipwatch = lbd_vipwatch_open(d->conf.services, d->conf.nservices)))
 		log_warn("cannot watch the VIPs (%s): takeovers wait for keepalived's notify",
 			 strerror(errno));
+	/* The takeover kick's raw socket needs CAP_NET_RAW, which goes. */
+	if (d->sync && d->conf.sync.takeover_kick && !(d->kick = lbd_kick_open()))
+		log_warn("cannot open the takeover kick's raw socket (%s): connections in "
+			 "backoff wait out their timers after a takeover", strerror(errno));
 	/* The last steps that need root (the directories of the socket and
 	 * the pid file); the socket is served only once run() starts. */
 	d->ctl_fd = lbd_ctl_listen(d->conf.daemon.control, d->conf.daemon.control_group);
@@ -224,6 +229,7 @@ static int start(struct lbd *d)
 	d->loop = lbd_loop_new(d->engine, d->sync);
 	if (d->loop) {
 		lbd_loop_set_fastpath(d->loop, d->fastpath);
+		lbd_loop_set_kick(d->loop, d->kick);
 		if (d->vipwatch)
 			lbd_loop_set_vipwatch(d->loop, d->vipwatch, d->conf.sync.vip_takeover);
 		for (unsigned i = 0; i < d->nqueues; i++)
@@ -262,6 +268,7 @@ static void stop(struct lbd *d)
 	 * queues go: the node releases deferred verdicts on them. */
 	lbd_health_stop(d->health);	/* it posts to the loop */
 	lbd_loop_free(d->loop);
+	lbd_kick_close(d->kick);
 	lbd_vipwatch_close(d->vipwatch);
 	lbd_sync_close(d->sync);
 	/* No worker and no loop calls its hooks any more. */

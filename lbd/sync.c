@@ -481,6 +481,18 @@ int lbd_sync_takeover_ok(struct lbd_sync *s, uint64_t now_ms, char *why, size_t 
 	return ok;
 }
 
+uint64_t lbd_sync_peer_silent_ms(struct lbd_sync *s, uint64_t now_ms)
+{
+	struct sync_peer_status peer;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->node_lock);
+	sync_link_peer(sync_node_link(s->node), now_ms, &peer);
+	pthread_mutex_unlock(&s->node_lock);
+	return peer.last_heard_ms && now_ms > peer.last_heard_ms ? now_ms - peer.last_heard_ms : 0;
+}
+
 int lbd_sync_ready(struct lbd_sync *s, char *why, size_t len)
 {
 	int ready;

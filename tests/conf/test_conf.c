@@ -535,8 +535,8 @@ static void test_sync_peer_and_state(void **state)
 		     "'peer_id' must differ from 'node_id'");
 }
 
-/* The takeover settings: stale_after (0 = never), vip_takeover, and the
- * heartbeat's floor. */
+/* The takeover settings: stale_after (0 = never), vip_takeover,
+ * takeover_kick, and the heartbeat's floor. */
 static void test_sync_takeover_settings(void **state)
 {
 	struct loaded l;
@@ -547,18 +547,23 @@ static void test_sync_takeover_settings(void **state)
 	assert_int_equal(l.rc, 0);
 	assert_int_equal(l.conf.sync.stale_after_ms, 3000);
 	assert_int_equal(l.conf.sync.vip_takeover, 1);
+	assert_int_equal(l.conf.sync.takeover_kick, 1);
 	lb_conf_free(&l.conf);
 	load_text(&l, SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
 		  "  peer = \"198.18.2.2\"; key_file = \"/k\"; stale_after = 0;\n"
-		  "  vip_takeover = false; heartbeat = 5; };\n");
+		  "  vip_takeover = false; takeover_kick = false; heartbeat = 5; };\n");
 	assert_int_equal(l.rc, 0);
 	assert_int_equal(l.conf.sync.stale_after_ms, 0);
 	assert_int_equal(l.conf.sync.vip_takeover, 0);
+	assert_int_equal(l.conf.sync.takeover_kick, 0);
 	assert_int_equal(l.conf.sync.heartbeat_ms, 5);
 	lb_conf_free(&l.conf);
 	expect_error(SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
 		     "  peer = \"198.18.2.2\"; key_file = \"/k\";\n  vip_takeover = 1; };\n", 5,
 		     "'vip_takeover' must be true or false");
+	expect_error(SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
+		     "  peer = \"198.18.2.2\"; key_file = \"/k\";\n  takeover_kick = \"yes\"; };\n", 5,
+		     "'takeover_kick' must be true or false");
 	expect_error(SYNC_SVC "sync: { node_id = 1; peer_id = 2; local = \"198.18.2.1\";\n"
 		     "  peer = \"198.18.2.2\"; key_file = \"/k\";\n  heartbeat = 4; };\n", 5,
 		     "'heartbeat' must be between 5 and 10000, not 4");

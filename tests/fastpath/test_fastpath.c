@@ -414,6 +414,11 @@ static void test_sweep_reports_movement(void **state)
 	assert_int_equal(got.pkts[REPLY], 0);
 	assert_true(got.last_seen_ms > 0);
 	assert_int_equal(got.peer[ORIG].end, CI + 1 + 1000);
+	/* The ack the client sent, as the slow path's maxack (the takeover
+	 * kick reads it); the backend has sent none through the program. */
+	assert_true(got.peer[ORIG].flags & LB_TCP_PF_MAXACK);
+	assert_int_equal(got.peer[ORIG].maxack, tc->steps[0].ack);
+	assert_false(got.peer[REPLY].flags & LB_TCP_PF_MAXACK);
 	assert_int_equal(fp_sweep(fp, 64, on_seen, &got), 0);	/* nothing new */
 	fp_conn_remove(fp, &c.orig, &seen);
 }

@@ -10,8 +10,13 @@
 # The short version is in `make test`; `make drills` runs the full one
 # (FAILOVER_BULK_FULL=1: 40 downloads of 64 MiB and 100 echo streams) in each
 # variant. FAILOVER_VARIANT: plain, loss (10% of sync datagrams dropped each
-# way) or defer (lbd's zero-loss defer mode). The JSON and the PNG are kept
-# in build/drills/failover_bulk-VARIANT[-full].{json,png}.
+# way), defer (lbd's zero-loss defer mode) or slow (tests/integration/
+# takeover_kick.sh: lb2's keepalived is frozen for SLOW_S when lb1 dies, so
+# the VIPs move only after every end with data outstanding has lost its
+# first retransmissions and backed off; the takeover kick must bring every
+# download back soon after the VIPs move instead of at the next doubled
+# timer). The JSON and the PNG are kept in
+# build/drills/failover_bulk-VARIANT[-full].{json,png}.
 # tcpdump on the client records its segments during the drill, and
 # drill/wire_stalls.py gives each stream's stall as the client's kernel saw
 # it (the drill's figure adds the drill's own delay in reading, which on a
@@ -24,7 +29,10 @@ case $VARIANT in
 plain) ;;
 loss) SYNC_LOSS=0.1 ;;
 defer) export LAB_DEFER=1 ;;
-*) echo "FAILOVER_VARIANT '$VARIANT': use plain, loss or defer" >&2; exit 2 ;;
+# 0.7 s: past Linux's first two timeouts (0.2 and 0.6 s after the last
+# segment at its 200 ms floor), well before the third (1.4 s).
+slow) SLOW_S=0.7 ;;
+*) echo "FAILOVER_VARIANT '$VARIANT': use plain, loss, defer or slow" >&2; exit 2 ;;
 esac
 if [ "${FAILOVER_BULK_FULL:-0}" = 1 ]; then
 	ECHO=100 DOWNLOADS=40 SIZE=64M DL_RATE=2097152 DURATION=45 KILL_AT=10 TAG=$VARIANT-full
@@ -37,9 +45,11 @@ LBDRILL=${LAB_BUILD_DIR:-$REPO/build}/lbdrill
 KEEP=${LAB_BUILD_DIR:-$REPO/build}/drills
 OUT=
 CAP=
+FROZEN=
 
 bulk_cleanup() {
 	local rc=$?
+	[ -z "$FROZEN" ] || kill -CONT "$FROZEN" 2>/dev/null
 	[ -z "$CAP" ] || kill "$CAP" 2>/dev/null
 	[ -z "$OUT" ] || rm -rf "$OUT"
 	(exit "$rc")
@@ -60,6 +70,15 @@ if [ -n "${SYNC_LOSS:-}" ]; then
 	check "sync link loses $SYNC_LOSS of datagrams each way" lab sync-loss "$SYNC_LOSS"
 fi
 
+# The failover: lb1 dies; in the slow variant lb2's VRRP process (which the
+# lab started) is stopped first and resumed SLOW_S later.
+FAILOVER="$LAB kill lb1 >/dev/null"
+if [ -n "${SLOW_S:-}" ]; then
+	FROZEN=$(lab pid lb2 keepalived_vrrp 2>/dev/null)
+	check "lb2's VRRP process is known ($FROZEN)" [ -n "$FROZEN" ]
+	FAILOVER="kill -STOP $FROZEN && $FAILOVER; sleep $SLOW_S; kill -CONT $FROZEN"
+fi
+
 # The moments, stamped where they happen (deploy/lab watch): lb1's links
 # going down, the VIP arriving on lb2, lb2's lbd becoming master.
 W_KILL="kill:$LAB watch lb1 kill"
@@ -73,7 +92,7 @@ wait_until 5 test -s "$OUT/client.pcap"
 lab_exec client "$LBDRILL" live --target 198.18.0.100:9000 --conns "$ECHO" \
 	--downloads "$DOWNLOADS" --download-size "$SIZE" --download-rate "$DL_RATE" \
 	--duration "$DURATION" --connect-rate 200 --stuck 3 --tick 10 \
-	--failover "$KILL_AT:$LAB kill lb1 >/dev/null" \
+	--failover "$KILL_AT:$FAILOVER" \
 	--watch "$W_KILL" --watch "$W_VIP" --watch "$W_ROLE" \
 	--json "$OUT/drill.json" >"$OUT/drill.out" 2>&1
 kill "$CAP" 2>/dev/null
@@ -115,7 +134,7 @@ check "every stream has a timeline" \
 
 # lbd's own account of the takeover, when it keeps one (takeover_* in stats).
 LBDFIG=$(lab ctl lb2 stats 2>/dev/null | awk '($1 ~ /^takeovers_/ || $1 == "takeover_lbd_delay_us" ||
-	$1 == "takeover_vip_to_forward_us") && $2 != 0 { printf "%s %s  ", $1, $2 }')
+	$1 == "takeover_vip_to_forward_us" || $1 ~ /^takeover_kick_/) && $2 != 0 { printf "%s %s  ", $1, $2 }')
 note "lb2's own takeover figures: ${LBDFIG:-none (this lbd keeps none)}"
 
 # wjson EXPR: one value of wire_stalls.py's JSON (w).
@@ -127,6 +146,24 @@ note "on the wire (the client's kernel): echo $(wjson 'w["echo"]["longest_ms"]')
 # is silent on the wire, or the capture is not the drill's.
 check "the capture saw every stream silent at once across the failover" \
 	[ "$(wjson 'w["echo"]["seen"] + w["bulk"]["seen"]')" = $((ECHO + DOWNLOADS)) ]
+
+if [ -n "${SLOW_S:-}" ]; then
+	FROZEN=
+	# The kick's figures, and the downloads' longest stall on the wire
+	# against the VIPs' move: with the kick a backend retransmits within
+	# KICK_BOUND_MS of it; without, at its third timeout (about 1.4 s
+	# after its last segment, some 500 ms after the VIPs moved). Echo
+	# streams are shown, not checked: their clients are kicked too, but
+	# one stream in a few still waits for its own timer.
+	KICK_BOUND_MS=150
+	MOVE_MS=$(json 'round(d["events"][0]["marks_ms"]["vip"] - d["events"][0]["marks_ms"]["kill"])')
+	KICKS=$(lab ctl lb2 stats 2>/dev/null | awk '$1 == "takeover_kick_notices" { print $2 }')
+	check "lb2's takeover kick sent notices (${KICKS:-none})" [ "${KICKS:-0}" -gt 0 ]
+	WIRE=$(wjson "round(w['bulk']['longest_ms'])")
+	note "the VIPs moved ${MOVE_MS} ms after lb1's links went down; longest stall on the wire: downloads ${WIRE} ms, echo $(wjson "round(w['echo']['longest_ms'])") ms"
+	check "downloads: every one moved again within $KICK_BOUND_MS ms of the VIPs (longest stall ${WIRE:-?} ms, the VIPs at ${MOVE_MS:-?} ms)" \
+		[ "${WIRE:-999999}" -le $((${MOVE_MS:-0} + KICK_BOUND_MS)) ]
+fi
 
 mkdir -p "$KEEP"
 [ ! -s "$OUT/wire.json" ] || cp "$OUT/wire.json" "$KEEP/failover_bulk-$TAG-wire.json"

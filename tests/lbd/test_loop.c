@@ -28,6 +28,7 @@
 #include "../../lbd/lbd_loop.h"
 #include "../../lbd/loop.c"
 #include "../../lbd/takeover.c"
+#include "../../lbd/kick.c"
 
 /* ---- a sync channel that the test can stall ---- */
 
@@ -76,6 +77,13 @@ static void vip_event(struct lbd_vipwatch *w, int events)
 	uint8_t byte = (uint8_t)events;
 
 	assert_int_equal(write(w->pipe[1], &byte, 1), 1);
+}
+
+uint64_t lbd_sync_peer_silent_ms(struct lbd_sync *s, uint64_t now_ms)
+{
+	(void)s;
+	(void)now_ms;
+	return 0;
 }
 
 void lbd_sync_poll_fds(struct lbd_sync *s, struct pollfd p[static LBD_SYNC_POLLFDS])
@@ -460,6 +468,26 @@ static void test_vip_takeover_off(void **state)
 	assert_int_equal(atomic_load(&t->deferred), 1);
 }
 
+/* The takeover kick's choices (kick.c, compiled in here): notices per end
+ * by the outage (one more than the timeouts at 40, 120, 280, 600 ... ms it
+ * spans, 6 at most), and the directions that count as moving data. */
+static void test_kick_choices(void **state)
+{
+	(void)state;
+	assert_int_equal(notices_for(0), 1);
+	assert_int_equal(notices_for(39), 1);
+	assert_int_equal(notices_for(60), 2);
+	assert_int_equal(notices_for(119), 2);
+	assert_int_equal(notices_for(120), 3);
+	assert_int_equal(notices_for(880), 5);
+	assert_int_equal(notices_for(60000), LBD_KICK_NOTICES);
+	/* A download's acks are not data; an echo's two sides both are. */
+	assert_int_equal(data_directions((uint32_t[2]){ 40000, 2000000 }), 1u << LB_DIR_REPLY);
+	assert_int_equal(data_directions((uint32_t[2]){ 3000, 3500 }), 3);
+	assert_int_equal(data_directions((uint32_t[2]){ 5000000, 80000 }), 1u << LB_DIR_ORIG);
+	assert_int_equal(data_directions((uint32_t[2]){ 0, 0 }), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +500,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vip_with_live_master_waits, setup_vip, teardown),
 		cmocka_unit_test_setup_teardown(test_vip_wait_ends, setup_vip, teardown),
 		cmocka_unit_test_setup_teardown(test_vip_takeover_off, setup_vip_off, teardown),
+		cmocka_unit_test(test_kick_choices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
