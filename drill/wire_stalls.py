@@ -16,8 +16,9 @@ the wire is the gap between two such moments that spans the outage. The
 outage is found in the capture itself, not from the drill's moments (a
 watch's stamp can be late on a busy machine): among the gaps longer than
 15 ms that overlap the failover (from its command's start to 2 s after it
-ended), the moment the most streams were silent at once; nothing crosses a
-dead node, so every stream is. A stream with no gap there is not counted
+ended), the moment the most streams were silent at once (of several, the
+one whose gaps are longest together); nothing crosses a dead node, so
+every stream is. A stream with no gap there is not counted
 as seen. Streams are matched by the client's port (the timeline's "port");
 times are aligned by a watch line the drill stamped at its source
 ("@EPOCH ..."), so the drill needs one (deploy/lab watch prints them).
@@ -127,14 +128,18 @@ def stalls(drill, pcap, event, client):
 
 
 def busiest_moment(gaps):
-    """The moment inside the most gaps at once (None: no gap)."""
-    edges = sorted([(a, 1) for a, _, _ in gaps] + [(b, -1) for _, b, _ in gaps],
+    """The moment inside the most gaps at once (None: no gap). Among such
+    moments, the one whose gaps are longest together: a short pause of
+    every stream near the failover (the machine busy as the command
+    starts) is not the outage."""
+    edges = sorted([(a, 1, b - a) for a, b, _ in gaps] + [(b, -1, b - a) for a, b, _ in gaps],
                    key=lambda e: (e[0], -e[1]))
-    best, n, moment = 0, 0, None
-    for t, d in edges:
+    best, n, total, moment = (0, 0.0), 0, 0.0, None
+    for t, d, length in edges:
         n += d
-        if n > best:
-            best, moment = n, t
+        total += d * length
+        if d > 0 and (n, total) > best:
+            best, moment = (n, total), t
     return moment
 
 

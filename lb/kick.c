@@ -12,6 +12,8 @@
 #define TCP_ACK 0x10
 #define ICMP_UNREACH 3
 #define ICMP_HOST_UNREACH 1
+#define ICMP6_UNREACH 1
+#define ICMP6_NOROUTE 0
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -25,14 +27,30 @@ static void put32(uint8_t *p, uint32_t v)
 	put16(p + 2, (uint16_t)v);
 }
 
-/* An IPv4 header of total length len, its checksum done. */
-static void ip4(uint8_t *p, uint16_t len, uint8_t proto, const uint8_t *src, const uint8_t *dst)
+static size_t ip_hlen(int family)
+{
+	return family == AF_INET ? 20 : 40;
+}
+
+/* An IP header carrying len bytes after it (IPv4: its checksum done). */
+static void ip_header(uint8_t *p, int family, uint16_t len, uint8_t proto, const uint8_t *src,
+		      const uint8_t *dst)
 {
 	uint16_t sum;
 
+	if (family == AF_INET6) {
+		memset(p, 0, 8);
+		p[0] = 0x60;
+		put16(p + 4, len);
+		p[6] = proto;
+		p[7] = TTL;
+		memcpy(p + 8, src, 16);
+		memcpy(p + 24, dst, 16);
+		return;
+	}
 	memset(p, 0, 20);
 	p[0] = 0x45;
-	put16(p + 2, len);
+	put16(p + 2, (uint16_t)(20 + len));
 	p[6] = 0x40;		/* DF */
 	p[8] = TTL;
 	p[9] = proto;
@@ -61,15 +79,25 @@ static void ends(const struct lb_conn_state *c, enum lb_dir dir, const uint8_t *
 	}
 }
 
+static int family_of(const struct lb_conn_state *c)
+{
+	int f = c->orig.src.family;
+
+	return (f == AF_INET || f == AF_INET6) && c->orig.dst.family == f &&
+	       c->backend.family == f ? f : -1;
+}
+
 int lb_kick_prompt(const struct lb_conn_state *c, enum lb_dir dir, uint8_t *buf, size_t cap)
 {
+	int family = family_of(c);
+	size_t alen = family == AF_INET ? 4 : 16, hl = ip_hlen(family);
 	const uint8_t *src, *dst;
 	uint16_t sport, dport, sum;
-	uint8_t *tcp = buf + 20;
+	uint8_t *tcp = buf + hl;
 
-	if (c->orig.src.family != AF_INET)
+	if (family < 0)
 		return -EAFNOSUPPORT;
-	if (cap < LB_KICK_PROMPT_LEN)
+	if (cap < hl + 20)
 		return -ENOSPC;
 	/* The receiver of dir's data gets a segment of dir as from its sender
 	 * (the client sees the backend's side as VIP:port: the engine's
@@ -85,7 +113,7 @@ int lb_kick_prompt(const struct lb_conn_state *c, enum lb_dir dir, uint8_t *buf,
 		sport = c->orig.sport;
 		dport = c->backend_port;
 	}
-	ip4(buf, LB_KICK_PROMPT_LEN, IPPROTO_TCP, src, dst);
+	ip_header(buf, family, 20, IPPROTO_TCP, src, dst);
 	memset(tcp, 0, 20);
 	put16(tcp, sport);
 	put16(tcp + 2, dport);
@@ -96,36 +124,46 @@ int lb_kick_prompt(const struct lb_conn_state *c, enum lb_dir dir, uint8_t *buf,
 	put32(tcp + 8, c->tcp.peer[!dir].end);
 	tcp[12] = 5 << 4;
 	tcp[13] = TCP_ACK;
-	sum = lb_csum_fold(lb_csum_add(lb_csum_pseudo(src, dst, 4, IPPROTO_TCP, 20), tcp, 20));
+	sum = lb_csum_fold(lb_csum_add(lb_csum_pseudo(src, dst, alen, IPPROTO_TCP, 20), tcp, 20));
 	memcpy(tcp + 16, &sum, 2);
-	return LB_KICK_PROMPT_LEN;
+	return (int)(hl + 20);
 }
 
 int lb_kick_notice(const struct lb_conn_state *c, enum lb_dir dir, uint32_t seq, uint8_t *buf,
 		   size_t cap)
 {
 	static const uint8_t any[4];
-	const uint8_t *src, *dst;
+	int family = family_of(c);
+	size_t alen = family == AF_INET ? 4 : 16, hl = ip_hlen(family);
+	size_t body = 8 + hl + 8;	/* ICMP header, quoted IP header, 8 bytes of TCP */
+	const uint8_t *src, *dst, *from;
 	uint16_t sport, dport, sum;
-	uint8_t *icmp = buf + 20, *quote = buf + 28;
+	uint8_t *icmp = buf + hl, *quote = icmp + 8;
+	uint32_t partial = 0;
 
-	if (c->orig.src.family != AF_INET)
+	if (family < 0)
 		return -EAFNOSUPPORT;
-	if (cap < LB_KICK_NOTICE_LEN)
+	if (cap < hl + body)
 		return -ENOSPC;
 	ends(c, dir, &src, &dst, &sport, &dport);
-	/* To the sender; the kernel picks our source address (0). */
-	ip4(buf, LB_KICK_NOTICE_LEN, IPPROTO_ICMP, any, src);
+	/* To the sender: IPv4 lets the kernel pick our source (0); IPv6
+	 * needs one, the VIP. */
+	from = family == AF_INET ? any : c->orig.dst.bytes;
+	ip_header(buf, family, (uint16_t)body, family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6,
+		  from, src);
 	/* The quoted header: the sender's own segment as it left it. Its
 	 * length is nominal: the kernel reads only addresses and ports. */
-	ip4(quote, 40, IPPROTO_TCP, src, dst);
-	put16(quote + 20, sport);
-	put16(quote + 22, dport);
-	put32(quote + 24, seq);
+	ip_header(quote, family, 20, IPPROTO_TCP, src, dst);
+	put16(quote + hl, sport);
+	put16(quote + hl + 2, dport);
+	put32(quote + hl + 4, seq);
 	memset(icmp, 0, 8);
-	icmp[0] = ICMP_UNREACH;
-	icmp[1] = ICMP_HOST_UNREACH;
-	sum = lb_csum_fold(lb_csum_add(0, icmp, LB_KICK_NOTICE_LEN - 20));
+	icmp[0] = family == AF_INET ? ICMP_UNREACH : ICMP6_UNREACH;
+	icmp[1] = family == AF_INET ? ICMP_HOST_UNREACH : ICMP6_NOROUTE;
+	/* ICMPv6 sums a pseudo-header too (RFC 4443 2.3). */
+	if (family == AF_INET6)
+		partial = lb_csum_pseudo(from, src, alen, IPPROTO_ICMPV6, (uint32_t)body);
+	sum = lb_csum_fold(lb_csum_add(partial, icmp, body));
 	memcpy(icmp + 2, &sum, 2);
-	return LB_KICK_NOTICE_LEN;
+	return (int)(hl + body);
 }

@@ -35,7 +35,7 @@ static const char *const counter_names[K_COUNT] = {
  * still waiting (want != 0).
  */
 struct lbd_kick {
-	int fd;				/* raw IPv4, IP_HDRINCL */
+	int fd, fd6;			/* raw, our headers (IPPROTO_RAW); fd6 -1: no IPv6 */
 	struct kicked list[LBD_KICK_MAX];
 	size_t n, sent, cursor, left;
 	unsigned notices;		/* per end, for this kick's outage */
@@ -58,6 +58,11 @@ struct lbd_kick *lbd_kick_open(void)
 		errno = err;
 		return NULL;
 	}
+	/* A host without IPv6 kicks its IPv4 connections only. */
+	k->fd6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
+	if (k->fd6 < 0)
+		log_warn("takeover kick: no IPv6 raw socket (%s): IPv6 connections are left out",
+			 strerror(errno));
 	return k;
 }
 
@@ -66,6 +71,8 @@ void lbd_kick_close(struct lbd_kick *k)
 	if (!k)
 		return;
 	close(k->fd);
+	if (k->fd6 >= 0)
+		close(k->fd6);
 	free(k);
 }
 
@@ -74,16 +81,28 @@ static void bump(struct lbd_kick *k, int c, uint64_t n)
 	atomic_fetch_add_explicit(&k->count[c], n, memory_order_relaxed);
 }
 
+/* Sends a packet of ours (its IP header complete) to its destination. */
 static void send_ip(struct lbd_kick *k, const uint8_t *pkt, int len, int counter)
 {
 	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in6 to6 = { .sin6_family = AF_INET6 };
+	const struct sockaddr *sa = (const struct sockaddr *)&to;
+	socklen_t salen = sizeof(to);
+	int fd = k->fd;
 
 	if (len < 0) {
 		bump(k, K_ERRORS, 1);
 		return;
 	}
-	memcpy(&to.sin_addr, pkt + 16, 4);
-	if (sendto(k->fd, pkt, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to)) != len) {
+	if (pkt[0] >> 4 == 6) {
+		memcpy(&to6.sin6_addr, pkt + 24, 16);
+		sa = (const struct sockaddr *)&to6;
+		salen = sizeof(to6);
+		fd = k->fd6;
+	} else {
+		memcpy(&to.sin_addr, pkt + 16, 4);
+	}
+	if (sendto(fd, pkt, (size_t)len, 0, sa, salen) != len) {
 		log_debug("takeover kick: sendto: %s", strerror(errno));
 		bump(k, K_ERRORS, 1);
 		return;
@@ -123,7 +142,7 @@ static void pick_conn(const struct lb_conn_info *c, void *arg)
 
 	if (!want || !may_move(c->state.tcp.state))
 		return;
-	if (k->n == LBD_KICK_MAX || c->state.orig.src.family != AF_INET) {
+	if (k->n == LBD_KICK_MAX || (c->state.orig.src.family == AF_INET6 && k->fd6 < 0)) {
 		bump(k, K_LEFT_OUT, 1);
 		return;
 	}
@@ -174,7 +193,7 @@ void lbd_kick_start(struct lbd_kick *k, struct lb_engine *e, uint64_t outage_ms,
 static void prompt(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 		   struct kicked *kc, uint64_t now_ms)
 {
-	uint8_t pkt[LB_KICK_PROMPT_LEN];
+	uint8_t pkt[LB_KICK_MAX_LEN];
 	struct lb_conn_info c;
 
 	if (lb_engine_conn_fresh(e, w, &kc->orig, now_ms, &c) < 0) {
@@ -195,7 +214,7 @@ static void prompt(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 static void answers(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 		    struct kicked *kc, uint64_t now_ms)
 {
-	uint8_t pkt[LB_KICK_NOTICE_LEN];
+	uint8_t pkt[LB_KICK_MAX_LEN];
 	struct lb_conn_info c;
 
 	if (lb_engine_conn_fresh(e, w, &kc->orig, now_ms, &c) < 0) {
