@@ -910,29 +910,32 @@ int lb_engine_conn_find(struct lb_engine *e, const struct lb_tuple *orig, uint64
 	return 0;
 }
 
-int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
-			struct lb_conn_info *out)
+/* The connection orig under its lock, caught up with the fast path first
+ * when pull is set (w counts what the kernel forwarded). */
+static int conn_info_locked(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
+			    uint64_t now_ms, bool pull, struct lb_conn_info *out)
 {
 	struct lb_conn *c = lookup_orig(e, orig);
 
 	if (!c)
 		return -ENOENT;
+	if (pull)
+		lb_fastpath_pull(e, w, c);
 	conn_info(e->table, c, now_ms, out);
 	lb_conn_unlock(c);
 	return 0;
 }
 
+int lb_engine_conn_live(struct lb_engine *e, const struct lb_tuple *orig, uint64_t now_ms,
+			struct lb_conn_info *out)
+{
+	return conn_info_locked(e, NULL, orig, now_ms, false, out);
+}
+
 int lb_engine_conn_fresh(struct lb_engine *e, struct lb_worker *w, const struct lb_tuple *orig,
 			 uint64_t now_ms, struct lb_conn_info *out)
 {
-	struct lb_conn *c = lookup_orig(e, orig);
-
-	if (!c)
-		return -ENOENT;
-	lb_fastpath_pull(e, w, c);
-	conn_info(e->table, c, now_ms, out);
-	lb_conn_unlock(c);
-	return 0;
+	return conn_info_locked(e, w, orig, now_ms, true, out);
 }
 
 int lb_engine_conn_peek(const struct lb_engine *e, const struct lb_tuple *orig,

@@ -190,17 +190,26 @@ void lbd_kick_start(struct lbd_kick *k, struct lb_engine *e, uint64_t outage_ms,
 	k->until_ms = now_ms + LBD_KICK_WAIT_MS;
 }
 
+/* kc's connection as it is now, or -ENOENT when it is gone (closed or
+ * expired): then it leaves the kick. */
+static int current(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
+		   struct kicked *kc, uint64_t now_ms, struct lb_conn_info *c)
+{
+	if (lb_engine_conn_fresh(e, w, &kc->orig, now_ms, c) == 0)
+		return 0;
+	kc->want = 0;
+	k->left--;
+	return -ENOENT;
+}
+
 static void prompt(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 		   struct kicked *kc, uint64_t now_ms)
 {
 	uint8_t pkt[LB_KICK_MAX_LEN];
 	struct lb_conn_info c;
 
-	if (lb_engine_conn_fresh(e, w, &kc->orig, now_ms, &c) < 0) {
-		kc->want = 0;	/* gone: closed or expired */
-		k->left--;
+	if (current(k, e, w, kc, now_ms, &c) < 0)
 		return;
-	}
 	bump(k, K_CONNS, 1);
 	for (int d = 0; d < 2; d++)
 		if (kc->want & (1u << d))
@@ -217,11 +226,8 @@ static void answers(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w
 	uint8_t pkt[LB_KICK_MAX_LEN];
 	struct lb_conn_info c;
 
-	if (lb_engine_conn_fresh(e, w, &kc->orig, now_ms, &c) < 0) {
-		kc->want = 0;
-		k->left--;
+	if (current(k, e, w, kc, now_ms, &c) < 0)
 		return;
-	}
 	for (int d = 0; d < 2; d++) {
 		const struct lb_tcp_peer *rcv = &c.state.tcp.peer[!d];
 
