@@ -105,6 +105,14 @@ int lb_engine_import_persist(struct lb_engine *e, struct lb_worker *w,
 			     const struct lb_persist_state *st, uint64_t now_ms);
 
 /*
+ * The state this node holds of like's incarnation (its tuple and
+ * created_us), as replication would send it: what a peer's close record is
+ * applied to. Returns 0, or -ENOENT (none, or another incarnation).
+ */
+int lb_engine_repl_held(struct lb_engine *e, const struct lb_conn_state *like, uint64_t now_ms,
+			struct lb_conn_state *out);
+
+/*
  * The sync node dropped st's record without sending it: the incarnation
  * opened and closed inside one flush before any record of it left, so the
  * peer never heard of it. Unless a later record of it was made since, the

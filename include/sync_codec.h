@@ -7,15 +7,20 @@
  * record is packed with protobuf-c and framed as one element of a repeated
  * field of Batch (tag, length, bytes), which is exactly how protobuf encodes
  * a repeated field, so the result decodes as an ordinary Batch. Connections
- * go out as Open and Change records (version 3): an Open is a connection's
- * whole state, with its addresses named by index into lists the batch
- * carries once (client addresses, services, backends) and its creation time
- * relative to the batch's base_us; it gets an id, the next of the sender's,
- * implied by its place in the batch. A Change is a later state of the same
- * connection told against its Open (by id): only what differs, as small
- * differences. Which Open a Change can name is the sender's business
- * (sync_base.h); the codec only encodes and decodes. Compact records
- * (version 2) can still be written, for tests and benchmarks.
+ * go out as Open, Change and close records (version 4): an Open is a
+ * connection's whole state, with its addresses named by index into lists the
+ * batch carries once (client addresses, services, backends) and its creation
+ * time relative to the batch's base_us; it gets an id, the next of the
+ * sender's, implied by its place in the batch. A Change is a later state of
+ * the same connection told against its Open (by id): only what differs, as
+ * small differences. A close is the end of one: its version, state and ends
+ * against the Open, a few bytes. Opens and closes are written as columns
+ * (one packed field per value, entries in record order), which protobuf
+ * encodes without a tag per value; they are assembled after the other
+ * fields when the batch is taken. Which Open a Change can name is the
+ * sender's business (sync_base.h); the codec only encodes and decodes.
+ * Compact records (version 2) can still be written, for tests and
+ * benchmarks.
  *
  * Decoding checks every field the engine will rely on (address lengths and
  * families, ports, TCP state, window scale) and skips records that fail,
@@ -29,8 +34,8 @@
 
 #include "lb_record.h"
 
-/* Written: 3 (Open and Change records); read: 1 to 3. */
-#define SYNC_RECORD_VERSION 3
+/* Written: 4 (Open columns, Change records, close columns); read: 1 to 4. */
+#define SYNC_RECORD_VERSION 4
 #define SYNC_RECORD_VERSION_OLDEST 1
 
 struct sync_batch;
@@ -58,6 +63,14 @@ uint64_t sync_batch_next_open(const struct sync_batch *b);
  */
 int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_conn_state *base,
 			  const struct lb_conn_state *st);
+/*
+ * True when st can go as a close against base: it is closed (time_wait or
+ * close), newer, and its ISNs are the Open's.
+ */
+int sync_batch_can_close(const struct lb_conn_state *base, const struct lb_conn_state *st);
+/* st as a close against base (opened under id); -EINVAL unless it can. */
+int sync_batch_add_close(struct sync_batch *b, uint64_t id, const struct lb_conn_state *base,
+			 const struct lb_conn_state *st);
 int sync_batch_add_delete(struct sync_batch *b, const struct lb_conn_state *st);
 int sync_batch_add_persist(struct sync_batch *b, const struct lb_persist_state *st);
 int sync_batch_add_resync_done(struct sync_batch *b, uint64_t request_id, uint32_t conns);
@@ -67,14 +80,18 @@ size_t sync_batch_records(const struct sync_batch *b);
 
 /* The encoded payload (valid until the next add or reset) and its length. */
 const uint8_t *sync_batch_data(const struct sync_batch *b, size_t *len);
+/* Its length alone, without assembling it. */
+size_t sync_batch_len(const struct sync_batch *b);
 
 /* Empties the batch. */
 void sync_batch_reset(struct sync_batch *b);
 
 /* A decoded Change: what it says, before the Open it names is known. */
 struct sync_change {
-	uint32_t version;
+	uint32_t version;		/* a close: added to the Open's */
 	uint8_t state;
+	uint8_t close;			/* a close: ends, expires_ms and no more */
+	uint32_t ends[2];		/* a close: each end minus the Open's */
 	uint8_t has_isn[2];		/* else the Open's */
 	uint8_t has_peers;		/* else the Open's */
 	uint32_t isn[2];
@@ -83,12 +100,15 @@ struct sync_change {
 };
 
 /*
- * The state a Change describes, from the Open it names (base). Returns 0, or
- * -EINVAL when the result is invalid (a window scale or flags out of range):
- * the record is bad.
+ * The state a Change describes, from the Open it names (base). A close is
+ * applied to held, the receiver's state of that incarnation (NULL: none,
+ * the Open's then): its ends move forward, never back, and time_wait marks
+ * both FINs sent and acked, so the result moves nothing backwards that the
+ * Changes before it moved forward. Returns 0, or -EINVAL when the result is
+ * invalid (a window scale or flags out of range): the record is bad.
  */
 int sync_change_apply(const struct sync_change *c, const struct lb_conn_state *base,
-		      struct lb_conn_state *out);
+		      const struct lb_conn_state *held, struct lb_conn_state *out);
 
 /*
  * What a decoded batch holds, record by record. open and change may be NULL:

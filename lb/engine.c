@@ -349,11 +349,25 @@ static int rate_outrun(const struct lb_engine *e, const struct lb_conn *c, uint6
 }
 
 /*
+ * A move between established and closed (a FIN sent or acked, the other
+ * side's FIN): the peer needs it no sooner than window movement. A peer
+ * that takes over with the state before it follows the rest of the close
+ * from the packets (its slack covers the ends that moved) and at worst
+ * keeps the entry for the closing state's timeout; meanwhile the close
+ * itself, nearly always a few milliseconds later, replaces it. So a short
+ * connection costs its Open and its close, not a record per FIN.
+ */
+static int closing_progress(uint8_t before, uint8_t now)
+{
+	return before >= LB_TCP_ESTABLISHED && now > before && now < LB_TCP_TIME_WAIT;
+}
+
+/*
  * After an accepted packet of c (locked): a state change is replicated at
  * once (queued for the next flush, where the connection's other changes of
  * that flush join it: a short connection's handshake and close travel as one
- * record); otherwise window movement at most every interval, or sooner once
- * it moved max_lag bytes, or a quarter of it at twice its replicated rate
+ * record), closing progress as window movement; otherwise window movement
+ * at most every interval, or sooner once it moved max_lag bytes, or a quarter of it at twice its replicated rate
  * (a burst inside one interval must not leave the peer further behind than
  * the takeover slack covers: urgent, sent without waiting for company); a
  * connection that went quiet with unreplicated
@@ -371,7 +385,8 @@ uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct l
 	burst = c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
 		c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag ||
 		rate_outrun(e, c, now_ms);
-	if (burst || c->tcp.state != before || now_ms - c->last_sync_ms >= interval)
+	if (burst || (c->tcp.state != before && !closing_progress(before, c->tcp.state)) ||
+	    now_ms - c->last_sync_ms >= interval)
 		return repl_emit(e, w, c, now_ms, burst);
 	if (!(c->flags & LB_CONN_F_DIRTY)) {
 		c->flags |= LB_CONN_F_DIRTY;

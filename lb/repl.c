@@ -351,3 +351,12 @@ void lb_engine_export_persist(struct lb_engine *e, uint64_t now_ms,
 	lb_persist_foreach(e->persist, now_ms, export_persist, &x);
 	pthread_rwlock_unlock(&e->svc_lock);
 }
+
+int lb_engine_repl_held(struct lb_engine *e, const struct lb_conn_state *like, uint64_t now_ms,
+			struct lb_conn_state *out)
+{
+	if (lb_engine_conn_find(e, &like->orig, now_ms, out) < 0 ||
+	    out->created_us != like->created_us)
+		return -ENOENT;
+	return 0;
+}

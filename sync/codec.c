@@ -2,6 +2,7 @@
  * sync_codec: see include/sync_codec.h.
  */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,13 @@ enum { F_VERSION = 1, F_CONNS = 2, F_DELETES = 3, F_PERSISTS = 4, F_RESYNC_DONE 
 #define DICT_MAX 256
 #define PRE_MAX 192		/* fields written ahead of one record, at most */
 
+/* Version 4's columns (Batch fields 14 to 28), in field order. */
+enum col { C_CLIENT, C_CLIENT_PORT, C_SERVICE, C_BACKEND, C_CREATED, C_STATE, C_ISN, C_PEERS,
+	   C_EXPIRES, C_RATE, C_PERSIST, C_CLOSE_ID, C_CLOSE_STATE, C_CLOSE_ENDS,
+	   C_CLOSE_EXPIRES, COLS };
+#define F_COL0 14
+#define STAGE_MAX 48		/* one record's bytes in one column, at most */
+
 struct endpoint {
 	struct lb_addr ip;
 	uint16_t port;
@@ -38,6 +46,12 @@ struct sync_batch {
 	size_t n_endpoints, n_clients;
 	uint64_t open_base, change_base;	/* 0: not written yet */
 	size_t n_opens;
+	/* Version 4: the columns, laid after buf when the batch is taken. */
+	uint8_t *col[COLS];
+	size_t col_len[COLS];
+	size_t cols_len;		/* what they add, tags and lengths included */
+	uint64_t last_close_id;
+	uint8_t *out;			/* buf and the columns, assembled */
 };
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -62,6 +76,9 @@ void sync_batch_reset(struct sync_batch *b)
 	b->n_endpoints = b->n_clients = 0;
 	b->open_base = b->change_base = 0;
 	b->n_opens = 0;
+	memset(b->col_len, 0, sizeof(b->col_len));
+	b->cols_len = 0;
+	b->last_close_id = 0;
 }
 
 struct sync_batch *sync_batch_new(size_t max_payload)
@@ -73,11 +90,15 @@ struct sync_batch *sync_batch_new(size_t max_payload)
 		return NULL;
 	}
 	b = calloc(1, sizeof(*b));
-	if (!b || !(b->buf = malloc(max_payload))) {
+	/* buf, the output, then each column (none outgrows the payload). */
+	if (!b || !(b->buf = malloc(max_payload * (COLS + 2)))) {
 		free(b);
 		errno = ENOMEM;
 		return NULL;
 	}
+	b->out = b->buf + max_payload;
+	for (int c = 0; c < COLS; c++)
+		b->col[c] = b->buf + max_payload * (size_t)(c + 2);
 	b->cap = max_payload;
 	sync_batch_reset(b);
 	return b;
@@ -96,10 +117,49 @@ size_t sync_batch_records(const struct sync_batch *b)
 	return b->records;
 }
 
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* A column's bytes in the payload: tag, length, entries (none: nothing). */
+static size_t col_bytes(int c, size_t len)
+{
+	return len ? varint_len((uint64_t)(F_COL0 + c) << 3) + varint_len(len) + len : 0;
+}
+
+size_t sync_batch_len(const struct sync_batch *b)
+{
+	return b->len + b->cols_len;
+}
+
 const uint8_t *sync_batch_data(const struct sync_batch *b, size_t *len)
 {
-	*len = b->len;
-	return b->buf;
+	size_t n = b->len;
+
+	if (!b->cols_len) {
+		*len = n;
+		return b->buf;
+	}
+	/* A packed repeated field is a length-delimited field like any other,
+	 * so the columns follow the fields written record by record. */
+	memcpy(b->out, b->buf, n);
+	for (int c = 0; c < COLS; c++) {
+		if (!b->col_len[c])
+			continue;
+		n += put_varint(b->out + n, ((uint64_t)(F_COL0 + c) << 3) | 2);
+		n += put_varint(b->out + n, b->col_len[c]);
+		memcpy(b->out + n, b->col[c], b->col_len[c]);
+		n += b->col_len[c];
+	}
+	*len = n;
+	return b->out;
 }
 
 /*
@@ -116,7 +176,7 @@ static int append_after(struct sync_batch *b, const uint8_t *pre, size_t plen, i
 	hlen += put_varint(head + hlen, size);
 	if (plen + hlen + size + 8 > b->cap)
 		return -EMSGSIZE;
-	if (b->len + plen + hlen + size > b->cap)
+	if (sync_batch_len(b) + plen + hlen + size > b->cap)
 		return -ENOSPC;
 	if (plen)
 		memcpy(b->buf + b->len, pre, plen);
@@ -299,14 +359,93 @@ uint64_t sync_batch_next_open(const struct sync_batch *b)
 	return b->open_base ? b->open_base + b->n_opens : 0;
 }
 
+/* ---- version 4: columns ---- */
+
+/* One record's entries, column by column, before it is known to fit. */
+struct stage {
+	uint8_t buf[COLS][STAGE_MAX];
+	size_t len[COLS];
+	size_t backfill;	/* zeros owed to open_persist_ms first */
+};
+
+static void stage_varint(struct stage *s, enum col c, uint64_t v)
+{
+	s->len[c] += put_varint(s->buf[c] + s->len[c], v);
+}
+
+static uint64_t zigzag(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static void stage_fixed32(struct stage *s, enum col c, uint32_t v)
+{
+	uint32_t le = htole32(v);
+
+	memcpy(s->buf[c] + s->len[c], &le, 4);
+	s->len[c] += 4;
+}
+
+/* What the columns would add with s staged. */
+static size_t staged_cols_len(const struct sync_batch *b, const struct stage *s)
+{
+	size_t n = 0;
+
+	for (int c = 0; c < COLS; c++) {
+		size_t extra = s->len[c] + (c == C_PERSIST ? s->backfill : 0);
+
+		n += col_bytes(c, b->col_len[c] + extra);
+	}
+	return n;
+}
+
+/*
+ * Adds the staged record when it fits next to pre (fields written ahead
+ * of it). Returns 0, -ENOSPC, or -EMSGSIZE when it fits no batch at all.
+ */
+static int stage_commit(struct sync_batch *b, const struct stage *s, const struct pre *p)
+{
+	size_t cols = staged_cols_len(b, s);
+
+	if (b->len + p->len + cols > b->cap)
+		return b->records ? -ENOSPC : -EMSGSIZE;
+	memcpy(b->buf + b->len, p->buf, p->len);
+	b->len += p->len;
+	if (s->backfill) {
+		memset(b->col[C_PERSIST] + b->col_len[C_PERSIST], 0, s->backfill);
+		b->col_len[C_PERSIST] += s->backfill;
+	}
+	for (int c = 0; c < COLS; c++) {
+		memcpy(b->col[c] + b->col_len[c], s->buf[c], s->len[c]);
+		b->col_len[c] += s->len[c];
+	}
+	b->cols_len = cols;
+	b->records++;
+	return 0;
+}
+
+/* Milliseconds as seconds, rounded up: a standby keeps an entry up to a
+ * second longer, never shorter. */
+static uint32_t ms_to_s(uint32_t ms)
+{
+	return (uint32_t)(((uint64_t)ms + 999) / 1000);
+}
+
+/* Bytes/s as KiB/s, rounded up: a rate only sizes the takeover slack. */
+static uint32_t rate_to_kib(uint32_t rate)
+{
+	return (uint32_t)(((uint64_t)rate + 1023) / 1024);
+}
+
 int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_state *st)
 {
-	Lbsync__Open m;
 	uint32_t peers[PEER_VALUES];
 	struct endpoint svc = { st->orig.dst, st->orig.dport };
 	struct endpoint be = { st->backend, st->backend_port };
 	struct pre p = { .len = 0 };
+	struct stage s;
 	size_t nc = b->n_clients, ne = b->n_endpoints;
+	uint32_t client, service, backend;
 	uint64_t base;
 	int rc;
 
@@ -314,43 +453,81 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 		return -EINVAL;
 	if (nc == DICT_MAX || ne + 2 > DICT_MAX)
 		return b->records ? -ENOSPC : -EMSGSIZE;
-	lbsync__open__init(&m);
+	memset(s.len, 0, sizeof(s.len));
+	s.backfill = 0;
 	base = pre_base(b, st, &p);
 	if (!b->open_base)
 		pre_varint(&p, F_OPEN_BASE, id);
-	m.client = client_index(b, &st->orig.src, &nc, &p);
-	m.service = endpoint_index(b, &svc, NULL, &ne, &p);
+	client = client_index(b, &st->orig.src, &nc, &p);
+	service = endpoint_index(b, &svc, NULL, &ne, &p);
 	/* The backend may equal the service just added (not yet in the list). */
-	m.backend = endpoint_index(b, &be, &svc, &ne, &p);
-	m.client_port = st->orig.sport;
-	m.created = (int64_t)(st->created_us - base);
-	m.has_created = m.created != 0;
-	m.version = st->version;
-	m.has_version = st->version != 1;
-	m.state = st->tcp.state;
-	OPT(m, isn_orig, st->tcp.isn[0]);
-	OPT(m, isn_reply, st->tcp.isn[1]);
+	backend = endpoint_index(b, &be, &svc, &ne, &p);
+	stage_varint(&s, C_CLIENT, client);
+	stage_varint(&s, C_CLIENT_PORT, st->orig.sport);
+	stage_varint(&s, C_SERVICE, service);
+	stage_varint(&s, C_BACKEND, backend);
+	stage_varint(&s, C_CREATED, zigzag((int64_t)(st->created_us - base)));
+	stage_varint(&s, C_STATE, st->tcp.state | (uint64_t)st->version << 4);
+	stage_fixed32(&s, C_ISN, st->tcp.isn[0]);
+	stage_fixed32(&s, C_ISN, st->tcp.isn[1]);
 	peers_pack3(peers, &st->tcp);
-	if (!all_zero(peers)) {
-		m.n_peers = PEER_VALUES;
-		m.peers = (int32_t *)peers;
+	for (int i = 0; i < PEER_VALUES; i++)
+		stage_varint(&s, C_PEERS, zigzag((int32_t)peers[i]));
+	stage_varint(&s, C_EXPIRES, ms_to_s(st->expires_ms));
+	stage_varint(&s, C_RATE, rate_to_kib(st->rate[0]));
+	stage_varint(&s, C_RATE, rate_to_kib(st->rate[1]));
+	/* The persistence column stays empty while every Open's is 0. */
+	if (st->persist_ms || b->col_len[C_PERSIST]) {
+		if (!b->col_len[C_PERSIST])
+			s.backfill = b->n_opens;
+		stage_varint(&s, C_PERSIST, st->persist_ms);
 	}
-	OPT_TAIL(m, st);
-	rc = append_after(b, p.buf, p.len, F_OPENS, &m.base);
+	rc = stage_commit(b, &s, &p);
 	if (rc)
 		return rc;
 	/* It fits: the lists and bases it wrote are the batch's now. */
-	if (m.client == b->n_clients)
+	if (client == b->n_clients)
 		b->clients[b->n_clients++] = st->orig.src;
-	if (m.service == b->n_endpoints)
+	if (service == b->n_endpoints)
 		b->endpoints[b->n_endpoints++] = svc;
-	if (m.backend == b->n_endpoints)	/* new, and not the service */
+	if (backend == b->n_endpoints)	/* new, and not the service */
 		b->endpoints[b->n_endpoints++] = be;
 	commit_base(b, base);
 	if (!b->open_base)
 		b->open_base = id;
 	b->n_opens++;
 	return 0;
+}
+
+int sync_batch_can_close(const struct lb_conn_state *base, const struct lb_conn_state *st)
+{
+	return (st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE) &&
+	       st->tcp.isn[0] == base->tcp.isn[0] && st->tcp.isn[1] == base->tcp.isn[1] &&
+	       st->version > base->version;
+}
+
+int sync_batch_add_close(struct sync_batch *b, uint64_t id, const struct lb_conn_state *base,
+			 const struct lb_conn_state *st)
+{
+	struct pre p = { .len = 0 };
+	struct stage s;
+	int rc;
+
+	if (!id || !sync_batch_can_close(base, st))
+		return -EINVAL;
+	memset(s.len, 0, sizeof(s.len));
+	s.backfill = 0;
+	stage_varint(&s, C_CLOSE_ID, zigzag((int64_t)(id - b->last_close_id)));
+	stage_varint(&s, C_CLOSE_STATE, (uint64_t)(st->version - base->version) << 1 |
+					    (st->tcp.state == LB_TCP_CLOSE));
+	for (int d = 0; d < 2; d++)
+		stage_varint(&s, C_CLOSE_ENDS,
+			     zigzag((int32_t)(st->tcp.peer[d].end - base->tcp.peer[d].end)));
+	stage_varint(&s, C_CLOSE_EXPIRES, ms_to_s(st->expires_ms));
+	rc = stage_commit(b, &s, &p);
+	if (rc == 0)
+		b->last_close_id = id;
+	return rc;
 }
 
 int sync_batch_add_change(struct sync_batch *b, uint64_t id, const struct lb_conn_state *base,
@@ -585,12 +762,42 @@ static int change_from(struct sync_change *c, uint64_t *id, const Lbsync__Change
 	return 0;
 }
 
+/* A close applied to held (or the Open, base); see sync_change_apply(). */
+static int close_apply(const struct sync_change *c, const struct lb_conn_state *base,
+		       const struct lb_conn_state *held, struct lb_conn_state *out)
+{
+	struct lb_conn_state st = held ? *held : *base;
+
+	if (base->version + c->version < base->version)
+		return -EINVAL;		/* past the last version */
+	st.version = base->version + c->version;
+	st.tcp.state = c->state;
+	for (int d = 0; d < 2; d++) {
+		struct lb_tcp_peer *p = &st.tcp.peer[d];
+		uint32_t end = base->tcp.peer[d].end + c->ends[d];
+
+		if (lb_seq_gt(end, p->end))
+			p->end = end;
+		if (lb_seq_lt(p->maxend, p->end))
+			p->maxend = p->end;
+		/* Time_wait is both FINs sent and acked (lb_tcp's closing states). */
+		if (c->state == LB_TCP_TIME_WAIT && (p->flags & LB_TCP_PF_SEEN))
+			p->flags |= LB_TCP_PF_FIN | LB_TCP_PF_FIN_ACKED;
+	}
+	st.expires_ms = c->expires_ms;
+	st.rate[0] = st.rate[1] = 0;	/* a closed connection moves no data */
+	*out = st;
+	return 0;
+}
+
 int sync_change_apply(const struct sync_change *c, const struct lb_conn_state *base,
-		      struct lb_conn_state *out)
+		      const struct lb_conn_state *held, struct lb_conn_state *out)
 {
 	uint32_t v[PEER_VALUES];
 	struct lb_conn_state st = *base;
 
+	if (c->close)
+		return close_apply(c, base, held, out);
 	st.version = c->version;
 	st.tcp.state = c->state;
 	for (int i = 0; i < 2; i++)
@@ -646,6 +853,112 @@ static int persist_from(struct lb_persist_state *st, const Lbsync__Persist *m)
 	return 0;
 }
 
+/* ---- version 4's columns ---- */
+
+/* Seconds or KiB/s back, saturating. */
+static uint32_t scale_up(uint32_t v, uint32_t unit)
+{
+	uint64_t x = (uint64_t)v * unit;
+
+	return x > UINT32_MAX ? UINT32_MAX : (uint32_t)x;
+}
+
+/* Whether the Open columns have n entries each (two, eight; persistence
+ * none or n): a column that does not line up refuses the whole batch. */
+static int open_cols_ok(const Lbsync__Batch *m, size_t n)
+{
+	return m->n_open_client_port == n && m->n_open_service == n && m->n_open_backend == n &&
+	       m->n_open_created == n && m->n_open_state == n && m->n_open_isn == 2 * n &&
+	       m->n_open_peers == PEER_VALUES * n && m->n_open_expires_s == n &&
+	       m->n_open_rate_kib == 2 * n && (m->n_open_persist_ms == 0 || m->n_open_persist_ms == n);
+}
+
+static int close_cols_ok(const Lbsync__Batch *m)
+{
+	size_t n = m->n_close_id;
+
+	return m->n_close_state == n && m->n_close_ends == 2 * n && m->n_close_expires_s == n;
+}
+
+/* Open i of the columns. */
+static int open_col_from(struct lb_conn_state *st, const Lbsync__Batch *b, size_t i)
+{
+	uint32_t peers[PEER_VALUES];
+	uint32_t state = b->open_state[i] & 0xf;
+	uint64_t version = b->open_state[i] >> 4;
+
+	memset(st, 0, sizeof(*st));
+	st->tcp.isn[0] = b->open_isn[2 * i];
+	st->tcp.isn[1] = b->open_isn[2 * i + 1];
+	for (int k = 0; k < PEER_VALUES; k++)
+		peers[k] = (uint32_t)b->open_peers[PEER_VALUES * i + k];
+	if (b->open_client[i] >= b->n_clients ||
+	    addr_from(&st->orig.src, b->clients[b->open_client[i]]) < 0 ||
+	    !port_ok(b->open_client_port[i]) ||
+	    endpoint_from(&st->orig.dst, &st->orig.dport, b, b->open_service[i]) < 0 ||
+	    endpoint_from(&st->backend, &st->backend_port, b, b->open_backend[i]) < 0 ||
+	    st->orig.dst.family != st->orig.src.family ||
+	    st->backend.family != st->orig.src.family ||
+	    state == LB_TCP_NONE || state >= LB_TCP_STATE_COUNT || version > UINT32_MAX ||
+	    peers_unpack3(&st->tcp, peers) < 0)
+		return -1;
+	st->orig.sport = (uint16_t)b->open_client_port[i];
+	st->created_us = b->base_us + (uint64_t)b->open_created[i];
+	st->version = (uint32_t)version;
+	st->tcp.state = (uint8_t)state;
+	st->expires_ms = scale_up(b->open_expires_s[i], 1000);
+	st->rate[0] = scale_up(b->open_rate_kib[2 * i], 1024);
+	st->rate[1] = scale_up(b->open_rate_kib[2 * i + 1], 1024);
+	st->persist_ms = b->n_open_persist_ms ? b->open_persist_ms[i] : 0;
+	return 0;
+}
+
+/* Close i of the columns; *id runs from the previous entry's. */
+static int close_col_from(struct sync_change *c, uint64_t *id, const Lbsync__Batch *b, size_t i)
+{
+	uint64_t s = b->close_state[i];
+
+	memset(c, 0, sizeof(*c));
+	*id += (uint64_t)b->close_id[i];
+	c->close = 1;
+	c->version = (uint32_t)(s >> 1);
+	c->state = (s & 1) ? LB_TCP_CLOSE : LB_TCP_TIME_WAIT;
+	c->ends[0] = (uint32_t)b->close_ends[2 * i];
+	c->ends[1] = (uint32_t)b->close_ends[2 * i + 1];
+	c->expires_ms = scale_up(b->close_expires_s[i], 1000);
+	return *id && c->version && s >> 1 <= UINT32_MAX ? 0 : -1;
+}
+
+static void deliver_cols(const Lbsync__Batch *m, const struct sync_records_ops *ops, void *arg,
+			 struct sync_decode_stats *stats)
+{
+	struct lb_conn_state cs;
+	uint64_t id = 0;
+
+	for (size_t i = 0; i < m->n_open_client; i++) {
+		if (open_col_from(&cs, m, i) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		if (ops->open)
+			ops->open(arg, m->open_base + i, &cs);
+		else
+			ops->conn(arg, &cs);
+	}
+	for (size_t i = 0; i < m->n_close_id; i++) {
+		struct sync_change ch;
+
+		if (close_col_from(&ch, &id, m, i) < 0) {
+			stats->bad_record++;
+			continue;
+		}
+		stats->records++;
+		if (ops->change)
+			ops->change(arg, id, &ch);
+	}
+}
+
 static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, void *arg,
 		    struct sync_decode_stats *stats)
 {
@@ -691,6 +1004,7 @@ static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, 
 		if (ops->change)
 			ops->change(arg, id, &ch);
 	}
+	deliver_cols(m, ops, arg, stats);
 	for (size_t i = 0; i < m->n_deletes; i++) {
 		const Lbsync__ConnDelete *d = m->deletes[i];
 
@@ -783,10 +1097,13 @@ static int decode(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
 	/* Versions 1 and 2 (Conn, Compact records) are still read: a node
 	 * upgraded first keeps its peer's state until the peer is upgraded too.
 	 * Compact and Open records need the bases they are relative to. */
+	size_t opens = m ? m->n_opens + m->n_open_client : 0;
+
 	if (!m || m->version < SYNC_RECORD_VERSION_OLDEST || m->version > SYNC_RECORD_VERSION ||
-	    ((m->n_compact || m->n_opens) && !m->has_base_us) ||
-	    (m->n_opens && (!m->has_open_base || !m->open_base ||
-			    m->open_base + m->n_opens < m->open_base)) ||
+	    ((m->n_compact || opens) && !m->has_base_us) ||
+	    (opens && (!m->has_open_base || !m->open_base || m->open_base + opens < m->open_base)) ||
+	    (m->n_opens && m->n_open_client) ||	/* two kinds of Open: whose ids? */
+	    !open_cols_ok(m, m->n_open_client) || !close_cols_ok(m) ||
 	    (m->n_changes && !m->has_change_base)) {
 		stats->bad_batch++;
 		rc = -EINVAL;

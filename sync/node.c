@@ -249,19 +249,9 @@ static int closed(const struct lb_conn_state *st)
 	return st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE;
 }
 
-/* The bytes the batch grew by (records, and the fields and list entries
- * they brought along). */
-static size_t batch_len(const struct sync_batch *b)
-{
-	size_t len;
-
-	sync_batch_data(b, &len);
-	return len;
-}
-
 /*
  * A connection's state: a Change against its Open when the peer holds that
- * Open, else an Open (and from then on the connection's base). A bulk
+ * Open (a close when it can be one: sync_batch_can_close()), else an Open (and from then on the connection's base). A bulk
  * resync opens every connection again (reopen): the peer that asked may
  * have lost any Open. A closed connection (both FINs seen) moves no more
  * data, so its byte rates, which only size the takeover slack for data in
@@ -271,7 +261,7 @@ static int add_conn(struct sync_node *n, const struct lb_conn_state *st, int reo
 {
 	const struct lb_conn_state *open = NULL;
 	struct lb_conn_state quiet;
-	size_t before = batch_len(n->batch);
+	size_t before = sync_batch_len(n->batch);
 	uint64_t id = 0;
 	int rc;
 
@@ -283,10 +273,13 @@ static int add_conn(struct sync_node *n, const struct lb_conn_state *st, int reo
 	if (!reopen)
 		open = sync_base_tx_find(n->opened, st, &id);
 	if (open) {
-		rc = sync_batch_add_change(n->batch, id, open, st);
+		if (sync_batch_can_close(open, st))
+			rc = sync_batch_add_close(n->batch, id, open, st);
+		else
+			rc = sync_batch_add_change(n->batch, id, open, st);
 		if (rc == 0) {
 			n->st.changes_sent++;
-			n->st.changes_bytes += batch_len(n->batch) - before;
+			n->st.changes_bytes += sync_batch_len(n->batch) - before;
 		}
 		return rc;
 	}
@@ -294,7 +287,7 @@ static int add_conn(struct sync_node *n, const struct lb_conn_state *st, int reo
 	if (rc == 0) {
 		sync_base_tx_opened(n->opened, st);
 		n->st.opens_sent++;
-		n->st.opens_bytes += batch_len(n->batch) - before;
+		n->st.opens_bytes += sync_batch_len(n->batch) - before;
 	}
 	return rc;
 }
@@ -563,13 +556,18 @@ static void rec_conn(void *arg, const struct lb_conn_state *st)
 
 static void ask_resync(struct sync_node *n, int again, uint64_t now_ms);
 
-/* Imports the state Change c gives once applied to its Open. */
+/*
+ * Imports the state Change c gives once applied to its Open; a close, once
+ * applied to what this node holds of that connection (its Open and any
+ * Changes since).
+ */
 static void import_change(struct sync_node *n, const struct sync_change *c,
 			  const struct lb_conn_state *open)
 {
-	struct lb_conn_state st;
+	struct lb_conn_state st, held;
+	int have = c->close && lb_engine_repl_held(n->engine, open, n->input_ms, &held) == 0;
 
-	if (sync_change_apply(c, open, &st) < 0)
+	if (sync_change_apply(c, open, have ? &held : NULL, &st) < 0)
 		n->st.changes_bad++;
 	else
 		lb_engine_import_conn(n->engine, n->worker, &st, n->input_ms);

@@ -1137,7 +1137,8 @@ static uint64_t note_urgency(void *arg, const struct lb_conn_state *st, int urge
 /*
  * Creations and state changes are replicated at once but not urgent (they
  * wait for the sync node's next flush, where a connection's changes merge);
- * only a burst of max_lag bytes is urgent.
+ * only a burst of max_lag bytes is urgent; the FINs before the close wait
+ * as window movement does.
  */
 static void test_repl_urgent_only_for_bursts(void **state)
 {
@@ -1167,11 +1168,50 @@ static void test_repl_urgent_only_for_bursts(void **state)
 				 LB_VERDICT_ACCEPT);
 	assert_int_equal(ru.records, 4);
 	assert_int_equal(ru.urgent, 1);
-	/* A close is a state change again: replicated, not urgent. */
+	/* A FIN is closing progress, which waits as window movement does;
+	 * the close (both FINs acked) is a state change again: replicated at
+	 * once, not urgent. */
 	assert_int_equal(client_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 191),
 			 LB_VERDICT_ACCEPT);
+	assert_int_equal(backend_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 191),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 4);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0 + 192), LB_VERDICT_ACCEPT);
 	assert_int_equal(ru.records, 5);
+	assert_int_equal(ru.last_state, LB_TCP_TIME_WAIT);
 	assert_int_equal(ru.urgent, 1);
+	lb_engine_set_repl(f->e, NULL, NULL, NULL);
+}
+
+/*
+ * A connection that stays half-closed (the client's FIN, the server still
+ * sending) is not left behind: its closing progress goes with the interval's
+ * wake, as window movement does.
+ */
+static void test_repl_fin_waits_for_the_interval(void **state)
+{
+	static const struct lb_repl_ops ops = { note_urgency, count_delete, count_persist };
+	struct lb_repl_conf conf = { .interval_ms = 200, .max_lag = 1u << 20 };
+	struct fx *f = *state;
+	struct repl_urgency ru = { 0 };
+	struct flow fl;
+
+	lb_engine_set_repl(f->e, &ops, &ru, &conf);
+	flow_init(&fl, 0, 20, 44001, 80);
+	assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(backend_send(f, &fl, LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 3);
+	assert_int_equal(client_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 10),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(backend_send(f, &fl, LB_TCP_ACK, 1000, 0, T0 + 11), LB_VERDICT_ACCEPT);
+	assert_int_equal(ru.records, 3);
+	lb_engine_tick(f->e, f->w, T0 + 150);
+	assert_int_equal(ru.records, 3);
+	lb_engine_tick(f->e, f->w, T0 + 260);
+	assert_int_equal(ru.records, 4);
+	assert_int_equal(ru.last_state, LB_TCP_CLOSE_WAIT);
+	assert_int_equal(ru.urgent, 0);
 	lb_engine_set_repl(f->e, NULL, NULL, NULL);
 }
 
@@ -1488,6 +1528,7 @@ int main(void)
 		T(test_flood_replicates_only_handshakes),
 		T(test_peek_and_import_watch),
 		T(test_repl_urgent_only_for_bursts),
+		T(test_repl_fin_waits_for_the_interval),
 		T(test_repl_rate_learned_early),
 		T(test_malformed_dropped),
 		T(test_rr_spreads_over_backends),

@@ -19,7 +19,7 @@
  *    wall-clock time from the request until the backup is ready and holds
  *    all M, and the simulated time the pacing took.
  * 3. Keeping up: RATE new connections per second for SECS seconds of wall
- *    clock, each a creation record and one update (the records of a short
+ *    clock, each a creation record and its close (the records of a short
  *    connection whose close went in a later flush), fed to the backup's
  *    decoder and engine on this thread at the time the master would send
  *    them (a datagram-sized batch of creations, then the batch of their
@@ -78,16 +78,26 @@ struct payloads {
 	size_t least;		/* records in the emptiest batch but the last */
 };
 
-/* Connection i (id i + 1) as an Open (version 1) or as a Change of its Open. */
+/* Version CLOSED: the connection closed (time_wait), as a close record. */
+#define CLOSED 0
+
+/* Connection i (id i + 1) as an Open (version 1), as a Change of its Open,
+ * or as its close (CLOSED: version 2 in time_wait, both FINs acked). */
 static int add_one(struct sync_batch *b, size_t i, uint32_t version)
 {
 	struct lb_conn_state st, open;
 
-	conn_state(&st, i, version);
+	conn_state(&st, i, version == CLOSED ? 2 : version);
 	if (version == 1)
 		return sync_batch_add_open(b, i + 1, &st);
 	conn_state(&open, i, 1);
-	return sync_batch_add_change(b, i + 1, &open, &st);
+	if (version != CLOSED)
+		return sync_batch_add_change(b, i + 1, &open, &st);
+	st.tcp.state = LB_TCP_TIME_WAIT;
+	st.expires_ms = 120000;
+	for (int d = 0; d < 2; d++)
+		st.tcp.peer[d].flags |= LB_TCP_PF_FIN | LB_TCP_PF_FIN_ACKED;
+	return sync_batch_add_close(b, i + 1, &open, &st);
 }
 
 /* Every connection's record, in datagram-sized batches of at most
@@ -152,9 +162,15 @@ static void imp_change(void *arg, uint64_t id, const struct sync_change *c)
 	struct lb_conn_state st;
 
 	if (im->e) {
-		if (sync_base_rx_change(im->opens, id, c, &open) != SYNC_BASE_FOUND ||
-		    sync_change_apply(c, open, &st) < 0)
+		struct lb_conn_state held;
+		int have;
+
+		if (sync_base_rx_change(im->opens, id, c, &open) != SYNC_BASE_FOUND)
 			return;		/* not counted: the run fails */
+		/* A close applies to the state held, as the sync node does. */
+		have = c->close && lb_engine_repl_held(im->e, open, 1000, &held) == 0;
+		if (sync_change_apply(c, open, have ? &held : NULL, &st) < 0)
+			return;
 		lb_engine_import_conn(im->e, im->w, &st, 1000);
 	}
 	im->imported++;
@@ -438,7 +454,7 @@ static void bench_rate(size_t rate, unsigned secs)
 	free(fresh.buf);
 	free(fresh.len);
 	encode_all(&fresh, n, 1, cap);
-	encode_all(&update, n, 2, cap);
+	encode_all(&update, n, CLOSED, cap);
 	e = make_engine(n + n / 2, &w);
 	im = (struct importer){ e, w, sync_base_rx_new(SYNC_BASE_WINDOW), 0 };
 	pf = fresh.buf;
@@ -460,7 +476,7 @@ static void bench_rate(size_t rate, unsigned secs)
 		if (sec < secs && lag > worst[sec])
 			worst[sec] = lag;
 	}
-	printf("keeping up with %zu new connections/s for %u s (a creation and an update each, "
+	printf("keeping up with %zu new connections/s for %u s (a creation and a close each, "
 	       "%zu records): thread CPU %.0f%% of the wall clock\n", rate, secs,
 	       (size_t)im.imported, 100.0 * (now_s(CLOCK_THREAD_CPUTIME_ID) - cpu0) /
 				    (now_s(CLOCK_MONOTONIC) - start));
