@@ -363,16 +363,33 @@ static int closing_progress(uint8_t before, uint8_t now)
 }
 
 /*
+ * The handshake's end (syn_recv to established) once syn_recv itself was
+ * replicated (not under a SYN flood, where half-open states are not): the
+ * peer holds both ISNs, and a peer that takes over in syn_recv finishes
+ * the handshake from the next segments (lb_tcp follows the server's data
+ * as proof of the client's ACK), as it must already when a takeover falls
+ * inside one flush. So it waits as window movement does, and a short
+ * connection's close replaces it.
+ */
+static int handshake_end(struct lb_engine *e, const struct lb_conn *c, uint8_t before,
+			 uint64_t now_ms)
+{
+	return before == LB_TCP_SYN_RECV && c->tcp.state == LB_TCP_ESTABLISHED && c->version &&
+	       !repl_skip_half_open(e, c, now_ms);
+}
+
+/*
  * After an accepted packet of c (locked): a state change is replicated at
  * once (queued for the next flush, where the connection's other changes of
  * that flush join it: a short connection's handshake and close travel as one
- * record), closing progress as window movement; otherwise window movement
- * at most every interval, or sooner once it moved max_lag bytes, or a quarter of it at twice its replicated rate
- * (a burst inside one interval must not leave the peer further behind than
- * the takeover slack covers: urgent, sent without waiting for company); a
- * connection that went quiet with unreplicated
- * movement is flushed by the wake timer. So the peer is never more than
- * about one interval, and never more than max_lag bytes, behind.
+ * record), except the handshake's end and closing progress (above), which
+ * wait as window movement does: at most every interval, or sooner once it
+ * moved max_lag bytes, or a quarter of it at twice its replicated rate (a
+ * burst inside one interval must not leave the peer further behind than the
+ * takeover slack covers: urgent, sent without waiting for company); a
+ * connection that went quiet with unreplicated movement is flushed by the
+ * wake timer. So the peer is never more than about one interval, and never
+ * more than max_lag bytes, behind.
  */
 uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 			      uint8_t before, uint64_t now_ms)
@@ -385,7 +402,9 @@ uint64_t lb_repl_after_packet(struct lb_engine *e, struct lb_worker *w, struct l
 	burst = c->bytes[0] - c->sync_bytes[0] >= e->repl_conf.max_lag ||
 		c->bytes[1] - c->sync_bytes[1] >= e->repl_conf.max_lag ||
 		rate_outrun(e, c, now_ms);
-	if (burst || (c->tcp.state != before && !closing_progress(before, c->tcp.state)) ||
+	if (burst ||
+	    (c->tcp.state != before && !closing_progress(before, c->tcp.state) &&
+	     !handshake_end(e, c, before, now_ms)) ||
 	    now_ms - c->last_sync_ms >= interval)
 		return repl_emit(e, w, c, now_ms, burst);
 	if (!(c->flags & LB_CONN_F_DIRTY)) {

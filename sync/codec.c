@@ -22,10 +22,10 @@ enum { F_VERSION = 1, F_CONNS = 2, F_DELETES = 3, F_PERSISTS = 4, F_RESYNC_DONE 
 #define DICT_MAX 256
 #define PRE_MAX 192		/* fields written ahead of one record, at most */
 
-/* Version 4's columns (Batch fields 14 to 28), in field order. */
+/* Version 4's columns (Batch fields 14 to 29), in field order. */
 enum col { C_CLIENT, C_CLIENT_PORT, C_SERVICE, C_BACKEND, C_CREATED, C_STATE, C_ISN, C_PEERS,
 	   C_EXPIRES, C_RATE, C_PERSIST, C_CLOSE_ID, C_CLOSE_STATE, C_CLOSE_ENDS,
-	   C_CLOSE_EXPIRES, COLS };
+	   C_CLOSE_EXPIRES, C_CLOSE_ISN, COLS };
 #define F_COL0 14
 #define STAGE_MAX 48		/* one record's bytes in one column, at most */
 
@@ -499,10 +499,17 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 	return 0;
 }
 
+/* A close carries the reply ISN when its Open, made at the SYN, had none. */
+static int close_with_isn(const struct lb_conn_state *base, const struct lb_conn_state *st)
+{
+	return !base->tcp.isn[1] && st->tcp.isn[1];
+}
+
 int sync_batch_can_close(const struct lb_conn_state *base, const struct lb_conn_state *st)
 {
 	return (st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE) &&
-	       st->tcp.isn[0] == base->tcp.isn[0] && st->tcp.isn[1] == base->tcp.isn[1] &&
+	       st->tcp.isn[0] == base->tcp.isn[0] &&
+	       (st->tcp.isn[1] == base->tcp.isn[1] || close_with_isn(base, st)) &&
 	       st->version > base->version;
 }
 
@@ -511,19 +518,25 @@ int sync_batch_add_close(struct sync_batch *b, uint64_t id, const struct lb_conn
 {
 	struct pre p = { .len = 0 };
 	struct stage s;
-	int rc;
+	int rc, isn;
 
 	if (!id || !sync_batch_can_close(base, st))
 		return -EINVAL;
 	memset(s.len, 0, sizeof(s.len));
 	s.backfill = 0;
+	isn = close_with_isn(base, st);
 	stage_varint(&s, C_CLOSE_ID, zigzag((int64_t)(id - b->last_close_id)));
-	stage_varint(&s, C_CLOSE_STATE, (uint64_t)(st->version - base->version) << 1 |
-					    (st->tcp.state == LB_TCP_CLOSE));
-	for (int d = 0; d < 2; d++)
-		stage_varint(&s, C_CLOSE_ENDS,
-			     zigzag((int32_t)(st->tcp.peer[d].end - base->tcp.peer[d].end)));
+	stage_varint(&s, C_CLOSE_STATE, (uint64_t)(st->version - base->version) << 2 |
+					    (uint64_t)isn << 1 | (st->tcp.state == LB_TCP_CLOSE));
+	/* Each end against the Open's, or against the ISN the close carries. */
+	for (int d = 0; d < 2; d++) {
+		uint32_t from = d == LB_DIR_REPLY && isn ? st->tcp.isn[d] : base->tcp.peer[d].end;
+
+		stage_varint(&s, C_CLOSE_ENDS, zigzag((int32_t)(st->tcp.peer[d].end - from)));
+	}
 	stage_varint(&s, C_CLOSE_EXPIRES, ms_to_s(st->expires_ms));
+	if (isn)
+		stage_fixed32(&s, C_CLOSE_ISN, st->tcp.isn[LB_DIR_REPLY]);
 	rc = stage_commit(b, &s, &p);
 	if (rc == 0)
 		b->last_close_id = id;
@@ -770,12 +783,25 @@ static int close_apply(const struct sync_change *c, const struct lb_conn_state *
 
 	if (base->version + c->version < base->version)
 		return -EINVAL;		/* past the last version */
+	if (c->has_isn[LB_DIR_REPLY] && base->tcp.isn[LB_DIR_REPLY])
+		return -EINVAL;		/* the Open has its own */
 	st.version = base->version + c->version;
 	st.tcp.state = c->state;
 	for (int d = 0; d < 2; d++) {
 		struct lb_tcp_peer *p = &st.tcp.peer[d];
 		uint32_t end = base->tcp.peer[d].end + c->ends[d];
 
+		if (c->has_isn[d]) {
+			/* Its Open was made at the SYN: the end is told against
+			 * the ISN the close carries, and a state that never saw
+			 * that side learns it from the close. */
+			end = c->isn[d] + c->ends[d];
+			if (st.tcp.isn[d] != c->isn[d]) {
+				st.tcp.isn[d] = c->isn[d];
+				*p = (struct lb_tcp_peer){ .end = end, .maxend = end,
+							   .flags = LB_TCP_PF_SEEN };
+			}
+		}
 		if (lb_seq_gt(end, p->end))
 			p->end = end;
 		if (lb_seq_lt(p->maxend, p->end))
@@ -875,9 +901,13 @@ static int open_cols_ok(const Lbsync__Batch *m, size_t n)
 
 static int close_cols_ok(const Lbsync__Batch *m)
 {
-	size_t n = m->n_close_id;
+	size_t n = m->n_close_id, isns = 0;
 
-	return m->n_close_state == n && m->n_close_ends == 2 * n && m->n_close_expires_s == n;
+	if (m->n_close_state != n || m->n_close_ends != 2 * n || m->n_close_expires_s != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		isns += (m->close_state[i] >> 1) & 1;
+	return m->n_close_isn == isns;
 }
 
 /* Open i of the columns. */
@@ -913,20 +943,28 @@ static int open_col_from(struct lb_conn_state *st, const Lbsync__Batch *b, size_
 	return 0;
 }
 
-/* Close i of the columns; *id runs from the previous entry's. */
-static int close_col_from(struct sync_change *c, uint64_t *id, const Lbsync__Batch *b, size_t i)
+/* Close i of the columns; *id runs from the previous entry's, *isn is the
+ * next entry of close_isn. */
+static int close_col_from(struct sync_change *c, uint64_t *id, size_t *isn,
+			  const Lbsync__Batch *b, size_t i)
 {
 	uint64_t s = b->close_state[i];
 
 	memset(c, 0, sizeof(*c));
 	*id += (uint64_t)b->close_id[i];
 	c->close = 1;
-	c->version = (uint32_t)(s >> 1);
+	c->version = (uint32_t)(s >> 2);
 	c->state = (s & 1) ? LB_TCP_CLOSE : LB_TCP_TIME_WAIT;
+	if (s & 2) {
+		c->has_isn[LB_DIR_REPLY] = 1;
+		c->isn[LB_DIR_REPLY] = b->close_isn[(*isn)++];
+		if (!c->isn[LB_DIR_REPLY])
+			return -1;	/* 0 is "none" in an Open */
+	}
 	c->ends[0] = (uint32_t)b->close_ends[2 * i];
 	c->ends[1] = (uint32_t)b->close_ends[2 * i + 1];
 	c->expires_ms = scale_up(b->close_expires_s[i], 1000);
-	return *id && c->version && s >> 1 <= UINT32_MAX ? 0 : -1;
+	return *id && c->version && s >> 2 <= UINT32_MAX ? 0 : -1;
 }
 
 static void deliver_cols(const Lbsync__Batch *m, const struct sync_records_ops *ops, void *arg,
@@ -934,6 +972,7 @@ static void deliver_cols(const Lbsync__Batch *m, const struct sync_records_ops *
 {
 	struct lb_conn_state cs;
 	uint64_t id = 0;
+	size_t isn = 0;
 
 	for (size_t i = 0; i < m->n_open_client; i++) {
 		if (open_col_from(&cs, m, i) < 0) {
@@ -949,7 +988,7 @@ static void deliver_cols(const Lbsync__Batch *m, const struct sync_records_ops *
 	for (size_t i = 0; i < m->n_close_id; i++) {
 		struct sync_change ch;
 
-		if (close_col_from(&ch, &id, m, i) < 0) {
+		if (close_col_from(&ch, &id, &isn, m, i) < 0) {
 			stats->bad_record++;
 			continue;
 		}

@@ -769,47 +769,82 @@ static void test_invalid_open_change(void **state)
  * moved and its time left, in a few bytes. Applied to the Open it gives the
  * closed connection: ends moved, both FINs sent and acked. Applied to what
  * the receiver holds after a later Change (a larger window edge), it keeps
- * that edge: nothing moves backwards. A close of an RST is told apart, and
- * a record that cannot be a close (not closed, an ISN the Open lacked) is
- * refused by add_close.
+ * that edge: nothing moves backwards. A close of an RST is told apart; a
+ * close whose Open was made at the SYN carries the reply ISN; a record that
+ * cannot be a close (not closed, not newer, an ISN other than the Open's)
+ * is refused by add_close.
  */
 static void test_close_round_trip(void **state)
 {
 	struct sync_batch *b = sync_batch_new(1400);
 	struct lb_conn_state c1 = handshake_conn(40000, "198.18.1.11");
 	struct lb_conn_state c2 = handshake_conn(40001, "198.18.1.12");
-	struct lb_conn_state c1b = closed_conn(&c1), c2b = c2, held = c1, out, syn = c1;
+	struct lb_conn_state c1b = closed_conn(&c1), c2b = c2, held, out, syn = c1, synb, other;
 	struct sync_decode_stats st = { 0 };
 	struct got *g = calloc(1, sizeof(*g));
 	const uint8_t *p;
-	size_t len, before, close_bytes;
+	size_t len, before, close_bytes, isn_bytes;
 
 	(void)state;
 	c2b.version += 2;
 	c2b.tcp.state = LB_TCP_CLOSE;
 	c2b.tcp.peer[0].end -= 5;		/* an end below the Open's */
 	c2b.expires_ms = 9500;
+	/* Opened at the SYN: the reply side unseen, its ISN unknown. */
+	syn.orig.sport = 40009;
+	syn.tcp.state = LB_TCP_SYN_SENT;
+	syn.version = 1;
 	syn.tcp.isn[1] = 0;
+	memset(&syn.tcp.peer[1], 0, sizeof(syn.tcp.peer[1]));
+	synb = closed_conn(&c1);
+	synb.orig.sport = syn.orig.sport;
+	other = c1b;
+	other.tcp.isn[1]++;
 	assert_int_equal(sync_batch_add_close(b, 7, &c1, &c2), -EINVAL);	/* not closed */
-	assert_int_equal(sync_batch_add_close(b, 7, &syn, &c1b), -EINVAL);	/* a new ISN */
+	assert_int_equal(sync_batch_add_close(b, 7, &c1, &other), -EINVAL);	/* another ISN */
 	assert_int_equal(sync_batch_add_close(b, 7, &c1b, &c1b), -EINVAL);	/* not newer */
 	assert_int_equal(sync_batch_add_open(b, 7, &c1), 0);
 	assert_int_equal(sync_batch_add_open(b, 8, &c2), 0);
+	assert_int_equal(sync_batch_add_open(b, 9, &syn), 0);
 	assert_int_equal(sync_batch_add_close(b, 7, &c1, &c1b), 0);
 	before = sync_batch_len(b);
 	assert_int_equal(sync_batch_add_close(b, 8, &c2, &c2b), 0);
 	close_bytes = sync_batch_len(b) - before;
-	printf("# a close after the first in its batch: %zu bytes\n", close_bytes);
+	before = sync_batch_len(b);
+	assert_int_equal(sync_batch_add_close(b, 9, &syn, &synb), 0);
+	isn_bytes = sync_batch_len(b) - before;
+	printf("# a close after the first in its batch: %zu bytes (%zu with the reply ISN its "
+	       "Open lacked)\n", close_bytes, isn_bytes);
 	assert_true(close_bytes <= 8);
+	assert_true(isn_bytes <= 18);
 	p = sync_batch_data(b, &len);
 	assert_int_equal(len, sync_batch_len(b));
 	assert_int_equal(sync_batch_decode(p, len, &ops3, g, &st), 0);
 	assert_int_equal(st.bad_record, 0);
-	assert_int_equal(g->nopens, 2);
-	assert_int_equal(g->nchanges, 2);
+	assert_int_equal(g->nopens, 3);
+	assert_int_equal(g->nchanges, 3);
 	assert_int_equal(g->change_ids[0], 7);
 	assert_int_equal(g->change_ids[1], 8);
-	assert_true(g->changes[0].close && g->changes[1].close);
+	assert_int_equal(g->change_ids[2], 9);
+	assert_true(g->changes[0].close && g->changes[1].close && g->changes[2].close);
+	/* The SYN's Open closed: the reply side learnt from the close. */
+	assert_int_equal(sync_change_apply(&g->changes[2], &g->opens[2], NULL, &out), 0);
+	assert_int_equal(out.tcp.isn[1], synb.tcp.isn[1]);
+	assert_int_equal(out.tcp.peer[1].end, synb.tcp.peer[1].end);
+	assert_int_equal(out.tcp.peer[0].end, synb.tcp.peer[0].end);
+	assert_int_equal(out.tcp.peer[1].flags,
+			 LB_TCP_PF_SEEN | LB_TCP_PF_FIN | LB_TCP_PF_FIN_ACKED);
+	assert_int_equal(out.version, synb.version);
+	/* Held after the Change that brought the reply ISN: ends move on. */
+	held = synb;
+	held.version = syn.version + 1;
+	held.tcp.state = LB_TCP_ESTABLISHED;
+	held.tcp.peer[1].end -= 100;
+	assert_int_equal(sync_change_apply(&g->changes[2], &g->opens[2], &held, &out), 0);
+	assert_int_equal(out.tcp.peer[1].end, synb.tcp.peer[1].end);
+	assert_int_equal(out.tcp.peer[1].maxend, held.tcp.peer[1].maxend);
+	assert_int_equal(out.tcp.peer[1].wscale, held.tcp.peer[1].wscale);
+	held = c1;
 
 	assert_int_equal(sync_change_apply(&g->changes[0], &g->opens[0], NULL, &out), 0);
 	assert_int_equal(out.version, c1b.version);
@@ -868,11 +903,14 @@ static void test_misaligned_columns_refused(void **state)
 	m->n_close_ends = 1;
 	assert_int_equal(sync_batch_decode(buf, lbsync__batch__pack(m, buf), &ops3, g, &st), -EINVAL);
 	m->n_close_ends = 2;
+	m->close_state[0] |= 2;		/* says it carries an ISN it does not */
+	assert_int_equal(sync_batch_decode(buf, lbsync__batch__pack(m, buf), &ops3, g, &st), -EINVAL);
+	m->close_state[0] &= ~(uint64_t)2;
 	m->open_state[0] = 0;		/* state none: that Open alone is bad */
 	memset(g, 0, sizeof(*g));
 	assert_int_equal(sync_batch_decode(buf, lbsync__batch__pack(m, buf), &ops3, g, &st), 0);
 	assert_int_equal(g->nopens, 0);
-	assert_int_equal(st.bad_batch, 2);
+	assert_int_equal(st.bad_batch, 3);
 	assert_int_equal(st.bad_record, 1);
 	lbsync__batch__free_unpacked(m, NULL);
 	free(g);
