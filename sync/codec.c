@@ -967,34 +967,50 @@ static int close_col_from(struct sync_change *c, uint64_t *id, size_t *isn,
 	return *id && c->version && s >> 2 <= UINT32_MAX ? 0 : -1;
 }
 
+/* An Open decoded (rc 0) or refused, handed on or counted. */
+static void deliver_open(const struct sync_records_ops *ops, void *arg,
+			 struct sync_decode_stats *stats, int rc, uint64_t id,
+			 const struct lb_conn_state *cs)
+{
+	if (rc < 0) {
+		stats->bad_record++;
+		return;
+	}
+	stats->records++;
+	if (ops->open)
+		ops->open(arg, id, cs);
+	else
+		ops->conn(arg, cs);
+}
+
+/* A Change or close decoded (rc 0) or refused, handed on or counted. */
+static void deliver_change(const struct sync_records_ops *ops, void *arg,
+			   struct sync_decode_stats *stats, int rc, uint64_t id,
+			   const struct sync_change *ch)
+{
+	if (rc < 0) {
+		stats->bad_record++;
+		return;
+	}
+	stats->records++;
+	if (ops->change)
+		ops->change(arg, id, ch);
+}
+
 static void deliver_cols(const Lbsync__Batch *m, const struct sync_records_ops *ops, void *arg,
 			 struct sync_decode_stats *stats)
 {
 	struct lb_conn_state cs;
+	struct sync_change ch;
 	uint64_t id = 0;
 	size_t isn = 0;
 
-	for (size_t i = 0; i < m->n_open_client; i++) {
-		if (open_col_from(&cs, m, i) < 0) {
-			stats->bad_record++;
-			continue;
-		}
-		stats->records++;
-		if (ops->open)
-			ops->open(arg, m->open_base + i, &cs);
-		else
-			ops->conn(arg, &cs);
-	}
+	for (size_t i = 0; i < m->n_open_client; i++)
+		deliver_open(ops, arg, stats, open_col_from(&cs, m, i), m->open_base + i, &cs);
 	for (size_t i = 0; i < m->n_close_id; i++) {
-		struct sync_change ch;
+		int rc = close_col_from(&ch, &id, &isn, m, i);	/* moves id on */
 
-		if (close_col_from(&ch, &id, &isn, m, i) < 0) {
-			stats->bad_record++;
-			continue;
-		}
-		stats->records++;
-		if (ops->change)
-			ops->change(arg, id, &ch);
+		deliver_change(ops, arg, stats, rc, id, &ch);
 	}
 }
 
@@ -1020,28 +1036,14 @@ static void deliver(const Lbsync__Batch *m, const struct sync_records_ops *ops, 
 		stats->records++;
 		ops->conn(arg, &cs);
 	}
-	for (size_t i = 0; i < m->n_opens; i++) {
-		if (open_from(&cs, m->opens[i], m) < 0) {
-			stats->bad_record++;
-			continue;
-		}
-		stats->records++;
-		if (ops->open)
-			ops->open(arg, m->open_base + i, &cs);
-		else
-			ops->conn(arg, &cs);
-	}
+	for (size_t i = 0; i < m->n_opens; i++)
+		deliver_open(ops, arg, stats, open_from(&cs, m->opens[i], m), m->open_base + i, &cs);
 	for (size_t i = 0; i < m->n_changes; i++) {
 		struct sync_change ch;
-		uint64_t id;
+		uint64_t id = 0;
+		int rc = change_from(&ch, &id, m->changes[i], m->change_base);
 
-		if (change_from(&ch, &id, m->changes[i], m->change_base) < 0) {
-			stats->bad_record++;
-			continue;
-		}
-		stats->records++;
-		if (ops->change)
-			ops->change(arg, id, &ch);
+		deliver_change(ops, arg, stats, rc, id, &ch);
 	}
 	deliver_cols(m, ops, arg, stats);
 	for (size_t i = 0; i < m->n_deletes; i++) {

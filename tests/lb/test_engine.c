@@ -1134,6 +1134,14 @@ static uint64_t note_urgency(void *arg, const struct lb_conn_state *st, int urge
 	return 0;
 }
 
+/* The three segments of fl's handshake, at now. */
+static void handshake_at(struct fx *f, struct flow *fl, uint64_t now)
+{
+	assert_int_equal(client_send(f, fl, LB_TCP_SYN, 0, 0, now), LB_VERDICT_ACCEPT);
+	assert_int_equal(backend_send(f, fl, LB_TCP_SYN | LB_TCP_ACK, 0, 0, now), LB_VERDICT_ACCEPT);
+	assert_int_equal(client_send(f, fl, LB_TCP_ACK, 0, 0, now), LB_VERDICT_ACCEPT);
+}
+
 /*
  * Creations and state changes are replicated at once but not urgent (they
  * wait for the sync node's next flush, where a connection's changes merge);
@@ -1150,9 +1158,7 @@ static void test_repl_urgent_only_for_bursts(void **state)
 
 	lb_engine_set_repl(f->e, &ops, &ru, &conf);
 	flow_init(&fl, 0, 20, 44000, 80);
-	assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0), LB_VERDICT_ACCEPT);
-	assert_int_equal(backend_send(f, &fl, LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
-	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	handshake_at(f, &fl, T0);
 	/* The handshake's end waits as window movement does. */
 	assert_int_equal(ru.records, 2);
 	assert_int_equal(ru.urgent, 0);
@@ -1200,9 +1206,7 @@ static void test_repl_fin_waits_for_the_interval(void **state)
 
 	lb_engine_set_repl(f->e, &ops, &ru, &conf);
 	flow_init(&fl, 0, 20, 44001, 80);
-	assert_int_equal(client_send(f, &fl, LB_TCP_SYN, 0, 0, T0), LB_VERDICT_ACCEPT);
-	assert_int_equal(backend_send(f, &fl, LB_TCP_SYN | LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
-	assert_int_equal(client_send(f, &fl, LB_TCP_ACK, 0, 0, T0), LB_VERDICT_ACCEPT);
+	handshake_at(f, &fl, T0);
 	assert_int_equal(ru.records, 2);
 	assert_int_equal(client_send(f, &fl, LB_TCP_FIN | LB_TCP_ACK, 0, 0, T0 + 10),
 			 LB_VERDICT_ACCEPT);
