@@ -13,7 +13,9 @@
 #   conntrackd   kernel DNAT on lb1 (iptables-nft, spread over the
 #                backends) and conntrackd FTFW from lb1 to lb2 over sync0
 # Then one busy connection: iperf3 through the VIP (port 5201) for
-# BENCH_SECS, sync bytes and datagrams per second of it.
+# BENCH_SECS, sync bytes and datagrams per second of it. And the standby's
+# CPU per new connection at the saturating rate: lb2's lbd, or lb2's
+# conntrackd, user and system time from /proc (clock ticks).
 # New connections: lbd's conns_created plus conns_reopened (a new
 # incarnation of a tuple in TIME_WAIT) on lb1; for the kernel, the packets of
 # the DNAT rules (the nat table sees only a connection's first packet).
@@ -95,21 +97,38 @@ records() {
 	fi
 }
 
+# standby_cpu CONTENDER: CPU time (user and system, clock ticks) the
+# standby's sync process on lb2 has used so far: lbd there (a standby
+# forwards nothing: its work is importing), conntrackd for the kernel.
+standby_cpu() {
+	local pid
+	if [ "$1" != conntrackd ]; then
+		pid=$("$LAB" pid lb2 lbd)
+	else
+		pid=${CTD_PID##* }
+	fi
+	[ -r "/proc/$pid/stat" ] || { echo "not ok - no standby process to measure on lb2" >&2; exit 1; }
+	# Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+	sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
+}
+
 # measure CONTENDER PHASE: one line "CONTENDER PHASE conns bytes packets
-# records heartbeats".
+# records heartbeats standby_cpu_ticks".
 measure() {
-	local c=$1 phase=$2 b0 b1 n0 n1 r0 r1
+	local c=$1 phase=$2 b0 b1 n0 n1 r0 r1 s0 s1
 	b0=$(link_counts)
 	n0=$(conns "$c")
 	r0=$(records "$c")
+	s0=$(standby_cpu "$c")
 	if [ "$phase" = slow ]; then slow_load; else fast_load "$c"; fi
 	sleep 1
 	b1=$(link_counts)
 	n1=$(conns "$c")
 	r1=$(records "$c")
+	s1=$(standby_cpu "$c")
 	set -- $b0 $b1 $r0 $r1
 	echo "$c $phase $((n1 - n0)) $(($3 - $1)) $(($4 - $2)) $(($7 - $5)) $(($8 - $6))" \
-		>>"$out/results"
+		"$((s1 - s0))" >>"$out/results"
 }
 
 # measure_busy CONTENDER: one line "CONTENDER busy bytes packets Gbit/s".
@@ -270,16 +289,19 @@ done
 mkdir -p "$OUT"
 cp "$out/results" "$OUT/sync_cost.tsv"
 cp "$out/busy" "$OUT/sync_busy.tsv"
-$PY - "$out/results" "$SECS" "$out/idle" <<'PYEOF'
+$PY - "$out/results" "$SECS" "$out/idle" "$(getconf CLK_TCK)" <<'PYEOF'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
+tick_us = 1e6 / int(sys.argv[4])
 idle = {l.split()[0]: l.split()[2:] for l in open(sys.argv[3])}
 print("sync link cost per new connection (lb1's sync0 tx: headers, HMAC and all)")
 print("  %-11s %-11s %9s %8s %10s %10s %12s %12s %9s" %
       ("contender", "rate", "conns", "conn/s", "bytes", "B/conn", "dgrams/conn", "records/conn",
        "hb/conn"))
 v = {}
-for c, phase, n, b, p, r, h in rows:
+cpu = {}
+for c, phase, n, b, p, r, h, t in rows:
+    cpu[(c, phase)] = int(t) * tick_us / int(n) if int(n) else float("nan")
     n, b, p, r, h = int(n), int(b), int(p), int(r), int(h)
     per_b = b / n if n else float("nan")
     per_p = p / n if n else float("nan")
@@ -292,7 +314,7 @@ for c, phase, n, b, p, r, h in rows:
 # The issue's targets: bytes per connection (slow, saturating) and
 # datagrams per connection at saturation; what lbd misses them by.
 targets = {"slow": 120, "saturating": 64}
-for c, phase, n, b, p, r, h in rows:
+for c, phase, n, b, p, r, h, t in rows:
     if c != "lbd" or not int(n):
         continue
     per_b = int(b) / int(n)
@@ -315,6 +337,16 @@ for c in ("lbd", "lbd-nfq"):
         if (c, phase) in v and ("conntrackd", phase) in v and v[("conntrackd", phase)]:
             print("  ratio %s/conntrackd bytes per conn, %s: %.2f" %
                   (c, phase, v[(c, phase)] / v[("conntrackd", phase)]))
+# The standby's CPU per new connection, saturating (clock-tick resolution:
+# a 5 s phase is a few hundred ticks).
+print("standby CPU per new connection, saturating (lb2's lbd or conntrackd, user + system)")
+for c in ("lbd", "lbd-nfq", "conntrackd"):
+    if (c, "saturating") in cpu:
+        print("  %-11s %8.1f us" % (c, cpu[(c, "saturating")]))
+for c in ("lbd", "lbd-nfq"):
+    if (c, "saturating") in cpu and cpu.get(("conntrackd", "saturating")):
+        print("  ratio %s/conntrackd standby CPU per conn: %.2f" %
+              (c, cpu[(c, "saturating")] / cpu[("conntrackd", "saturating")]))
 PYEOF
 $PY - "$out/busy" "$SECS" <<'PYEOF'
 import sys
