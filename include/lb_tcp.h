@@ -159,6 +159,12 @@ int lb_tcp_flags_valid(uint8_t flags);
 const char *lb_tcp_state_name(enum lb_tcp_state s);
 const char *lb_tcp_result_name(enum lb_tcp_result r);
 
+/* Time_wait or close: both FINs acked, or a RST. The tracker's last states. */
+static inline int lb_tcp_state_closed(uint8_t s)
+{
+	return s == LB_TCP_TIME_WAIT || s == LB_TCP_CLOSE;
+}
+
 /* Sequence number comparisons modulo 2^32. */
 static inline int lb_seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
 static inline int lb_seq_leq(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }

@@ -816,7 +816,7 @@ void lb_conn_release_backend(struct lb_conn *c)
  */
 static int peer_expires_itself(const struct lb_conn *c)
 {
-	return c->tcp.state == LB_TCP_TIME_WAIT || c->tcp.state == LB_TCP_CLOSE;
+	return lb_tcp_state_closed(c->tcp.state);
 }
 
 /*

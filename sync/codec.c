@@ -368,6 +368,12 @@ struct stage {
 	size_t backfill;	/* zeros owed to open_persist_ms first */
 };
 
+static void stage_init(struct stage *s)
+{
+	memset(s->len, 0, sizeof(s->len));	/* buf is written before it is read */
+	s->backfill = 0;
+}
+
 static void stage_varint(struct stage *s, enum col c, uint64_t v)
 {
 	s->len[c] += put_varint(s->buf[c] + s->len[c], v);
@@ -453,8 +459,7 @@ int sync_batch_add_open(struct sync_batch *b, uint64_t id, const struct lb_conn_
 		return -EINVAL;
 	if (nc == DICT_MAX || ne + 2 > DICT_MAX)
 		return b->records ? -ENOSPC : -EMSGSIZE;
-	memset(s.len, 0, sizeof(s.len));
-	s.backfill = 0;
+	stage_init(&s);
 	base = pre_base(b, st, &p);
 	if (!b->open_base)
 		pre_varint(&p, F_OPEN_BASE, id);
@@ -507,7 +512,7 @@ static int close_with_isn(const struct lb_conn_state *base, const struct lb_conn
 
 int sync_batch_can_close(const struct lb_conn_state *base, const struct lb_conn_state *st)
 {
-	return (st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE) &&
+	return lb_tcp_state_closed(st->tcp.state) &&
 	       st->tcp.isn[0] == base->tcp.isn[0] &&
 	       (st->tcp.isn[1] == base->tcp.isn[1] || close_with_isn(base, st)) &&
 	       st->version > base->version;
@@ -522,8 +527,7 @@ int sync_batch_add_close(struct sync_batch *b, uint64_t id, const struct lb_conn
 
 	if (!id || !sync_batch_can_close(base, st))
 		return -EINVAL;
-	memset(s.len, 0, sizeof(s.len));
-	s.backfill = 0;
+	stage_init(&s);
 	isn = close_with_isn(base, st);
 	stage_varint(&s, C_CLOSE_ID, zigzag((int64_t)(id - b->last_close_id)));
 	stage_varint(&s, C_CLOSE_STATE, (uint64_t)(st->version - base->version) << 2 |

@@ -244,14 +244,10 @@ static void send_batch(struct sync_node *n, int ack_request, uint64_t now_ms)
 	sync_batch_reset(n->batch);
 }
 
-static int closed(const struct lb_conn_state *st)
-{
-	return st->tcp.state == LB_TCP_TIME_WAIT || st->tcp.state == LB_TCP_CLOSE;
-}
-
 /*
  * A connection's state: a Change against its Open when the peer holds that
- * Open (a close when it can be one: sync_batch_can_close()), else an Open (and from then on the connection's base). A bulk
+ * Open (a close when it can be one: sync_batch_can_close()), else an Open
+ * (and from then on the connection's base). A bulk
  * resync opens every connection again (reopen): the peer that asked may
  * have lost any Open. A closed connection (both FINs seen) moves no more
  * data, so its byte rates, which only size the takeover slack for data in
@@ -265,7 +261,7 @@ static int add_conn(struct sync_node *n, const struct lb_conn_state *st, int reo
 	uint64_t id = 0;
 	int rc;
 
-	if (closed(st) && (st->rate[0] || st->rate[1])) {
+	if (lb_tcp_state_closed(st->tcp.state) && (st->rate[0] || st->rate[1])) {
 		quiet = *st;
 		quiet.rate[0] = quiet.rate[1] = 0;
 		st = &quiet;
@@ -363,7 +359,7 @@ static void drop_unsent(struct sync_node *n, struct queue *q)
 	for (size_t i = 0; i < q->n; i++) {
 		struct record *r = &q->rec[i];
 
-		if (r->kind != REC_CONN || !r->opens || !closed(&r->u.conn))
+		if (r->kind != REC_CONN || !r->opens || !lb_tcp_state_closed(r->u.conn.tcp.state))
 			continue;
 		r->kind = REC_UNSENT;
 		n->st.unsent++;
