@@ -12,7 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 LAB=$PWD/deploy/lab
-RTOS=${BENCH_RTOS:-off 90ms 40ms}
+RTOS=${BENCH_RTOS:-off 90ms 40ms 15ms}
 ROUNDS=${BENCH_ROUNDS:-3}
 PY=/usr/bin/python3
 export LAB_PREFIX=brto$$

@@ -144,6 +144,7 @@ struct stream {
 	uint32_t started;		/* conns[0, started) were started */
 	struct drill_marks marks;	/* what the watches saw */
 	uint64_t t0_ns, t_end_ns, next_report_ns;
+	uint64_t ready_ns;		/* when epoll_wait last returned */
 	int stop, interrupted;
 	uint8_t buf[DRILL_BUF];
 };
@@ -513,9 +514,15 @@ static int stream_conn_consume(const struct stream_conf *conf, struct stream_con
 	return 0;
 }
 
+/*
+ * Bytes are timed by when epoll_wait said they were there, not by when this
+ * loop got round to them: after a failover every stream is ready at once,
+ * and the last of a batch of 140 was read tens of ms after the first
+ * (checking the others' bytes), which its stall would otherwise count.
+ */
 static void stream_conn_readable(struct stream *s, struct stream_conn *c)
 {
-	uint64_t now = clock_mono_ns();
+	uint64_t now = s->ready_ns;
 
 	for (int i = 0; i < STREAM_READS_PER_EVENT; i++) {
 		ssize_t n = recv(c->ev.fd, s->buf, sizeof(s->buf), 0);
@@ -757,6 +764,7 @@ static int stream_run(struct stream *s)
 	while (!s->stop) {
 		int n = epoll_wait(s->epfd, events, STREAM_EVENTS, -1);
 
+		s->ready_ns = clock_mono_ns();
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

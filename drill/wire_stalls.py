@@ -4,9 +4,9 @@
   drill/wire_stalls.py DRILL.json CLIENT.pcap [--event N] [--client ADDR]
                        [--json OUT]
 
-`lbdrill live` times a stall by when it read the bytes again; on a busy
-machine the drill itself can be tens of ms late to read, and its figure
-grows by that. CLIENT.pcap, taken on the client while the drill ran
+`lbdrill live` times a stall by when epoll said the bytes were there; on
+a busy machine the drill itself can be scheduled tens of ms late, and its
+figure grows by that. CLIENT.pcap, taken on the client while the drill ran
 (`tcpdump -w CLIENT.pcap 'tcp and host ADDR'` suffices), holds the
 segments the client received: each one that carries data beyond what the
 stream had received before is a moment new data reached the client. (The

@@ -184,6 +184,7 @@ void lbd_kick_start(struct lbd_kick *k, struct lb_engine *e, uint64_t outage_ms,
 	if (!k->n)
 		return;
 	qsort(k->list, k->n, sizeof(k->list[0]), busiest_first);
+	bump(k, K_CONNS, k->n);
 	k->left = k->n;
 	k->notices = notices_for(outage_ms);
 	k->start_ms = now_ms;
@@ -210,7 +211,6 @@ static void prompt(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 
 	if (current(k, e, w, kc, now_ms, &c) < 0)
 		return;
-	bump(k, K_CONNS, 1);
 	for (int d = 0; d < 2; d++)
 		if (kc->want & (1u << d))
 			send_ip(k, pkt, lb_kick_prompt(&c.state, (enum lb_dir)d, pkt, sizeof(pkt)),
@@ -219,7 +219,10 @@ static void prompt(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 
 /* Sends the notices of kc's ends that answered: the receiver of direction
  * d acked the byte d's sender waits on (the engine's maxack, caught up with
- * the kernel fast path). */
+ * the kernel fast path). A maxack is this node's own observation, so it was
+ * seen since the takeover: a record imported clears it (a resync imports
+ * them all), and a backup tracks nothing. The ack it holds has passed through us to the
+ * sender, whether the prompt drew it or the receiver sent it anyway. */
 static void answers(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 		    struct kicked *kc, uint64_t now_ms)
 {
@@ -264,14 +267,18 @@ bool lbd_kick_run(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w, 
 	for (size_t i = 0; i < LBD_KICK_SLICE && k->sent < k->n; i++) {
 		struct kicked *kc = &k->list[k->sent++];
 
-		if (kc->want)
+		if (kc->want)	/* not answered before its prompt */
 			prompt(k, e, w, kc, now_ms);
 	}
-	for (size_t i = 0, scan = k->sent < 4 * LBD_KICK_SLICE ? k->sent : 4 * LBD_KICK_SLICE;
+	/* All of the list, not only the prompted: an end whose peer has
+	 * already spoken through us since the takeover (an echo's client
+	 * sends on its own) needs no prompt, and its notice need not wait
+	 * for the busier connections' prompts. */
+	for (size_t i = 0, scan = k->n < 4 * LBD_KICK_SLICE ? k->n : 4 * LBD_KICK_SLICE;
 	     i < scan && k->left; i++) {
 		struct kicked *kc = &k->list[k->cursor];
 
-		k->cursor = (k->cursor + 1) % k->sent;
+		k->cursor = (k->cursor + 1) % k->n;
 		if (kc->want)
 			answers(k, e, w, kc, now_ms);
 	}

@@ -5,7 +5,9 @@
  * backoff, to retransmit now (lb_kick.h has the packets and why).
  *
  * The answers are read from the engine (the connection's maxack), caught up
- * with the kernel fast path, which notes each side's last ack too. Prompts
+ * with the kernel fast path, which notes each side's last ack too. An end
+ * that spoke through this node since the takeover (an echo's client, which
+ * sends on its own) has answered already and is not prompted. Prompts
  * go out and answers are looked for a slice per round of the loop, after
  * the promotion: a kick never delays a takeover. A kick ends when every
  * end has answered, or after LBD_KICK_WAIT_MS. Loop thread only, but for
@@ -31,7 +33,11 @@ struct lbd_kick;
  * deep (12.8 s at Linux's 200 ms floor). An end that reverts to a timeout
  * already past retransmits at once; the rest only shorten its next timer. */
 #define LBD_KICK_NOTICES 6
-#define LBD_KICK_RTO_MS 40	/* the shortest retransmission timeout reckoned with */
+/* The shortest retransmission timeout reckoned with: a backend whose floor
+ * is tuned down (docs/operations.md suggests 15 ms) loses retransmissions
+ * at about 16, 48 and 112 ms into an outage; a notice too many costs
+ * nothing there. */
+#define LBD_KICK_RTO_MS 10
 
 /* Opens the raw socket (needs CAP_NET_RAW: before privileges drop). NULL
  * and errno on failure. */

@@ -5,10 +5,10 @@
 # of the active) in each mode: plain, 10% sync loss, defer. Prints the
 # suites' TAP lines and where each picture is; exits 1 if any check failed.
 # The backends run the retransmission floor the operations guide recommends
-# (LAB_BACKEND_RTO_MIN, 40ms; empty for the kernel's 200 ms).
+# (LAB_BACKEND_RTO_MIN, 15ms; empty for the kernel's 200 ms).
 set -u
 cd "$(dirname "$0")/.."
-export LAB_BACKEND_RTO_MIN=${LAB_BACKEND_RTO_MIN-40ms}
+export LAB_BACKEND_RTO_MIN=${LAB_BACKEND_RTO_MIN-15ms}
 printf '# backends rto_min: %s\n' "${LAB_BACKEND_RTO_MIN:-200ms (kernel default)}"
 rc=0
 for variant in plain loss defer; do

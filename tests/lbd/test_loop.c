@@ -469,17 +469,21 @@ static void test_vip_takeover_off(void **state)
 }
 
 /* The takeover kick's choices (kick.c, compiled in here): notices per end
- * by the outage (one more than the timeouts at 40, 120, 280, 600 ... ms it
- * spans, 6 at most), and the directions that count as moving data. */
+ * by the outage (one more than the timeouts at 10, 30, 70, 150, 310 ... ms
+ * it spans, 6 at most), and the directions that count as moving data. */
 static void test_kick_choices(void **state)
 {
 	(void)state;
 	assert_int_equal(notices_for(0), 1);
-	assert_int_equal(notices_for(39), 1);
-	assert_int_equal(notices_for(60), 2);
-	assert_int_equal(notices_for(119), 2);
-	assert_int_equal(notices_for(120), 3);
-	assert_int_equal(notices_for(880), 5);
+	assert_int_equal(notices_for(9), 1);
+	assert_int_equal(notices_for(10), 2);
+	assert_int_equal(notices_for(29), 2);
+	assert_int_equal(notices_for(30), 3);
+	assert_int_equal(notices_for(69), 3);
+	assert_int_equal(notices_for(70), 4);
+	assert_int_equal(notices_for(150), 5);
+	assert_int_equal(notices_for(309), 5);
+	assert_int_equal(notices_for(310), LBD_KICK_NOTICES);
 	assert_int_equal(notices_for(60000), LBD_KICK_NOTICES);
 	/* A download's acks are not data; an echo's two sides both are. */
 	assert_int_equal(data_directions((uint32_t[2]){ 40000, 2000000 }), 1u << LB_DIR_REPLY);
