@@ -20,6 +20,7 @@ struct kicked {
 	struct lb_tuple orig;
 	uint32_t rate;			/* of its busiest such direction: who goes first */
 	uint8_t want;			/* bit d: direction d still needs its notices */
+	uint64_t pkts0[2];		/* packets by direction when the kick began */
 };
 
 enum { K_CONNS, K_PROMPTS, K_NOTICES, K_UNANSWERED, K_LEFT_OUT, K_ERRORS, K_COUNT };
@@ -149,6 +150,7 @@ static void pick_conn(const struct lb_conn_info *c, void *arg)
 	k->list[k->n++] = (struct kicked){
 		.orig = c->state.orig, .want = want,
 		.rate = rate[0] > rate[1] ? rate[0] : rate[1],
+		.pkts0 = { c->pkts[0], c->pkts[1] },
 	};
 }
 
@@ -161,9 +163,9 @@ static int busiest_first(const void *a, const void *b)
 
 /*
  * Retransmissions an end may have lost in an outage of ms: its timer fires
- * at r, 3r, 7r, ... after its last segment, r its timeout, 40 ms at the
- * least we reckon with (a backend tuned as docs/operations.md says; Linux's
- * own floor is 200 ms). One notice more than that, LBD_KICK_NOTICES at most.
+ * at r, 3r, 7r, ... after its last segment, r its timeout, LBD_KICK_RTO_MS
+ * at the least we reckon with (a backend tuned as docs/operations.md says;
+ * Linux's own floor is 200 ms). One notice more than that, LBD_KICK_NOTICES at most.
  */
 static unsigned notices_for(uint64_t outage_ms)
 {
@@ -219,10 +221,11 @@ static void prompt(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 
 /* Sends the notices of kc's ends that answered: the receiver of direction
  * d acked the byte d's sender waits on (the engine's maxack, caught up with
- * the kernel fast path). A maxack is this node's own observation, so it was
- * seen since the takeover: a record imported clears it (a resync imports
- * them all), and a backup tracks nothing. The ack it holds has passed through us to the
- * sender, whether the prompt drew it or the receiver sent it anyway. */
+ * the kernel fast path), which has passed through us to the sender. An end
+ * has answered once it sent a packet through us since the kick began, the
+ * prompt's answer or anything of its own (an echo's client sends every few
+ * ms, and needs no prompt): a kernel entry keeps the last ack it saw while
+ * this node was master before, and that one may be stale. */
 static void answers(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w,
 		    struct kicked *kc, uint64_t now_ms)
 {
@@ -235,6 +238,8 @@ static void answers(struct lbd_kick *k, struct lb_engine *e, struct lb_worker *w
 		const struct lb_tcp_peer *rcv = &c.state.tcp.peer[!d];
 
 		if (!(kc->want & (1u << d)) || !(rcv->flags & LB_TCP_PF_MAXACK))
+			continue;
+		if (c.pkts[!d] == kc->pkts0[!d])
 			continue;
 		/* One revert per notice: as many as retransmissions may have
 		 * died with the old master. */
