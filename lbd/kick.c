@@ -165,7 +165,8 @@ static int busiest_first(const void *a, const void *b)
  * Retransmissions an end may have lost in an outage of ms: its timer fires
  * at r, 3r, 7r, ... after its last segment, r its timeout, LBD_KICK_RTO_MS
  * at the least we reckon with (a backend tuned as docs/operations.md says;
- * Linux's own floor is 200 ms). One notice more than that, LBD_KICK_NOTICES at most.
+ * Linux's own floor is 200 ms). One notice more than that, LBD_KICK_NOTICES
+ * at most.
  */
 static unsigned notices_for(uint64_t outage_ms)
 {

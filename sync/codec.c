@@ -971,16 +971,24 @@ static int close_col_from(struct sync_change *c, uint64_t *id, size_t *isn,
 	return *id && c->version && s >> 2 <= UINT32_MAX ? 0 : -1;
 }
 
+/* Counts a record decoded (rc 0) or refused; true: hand it on. */
+static bool counted(struct sync_decode_stats *stats, int rc)
+{
+	if (rc < 0) {
+		stats->bad_record++;
+		return false;
+	}
+	stats->records++;
+	return true;
+}
+
 /* An Open decoded (rc 0) or refused, handed on or counted. */
 static void deliver_open(const struct sync_records_ops *ops, void *arg,
 			 struct sync_decode_stats *stats, int rc, uint64_t id,
 			 const struct lb_conn_state *cs)
 {
-	if (rc < 0) {
-		stats->bad_record++;
+	if (!counted(stats, rc))
 		return;
-	}
-	stats->records++;
 	if (ops->open)
 		ops->open(arg, id, cs);
 	else
@@ -992,12 +1000,7 @@ static void deliver_change(const struct sync_records_ops *ops, void *arg,
 			   struct sync_decode_stats *stats, int rc, uint64_t id,
 			   const struct sync_change *ch)
 {
-	if (rc < 0) {
-		stats->bad_record++;
-		return;
-	}
-	stats->records++;
-	if (ops->change)
+	if (counted(stats, rc) && ops->change)
 		ops->change(arg, id, ch);
 }
 
