@@ -87,7 +87,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, FP_CTL_KEYS);
 	__type(key, __u32);
 	__type(value, __u32);
 } fp_ctl SEC(".maps");
@@ -127,28 +127,40 @@ static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0;
 
 /*
  * Checks I-IV of include/lb_tcp.h for an ACK segment without SYN, FIN or RST
- * sent by snd to rcv, and on success moves the bounds as lb/tcp.c's
- * update_window() does. Called under the entry's lock. 1: accepted.
+ * sent by snd to rcv, every bound widened by slack bytes (0: exact), as
+ * lb/tcp.c's window_ok() does.
  */
-static __always_inline int track(struct fp_peer *snd, struct fp_peer *rcv, __u8 wscale,
-				 const struct seg *s)
+static __always_inline int window_ok(const struct fp_peer *snd, const struct fp_peer *rcv,
+				     const struct seg *s, __u32 slack)
 {
-	__u32 win, ackwin = snd->maxwin > MAX_ACK_WINDOW ? snd->maxwin : MAX_ACK_WINDOW;
+	__u32 ackwin = snd->maxwin > MAX_ACK_WINDOW ? snd->maxwin : MAX_ACK_WINDOW;
 
-	if (!seq_leq(s->seq, snd->maxend))
+	if (!seq_leq(s->seq, snd->maxend + slack))
 		return 0;
-	if (!seq_geq(s->end, snd->end - rcv->maxwin))
+	if (!seq_geq(s->end, snd->end - rcv->maxwin - slack))
 		return 0;
-	if (!seq_leq(s->ack, rcv->end) || !seq_geq(s->ack, rcv->end - ackwin))
-		return 0;
-	win = (__u32)s->win << (wscale & 15);
+	return seq_leq(s->ack, rcv->end + slack) && seq_geq(s->ack, rcv->end - ackwin - slack);
+}
+
+/*
+ * Moves the bounds after an accepted segment as lb/tcp.c's update_window()
+ * does. Called under the entry's lock.
+ */
+static __always_inline void track(struct fp_peer *snd, struct fp_peer *rcv, __u8 wscale,
+				  const struct seg *s)
+{
+	__u32 win = (__u32)s->win << (wscale & 15);
+
 	if (seq_gt(s->end, snd->end))
 		snd->end = s->end;
 	if (win > snd->maxwin)
 		snd->maxwin = win;
 	if (seq_gt(s->ack + win, rcv->maxend))
 		rcv->maxend = s->ack + win;
-	return 1;
+	/* An ACK proves the other side sent that far; only the slack lets
+	 * one be beyond what we saw. */
+	if (seq_gt(s->ack, rcv->end))
+		rcv->end = s->ack;
 }
 
 /* Rewrites one IPv4 address and port (at ip_off, port_off) with checksums. */
@@ -226,16 +238,12 @@ static __always_inline int signal_due(struct fp_conn *c, __u32 now)
 	return 1;
 }
 
-/*
- * Takes the connection's lock, checks and tracks. 1 accepted, else a
- * counter; *sig: a replication signal is due.
- */
 static __always_inline __u32 seq_max32(__u32 a, __u32 b)
 {
 	return (__s32)(b - a) > 0 ? b : a;
 }
 
-/* The engine's newer edges (struct fp_hint); c's lock held. */
+/* The engine's newer edges and slack (struct fp_hint); c's lock held. */
 static __always_inline void apply_hint(struct fp_conn *c, const struct fp_hint *h)
 {
 	for (int d = 0; d < 2; d++) {
@@ -244,17 +252,26 @@ static __always_inline void apply_hint(struct fp_conn *c, const struct fp_hint *
 		if (h->peer[d].maxwin > c->peer[d].maxwin)
 			c->peer[d].maxwin = h->peer[d].maxwin;
 	}
+	c->slack = h->slack;
 	c->hint_gen = h->gen;
 	c->state = FP_STATE_ESTABLISHED;
 }
 
+/*
+ * Takes the connection's lock, checks and tracks: the exact bounds first,
+ * then, until slack_until (0: none), the entry's takeover slack. 0 accepted
+ * (*slacked: only with the slack), else a counter; *sig: a replication
+ * signal is due.
+ */
 static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u8 dir,
-				 const struct seg *s, __u32 len, int *sig)
+				 const struct seg *s, __u32 len, __u32 slack_until, int *sig,
+				 int *slacked)
 {
 	struct fp_peer *snd, *rcv;
 	int ok = 0, why = FP_CNT_PASS_STATE;
 	/* No calls while the lock is held; 0 means no packet (fp_abi.h). */
 	__u32 now = (__u32)(bpf_ktime_get_ns() / 1000000) ?: 1;
+	int grace = slack_until && (__s32)(slack_until - now) > 0;
 
 	snd = dir ? &c->peer[1] : &c->peer[0];
 	rcv = dir ? &c->peer[0] : &c->peer[1];
@@ -262,10 +279,13 @@ static __always_inline int judge(struct fp_conn *c, const struct fp_hint *h, __u
 	if (h && h->gen != c->hint_gen)
 		apply_hint(c, h);
 	if (c->state == FP_STATE_ESTABLISHED) {
-		ok = track(snd, rcv, dir ? c->wscale[1] : c->wscale[0], s);
+		ok = window_ok(snd, rcv, s, 0);
+		if (!ok && grace && c->slack)
+			ok = *slacked = window_ok(snd, rcv, s, c->slack);
 		why = FP_CNT_PASS_WINDOW;
 	}
 	if (ok) {
+		track(snd, rcv, dir ? c->wscale[1] : c->wscale[0], s);
 		c->last_seen_ms = now;
 		c->ack[dir & 1] = s->ack;
 		c->acked |= 1 << (dir & 1);
@@ -368,7 +388,7 @@ static __always_inline void mark_closing(const struct fp_key *key)
 	bpf_spin_unlock(&c->lock);
 }
 
-static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
+static __always_inline int handle4(struct __sk_buff *skb, __u32 flags, __u32 slack_until)
 {
 	struct iphdr ip;
 	struct tcphdr th;
@@ -377,7 +397,7 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	struct fp_conn *c;
 	struct seg s;
 	__u32 hl, tot, new_ip, out = 0, why, id;
-	int sig = 0;
+	int sig = 0, slacked = 0;
 	__u8 tf;
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
@@ -427,11 +447,13 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 	s.end = s.seq + (tot - hl);
 	s.win = bpf_ntohs(th.window);
 	id = h.id;
-	why = judge(c, hint_of(id), h.dir, &s, tot, &sig);
+	why = judge(c, hint_of(id), h.dir, &s, tot, slack_until, &sig, &slacked);
 	if (why)
 		return pass(why);
 	if (sig)
 		signal(id);
+	if (slacked)
+		count(FP_CNT_FWD_SLACK, 1);
 
 	if (h.dir == FP_DIR_ORIG)
 		why = rewrite4(skb, ETH_HLEN + offsetof(struct iphdr, daddr),
@@ -457,14 +479,16 @@ static __always_inline int handle4(struct __sk_buff *skb, __u32 flags)
 SEC("tc")
 int fp_ingress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, *ctl = bpf_map_lookup_elem(&fp_ctl, &zero);
-	__u32 flags = ctl ? *ctl : 0;
+	__u32 k_flags = FP_CTL_FLAGS, k_until = FP_CTL_SLACK_UNTIL;
+	__u32 *ctl = bpf_map_lookup_elem(&fp_ctl, &k_flags);
+	__u32 flags = ctl ? *ctl : 0, *until;
 
 	if (!(flags & FP_CTL_ENABLED))
 		return pass(FP_CNT_PASS_DISABLED);
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return pass(FP_CNT_PASS_NOT_IP);
-	return handle4(skb, flags);
+	until = bpf_map_lookup_elem(&fp_ctl, &k_until);
+	return handle4(skb, flags, until ? *until : 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

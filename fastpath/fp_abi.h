@@ -8,7 +8,9 @@
  *   fp_hints  hash   id             -> struct fp_hint   only while one is pending
  *   fp_hinted array  id / 64        -> __u64, bit id % 64: fp_hints may hold id
  *   fp_stats  percpu array  enum fp_counter -> __u64
- *   fp_ctl    array  0 -> __u32 flags (FP_CTL_*)
+ *   fp_ctl    array  FP_CTL_FLAGS -> __u32 flags (FP_CTL_*);
+ *                    FP_CTL_SLACK_UNTIL -> __u32 ms: the takeover's slack
+ *                    holds until then (below)
  *   fp_ring   ring buffer of struct fp_signal: a connection moved far or
  *             long enough since its last signal that the engine must
  *             replicate it (fp_signal_bytes, fp_signal_ms: set at load)
@@ -34,6 +36,11 @@
  * judged it (it takes the entry back, or says established again), so the
  * entry it reads back holds every packet the program forwarded. */
 #define FP_STATE_CLOSING 2
+
+/* fp_ctl's keys. */
+#define FP_CTL_FLAGS 0
+#define FP_CTL_SLACK_UNTIL 1
+#define FP_CTL_KEYS 2
 
 #define FP_CTL_ENABLED 0x1	/* off: every packet goes up (a capture runs) */
 #define FP_CTL_STACK 0x2	/* return rewritten packets to the stack instead
@@ -118,7 +125,14 @@ struct fp_conn {
 	/* The last ack each sender sent through the program (its maxack on
 	 * the slow path): what a takeover kick reads, lbd_kick.h. */
 	__u32 ack[2];
-	__u32 pad2;
+	/* The takeover slack (include/lb_tcp.h) the engine had for this
+	 * connection when it installed or hinted it: the program widens the
+	 * four bounds by it, when the exact ones refuse a segment, until
+	 * fp_ctl's FP_CTL_SLACK_UNTIL (CLOCK_MONOTONIC ms, low 32 bits: the
+	 * end of the grace period after a promotion). A new master's
+	 * replicated bounds are up to one interval behind; without it the
+	 * first segments of every connection would go up to the workers. */
+	__u32 slack;
 	__u64 bytes[2];
 };
 
@@ -136,6 +150,7 @@ struct fp_conn {
 struct fp_hint {
 	__u32 gen;
 	struct fp_peer peer[2];	/* window scales never change: not hinted */
+	__u32 slack;		/* the engine's takeover slack now */
 };
 
 /* A record in fp_ring: the connection whose entry to read. */

@@ -260,10 +260,19 @@ int fp_attach(struct fp *fp, const char *ifname)
 
 int fp_set_enabled(struct fp *fp, int on)
 {
-	uint32_t zero = 0;
+	uint32_t key = FP_CTL_FLAGS;
 
 	fp->ctl = on ? fp->ctl | FP_CTL_ENABLED : fp->ctl & ~FP_CTL_ENABLED;
-	return bpf_map_update_elem(fp->ctl_fd, &zero, &fp->ctl, BPF_ANY) ? -errno : 0;
+	return bpf_map_update_elem(fp->ctl_fd, &key, &fp->ctl, BPF_ANY) ? -errno : 0;
+}
+
+int fp_set_slack_until(struct fp *fp, uint64_t until_ms)
+{
+	uint32_t key = FP_CTL_SLACK_UNTIL;
+	/* The program's clock's low 32 bits; 0 is none (fp_abi.h). */
+	uint32_t v = until_ms ? (uint32_t)until_ms ?: 1 : 0;
+
+	return bpf_map_update_elem(fp->ctl_fd, &key, &v, BPF_ANY) ? -errno : 0;
 }
 
 static void key_of(const struct lb_tuple *t, struct fp_key *k)
@@ -424,6 +433,7 @@ static int refresh(struct fp *fp, uint32_t id, const struct lb_fastpath_conn *c)
 	if (h.gen == 0)		/* 0 is a fresh slot's: never a new hint */
 		h.gen = fp->slots[id].hint_gen = 1;
 	peers_to_kernel(c->peer, h.peer);
+	h.slack = c->slack;
 	/* The hint before its bit: the program never looks for one that is
 	 * not there yet (and would only pass the packet if it did). */
 	if (bpf_map_update_elem(fp->hints_fd, &id, &h, BPF_ANY))
@@ -469,6 +479,7 @@ static int create(struct fp *fp, const struct lb_fastpath_conn *c)
 	v.sig_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 	id = take_id(fp);
 	peers_to_kernel(c->peer, v.peer);
+	v.slack = c->slack;
 	v.wscale[0] = c->peer[0].wscale;
 	v.wscale[1] = c->peer[1].wscale;
 	/* The slot's hint from its last connection went with it

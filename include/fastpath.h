@@ -50,6 +50,14 @@ void fp_detach_stale(const char *ifname);
 /* Switches handling on or off (off: every packet goes to the slow path). */
 int fp_set_enabled(struct fp *fp, int on);
 
+/*
+ * Until until_ms (CLOCK_MONOTONIC), the program also accepts a segment
+ * within an entry's takeover slack (lb_fastpath_conn.slack); 0: never. Set
+ * as the node becomes master, to the end of the takeover's grace period.
+ * 0 or a negative errno.
+ */
+int fp_set_slack_until(struct fp *fp, uint64_t until_ms);
+
 /* The lb_fastpath_ops of the engine, on fp (pass fp as their arg). */
 extern const struct lb_fastpath_ops fp_engine_ops;
 

@@ -12,6 +12,7 @@
 	X(FWD_ORIG, "fp_fwd_orig")		/* requests forwarded */	\
 	X(FWD_REPLY, "fp_fwd_reply")		/* replies forwarded */	\
 	X(FWD_BYTES, "fp_fwd_bytes")		/* their IP bytes */	\
+	X(FWD_SLACK, "fp_fwd_slack")		/* with the takeover slack */ \
 	X(PASS_DISABLED, "fp_pass_disabled")	/* switched off (capture) */ \
 	X(PASS_NOT_IP, "fp_pass_not_ip")				\
 	X(PASS_IP_OPTIONS, "fp_pass_ip_options")			\

@@ -30,6 +30,10 @@ struct lb_fastpath_conn {
 	struct lb_tuple orig;		/* client -> VIP:port */
 	struct lb_tuple reply;		/* backend -> client */
 	struct lb_tcp_peer peer[2];	/* by direction of the sender */
+	/* The tracker's takeover slack (lb_tcp.h), the larger direction's:
+	 * the kernel widens its bounds by it while the grace period after a
+	 * promotion lasts, as the engine does; 0 once tracking is exact. */
+	uint32_t slack;
 };
 
 /* What the fast path saw of a connection. */

@@ -71,6 +71,10 @@ struct lb_repl_conf {
 void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void *arg,
 			const struct lb_repl_conf *conf);
 
+/* How long after a promotion imported connections keep their takeover
+ * slack (lb_repl_conf.grace_ms, its default applied). */
+uint32_t lb_engine_grace_ms(const struct lb_engine *e);
+
 enum lb_import_result {
 	LB_IMPORT_NEW, LB_IMPORT_UPDATED, LB_IMPORT_STALE, LB_IMPORT_REGRESS,
 	LB_IMPORT_NO_SERVICE, LB_IMPORT_NO_BACKEND, LB_IMPORT_FULL, LB_IMPORT_CLASH,

@@ -187,6 +187,11 @@ void lb_engine_set_repl(struct lb_engine *e, const struct lb_repl_ops *ops, void
 					? e->repl_conf.interval_ms * 10 : 3000;
 }
 
+uint32_t lb_engine_grace_ms(const struct lb_engine *e)
+{
+	return e->repl_conf.grace_ms;
+}
+
 void lb_engine_counters(struct lb_engine *e, uint64_t out[LB_CNT_COUNT])
 {
 	memset(out, 0, sizeof(uint64_t) * LB_CNT_COUNT);

@@ -106,6 +106,7 @@ static void push(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c)
 	fc.reply = lb_conn_tuple(e->table, c, LB_DIR_REPLY);
 	fc.peer[0] = c->tcp.peer[0];
 	fc.peer[1] = c->tcp.peer[1];
+	fc.slack = c->tcp.slack[0] > c->tcp.slack[1] ? c->tcp.slack[0] : c->tcp.slack[1];
 	if (e->fast->install(e->fast_arg, &fc) < 0) {
 		if (installed)
 			return;
@@ -130,14 +131,10 @@ void lb_fastpath_after(struct lb_engine *e, struct lb_worker *w, struct lb_conn 
 		take_back(e, w, c);
 		return;
 	}
-	/* Only exact tracking goes to the kernel: during a takeover's grace
-	 * period the slow path keeps the connection (it alone knows slack). */
-	if (!installed && (c->tcp.slack[0] | c->tcp.slack[1]))
-		return;
-	/* Installed: this packet went up (it raced the install, or the
-	 * program could not judge it) and moved the edges here; the kernel
-	 * must see them, or every later packet would fail its checks there
-	 * too and come up. */
+	/* Not installed: it has just become established. Installed: this
+	 * packet went up (it raced the install, or the program could not
+	 * judge it) and moved the edges here; the kernel must see them, or
+	 * every later packet would fail its checks there too and come up. */
 	push(e, w, c);
 }
 
@@ -150,9 +147,9 @@ void lb_fastpath_import(struct lb_engine *e, struct lb_conn *c)
 			take_back(e, e->tick_worker, c);
 		return;
 	}
-	/* Exact bounds in the kernel, whatever the engine's slack: after a
-	 * takeover a segment beyond them goes up, the engine accepts it
-	 * with its slack and pushes its edges back down. */
+	/* The replicated bounds and their slack: after a takeover the
+	 * kernel accepts a segment beyond the bounds within the slack until
+	 * the grace period ends (fp_set_slack_until()), as the engine would. */
 	push(e, e->tick_worker, c);
 }
 

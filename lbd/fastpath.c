@@ -182,6 +182,19 @@ void lbd_fastpath_set_master(struct lbd_fastpath *f, int master)
 	pthread_mutex_unlock(&f->lock);
 }
 
+void lbd_fastpath_takeover(struct lbd_fastpath *f, uint64_t until_ms)
+{
+	int rc;
+
+	if (!f)
+		return;
+	rc = fp_set_slack_until(f->fp, until_ms);
+	/* Not fatal: the first segments beyond the replicated bounds then go
+	 * up to the workers, which accept them with the slack themselves. */
+	if (rc < 0)
+		log_warn("fast path: cannot set the takeover's slack: %s", strerror(-rc));
+}
+
 struct sweep_ctx {
 	struct lb_engine *e;
 	struct lb_worker *w;

@@ -37,6 +37,11 @@ void lbd_fastpath_close(struct lbd_fastpath *f, struct lb_engine *e);
 void lbd_fastpath_set_enabled(struct lbd_fastpath *f, int on);
 void lbd_fastpath_set_master(struct lbd_fastpath *f, int master);
 
+/* The node is becoming master (loop thread, before set_master): the program
+ * accepts segments within the connections' takeover slack until until_ms
+ * (CLOCK_MONOTONIC), the end of the grace period. NULL is fine. */
+void lbd_fastpath_takeover(struct lbd_fastpath *f, uint64_t until_ms);
+
 /* The loop thread, each tick: what the kernel forwarded goes to the engine. */
 void lbd_fastpath_sweep(struct lbd_fastpath *f, struct lb_engine *e, struct lb_worker *w,
 			uint64_t now_ms);

@@ -119,8 +119,14 @@ static enum lb_role apply_role(struct lbd_loop *l, enum lb_role role, enum lbd_t
 		lbd_fastpath_set_master(l->fastpath, 0);
 	}
 	was = lb_engine_set_role(l->engine, role);
-	if (role == LB_ROLE_MASTER)
+	if (role == LB_ROLE_MASTER) {
+		/* The kernel widens its bounds by the slack as the engine does,
+		 * so the first segments beyond the replicated ones stay there. */
+		if (was != LB_ROLE_MASTER)
+			lbd_fastpath_takeover(l->fastpath,
+					      clock_mono_ms() + lb_engine_grace_ms(l->engine));
 		lbd_fastpath_set_master(l->fastpath, 1);
+	}
 	if (was != role) {
 		if (role == LB_ROLE_MASTER)
 			lbd_takeover_promoted(&l->takeover, trig, clock_mono_ns());

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -660,6 +661,84 @@ static void test_backend_in_two_services(void **state)
 	assert_int_equal(fp_conn_count(fp), 0);
 }
 
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Sends s through the program: 1 when it forwarded it (rewrote it). */
+static int forwards(const struct step *s)
+{
+	uint8_t in[65600], out[65600];
+	size_t len = build(s, in, sizeof(in)), outlen = sizeof(out);
+
+	assert_int_equal(fp_test_run(fp, in, len, out, &outlen), TC_ACT_OK);
+	check_packet(s, in, len, out, outlen, memcmp(in, out, len) != 0);
+	return memcmp(in, out, len) != 0;
+}
+
+/*
+ * After a takeover the replicated bounds are up to one interval behind: the
+ * program accepts a segment beyond them within the entry's takeover slack,
+ * as the engine does (lb/tcp.c), but only until fp_set_slack_until()'s
+ * deadline, and only with the slack the engine last installed or hinted.
+ */
+static void test_takeover_slack(void **state)
+{
+	const struct tcase *tc = &cases[0];
+	/* 70,000 bytes past the client's end: beyond the server's window
+	 * (maxend), within a slack of 100,000 and not of 50,000. */
+	const struct step ahead = { ORIG, CI + 1 + 70000, SI + 1, F_PA, 502, 10, 1, OK, PLAIN };
+	const struct step further = { ORIG, CI + 1 + 140000, SI + 1, F_PA, 502, 10, 1, OK, PLAIN };
+	uint64_t before[FP_CNT_COUNT], after[FP_CNT_COUNT];
+	struct lb_pkt_info pi = seg(ahead.seq, ahead.ack, ahead.flags, ahead.win, ahead.len, NO_WS);
+	struct lb_fastpath_conn c;
+	struct lb_fastpath_seen seen;
+	struct lb_tcp t, exact;
+
+	(void)state;
+	establish(&t, tc);
+	exact = t;
+	conn_of(&c, &t);
+	c.slack = 100000;
+	assert_int_equal(fp_conn_install(fp, &c), 0);
+	assert_int_equal(fp_counters(fp, before), 0);
+	/* No grace period: exact bounds. */
+	assert_int_equal(fp_set_slack_until(fp, 0), 0);
+	assert_int_equal(forwards(&ahead), 0);
+	assert_int_equal(lb_tcp_track(&exact, ORIG, &pi), LB_TCP_OUT_OF_WINDOW);
+	/* A grace period that has ended: the same. */
+	assert_int_equal(fp_set_slack_until(fp, mono_ms() - 1), 0);
+	assert_int_equal(forwards(&ahead), 0);
+	/* Within one: forwarded, and the edges are the engine's with the
+	 * same slack. */
+	assert_int_equal(fp_set_slack_until(fp, mono_ms() + 60000), 0);
+	assert_int_equal(forwards(&ahead), 1);
+	t.slack[0] = t.slack[1] = c.slack;
+	assert_int_equal(lb_tcp_track(&t, ORIG, &pi), LB_TCP_ACCEPT);
+	assert_true(t.used_slack);
+	assert_same_edges(&t, "takeover slack");
+	/* 140,000 bytes past the old end is 74,840 past the server's window
+	 * edge: within a slack of 100,000, not within the 50,000 of a hint
+	 * that narrows it, and again within the 100,000 of the next. */
+	conn_of(&c, &t);
+	c.slack = 50000;
+	assert_int_equal(fp_conn_install(fp, &c), 0);
+	assert_int_equal(forwards(&further), 0);
+	c.slack = 100000;
+	assert_int_equal(fp_conn_install(fp, &c), 0);
+	assert_int_equal(forwards(&further), 1);
+	assert_int_equal(fp_counters(fp, after), 0);
+	assert_int_equal(after[FP_CNT_FWD_SLACK] - before[FP_CNT_FWD_SLACK], 2);
+	assert_int_equal(after[FP_CNT_PASS_WINDOW] - before[FP_CNT_PASS_WINDOW], 3);
+	assert_int_equal(fp_set_slack_until(fp, 0), 0);
+	fp_conn_remove(fp, &c.orig, &seen);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -672,6 +751,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_refused),
 		cmocka_unit_test(test_full_map),
 		cmocka_unit_test(test_backend_in_two_services),
+		cmocka_unit_test(test_takeover_slack),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

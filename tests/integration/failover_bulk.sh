@@ -134,7 +134,8 @@ check "every stream has a timeline" \
 
 # lbd's own account of the takeover, when it keeps one (takeover_* in stats).
 LBDFIG=$(lab ctl lb2 stats 2>/dev/null | awk '($1 ~ /^takeovers_/ || $1 == "takeover_lbd_delay_us" ||
-	$1 == "takeover_vip_to_forward_us" || $1 ~ /^takeover_kick_/) && $2 != 0 { printf "%s %s  ", $1, $2 }')
+	$1 == "takeover_vip_to_forward_us" || $1 ~ /^takeover_kick_/ || $1 == "takeover_slack" ||
+	$1 == "fp_fwd_slack" || $1 == "fp_pass_window") && $2 != 0 { printf "%s %s  ", $1, $2 }')
 note "lb2's own takeover figures: ${LBDFIG:-none (this lbd keeps none)}"
 
 # wjson EXPR: one value of wire_stalls.py's JSON (w).

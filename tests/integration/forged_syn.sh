@@ -122,9 +122,16 @@ PYEOF
 
 lab_exec be1 $PY "$RUN/server.py" $PORT "$RUN" >"$RUN/server.log" 2>&1 &
 server=$!
-trap 'rc=$?; kill "$server" 2>/dev/null; (exit $rc); lab_cleanup' EXIT
+# The client's segments of the service, read back only when a close is not
+# tracked: which end sent what, to tell a lost or reset segment from a
+# tracker fault.
+lab_exec client tcpdump -U -n -i any -s 96 -w "$RUN/client.pcap" "tcp and host $VIP and port $PORT" \
+	>/dev/null 2>&1 &
+capture=$!
+trap 'rc=$?; kill "$server" "$capture" 2>/dev/null; (exit $rc); lab_cleanup' EXIT
 listening() { lab_exec be1 ss -Hltn "sport = :$PORT" | grep -q .; }
 check "our server listens on be1:$PORT" wait_until 10 listening
+check "the client's capture runs" wait_until 10 test -s "$RUN/client.pcap"
 
 row() { ctl --json conns client "$CLIENT:$1" | jq -c '.conns[0] // empty'; }
 state_is() { [ "$(row "$1" | jq -r '.state // empty')" = "$2" ]; }
@@ -187,6 +194,9 @@ closing_case() {
 		# Where it stopped, to tell a lost segment from a tracker fault.
 		echo "# $st: the entry now: $(row "$sp")"
 		echo "# $st: drops: $(ctl stats | awk '/^drop_/ && $2 != 0 { printf "%s %s ", $1, $2 }')"
+		echo "# $st: connection counters: $(ctl stats | awk '/^(conns_|rst_|syn_|takeover_)/ && $2 != 0 { printf "%s %s ", $1, $2 }')"
+		echo "# $st: the client's last segments of port $sp:"
+		lab_exec client tcpdump -r "$RUN/client.pcap" -n -tt "port $sp" 2>/dev/null | tail -n 25 | sed 's/^/#   /'
 	fi
 }
 
