@@ -422,6 +422,8 @@ static void stream_conn_start(struct stream *s, struct stream_conn *c, uint64_t 
 		goto err;
 	c->ev.fd = fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* best effort: without stamps, reads are timed by epoll's return */
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	if (conf->source.len) {
 		/* Ports are picked at connect() time, by 4-tuple, not at bind(). */
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
@@ -483,8 +485,13 @@ static void note_event_gaps(const struct stream_conf *conf, struct stream_conn *
 	c->event_gap_from_ns[i] = from;
 }
 
+/*
+ * Takes n bytes that began to arrive at from and had all arrived by now: a
+ * silence ends when the first of them arrived, and the next one starts when
+ * the last did.
+ */
 static int stream_conn_consume(const struct stream_conf *conf, struct stream_conn *c,
-			       const uint8_t *p, size_t n, uint64_t now)
+			       const uint8_t *p, size_t n, uint64_t from, uint64_t now)
 {
 	size_t bad = drill_pattern_check(drill_server_seed(c->seed), c->rx, p, n);
 
@@ -499,13 +506,13 @@ static int stream_conn_consume(const struct stream_conf *conf, struct stream_con
 		return -1;
 	}
 	if (c->t_first_rx_ns == 0) {
-		c->t_first_rx_ns = now;
+		c->t_first_rx_ns = from;
 	} else {
-		if (now - c->t_last_rx_ns > c->max_stall_ns) {
-			c->max_stall_ns = now - c->t_last_rx_ns;
+		if (from - c->t_last_rx_ns > c->max_stall_ns) {
+			c->max_stall_ns = from - c->t_last_rx_ns;
 			c->max_stall_at_ns = c->t_last_rx_ns;
 		}
-		note_event_gaps(conf, c, c->t_last_rx_ns, now);
+		note_event_gaps(conf, c, c->t_last_rx_ns, from);
 	}
 	c->t_last_rx_ns = now;
 	c->rx += n;
@@ -515,21 +522,91 @@ static int stream_conn_consume(const struct stream_conf *conf, struct stream_con
 }
 
 /*
- * Bytes are timed by when epoll_wait said they were there, not by when this
- * loop got round to them: after a failover every stream is ready at once,
- * and the last of a batch of 140 was read tens of ms after the first
- * (checking the others' bytes), which its stall would otherwise count.
+ * The receive timestamp (SO_TIMESTAMPNS, wall clock) of the last segment a
+ * recvmsg() took, on the monotonic clock (off_ns: wall minus monotonic);
+ * fallback when there is none (the option refused, a segment queued before
+ * it was set).
+ */
+static uint64_t stream_rx_stamp(struct msghdr *m, int64_t off_ns, uint64_t fallback)
+{
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
+		struct timespec ts;
+		int64_t t;
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS ||
+		    h->cmsg_len < CMSG_LEN(sizeof(ts)))
+			continue;
+		memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+		t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - off_ns;
+		return ts.tv_sec > 0 && t > 0 ? (uint64_t)t : fallback;
+	}
+	return fallback;
+}
+
+/* recv() with the receive timestamp of the last segment it took in *at. */
+static ssize_t stream_recv_stamped(int fd, void *buf, size_t len, int flags, int64_t off_ns,
+				   uint64_t fallback, uint64_t *at)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(fd, &m, flags);
+
+	*at = n > 0 ? stream_rx_stamp(&m, off_ns, fallback) : fallback;
+	return n;
+}
+
+/* CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns. */
+static int64_t stream_clock_offset_ns(void)
+{
+	struct timespec r, m;
+
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
+}
+
+/* t, kept within [lo, hi]: a stamp never moves a stream's time backwards,
+ * nor past the moment it was read. */
+static uint64_t stream_clamp(uint64_t t, uint64_t lo, uint64_t hi)
+{
+	return t < lo ? lo : t > hi ? hi : t;
+}
+
+/*
+ * Bytes are timed by when the client's kernel received them, not by when
+ * this loop got round to them: after a failover every stream is ready at
+ * once, the last of a batch of 140 was read tens of ms after the first
+ * (checking the others' bytes), and on a busy machine the drill itself
+ * wakes tens of ms late; a stall would count both. A peek at one byte
+ * gives the stamp of the first segment waiting (when a silence ended),
+ * each read that of the last one it took (when the next silence may
+ * start). A segment held out of order and merged into the one that filled
+ * the hole lends it its earlier stamp (a capture counts that moment too).
  */
 static void stream_conn_readable(struct stream *s, struct stream_conn *c)
 {
-	uint64_t now = s->ready_ns;
+	int64_t off = stream_clock_offset_ns();
+	uint64_t lo = c->t_first_rx_ns ? c->t_last_rx_ns : 0, from, now;
 
+	if (stream_recv_stamped(c->ev.fd, s->buf, 1, MSG_PEEK, off, s->ready_ns, &from) <= 0)
+		from = s->ready_ns;
 	for (int i = 0; i < STREAM_READS_PER_EVENT; i++) {
-		ssize_t n = recv(c->ev.fd, s->buf, sizeof(s->buf), 0);
+		ssize_t n = stream_recv_stamped(c->ev.fd, s->buf, sizeof(s->buf), 0, off,
+						s->ready_ns, &now);
 
 		if (n > 0) {
-			if (stream_conn_consume(&s->conf, c, s->buf, (size_t)n, now) < 0)
+			uint64_t read_at = clock_mono_ns();
+
+			from = stream_clamp(from, lo, read_at);
+			now = stream_clamp(now, from, read_at);
+			if (stream_conn_consume(&s->conf, c, s->buf, (size_t)n, from, now) < 0)
 				return;
+			lo = from = now;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)

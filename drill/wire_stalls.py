@@ -4,9 +4,11 @@
   drill/wire_stalls.py DRILL.json CLIENT.pcap [--event N] [--client ADDR]
                        [--json OUT]
 
-`lbdrill live` times a stall by when epoll said the bytes were there; on
-a busy machine the drill itself can be scheduled tens of ms late, and its
-figure grows by that. CLIENT.pcap, taken on the client while the drill ran
+`lbdrill live` times a stall by the client kernel's receive stamps, in
+the order its application reads the bytes; this gives a second opinion
+from a capture, counting any new data as progress (also data beyond a
+hole, which the drill counts only once the hole is filled, so this figure
+can be the lower one). CLIENT.pcap, taken on the client while the drill ran
 (`tcpdump -w CLIENT.pcap 'tcp and host ADDR'` suffices), holds the
 segments the client received: each one that carries data beyond what the
 stream had received before is a moment new data reached the client. (The
