@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the backends' retransmission floor does to a failover's stall, in
-# one run: the same lab pair (advert_int 0.02) with the backends' routes at
+# one run: the same lab pair (the lab's advert_int) with the backends' routes at
 # each rto_min of BENCH_RTOS ("off" is the kernel's 200 ms), alternated
 # within each of BENCH_ROUNDS rounds. Each round and setting: 50 echo streams
 # (a send every 20 ms) and 10 downloads at 2 MiB/s (lbdrill live) across a
