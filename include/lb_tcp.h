@@ -22,7 +22,12 @@
  *        ACK": a Linux endpoint answers it with a challenge ACK (RFC 5961
  *        §3.2), which passes as an ordinary ACK, and only the true peer can
  *        answer that with an exact RST. An RST below the receiver's ack
- *        or outside the window is refused (LB_TCP_BAD_RST).
+ *        or outside the window is refused (LB_TCP_BAD_RST). A tracker
+ *        taken over from the peer does not know the receiver's acks until
+ *        the receiver sends through this node (they are this node's own
+ *        observation, not replicated): until then a sender's RST at its
+ *        unacked FIN (the socketless stack's answer to a receiver that had
+ *        not seen the FIN) is exact as well.
  *   SYN  never re-seeds a live tracker. In SYN_SENT..LAST_ACK a SYN with
  *        another ISN is forwarded and remembered (conntrack's "ignored"):
  *        the server decides. If it answers with a SYN/ACK that acks the

@@ -487,11 +487,15 @@ static void account(struct lb_engine *e, struct lb_worker *w, struct lb_conn *c,
 	/* Zero-loss mode holds the server's SYN/ACK until the peer has the
 	 * connection with the server's ISN, and a SYN that reopens a closed
 	 * entry as on_new() holds a new one: else a takeover before its SYN/ACK
-	 * finds the peer's entry still closed, which refuses the SYN/ACK. */
+	 * finds the peer's entry still closed, which refuses the SYN/ACK. It
+	 * holds the RST that closes a connection too: a peer that took over
+	 * without it kept the entry open, forwarded what the endpoints sent
+	 * after it, and refused their later RSTs (below the acks it saw). */
 	if (e->repl_conf.defer &&
 	    ((before == LB_TCP_SYN_SENT && c->tcp.state == LB_TCP_SYN_RECV) ||
 	     (reopened && c->tcp.state == LB_TCP_SYN_RECV) ||	/* an ignored SYN's SYN/ACK */
-	     (before >= LB_TCP_TIME_WAIT && c->tcp.state == LB_TCP_SYN_SENT)))
+	     (before >= LB_TCP_TIME_WAIT && c->tcp.state == LB_TCP_SYN_SENT) ||
+	     (before != LB_TCP_CLOSE && c->tcp.state == LB_TCP_CLOSE)))
 		pkt->defer_ticket = ticket;
 }
 

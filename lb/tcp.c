@@ -267,12 +267,28 @@ static enum lb_tcp_result on_synack_other(struct lb_tcp *t, const struct lb_pkt_
 }
 
 /*
+ * True when seq is where snd's FIN sits and its receiver's acks are unknown
+ * here: a taken-over tracker's (maxack is this node's own observation, and
+ * comes only with the receiver's next segment through it). A stack whose
+ * socket is gone after its FIN answers with the ack of the segment it
+ * got, which went through the old master; from a receiver that had not
+ * yet seen the FIN, that is the FIN's own sequence number.
+ */
+static int rst_at_unacked_fin(const struct lb_tcp_peer *snd, const struct lb_tcp_peer *rcv,
+			      uint32_t seq)
+{
+	return !(rcv->flags & LB_TCP_PF_MAXACK) && (snd->flags & LB_TCP_PF_FIN) &&
+	       !(snd->flags & LB_TCP_PF_FIN_ACKED) && seq == snd->end - 1;
+}
+
+/*
  * RSTs after the SYN/ACK; see "Off-path attacks" in lb_tcp.h. Exact: the
  * sender's end or the receiver's highest ack. The endpoints' own RSTs are
  * exact: an aborting stack sends snd_nxt (our end of its side), a stack
  * without the socket sends the ack of the segment it answers (what the
- * receiver acked). A blind attacker hits either with 2 chances in 2^32,
- * where the old "anywhere in the window" rule gave one in 256.
+ * receiver acked; its FIN, when that ack is not known here). A blind
+ * attacker hits one with 2 or 3 chances in 2^32, where the old "anywhere in
+ * the window" rule gave one in 256.
  */
 static enum lb_tcp_result on_rst(struct lb_tcp *t, enum lb_dir dir, const struct lb_pkt_info *pi)
 {
@@ -293,7 +309,8 @@ static enum lb_tcp_result on_rst(struct lb_tcp *t, enum lb_dir dir, const struct
 		t->used_slack = 0;
 		return LB_TCP_BAD_RST;
 	}
-	if (pi->seq == snd->end || (rcv_acked && pi->seq == rcv->maxack)) {
+	if (pi->seq == snd->end || (rcv_acked && pi->seq == rcv->maxack) ||
+	    rst_at_unacked_fin(snd, rcv, pi->seq)) {
 		t->state = LB_TCP_CLOSE;
 		return LB_TCP_ACCEPT;
 	}

@@ -84,16 +84,22 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The pair as the replay builds it: 1 ms link, async mode. */
-static void start_pair(struct fx *f)
+/* The pair as the replay builds it: 1 ms link, async or defer mode. */
+static void start_pair_mode(struct fx *f, int defer)
 {
-	struct drill_pair_conf pc = { .conf = &f->conf, .delay_ms = 1, .seed = 1 };
+	struct drill_pair_conf pc = { .conf = &f->conf, .delay_ms = 1, .seed = 1,
+				      .defer = defer };
 	char err[256];
 
 	f->now = 1000;
 	f->pair = drill_pair_new(&pc, &f->now, err, sizeof(err));
 	if (!f->pair)
 		fail_msg("%s", err);
+}
+
+static void start_pair(struct fx *f)
+{
+	start_pair_mode(f, 0);
 }
 
 /* One segment through the active at now; its verdict. */
@@ -230,6 +236,62 @@ static void test_open_and_close_in_one_flush_not_sent(void **state)
 	assert_int_equal(state_on(drill_pair_active(f->pair), 49070, f->now), LB_TCP_SYN_SENT);
 }
 
+/*
+ * The end of an iperf3 upload: the server has read what it wanted, sends
+ * its FIN and closes; the client's next segment (it had acked up to the
+ * FIN, not the FIN) draws a RST from the socketless stack at that ack, the
+ * FIN's own sequence number. Client 1000, server 5000.
+ */
+#define UP_CI 1000u
+#define UP_SI 5000u
+
+static void upload_until_fin(struct fx *f, uint16_t cport)
+{
+	const uint8_t A = LB_TCP_ACK;
+
+	handshake(f, cport, UP_CI, UP_SI);
+	drill_pair_advance(f->pair, f->now + 10);
+	f->now += 10;
+	assert_int_equal(send_seg(f, 1, cport, UP_CI + 1, UP_SI + 1, A | LB_TCP_PSH, 63, 1000),
+			 LB_VERDICT_ACCEPT);
+	assert_int_equal(send_seg(f, 0, cport, UP_SI + 1, UP_CI + 1001, A, 64, 0),
+			 LB_VERDICT_ACCEPT);
+}
+
+/* A takeover just before the FIN: the new master has never seen the
+ * client's acks, yet the RST at the FIN closes the entry, as on the node
+ * that saw them (lb_tcp: its receiver's acks are not replicated). */
+static void test_rst_at_fin_after_takeover(void **state)
+{
+	struct fx *f = *state;
+
+	start_pair(f);
+	upload_until_fin(f, 49080);
+	drill_pair_advance(f->pair, f->now + 10);
+	f->now += 10;
+	drill_pair_failover(f->pair, &f->now);
+	assert_int_equal(send_seg(f, 0, 49080, UP_SI + 1, UP_CI + 1001, LB_TCP_FIN | LB_TCP_ACK,
+				  64, 0), LB_VERDICT_ACCEPT);
+	assert_int_equal(send_seg(f, 0, 49080, UP_SI + 1, 0, LB_TCP_RST, 0, 0), LB_VERDICT_ACCEPT);
+	assert_int_equal(state_on(drill_pair_active(f->pair), 49080, f->now), LB_TCP_CLOSE);
+}
+
+/* Defer mode: the RST that closes is held until the peer has the close, so
+ * a takeover right after it finds the entry closed, not still waiting for
+ * a RST the endpoints will not send again at that sequence number. */
+static void test_defer_holds_closing_rst(void **state)
+{
+	struct fx *f = *state;
+
+	start_pair_mode(f, 1);
+	upload_until_fin(f, 49082);
+	assert_int_equal(send_seg(f, 0, 49082, UP_SI + 1, UP_CI + 1001, LB_TCP_FIN | LB_TCP_ACK,
+				  64, 0), LB_VERDICT_ACCEPT);
+	assert_int_equal(send_seg(f, 0, 49082, UP_SI + 1, 0, LB_TCP_RST, 0, 0), LB_VERDICT_ACCEPT);
+	drill_pair_failover(f->pair, &f->now);
+	assert_int_equal(state_on(drill_pair_active(f->pair), 49082, f->now), LB_TCP_CLOSE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +299,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_last_packet_record_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_and_close_in_one_flush_not_sent, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_rst_at_fin_after_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_defer_holds_closing_rst, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

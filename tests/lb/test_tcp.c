@@ -825,6 +825,51 @@ static void test_rst_inexact_in_window(void **state)
 	assert_int_equal(t.state, LB_TCP_CLOSE);
 }
 
+/*
+ * A takeover right before the server's FIN: the new master saw no ack of
+ * the client (maxack is not replicated), then the FIN, then the server's
+ * RST answering a client segment that went through the old master, at the
+ * client's ack: the FIN's own sequence number. It closes, as it does on the
+ * node that saw the client's acks; once the client's ack is known, the
+ * rule is the usual one.
+ */
+static void test_rst_at_fin_after_takeover(void **state)
+{
+	struct lb_tcp t;
+	struct lb_pkt_info rst;
+
+	(void)state;
+	establish(&t);
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
+	assert_int_equal(track(&t, ORIG, CI + 1, SI + 3001, F_A, 502, 0), LB_TCP_ACCEPT);
+	lb_tcp_strip_local(&t);		/* what the standby imports */
+	assert_int_equal(track(&t, REPLY, SI + 3001, CI + 1, F_FA, SWIN, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.state, LB_TCP_FIN_WAIT);
+	/* One below the FIN's seq is still only in the window. */
+	rst = seg(SI + 3000, 0, F_R, 0, 0);
+	accept_ignored(&t, REPLY, &rst);
+	assert_int_equal(track(&t, REPLY, SI + 3001, 0, F_R, 0, 0), LB_TCP_ACCEPT);
+	assert_int_equal(t.ignored, 0);
+	assert_int_equal(t.state, LB_TCP_CLOSE);
+
+	/* The client's ack known and below the FIN: the FIN's seq is not exact. */
+	establish(&t);
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
+	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1001, F_A, 502, 0), LB_TCP_ACCEPT);
+	assert_int_equal(track(&t, REPLY, SI + 3001, CI + 1, F_FA, SWIN, 0), LB_TCP_ACCEPT);
+	rst = seg(SI + 3001, 0, F_R, 0, 0);
+	accept_ignored(&t, REPLY, &rst);
+	assert_int_equal(t.state, LB_TCP_FIN_WAIT);
+
+	/* Nor once the client has acked the FIN (its ack is then the end). */
+	establish(&t);
+	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_FA, SWIN, 0), LB_TCP_ACCEPT);
+	lb_tcp_strip_local(&t);
+	assert_int_equal(track(&t, ORIG, CI + 1, SI + 2, F_A, 502, 0), LB_TCP_ACCEPT);
+	refuse_seg(&t, REPLY, SI + 1, 0, F_R, 0, 0, LB_TCP_BAD_RST);
+	assert_int_equal(t.state, LB_TCP_CLOSE_WAIT);
+}
+
 static void test_rst_in_syn_sent(void **state)
 {
 	struct lb_tcp t;
@@ -1007,6 +1052,7 @@ int main(void)
 		cmocka_unit_test(test_rst_in_window_closes),
 		cmocka_unit_test(test_rst_out_of_window_refused),
 		cmocka_unit_test(test_rst_inexact_in_window),
+		cmocka_unit_test(test_rst_at_fin_after_takeover),
 		cmocka_unit_test(test_rst_in_syn_sent),
 		cmocka_unit_test(test_rst_in_syn_recv),
 		cmocka_unit_test(test_flags_valid_table),
