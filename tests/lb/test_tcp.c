@@ -789,6 +789,15 @@ static void test_rst_out_of_window_refused(void **state)
 	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1, F_PA, 502, 10), LB_TCP_ACCEPT);
 }
 
+/* An established connection whose server sent 3000 bytes, of which the
+ * client acked the first acked. */
+static void server_sent_3000(struct lb_tcp *t, uint32_t acked)
+{
+	establish(t);
+	assert_int_equal(track(t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
+	assert_int_equal(track(t, ORIG, CI + 1, SI + 1 + acked, F_A, 502, 0), LB_TCP_ACCEPT);
+}
+
 /*
  * RFC 5961 §3: only the exact sequence closes. In the window but inexact,
  * the RST passes unchanged for the endpoint to challenge; below what the
@@ -800,10 +809,7 @@ static void test_rst_inexact_in_window(void **state)
 	struct lb_pkt_info rst;
 
 	(void)state;
-	establish(&t);
-	/* The server sends 3000 bytes; the client acks 1000 of them. */
-	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
-	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1001, F_A, 502, 0), LB_TCP_ACCEPT);
+	server_sent_3000(&t, 1000);
 	for (uint32_t off = 1; off < 60000; off += 997) {
 		rst = seg(CI + 1 + off, 0, F_R, 0, 0);
 		accept_ignored(&t, ORIG, &rst);
@@ -839,9 +845,7 @@ static void test_rst_at_fin_after_takeover(void **state)
 	struct lb_pkt_info rst;
 
 	(void)state;
-	establish(&t);
-	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
-	assert_int_equal(track(&t, ORIG, CI + 1, SI + 3001, F_A, 502, 0), LB_TCP_ACCEPT);
+	server_sent_3000(&t, 3000);
 	lb_tcp_strip_local(&t);		/* what the standby imports */
 	assert_int_equal(track(&t, REPLY, SI + 3001, CI + 1, F_FA, SWIN, 0), LB_TCP_ACCEPT);
 	assert_int_equal(t.state, LB_TCP_FIN_WAIT);
@@ -853,9 +857,7 @@ static void test_rst_at_fin_after_takeover(void **state)
 	assert_int_equal(t.state, LB_TCP_CLOSE);
 
 	/* The client's ack known and below the FIN: the FIN's seq is not exact. */
-	establish(&t);
-	assert_int_equal(track(&t, REPLY, SI + 1, CI + 1, F_PA, SWIN, 3000), LB_TCP_ACCEPT);
-	assert_int_equal(track(&t, ORIG, CI + 1, SI + 1001, F_A, 502, 0), LB_TCP_ACCEPT);
+	server_sent_3000(&t, 1000);
 	assert_int_equal(track(&t, REPLY, SI + 3001, CI + 1, F_FA, SWIN, 0), LB_TCP_ACCEPT);
 	rst = seg(SI + 3001, 0, F_R, 0, 0);
 	accept_ignored(&t, REPLY, &rst);
