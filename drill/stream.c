@@ -589,8 +589,8 @@ static void stream_conn_readable(struct stream *s, struct stream_conn *c)
 	int64_t off = stream_clock_offset_ns();
 	uint64_t lo = c->t_first_rx_ns ? c->t_last_rx_ns : 0, from, now;
 
-	if (stream_recv_stamped(c->ev.fd, s->buf, 1, MSG_PEEK, off, s->ready_ns, &from) <= 0)
-		from = s->ready_ns;
+	/* Nothing to peek (an error, the end): from stays epoll's return. */
+	(void)stream_recv_stamped(c->ev.fd, s->buf, 1, MSG_PEEK, off, s->ready_ns, &from);
 	for (int i = 0; i < STREAM_READS_PER_EVENT; i++) {
 		ssize_t n = stream_recv_stamped(c->ev.fd, s->buf, sizeof(s->buf), 0, off,
 						s->ready_ns, &now);
